@@ -6,11 +6,15 @@ use numa::{LargeHostCandidates, Topology, TopologySpec};
 use serde_json::Value;
 use std::path::PathBuf;
 
-/// `../shared/data` beside the repository, or `XDB_SHARED_DATA`.
+/// xenopsd's topologies and decisions: the copy of `shared/data` in
+/// `__test__/fixtures/xenopsd` (checked against the original by the JS tests),
+/// or `XDB_SHARED_DATA`.
 pub fn shared_data() -> PathBuf {
     let dir = std::env::var_os("XDB_SHARED_DATA")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data"));
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../__test__/fixtures/xenopsd")
+        });
     assert!(
         dir.is_dir(),
         "shared data not found at {} (set XDB_SHARED_DATA)",

@@ -1,0 +1,44 @@
+import { spawnSync } from 'node:child_process'
+import { existsSync, readFileSync } from 'node:fs'
+import { dirname, join, resolve } from 'node:path'
+import { fileURLToPath } from 'node:url'
+
+export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..')
+
+/** The steering repository's data, beside this one (absent outside this workplace). */
+export const SHARED_DATA = join(ROOT, '..', 'shared', 'data')
+
+/**
+ * xenopsd's topologies and decisions: the copy of `shared/data` in
+ * `fixtures/xenopsd` (fixtures.test.ts checks it against the original), or
+ * `XDB_SHARED_DATA`.
+ */
+export function sharedData(...parts: string[]): string {
+  const dir = process.env.XDB_SHARED_DATA ?? join(ROOT, '__test__', 'fixtures', 'xenopsd')
+  if (!existsSync(dir)) throw new Error(`shared data not found at ${dir} (set XDB_SHARED_DATA)`)
+  return join(dir, ...parts)
+}
+
+export function readJson<T = unknown>(path: string): T {
+  return JSON.parse(readFileSync(path, 'utf8')) as T
+}
+
+export interface Run {
+  status: number | null
+  stdout: string
+  stderr: string
+}
+
+/** Runs the built CLI as a user would. */
+export function cli(args: string[], input?: string): Run {
+  const result = spawnSync(process.execPath, [join(ROOT, 'dist', 'cli.js'), ...args], {
+    input,
+    encoding: 'utf8',
+  })
+  return { status: result.status, stdout: result.stdout, stderr: result.stderr }
+}
+
+export function node(args: string[], cwd = ROOT): Run {
+  const result = spawnSync(process.execPath, args, { cwd, encoding: 'utf8' })
+  return { status: result.status, stdout: result.stdout, stderr: result.stderr }
+}

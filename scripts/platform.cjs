@@ -1,0 +1,36 @@
+'use strict'
+// Names of this machine's platform, as napi-rs names its binaries and packages.
+// Shared by the install script and the package's loader (ts/native.ts).
+
+function isMusl() {
+  if (process.platform !== 'linux') return false
+  const report = process.report && process.report.getReport()
+  return !(report && report.header && report.header.glibcVersionRuntime)
+}
+
+/** napi-rs's platform-arch-abi, e.g. `linux-x64-gnu`. */
+function platformArchAbi() {
+  const abi = process.platform === 'linux' ? (isMusl() ? '-musl' : '-gnu') : ''
+  return `${process.platform}-${process.arch}${abi}`
+}
+
+const RUST_ARCH = { x64: 'x86_64', arm64: 'aarch64' }
+
+/** The Rust target triple, e.g. `x86_64-unknown-linux-gnu`. */
+function rustTriple() {
+  const arch = RUST_ARCH[process.arch] || process.arch
+  if (process.platform === 'linux') return `${arch}-unknown-linux-${isMusl() ? 'musl' : 'gnu'}`
+  return `${arch}-${process.platform}`
+}
+
+const BINARY_NAME = 'xen-domain-build'
+
+module.exports = {
+  BINARY_NAME,
+  platformArchAbi,
+  rustTriple,
+  /** The addon file the loader looks for beside it, in native/. */
+  addonFileName: () => `${BINARY_NAME}.${platformArchAbi()}.node`,
+  /** The per-platform npm package that carries a prebuilt addon. */
+  addonPackageName: () => `${BINARY_NAME}-${platformArchAbi()}`,
+}

@@ -1,0 +1,176 @@
+//! `NativePlanner`: a NUMA placement planner for one host.
+//!
+//! `planIndex` is the hot path: plain numbers and a Float64Array in, a
+//! candidate index out, so one call crosses N-API with no object or array
+//! built. The TypeScript façade turns indexes into (cached) node and CPU lists.
+
+use crate::convert::{to_i64, to_u32, to_u64};
+use crate::error::{from_plan, from_topology, invalid_argument, Result};
+use napi_derive::napi;
+use numa::{LargeHostCandidates, Planner, Request, Topology, TopologySpec};
+
+#[napi(object)]
+pub struct TopologyInput {
+    /// Node-to-node distances, n × n; above 255 or below 0 is unreachable.
+    pub distances: Vec<Vec<f64>>,
+    /// The node of each CPU; null for a CPU with no node (offline).
+    pub cpu_to_node: Vec<Option<f64>>,
+    /// Physical cores per node.
+    pub node_cores: Vec<f64>,
+    /// For hosts with more than 16 valid nodes: "single-nodes" (xenopsd's
+    /// rule, the default) or "neighbourhoods".
+    pub large_host_candidates: Option<String>,
+}
+
+#[napi(object)]
+pub struct NativeCandidate {
+    pub nodes: Vec<u32>,
+    pub cpus: Vec<u32>,
+    pub max_distance: f64,
+    pub average_distance: f64,
+}
+
+fn spec_from_input(input: TopologyInput) -> Result<TopologySpec> {
+    let distances = input
+        .distances
+        .iter()
+        .enumerate()
+        .map(|(i, row)| {
+            row.iter()
+                .enumerate()
+                .map(|(j, &d)| to_i64(d, || format!("topology.distances[{i}][{j}]")))
+                .collect::<Result<Vec<i64>>>()
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let cpu_to_node = input
+        .cpu_to_node
+        .iter()
+        .enumerate()
+        .map(|(cpu, node)| {
+            node.map(|n| to_u32(n, || format!("topology.cpuToNode[{cpu}]")).map(|n| n as usize))
+                .transpose()
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let node_cores = input
+        .node_cores
+        .iter()
+        .enumerate()
+        .map(|(node, &c)| to_u32(c, || format!("topology.nodeCores[{node}]")))
+        .collect::<Result<Vec<_>>>()?;
+    let large_host = match input.large_host_candidates.as_deref() {
+        None | Some("single-nodes") => LargeHostCandidates::SingleNodes,
+        Some("neighbourhoods") => LargeHostCandidates::Neighbourhoods,
+        Some(other) => {
+            let expected = r#""single-nodes" or "neighbourhoods""#;
+            let message = format!("topology.largeHostCandidates: {other:?} is not {expected}");
+            return Err(invalid_argument(message));
+        }
+    };
+    Ok(TopologySpec {
+        distances,
+        cpu_to_node,
+        node_cores,
+        large_host,
+    })
+}
+
+#[napi]
+pub struct NativePlanner {
+    planner: Planner,
+    /// Reused between calls: the hot path allocates nothing.
+    node_free_bytes: Vec<u64>,
+}
+
+#[napi]
+impl NativePlanner {
+    #[napi(constructor, catch_unwind)]
+    pub fn new(topology: TopologyInput) -> Result<Self> {
+        let topology = Topology::new(&spec_from_input(topology)?).map_err(from_topology)?;
+        let node_count = topology.node_count();
+        Ok(NativePlanner {
+            planner: Planner::new(topology),
+            node_free_bytes: vec![0; node_count],
+        })
+    }
+
+    /// Plans a VM; returns the chosen candidate's index, or -1 when none fits
+    /// or NUMA placement is off.
+    #[napi(catch_unwind)]
+    pub fn plan_index(
+        &mut self,
+        memory_bytes: f64,
+        vcpus: f64,
+        cores: f64,
+        node_free_bytes: &[f64],
+    ) -> Result<i32> {
+        let request = Request::new(
+            to_u64(memory_bytes, || "request.memoryBytes".into())?,
+            to_u32(vcpus, || "request.vcpus".into())?,
+            to_u32(cores, || "request.cores".into())?,
+        );
+        if node_free_bytes.len() != self.node_free_bytes.len() {
+            return Err(from_plan(numa::PlanError::NodeFreeLength {
+                len: node_free_bytes.len(),
+                nodes: self.node_free_bytes.len(),
+            }));
+        }
+        for (node, (slot, &bytes)) in self
+            .node_free_bytes
+            .iter_mut()
+            .zip(node_free_bytes)
+            .enumerate()
+        {
+            *slot = to_u64(bytes, || format!("nodeFreeBytes[{node}]"))?;
+        }
+        let plan = self
+            .planner
+            .plan(&request, &self.node_free_bytes)
+            .map_err(from_plan)?;
+        // Candidates number at most 2^16 - 1 plus a few per node: an i32 holds them.
+        Ok(plan.map_or(-1, |p| p.candidate as i32))
+    }
+
+    /// The candidate at `index` in ranking order.
+    #[napi(catch_unwind)]
+    pub fn candidate(&self, index: u32) -> Result<NativeCandidate> {
+        let topology = self.planner.topology();
+        let candidate = topology.candidates().get(index as usize).ok_or_else(|| {
+            invalid_argument(format!(
+                "index: {index} is not below the candidate count {}",
+                topology.candidates().len()
+            ))
+        })?;
+        Ok(NativeCandidate {
+            nodes: candidate.nodes.iter().map(|n| n as u32).collect(),
+            cpus: topology
+                .cpus_of(candidate.nodes)
+                .iter()
+                .map(|c| c as u32)
+                .collect(),
+            max_distance: f64::from(candidate.max_distance),
+            average_distance: candidate.average_distance,
+        })
+    }
+
+    #[napi(getter)]
+    pub fn candidate_count(&self) -> u32 {
+        self.planner.topology().candidates().len() as u32
+    }
+
+    #[napi(getter)]
+    pub fn node_count(&self) -> u32 {
+        self.planner.topology().node_count() as u32
+    }
+
+    /// How many plans chose each node.
+    #[napi]
+    pub fn usage(&self) -> Vec<f64> {
+        self.planner.usage().iter().map(|&u| u as f64).collect()
+    }
+
+    /// Why NUMA placement is off for this host, or null when it is on.
+    #[napi(getter)]
+    pub fn numa_off_reason(&self) -> Option<String> {
+        self.planner.topology().numa_off().map(ToString::to_string)
+    }
+}

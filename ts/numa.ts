@@ -1,0 +1,162 @@
+/**
+ * NUMA placement: xenopsd's decisions (DESIGN §4), made by the Rust engine.
+ */
+import type { NativePlanner } from '../native/binding.js'
+import { describe, fromNative, invalidArgument } from './errors.js'
+import { binding } from './native.js'
+
+/** A host's NUMA layout, as Xen reports it. */
+export interface HostTopology {
+  /** Node-to-node distances, n × n (ACPI SLIT, 10 is local); above 255 or below 0 is unreachable. */
+  distances: readonly (readonly number[])[]
+  /** The node of each CPU; null for a CPU with no node (offline). */
+  cpuToNode: readonly (number | null)[]
+  /** Physical cores per node. */
+  nodeCores: readonly number[]
+}
+
+export interface PlannerOptions {
+  /**
+   * Candidates on hosts with more than 16 valid nodes. `single-nodes` is
+   * xenopsd's rule (a VM larger than one node is not placed); `neighbourhoods`
+   * adds, for each node, the sets grown from it by its nearest nodes.
+   */
+  largeHostCandidates?: 'single-nodes' | 'neighbourhoods'
+}
+
+export interface NumaRequest {
+  memoryBytes: number
+  vcpus: number
+  /** Physical cores wanted; 0 when the policy leaves hyperthreads alone. */
+  cores: number
+}
+
+/** A placement: all CPUs of the chosen nodes. Shared and frozen: do not mutate. */
+export interface NumaPlan {
+  readonly nodes: readonly number[]
+  readonly cpus: readonly number[]
+}
+
+export interface NumaCandidate extends NumaPlan {
+  readonly maxDistance: number
+  readonly averageDistance: number
+}
+
+function checkNumberArray(field: string, value: unknown, allowNull = false): void {
+  if (!Array.isArray(value)) throw invalidArgument(field, `expected an array, got ${describe(value)}`)
+  value.forEach((v, i) => {
+    if (typeof v !== 'number' && !(allowNull && v === null)) {
+      throw invalidArgument(`${field}[${i}]`, `expected a number${allowNull ? ' or null' : ''}, got ${describe(v)}`)
+    }
+  })
+}
+
+function checkTopology(topology: HostTopology): void {
+  if (topology === null || typeof topology !== 'object') {
+    throw invalidArgument('topology', `expected an object, got ${describe(topology)}`)
+  }
+  if (!Array.isArray(topology.distances)) {
+    throw invalidArgument('topology.distances', `expected an array of rows, got ${describe(topology.distances)}`)
+  }
+  topology.distances.forEach((row, i) => checkNumberArray(`topology.distances[${i}]`, row))
+  checkNumberArray('topology.cpuToNode', topology.cpuToNode, true)
+  checkNumberArray('topology.nodeCores', topology.nodeCores)
+}
+
+function checkCount(field: string, value: unknown): asserts value is number {
+  if (typeof value !== 'number') throw invalidArgument(field, `expected a number, got ${describe(value)}`)
+}
+
+/**
+ * One host's planner. Its balancing counters live as long as it does, as in
+ * xenopsd: keep one planner per host. Planning is synchronous and takes
+ * microseconds; it never blocks the event loop for long.
+ */
+export class NumaPlanner {
+  readonly #native: NativePlanner
+  /** Reused between calls, so the hot path allocates nothing. */
+  readonly #nodeFreeBytes: Float64Array
+  readonly #plans: (NumaCandidate | undefined)[] = []
+
+  constructor(topology: HostTopology, options: PlannerOptions = {}) {
+    checkTopology(topology)
+    try {
+      this.#native = new (binding().NativePlanner)({
+        distances: topology.distances.map((row) => [...row]),
+        cpuToNode: [...topology.cpuToNode],
+        nodeCores: [...topology.nodeCores],
+        largeHostCandidates: options.largeHostCandidates,
+      })
+    } catch (error) {
+      throw fromNative(error)
+    }
+    this.#nodeFreeBytes = new Float64Array(this.#native.nodeCount)
+  }
+
+  get nodeCount(): number {
+    return this.#nodeFreeBytes.length
+  }
+
+  /** Why NUMA placement is off for this host (not an error), or null when it is on. */
+  get numaOffReason(): string | null {
+    return this.#native.numaOffReason
+  }
+
+  /**
+   * Chooses the nodes for a VM, given each node's free memory (minus what is
+   * claimed there), and counts the choice. Null when nothing fits or NUMA
+   * placement is off.
+   */
+  plan(request: NumaRequest, nodeFreeBytes: ArrayLike<number>): NumaPlan | null {
+    if (request === null || typeof request !== 'object') {
+      throw invalidArgument('request', `expected an object, got ${describe(request)}`)
+    }
+    const { memoryBytes, vcpus, cores } = request
+    checkCount('request.memoryBytes', memoryBytes)
+    checkCount('request.vcpus', vcpus)
+    checkCount('request.cores', cores)
+    if (nodeFreeBytes === null || typeof nodeFreeBytes !== 'object' || typeof nodeFreeBytes.length !== 'number') {
+      throw invalidArgument('nodeFreeBytes', `expected an array, got ${describe(nodeFreeBytes)}`)
+    }
+    // A wrong length is reported by the engine, which knows the node count.
+    const free =
+      nodeFreeBytes.length === this.#nodeFreeBytes.length ? this.#nodeFreeBytes : new Float64Array(nodeFreeBytes.length)
+    for (let i = 0; i < free.length; i++) {
+      const bytes = nodeFreeBytes[i]
+      if (typeof bytes !== 'number') throw invalidArgument(`nodeFreeBytes[${i}]`, `expected a number, got ${describe(bytes)}`)
+      free[i] = bytes
+    }
+    let index: number
+    try {
+      index = this.#native.planIndex(memoryBytes, vcpus, cores, free)
+    } catch (error) {
+      throw fromNative(error)
+    }
+    return index < 0 ? null : this.#candidate(index)
+  }
+
+  /** How many plans chose each node. */
+  usage(): number[] {
+    return this.#native.usage()
+  }
+
+  /** Every candidate node set, best first; empty when NUMA placement is off. */
+  candidates(): NumaCandidate[] {
+    return Array.from({ length: this.#native.candidateCount }, (_, i) => this.#candidate(i))
+  }
+
+  #candidate(index: number): NumaCandidate {
+    let candidate = this.#plans[index]
+    if (candidate === undefined) {
+      const c = this.#native.candidate(index)
+      candidate = Object.freeze({
+        nodes: Object.freeze(c.nodes),
+        cpus: Object.freeze(c.cpus),
+        maxDistance: c.maxDistance,
+        averageDistance: c.averageDistance,
+      })
+      this.#plans[index] = candidate
+    }
+    return candidate
+  }
+}
