@@ -1,0 +1,357 @@
+//! One test per rule of the simulated host, each naming the Xen behaviour it follows.
+
+use xen_sim::{preset, Clock, Fault, FaultMode, HostSpec, ScrubReporting, SimHost};
+use xenctrl::{DomainConfig, DomainKind, Hypervisor, XenError, HVM_PARAM_TIMER_MODE};
+
+const GIB_PAGES: u64 = 262_144;
+
+fn host() -> SimHost {
+    SimHost::new(preset("two-socket-4-node").unwrap()).unwrap()
+}
+
+fn errno(result: Result<impl std::fmt::Debug, XenError>) -> String {
+    result.expect_err("expected a failure").code()
+}
+
+/// A domain with `vcpus` vCPUs allocated and room for `max_gib` GiB.
+fn domain(h: &SimHost, kind: DomainKind, vcpus: u32, max_gib: u64) -> u32 {
+    let domid = h
+        .create_domain(&DomainConfig {
+            kind,
+            max_vcpus: vcpus,
+            max_evtchn_port: 1023,
+        })
+        .unwrap();
+    h.set_max_vcpus(domid, vcpus).unwrap();
+    h.set_max_memory_kib(domid, max_gib << 20).unwrap();
+    domid
+}
+
+#[test]
+fn physinfo_and_numainfo_report_the_host() {
+    let h = host();
+    let p = h.physinfo().unwrap();
+    assert_eq!(
+        (p.nr_cpus, p.nr_nodes, p.total_pages, p.free_pages),
+        (16, 4, 64 * GIB_PAGES, 64 * GIB_PAGES)
+    );
+    assert_eq!(
+        (p.threads_per_core, p.scrub_pages, p.outstanding_pages),
+        (2, 0, 0)
+    );
+    let n = h.numa_info().unwrap();
+    assert_eq!(n.nodes[2].unwrap().size_bytes, 16 << 30);
+    assert_eq!(n.distances[0], vec![10, 11, 21, 21]);
+    let t = h.cpu_topology().unwrap();
+    assert_eq!(t.cpus[5].unwrap().node, 1);
+}
+
+#[test]
+fn a_claim_follows_domain_set_outstanding_pages() {
+    let h = host();
+    let d = domain(&h, DomainKind::Pv, 1, 4);
+    // Above max_pages, or not above tot_pages: EINVAL.
+    assert_eq!(errno(h.claim_pages(d, 4 * GIB_PAGES + 1)), "EINVAL");
+    h.populate(d, 10).unwrap();
+    assert_eq!(errno(h.claim_pages(d, 10)), "EINVAL");
+    // The claim is what the domain does not have yet.
+    h.claim_pages(d, GIB_PAGES).unwrap();
+    assert_eq!(h.domain_info(d).unwrap().outstanding_pages, GIB_PAGES - 10);
+    assert_eq!(h.physinfo().unwrap().outstanding_pages, GIB_PAGES - 10);
+    // One claim per domain.
+    assert_eq!(errno(h.claim_pages(d, 2 * GIB_PAGES)), "EINVAL");
+    // Populating consumes it.
+    h.populate(d, 100).unwrap();
+    assert_eq!(h.physinfo().unwrap().outstanding_pages, GIB_PAGES - 110);
+    // 0 pages cancels it.
+    h.claim_pages(d, 0).unwrap();
+    assert_eq!(h.physinfo().unwrap().outstanding_pages, 0);
+    assert_eq!(h.domain_info(d).unwrap().outstanding_pages, 0);
+}
+
+#[test]
+fn a_claim_beyond_free_minus_outstanding_is_enomem() {
+    let h = host();
+    let a = domain(&h, DomainKind::Pv, 1, 64);
+    let b = domain(&h, DomainKind::Pv, 1, 64);
+    h.claim_pages(a, 40 * GIB_PAGES).unwrap();
+    assert_eq!(errno(h.claim_pages(b, 25 * GIB_PAGES)), "ENOMEM");
+    h.claim_pages(b, 24 * GIB_PAGES).unwrap();
+    // Memory claimed by others cannot be populated.
+    let c = domain(&h, DomainKind::Pv, 1, 1);
+    assert_eq!(errno(h.populate(c, 1)), "ENOMEM");
+}
+
+#[test]
+fn node_claims_work_on_xenserver_and_are_enosys_upstream() {
+    let h = host();
+    let d = domain(&h, DomainKind::Hvm, 2, 32);
+    assert_eq!(errno(h.claim_pages_on_node(d, 2, 17 * GIB_PAGES)), "ENOMEM");
+    h.claim_pages_on_node(d, 2, 8 * GIB_PAGES).unwrap();
+    assert_eq!(h.node_pages()[2].3, 8 * GIB_PAGES);
+    h.populate(d, 8 * GIB_PAGES).unwrap();
+    assert_eq!(
+        h.domain_pages_by_node(d).unwrap(),
+        vec![0, 0, 8 * GIB_PAGES, 0]
+    );
+    assert_eq!(h.node_pages()[2].3, 0);
+
+    let upstream = SimHost::new(HostSpec {
+        node_claims: false,
+        ..preset("two-socket-4-node").unwrap()
+    })
+    .unwrap();
+    let d = domain(&upstream, DomainKind::Hvm, 2, 4);
+    assert_eq!(
+        errno(upstream.claim_pages_on_node(d, 0, GIB_PAGES)),
+        "ENOSYS"
+    );
+}
+
+#[test]
+fn memory_follows_the_node_affinity_xen_derives_from_vcpu_affinity() {
+    let h = host();
+    let d = domain(&h, DomainKind::Hvm, 2, 64);
+    // Soft affinity to nodes 1 and 3 (CPUs 4-7, 12-15): memory interleaves over them.
+    let soft: Vec<u32> = (4..8).chain(12..16).collect();
+    for vcpu in 0..2 {
+        h.set_vcpu_affinity(d, vcpu, None, Some(&soft)).unwrap();
+    }
+    assert_eq!(h.node_affinity(d).unwrap(), vec![1, 3]);
+    h.populate(d, 4 * GIB_PAGES).unwrap();
+    assert_eq!(
+        h.domain_pages_by_node(d).unwrap(),
+        vec![0, 2 * GIB_PAGES, 0, 2 * GIB_PAGES]
+    );
+    // Once those nodes are full, from anywhere.
+    h.populate(d, 30 * GIB_PAGES).unwrap();
+    let pages = h.domain_pages_by_node(d).unwrap();
+    assert_eq!((pages[1], pages[3]), (16 * GIB_PAGES, 16 * GIB_PAGES));
+    assert_eq!(pages[0] + pages[2], 2 * GIB_PAGES);
+}
+
+#[test]
+fn node_affinity_is_hard_and_soft_or_hard_alone_when_they_do_not_meet() {
+    let h = host();
+    let d = domain(&h, DomainKind::Hvm, 1, 1);
+    assert_eq!(h.node_affinity(d).unwrap(), vec![0, 1, 2, 3]);
+    h.set_vcpu_affinity(d, 0, Some(&[0, 1, 2, 3, 4]), Some(&[4, 8]))
+        .unwrap();
+    assert_eq!(h.node_affinity(d).unwrap(), vec![1]);
+    h.set_vcpu_affinity(d, 0, None, Some(&[8])).unwrap();
+    assert_eq!(h.node_affinity(d).unwrap(), vec![0, 1]);
+}
+
+#[test]
+fn vcpu_affinity_reports_xens_effective_masks() {
+    let h = host();
+    let d = h
+        .create_domain(&DomainConfig {
+            kind: DomainKind::Hvm,
+            max_vcpus: 2,
+            max_evtchn_port: 1023,
+        })
+        .unwrap();
+    // No vCPUs before xc_domain_max_vcpus allocates them.
+    assert_eq!(errno(h.set_vcpu_affinity(d, 0, Some(&[1]), None)), "ESRCH");
+    // Xen 4.17: max_vcpus must repeat createdomain's value.
+    assert_eq!(errno(h.set_max_vcpus(d, 3)), "EINVAL");
+    h.set_max_vcpus(d, 2).unwrap();
+    assert_eq!(errno(h.set_vcpu_affinity(d, 2, Some(&[1]), None)), "EINVAL");
+    // A hard mask with no online CPU is refused; CPUs past the last are dropped.
+    assert_eq!(
+        errno(h.set_vcpu_affinity(d, 0, Some(&[99]), None)),
+        "EINVAL"
+    );
+    let a = h
+        .set_vcpu_affinity(d, 0, Some(&[0, 1, 2, 99]), Some(&[2, 3]))
+        .unwrap();
+    assert_eq!((a.hard, a.soft), (vec![0, 1, 2], vec![2]));
+    let read = h.vcpu_affinity(d, 0).unwrap();
+    assert_eq!((read.hard, read.soft), (vec![0, 1, 2], vec![2, 3]));
+}
+
+#[test]
+fn hvm_params_are_refused_on_pv_and_for_unknown_timer_modes() {
+    let h = host();
+    let pv = domain(&h, DomainKind::Pv, 1, 1);
+    let hvm = domain(&h, DomainKind::Hvm, 1, 1);
+    assert_eq!(
+        errno(h.set_hvm_param(pv, HVM_PARAM_TIMER_MODE, 1)),
+        "EINVAL"
+    );
+    assert_eq!(
+        errno(h.set_hvm_param(hvm, HVM_PARAM_TIMER_MODE, 4)),
+        "EINVAL"
+    );
+    h.set_hvm_param(hvm, HVM_PARAM_TIMER_MODE, 1).unwrap();
+    assert_eq!(errno(h.set_hvm_param(77, HVM_PARAM_TIMER_MODE, 1)), "ESRCH");
+}
+
+#[test]
+fn the_shadow_pool_takes_unclaimed_free_memory() {
+    let h = SimHost::new(preset("qemu-2-node").unwrap()).unwrap();
+    let a = domain(&h, DomainKind::Hvm, 1, 2);
+    h.set_shadow_allocation_mib(a, 9).unwrap();
+    assert_eq!(h.shadow_allocation_mib(a).unwrap(), 9);
+    assert_eq!(h.physinfo().unwrap().free_pages, 2 * GIB_PAGES - 9 * 256);
+    let b = domain(&h, DomainKind::Hvm, 1, 2);
+    h.claim_pages(b, 2 * GIB_PAGES - 9 * 256 - 100).unwrap();
+    assert_eq!(errno(h.set_shadow_allocation_mib(a, 10)), "ENOMEM");
+    h.set_shadow_allocation_mib(a, 1).unwrap();
+    assert_eq!(h.physinfo().unwrap().free_pages, 2 * GIB_PAGES - 256);
+}
+
+#[test]
+fn destroyed_memory_comes_back_through_the_scrubber() {
+    let spec = HostSpec {
+        scrub_pages_per_second_per_node: GIB_PAGES,
+        ..preset("qemu-2-node").unwrap()
+    };
+    let h = SimHost::new(spec.clone()).unwrap();
+    let d = domain(&h, DomainKind::Pv, 1, 2);
+    h.populate(d, 2 * GIB_PAGES).unwrap();
+    h.claim_pages(d, 0).unwrap();
+    h.destroy_domain(d).unwrap();
+    let p = h.physinfo().unwrap();
+    assert_eq!((p.free_pages, p.scrub_pages), (0, 2 * GIB_PAGES));
+    h.advance_clock(500);
+    let p = h.physinfo().unwrap();
+    assert_eq!((p.free_pages, p.scrub_pages), (GIB_PAGES, GIB_PAGES));
+    h.advance_clock(500);
+    assert_eq!(h.physinfo().unwrap().free_pages, 2 * GIB_PAGES);
+
+    let upstream = SimHost::new(HostSpec {
+        scrub_reporting: ScrubReporting::Upstream,
+        ..spec
+    })
+    .unwrap();
+    let d = domain(&upstream, DomainKind::Pv, 1, 2);
+    upstream.populate(d, GIB_PAGES).unwrap();
+    upstream.destroy_domain(d).unwrap();
+    assert_eq!(upstream.physinfo().unwrap().scrub_pages, 0);
+    assert_eq!(upstream.physinfo().unwrap().free_pages, GIB_PAGES);
+}
+
+#[test]
+fn destroy_releases_the_claim_and_refuses_dom0_and_unknown_domains() {
+    let h = host();
+    let d = domain(&h, DomainKind::Pv, 1, 4);
+    h.claim_pages(d, GIB_PAGES).unwrap();
+    h.destroy_domain(d).unwrap();
+    assert_eq!(h.physinfo().unwrap().outstanding_pages, 0);
+    assert_eq!(errno(h.destroy_domain(d)), "ESRCH");
+    assert_eq!(errno(h.destroy_domain(0)), "EINVAL");
+    assert_eq!(errno(h.domain_info(d)), "ESRCH");
+}
+
+#[test]
+fn populate_is_all_or_nothing_and_stops_at_max_pages() {
+    let h = SimHost::new(preset("qemu-2-node").unwrap()).unwrap();
+    let d = domain(&h, DomainKind::Pv, 1, 4);
+    assert_eq!(errno(h.populate(d, 2 * GIB_PAGES + 1)), "ENOMEM");
+    assert_eq!(h.physinfo().unwrap().free_pages, 2 * GIB_PAGES);
+    let small = domain(&h, DomainKind::Pv, 1, 1);
+    assert_eq!(errno(h.populate(small, GIB_PAGES + 1)), "E2BIG");
+}
+
+#[test]
+fn event_channels_take_the_lowest_free_port_for_an_existing_remote() {
+    let h = host();
+    let d = h
+        .create_domain(&DomainConfig {
+            kind: DomainKind::Pv,
+            max_vcpus: 1,
+            max_evtchn_port: 2,
+        })
+        .unwrap();
+    assert_eq!(h.alloc_unbound_evtchn(d, 0).unwrap(), 1);
+    assert_eq!(h.alloc_unbound_evtchn(d, 0).unwrap(), 2);
+    assert_eq!(errno(h.alloc_unbound_evtchn(d, 0)), "ENOSPC");
+    assert_eq!(errno(h.alloc_unbound_evtchn(d, 55)), "ESRCH");
+}
+
+#[test]
+fn domains_get_the_lowest_free_id_and_need_a_vcpu() {
+    let h = host();
+    let config = DomainConfig {
+        kind: DomainKind::Pvh,
+        max_vcpus: 1,
+        max_evtchn_port: 1023,
+    };
+    assert_eq!(h.create_domain(&config).unwrap(), 1);
+    assert_eq!(h.create_domain(&config).unwrap(), 2);
+    h.destroy_domain(1).unwrap();
+    assert_eq!(h.create_domain(&config).unwrap(), 1);
+    assert_eq!(
+        errno(h.create_domain(&DomainConfig {
+            max_vcpus: 0,
+            ..config
+        })),
+        "EINVAL"
+    );
+    assert!(h.domain_info(2).unwrap().hvm);
+}
+
+#[test]
+fn faults_fire_once_always_or_by_seeded_chance_with_latency() {
+    let h = host();
+    let fault = |mode| Fault {
+        operation: "xc_physinfo".into(),
+        errno: libc::EAGAIN,
+        mode,
+        latency_ms: 0,
+    };
+    h.inject_fault(fault(FaultMode::Once));
+    assert_eq!(errno(h.physinfo()), "EAGAIN");
+    assert!(h.physinfo().is_ok());
+    h.inject_fault(fault(FaultMode::Always));
+    assert_eq!(errno(h.physinfo()), "EAGAIN");
+    assert_eq!(errno(h.physinfo()), "EAGAIN");
+    let pattern = |seed| {
+        h.seed_faults(seed);
+        h.inject_fault(fault(FaultMode::Probability(0.5)));
+        (0..64).map(|_| h.physinfo().is_err()).collect::<Vec<_>>()
+    };
+    let first = pattern(7);
+    assert_eq!(first, pattern(7));
+    let failures = first.iter().filter(|&&f| f).count();
+    assert!((16..48).contains(&failures), "{failures} of 64");
+    h.clear_faults();
+    h.inject_fault(Fault {
+        latency_ms: 30,
+        ..fault(FaultMode::Never)
+    });
+    let start = std::time::Instant::now();
+    assert!(h.physinfo().is_ok());
+    assert!(start.elapsed() >= std::time::Duration::from_millis(30));
+}
+
+#[test]
+fn a_real_time_clock_scrubs_by_itself() {
+    let spec = HostSpec {
+        clock: Clock::RealTime,
+        scrub_pages_per_second_per_node: 100 * GIB_PAGES,
+        ..preset("qemu-2-node").unwrap()
+    };
+    let h = SimHost::new(spec).unwrap();
+    let d = domain(&h, DomainKind::Pv, 1, 1);
+    h.populate(d, GIB_PAGES).unwrap();
+    h.destroy_domain(d).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    assert_eq!(h.physinfo().unwrap().free_pages, 2 * GIB_PAGES);
+}
+
+#[test]
+fn a_host_that_does_not_hold_together_is_refused() {
+    let bad = HostSpec {
+        distances: vec![vec![10, 20]],
+        ..HostSpec::default()
+    };
+    assert!(SimHost::new(bad).err().unwrap().contains("distances[0]"));
+    let bad = HostSpec {
+        node_memory_bytes: vec![4097],
+        ..HostSpec::default()
+    };
+    assert!(SimHost::new(bad).err().unwrap().contains("pages"));
+}

@@ -1,0 +1,145 @@
+//! Plain values of the hypervisor interface, in the units their names carry.
+
+/// A Xen domain id.
+pub type DomId = u32;
+
+/// Xen's page size.
+pub const PAGE_SIZE_BYTES: u64 = 4096;
+
+/// The HVM parameter that holds the timer mode.
+pub const HVM_PARAM_TIMER_MODE: u32 = 10;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct XenVersion {
+    pub major: u32,
+    pub minor: u32,
+}
+
+impl std::fmt::Display for XenVersion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}.{}", self.major, self.minor)
+    }
+}
+
+/// What the host can run (`XEN_SYSCTL_PHYSCAP_*`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Capabilities {
+    pub hvm: bool,
+    pub pv: bool,
+    pub hap: bool,
+    pub shadow: bool,
+}
+
+impl Capabilities {
+    pub fn from_bits(bits: u32) -> Self {
+        Capabilities {
+            hvm: bits & 1 != 0,
+            pv: bits & 2 != 0,
+            hap: bits & 8 != 0,
+            shadow: bits & 16 != 0,
+        }
+    }
+
+    pub fn bits(self) -> u32 {
+        u32::from(self.hvm)
+            | u32::from(self.pv) << 1
+            | u32::from(self.hap) << 3
+            | u32::from(self.shadow) << 4
+    }
+}
+
+/// `xc_physinfo`: the host's CPUs and memory.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PhysInfo {
+    pub threads_per_core: u32,
+    pub cores_per_socket: u32,
+    pub nr_cpus: u32,
+    pub max_cpu_id: u32,
+    pub nr_nodes: u32,
+    pub max_node_id: u32,
+    pub cpu_khz: u32,
+    pub capabilities: Capabilities,
+    pub total_pages: u64,
+    pub free_pages: u64,
+    /// Pages waiting to be scrubbed: always 0 on upstream Xen.
+    pub scrub_pages: u64,
+    /// Pages claimed by all domains and not yet allocated.
+    pub outstanding_pages: u64,
+    pub max_mfn: u64,
+}
+
+/// One node's memory; `None` in [`NumaInfo::nodes`] for a node Xen reports invalid.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NodeMemory {
+    pub size_bytes: u64,
+    pub free_bytes: u64,
+}
+
+/// `xc_numainfo`: memory per node and the distance matrix (0xFFFFFFFF: unreachable).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct NumaInfo {
+    pub nodes: Vec<Option<NodeMemory>>,
+    pub distances: Vec<Vec<u32>>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CpuLocation {
+    pub core: u32,
+    pub socket: u32,
+    pub node: u32,
+}
+
+/// `xc_cputopoinfo`: where each CPU is; `None` for a CPU that is not online.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CpuTopology {
+    pub cpus: Vec<Option<CpuLocation>>,
+}
+
+/// `xc_domain_getinfolist` for one domain.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DomainInfo {
+    pub domid: DomId,
+    pub hvm: bool,
+    pub dying: bool,
+    pub tot_pages: u64,
+    pub max_pages: u64,
+    pub outstanding_pages: u64,
+    /// The highest vCPU id in use; `None` before the domain has vCPUs.
+    pub max_vcpu_id: Option<u32>,
+    pub online_vcpus: u32,
+    pub cpupool: u32,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum DomainKind {
+    #[default]
+    Pv,
+    Hvm,
+    Pvh,
+}
+
+/// What `xc_domain_create` is given.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DomainConfig {
+    pub kind: DomainKind,
+    pub max_vcpus: u32,
+    pub max_evtchn_port: u32,
+}
+
+impl Default for DomainConfig {
+    fn default() -> Self {
+        DomainConfig {
+            kind: DomainKind::Pv,
+            max_vcpus: 1,
+            max_evtchn_port: 1023,
+        }
+    }
+}
+
+/// A vCPU's effective affinity, as Xen reports it back: hard is the mask
+/// ∩ the pool's online CPUs; soft is soft ∩ hard ∩ online.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct VcpuAffinity {
+    pub hard: Vec<u32>,
+    pub soft: Vec<u32>,
+}
