@@ -21,7 +21,7 @@ describe('xen-domain-build plan', () => {
   })
 
   it('plans VMs on a preset host', () => {
-    const run = cli(['plan', '--preset', 'two-socket-4-node', '--vcpus', '4', '--memory-mib', '20480', '--vms', '2', '--json'])
+    const run = cli(['plan', '--sim', 'two-socket-4-node', '--vcpus', '4', '--memory-mib', '20480', '--vms', '2', '--json'])
     expect(run.status).toBe(0)
     // 20 GiB is more than one 16 GiB node: each VM gets a socket's two nodes.
     expect(run.stdout.trim().split('\n').map((l) => JSON.parse(l).nodes)).toEqual([[0, 1], [2, 3]])
@@ -33,8 +33,8 @@ describe('xen-domain-build plan', () => {
       [['plan', '--scenario', '-'], 'not json', /stdin: not JSON/],
       [['plan', '--scenario', '-'], '{"distances": [[10]], "cpu_to_node": [0], "node_cores": [1], "node_free": [1], "requests": [{"memory": -1, "vcpus": 1, "cores": 0}]}', /request.memoryBytes/],
       [['plan', '--scenario', '-'], '{"distances": [[10]], "cpu_to_node": [0], "node_cores": [1], "node_free": [1], "requests": [{"vcpus": 1}]}', /stdin.requests\[0\].memory: expected a number/],
-      [['plan', '--preset', 'nope', '--vcpus', '1', '--memory-mib', '1'], undefined, /unknown host nope/],
-      [['plan', '--preset', 'two-socket-4-node', '--vcpus', 'x', '--memory-mib', '1'], undefined, /--vcpus: x is not a whole number/],
+      [['plan', '--sim', 'nope', '--vcpus', '1', '--memory-mib', '1'], undefined, /unknown host nope/],
+      [['plan', '--sim', 'two-socket-4-node', '--vcpus', 'x', '--memory-mib', '1'], undefined, /--vcpus: x is not a whole number/],
       [['plan', '--frobnicate'], undefined, /Unknown option '--frobnicate'/],
       [['frobnicate'], undefined, /unknown command frobnicate/],
     ]

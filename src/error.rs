@@ -1,16 +1,25 @@
 //! The one place where failures become JS errors with a stable `code`.
+//!
+//! Synchronous calls throw `napi::Error<Code>`; a hypervisor operation, which
+//! runs on the libuv pool, rejects with a JS Error that also carries the errno
+//! and the operation that failed (see [`reject`]).
 
-/// The `code` of a JS error thrown by the binding.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+use napi::bindgen_prelude::{Env, JsValue, Status};
+
+/// The `code` of a JS error thrown by the binding's synchronous calls.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Code {
     /// The caller passed a value the operation cannot take.
     InvalidArgument,
+    /// A hypervisor error's own code (see [`xenctrl::XenError::code`]).
+    Xen(String),
 }
 
 impl AsRef<str> for Code {
     fn as_ref(&self) -> &str {
         match self {
             Code::InvalidArgument => "INVALID_ARGUMENT",
+            Code::Xen(code) => code,
         }
     }
 }
@@ -28,4 +37,41 @@ pub fn from_topology(e: numa::TopologyError) -> Error {
 
 pub fn from_plan(e: numa::PlanError) -> Error {
     invalid_argument(e.to_string())
+}
+
+/// A hypervisor error from a synchronous call (the simulator's controls).
+pub fn from_xen(e: xenctrl::XenError) -> Error {
+    Error::new(Code::Xen(e.code()), e.to_string())
+}
+
+/// A JS Error for a failed hypervisor operation: `code` (the errno's name,
+/// or XEN_UNAVAILABLE, XEN_VERSION_UNSUPPORTED, INVALID_ARGUMENT), `errno`
+/// and `operation` where they apply.
+pub fn reject(env: &Env, e: &xenctrl::XenError) -> napi::Error {
+    let build = || -> napi::Result<napi::Error> {
+        let mut error =
+            env.create_error(napi::Error::new(Status::GenericFailure, e.to_string()))?;
+        error.set("code", e.code())?;
+        if let Some(errno) = e.errno() {
+            error.set("errno", errno)?;
+        }
+        if let Some(operation) = e.operation() {
+            error.set("operation", operation)?;
+        }
+        Ok(napi::Error::from(error.to_unknown()))
+    };
+    build().unwrap_or_else(|failed| failed)
+}
+
+/// An internal failure (a panic caught before it reached JavaScript).
+pub fn internal(panic: Box<dyn std::any::Any + Send>) -> napi::Error {
+    let what = panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".into());
+    napi::Error::new(
+        Status::GenericFailure,
+        format!("xen-domain-build internal error: {what}"),
+    )
 }

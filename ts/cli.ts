@@ -1,42 +1,60 @@
 #!/usr/bin/env node
 /**
  * The `xen-domain-build` command line. Output for machines is one JSON value
- * per line; errors are one line on stderr. Exit codes: 0 success, 1 failure,
- * 2 usage error or invalid input.
+ * per line (`--json`); errors are one line on stderr. Exit codes: 0 success,
+ * 1 failure, 2 usage error or invalid input, 3 Xen unavailable.
  */
 import { readFileSync } from 'node:fs'
 import { parseArgs } from 'node:util'
 import { XenDomainBuildError } from './errors.js'
+import { openHypervisor, readHostTopology, simulateHost, simulatorPresets, type Hypervisor } from './hypervisor.js'
 import { NumaPlanner } from './numa.js'
-import { PRESETS, findPreset } from './presets.js'
 import { parseScenario, playScenario } from './scenario.js'
 
 const EXIT_FAILURE = 1
 const EXIT_USAGE = 2
+const EXIT_XEN_UNAVAILABLE = 3
+
+type Out = (line: string) => void
 
 class UsageError extends Error {}
+
+const presetNames = (): string => simulatorPresets().map((p) => p.name).join(', ')
 
 const USAGE = `Usage: xen-domain-build <command> [options]
 
 Commands:
+  host     the host's CPUs, memory, NUMA nodes and distances (real, or --sim PRESET)
   plan     NUMA placement decisions, as xenopsd makes them
 
-Run \`xen-domain-build <command> --help\` for a command's options.`
+Run \`xen-domain-build <command> --help\` for a command's options.
+Exit codes: 0 success, 1 failure, 2 usage error or invalid input, 3 Xen unavailable.`
 
-const PLAN_USAGE = `Usage:
+const HOST_USAGE = () => `Usage: xen-domain-build host [--sim PRESET] [--json]
+
+Prints physinfo, each node's memory, the distance matrix and the CPU topology:
+of this machine's Xen (exit code 3 with the reason when there is none), or of
+a simulated host.
+
+Options:
+  --sim PRESET   a simulated host: ${presetNames()}
+  --json         one JSON object instead of text
+  -h, --help     this help`
+
+const PLAN_USAGE = () => `Usage:
   xen-domain-build plan --scenario FILE|-
       Plays a placement scenario (shared/data/README.md format) on one planner
       and prints one JSON line per request: {"nodes": [...], "cpus": [...]}.
-  xen-domain-build plan --preset NAME --vcpus N --memory-mib M [--cores C] [--vms K] [--json]
-      Plans K identical VMs (default 1) on a preset host, taking each VM's
+  xen-domain-build plan --sim PRESET --vcpus N --memory-mib M [--cores C] [--vms K] [--json]
+      Plans K identical VMs (default 1) on a simulated host, taking each VM's
       memory from its nodes.
 
 Options:
   --scenario FILE   scenario file, or - for standard input
-  --preset NAME     one of: ${PRESETS.map((p) => p.name).join(', ')}
+  --sim PRESET      one of: ${presetNames()}
   --large-host-candidates single-nodes|neighbourhoods
                     candidates on hosts with more than 16 nodes (default: single-nodes, as xenopsd)
-  --json            JSON lines instead of a table (--scenario always prints JSON)
+  --json            JSON lines instead of text (--scenario always prints JSON)
   -h, --help        this help`
 
 function readInput(file: string): string {
@@ -62,12 +80,62 @@ function largeHost(value: string | undefined): 'single-nodes' | 'neighbourhoods'
   throw new UsageError(`--large-host-candidates: ${value} is not single-nodes or neighbourhoods`)
 }
 
-function plan(args: string[], out: (line: string) => void): void {
+function simulated(preset: string): Hypervisor {
+  if (!simulatorPresets().some((p) => p.name === preset)) {
+    throw new UsageError(`--sim: unknown host ${preset} (one of ${presetNames()})`)
+  }
+  return simulateHost({ preset }).hypervisor()
+}
+
+const GIB = 1024 ** 3
+
+async function host(args: string[], out: Out): Promise<void> {
+  const { values } = parseArgs({
+    args,
+    options: {
+      sim: { type: 'string' },
+      json: { type: 'boolean', default: false },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+    strict: true,
+  })
+  if (values.help) return out(HOST_USAGE())
+  const hypervisor = values.sim === undefined ? await openHypervisor() : simulated(values.sim)
+  const [physinfo, numa, topology] = await Promise.all([
+    hypervisor.physinfo(),
+    hypervisor.numaInfo(),
+    hypervisor.cpuTopology(),
+  ])
+  const version = hypervisor.version
+  if (values.json) {
+    return out(JSON.stringify({ version, simulated: hypervisor.simulated, physinfo, numa, cpus: topology.cpus }))
+  }
+  const gib = (bytes: number) => `${(bytes / GIB).toFixed(2)} GiB`
+  const pages = (n: number) => gib(n * 4096)
+  out(`Xen ${version.major}.${version.minor}${hypervisor.simulated ? ` (simulated: ${values.sim})` : ''}`)
+  out(
+    `CPUs ${physinfo.nrCpus} (${physinfo.threadsPerCore} threads per core, ${physinfo.coresPerSocket} cores per socket), ` +
+      `nodes ${physinfo.nrNodes}, capabilities ${physinfo.capabilities.join(' ')}`,
+  )
+  out(
+    `memory: total ${pages(physinfo.totalPages)}, free ${pages(physinfo.freePages)}, ` +
+      `to scrub ${pages(physinfo.scrubPages)}, claimed ${pages(physinfo.outstandingPages)}`,
+  )
+  numa.nodes.forEach((node, i) => {
+    const cpus = topology.cpus.flatMap((cpu, id) => (cpu?.node === i ? [id] : []))
+    const memory = node ? `${gib(node.sizeBytes)}, free ${gib(node.freeBytes)}` : 'invalid'
+    out(`node ${i}: ${memory}; CPUs ${cpus.join(',') || 'none'}`)
+  })
+  out('distances:')
+  for (const row of numa.distances) out(`  ${row.map((d) => (d > 255 ? '-' : String(d)).padStart(3)).join(' ')}`)
+}
+
+async function plan(args: string[], out: Out): Promise<void> {
   const { values } = parseArgs({
     args,
     options: {
       scenario: { type: 'string' },
-      preset: { type: 'string' },
+      sim: { type: 'string' },
       vcpus: { type: 'string' },
       'memory-mib': { type: 'string' },
       cores: { type: 'string' },
@@ -78,27 +146,24 @@ function plan(args: string[], out: (line: string) => void): void {
     },
     strict: true,
   })
-  if (values.help) return out(PLAN_USAGE)
+  if (values.help) return out(PLAN_USAGE())
   const options = { largeHostCandidates: largeHost(values['large-host-candidates']) }
   if (values.scenario !== undefined) {
-    if (values.preset !== undefined) throw new UsageError('--scenario and --preset exclude each other')
+    if (values.sim !== undefined) throw new UsageError('--scenario and --sim exclude each other')
     const source = values.scenario === '-' ? 'stdin' : values.scenario
     const scenario = parseScenario(readInput(values.scenario), source)
     for (const result of playScenario(scenario, options)) out(JSON.stringify(result))
     return
   }
-  if (values.preset === undefined) throw new UsageError('plan needs --scenario or --preset (see --help)')
-  const preset = findPreset(values.preset)
-  if (preset === undefined) {
-    throw new UsageError(`--preset: unknown host ${values.preset} (one of ${PRESETS.map((p) => p.name).join(', ')})`)
-  }
+  if (values.sim === undefined) throw new UsageError('plan needs --scenario or --sim (see --help)')
   const vcpus = wholeNumber('--vcpus', values.vcpus)
   const memoryBytes = wholeNumber('--memory-mib', values['memory-mib']) * 1024 * 1024
   const cores = wholeNumber('--cores', values.cores, 0)
   const vms = wholeNumber('--vms', values.vms, 1)
-  const planner = new NumaPlanner(preset, options)
-  const free = [...preset.nodeMemoryBytes]
-  if (!values.json) out(`host ${preset.name}: ${preset.source}`)
+  const layout = await readHostTopology(simulated(values.sim))
+  const planner = new NumaPlanner(layout, options)
+  const free = layout.nodeMemoryBytes.map((bytes) => bytes ?? 0)
+  if (!values.json) out(`host ${values.sim}: ${simulatorPresets().find((p) => p.name === values.sim)?.description}`)
   for (let vm = 0; vm < vms; vm++) {
     const placed = planner.plan({ memoryBytes, vcpus, cores }, free)
     let remaining = memoryBytes
@@ -110,13 +175,22 @@ function plan(args: string[], out: (line: string) => void): void {
     if (values.json) {
       out(JSON.stringify({ vm, nodes: placed?.nodes ?? null, cpus: placed?.cpus ?? null }))
     } else {
-      out(`vm ${String(vm).padStart(3)}: ${placed ? `nodes ${placed.nodes.join(',')} cpus ${placed.cpus.join(',')}` : 'no NUMA placement (nothing fits)'}`)
+      const where = placed ? `nodes ${placed.nodes.join(',')} cpus ${placed.cpus.join(',')}` : 'no NUMA placement (nothing fits)'
+      out(`vm ${String(vm).padStart(3)}: ${where}`)
     }
   }
   if (!values.json) out(`plans per node: ${planner.usage().join(' ')}`)
 }
 
-export function main(argv: string[], out: (line: string) => void = (l) => console.log(l)): number {
+function exitCode(error: unknown): number {
+  if (error instanceof UsageError) return EXIT_USAGE
+  const code = (error as { code?: string }).code
+  if (code === 'INVALID_ARGUMENT' || code?.startsWith('ERR_PARSE_ARGS')) return EXIT_USAGE
+  if (code === 'XEN_UNAVAILABLE') return EXIT_XEN_UNAVAILABLE
+  return EXIT_FAILURE
+}
+
+export async function main(argv: string[], out: Out = (l) => console.log(l)): Promise<number> {
   const [command, ...rest] = argv
   try {
     switch (command) {
@@ -125,20 +199,22 @@ export function main(argv: string[], out: (line: string) => void = (l) => consol
       case '--help':
         out(USAGE)
         return command === undefined ? EXIT_USAGE : 0
+      case 'host':
+        await host(rest, out)
+        return 0
       case 'plan':
-        plan(rest, out)
+        await plan(rest, out)
         return 0
       default:
         throw new UsageError(`unknown command ${command}\n${USAGE}`)
     }
   } catch (error) {
-    const usage =
-      error instanceof UsageError ||
-      (error instanceof XenDomainBuildError && error.code === 'INVALID_ARGUMENT') ||
-      (error as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')
-    console.error(`xen-domain-build: ${(error as Error).message}`)
-    return usage ? EXIT_USAGE : EXIT_FAILURE
+    const prefix = error instanceof XenDomainBuildError ? `${error.code}: ` : ''
+    console.error(`xen-domain-build: ${prefix}${(error as Error).message}`)
+    return exitCode(error)
   }
 }
 
-process.exitCode = main(process.argv.slice(2))
+main(process.argv.slice(2)).then((code) => {
+  process.exitCode = code
+})

@@ -2,10 +2,15 @@
  * Errors a caller can act on. Each has a stable `code`; hypercall errors also
  * carry the errno and the operation that failed.
  */
+/** A failed hypercall's errno name: `ENOMEM`, `ESRCH`, `ENOSYS`, ... */
+export type ErrnoCode = `E${string}`
+
 export type ErrorCode =
+  | ErrnoCode
   | 'INVALID_ARGUMENT'
   | 'NATIVE_ADDON_MISSING'
   | 'XEN_UNAVAILABLE'
+  | 'XEN_VERSION_UNSUPPORTED'
   | 'NOT_ENOUGH_MEMORY'
   | 'ENOMEM'
   | 'XENGUEST_FAILED'
@@ -42,6 +47,7 @@ export function describe(value: unknown): string {
 const CODES = new Set<string>([
   'INVALID_ARGUMENT',
   'XEN_UNAVAILABLE',
+  'XEN_VERSION_UNSUPPORTED',
   'NOT_ENOUGH_MEMORY',
   'ENOMEM',
   'XENGUEST_FAILED',
@@ -61,6 +67,40 @@ const NAPI_TYPE_STATUSES = new Set([
 ])
 
 /**
+ * Wraps a native object so that its methods throw (or reject with)
+ * `XenDomainBuildError`s; objects its methods return are wrapped too.
+ */
+export function mapNativeErrors<T extends object>(native: T): T {
+  return new Proxy(native, {
+    get(target, property) {
+      const value: unknown = Reflect.get(target, property, target)
+      if (typeof value !== 'function') return value
+      return (...args: unknown[]) => {
+        let result: unknown
+        try {
+          result = (value as (...a: unknown[]) => unknown).apply(target, args)
+        } catch (error) {
+          throw fromNative(error)
+        }
+        if (result instanceof Promise) {
+          return result.then(wrapResult, (error: unknown) => {
+            throw fromNative(error)
+          })
+        }
+        return wrapResult(result)
+      }
+    },
+  })
+}
+
+/** Native class instances are wrapped; plain values pass through. */
+function wrapResult(value: unknown): unknown {
+  const isNativeInstance =
+    value !== null && typeof value === 'object' && Object.getPrototypeOf(value) !== Object.prototype && !Array.isArray(value)
+  return isNativeInstance ? mapNativeErrors(value as object) : value
+}
+
+/**
  * The one place where an error thrown by the native binding becomes a
  * `XenDomainBuildError`. The binding already sets our codes; napi-rs's type
  * statuses mean a JS value of the wrong type got through, which is bad input.
@@ -69,7 +109,9 @@ export function fromNative(error: unknown): unknown {
   if (!(error instanceof Error)) return error
   const { code, errno, operation } = error as Error & { code?: string; errno?: number; operation?: string }
   const options = { cause: error, errno, operation }
-  if (code !== undefined && CODES.has(code)) return new XenDomainBuildError(code as ErrorCode, error.message, options)
+  if (code !== undefined && (CODES.has(code) || /^E[A-Z0-9]+$/.test(code))) {
+    return new XenDomainBuildError(code as ErrorCode, error.message, options)
+  }
   if (code !== undefined && NAPI_TYPE_STATUSES.has(code)) {
     return new XenDomainBuildError('INVALID_ARGUMENT', error.message, options)
   }

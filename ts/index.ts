@@ -1,4 +1,24 @@
-export { XenDomainBuildError, type ErrorCode } from './errors.js'
+export { XenDomainBuildError, type ErrnoCode, type ErrorCode } from './errors.js'
+export {
+  openHypervisor,
+  readHostTopology,
+  simulateHost,
+  simulatorPresets,
+  type AffinityInput,
+  type CpuTopology,
+  type DomainConfig,
+  type DomainInfo,
+  type Fault,
+  type HostLayout,
+  type Hypervisor,
+  type NodePages,
+  type NumaInfo,
+  type OpenOptions,
+  type PhysInfo,
+  type SimulatedHost,
+  type SimulatedHostOptions,
+  type VcpuAffinity,
+} from './hypervisor.js'
 export {
   NumaPlanner,
   type HostTopology,
@@ -7,5 +27,4 @@ export {
   type NumaRequest,
   type PlannerOptions,
 } from './numa.js'
-export { PRESETS, findPreset, type HostPreset } from './presets.js'
 export { parseScenario, playScenario, type PlacementScenario, type ScenarioResult } from './scenario.js'

@@ -1,0 +1,148 @@
+import { describe, expect, it } from 'vitest'
+import {
+  NumaPlanner,
+  XenDomainBuildError,
+  openHypervisor,
+  readHostTopology,
+  simulateHost,
+  simulatorPresets,
+} from '../ts/index.js'
+import { cli, readJson, sharedData } from './helpers.js'
+
+const GIB_PAGES = 262_144
+
+async function rejection(promise: Promise<unknown>): Promise<XenDomainBuildError> {
+  try {
+    await promise
+  } catch (error) {
+    expect(error).toBeInstanceOf(XenDomainBuildError)
+    return error as XenDomainBuildError
+  }
+  throw new Error('expected a rejection')
+}
+
+describe('the simulated host through the binding', () => {
+  it('answers every operation of the hypervisor interface', async () => {
+    const sim = simulateHost({ preset: 'two-socket-4-node' })
+    const xen = sim.hypervisor()
+    expect(xen.simulated).toBe(true)
+    expect(xen.version).toEqual({ major: 4, minor: 17 })
+    const physinfo = await xen.physinfo()
+    expect(physinfo).toMatchObject({ nrCpus: 16, nrNodes: 4, totalPages: 64 * GIB_PAGES, scrubPages: 0 })
+    expect((await xen.numaInfo()).distances[0]).toEqual([10, 11, 21, 21])
+    expect((await xen.cpuTopology()).cpus[4]).toEqual({ core: 2, socket: 0, node: 1 })
+
+    const domid = await xen.createDomain({ kind: 'hvm', maxVcpus: 2 })
+    await xen.setMaxVcpus(domid, 2)
+    await xen.setMaxMemoryKib(domid, 4 * 1024 * 1024)
+    await xen.setHvmParam(domid, 10, 1)
+    await xen.setMemmapLimit(domid, 4 * 1024 * 1024)
+    await xen.setShadowAllocationMib(domid, 9)
+    expect(await xen.shadowAllocationMib(domid)).toBe(9)
+    const effective = await xen.setVcpuAffinity(domid, 0, { hard: [0, 1, 2, 3, 4], soft: [4, 5] })
+    expect(effective).toEqual({ hard: [0, 1, 2, 3, 4], soft: [4] })
+    expect(await xen.vcpuAffinity(domid, 0)).toEqual({ hard: [0, 1, 2, 3, 4], soft: [4, 5] })
+    await xen.claimPagesOnNode(domid, 1, GIB_PAGES)
+    expect(sim.nodePages()[1]?.claimedPages).toBe(GIB_PAGES)
+    expect(await xen.allocUnboundEvtchn(domid, 0)).toBe(1)
+    expect(await xen.allocUnboundEvtchn(domid, 0)).toBe(2)
+    await sim.populate(domid, GIB_PAGES)
+    expect(sim.domainPagesByNode(domid)).toEqual([0, GIB_PAGES, 0, 0])
+    expect(await xen.domainInfo(domid)).toMatchObject({ domid, hvm: true, totPages: GIB_PAGES, outstandingPages: 0 })
+    await xen.claimPages(domid, 2 * GIB_PAGES)
+    await xen.claimPages(domid, 0)
+    await xen.destroyDomain(domid)
+    expect(sim.domains()).toEqual([0])
+    expect((await xen.physinfo()).scrubPages).toBe(GIB_PAGES + 9 * 256)
+    sim.advanceClock(2000)
+    expect((await xen.physinfo()).freePages).toBe(64 * GIB_PAGES)
+  })
+
+  it('rejects a failed hypercall with the errno name, number and operation', async () => {
+    const sim = simulateHost({ preset: 'qemu-2-node', nodeClaims: false })
+    const xen = sim.hypervisor()
+    const missing = await rejection(xen.domainInfo(42))
+    expect(missing).toMatchObject({ code: 'ESRCH', errno: 3, operation: 'xc_domain_getinfolist' })
+    const domid = await xen.createDomain({ kind: 'pv', maxVcpus: 1 })
+    await xen.setMaxMemoryKib(domid, 1024 * 1024)
+    expect(await rejection(xen.claimPagesOnNode(domid, 0, 1000))).toMatchObject({ code: 'ENOSYS', errno: 38 })
+    expect(await rejection(xen.claimPages(domid, 2 * GIB_PAGES))).toMatchObject({ code: 'EINVAL', operation: 'xc_domain_claim_pages' })
+    expect(await rejection(xen.setHvmParam(domid, 10, 1))).toMatchObject({ code: 'EINVAL', operation: 'xc_hvm_param_set' })
+    expect(() => sim.domainPagesByNode(42)).toThrow(expect.objectContaining({ code: 'ESRCH' }))
+  })
+
+  it('injects faults by errno name or number', async () => {
+    const sim = simulateHost({ preset: 'qemu-2-node' })
+    const xen = sim.hypervisor()
+    sim.injectFault({ operation: 'xc_physinfo', errno: 'EAGAIN', mode: 'once' })
+    expect(await rejection(xen.physinfo())).toMatchObject({ code: 'EAGAIN', errno: 11, operation: 'xc_physinfo' })
+    await xen.physinfo()
+    sim.injectFault({ operation: 'xc_domain_create', errno: 12, mode: 'always' })
+    expect((await rejection(xen.createDomain({ kind: 'pv', maxVcpus: 1 }))).code).toBe('ENOMEM')
+    expect(() => sim.injectFault({ operation: 'x', errno: 'EWHAT', mode: 'once' })).toThrow(/not an errno name/)
+    expect(() => sim.injectFault({ operation: 'x', mode: 'probability', probability: 2 })).toThrow(/probability/)
+  })
+
+  it('runs operations off the event loop', async () => {
+    const sim = simulateHost({ preset: 'qemu-2-node' })
+    sim.injectFault({ operation: 'xc_physinfo', mode: 'never', latencyMs: 100 })
+    const events: string[] = []
+    const pending = sim.hypervisor().physinfo().then(() => events.push('physinfo'))
+    setImmediate(() => events.push('event loop'))
+    await pending
+    expect(events).toEqual(['event loop', 'physinfo'])
+  })
+
+  it('refuses bad values before any hypercall', async () => {
+    const xen = simulateHost({ preset: 'qemu-2-node' }).hypervisor()
+    expect(() => xen.claimPages(1, -1)).toThrow(expect.objectContaining({ code: 'INVALID_ARGUMENT', message: expect.stringContaining('pages') }))
+    expect(() => xen.domainInfo(1.5)).toThrow(/domid/)
+    expect(() => xen.createDomain({ kind: 'xen', maxVcpus: 1 })).toThrow(/config.kind/)
+    expect(() => xen.setVcpuAffinity(1, 0, {})).toThrow(/hard, soft or both/)
+    expect(() => simulateHost({ preset: 'nope' })).toThrow(expect.objectContaining({ code: 'INVALID_ARGUMENT' }))
+    expect(() => simulateHost({ host: { distances: [[10]], cpus: [{ core: 0, socket: 0, node: 3 }], nodeMemoryBytes: [4096] } })).toThrow(/cpus\[0\]: node 3/)
+  })
+
+  it('feeds the planner the same topology as the shared data', async () => {
+    const amd = readJson<{ distances: number[][]; cpu_to_node: number[]; node_cores: number[] }>(sharedData('numa', 'amd_opteron6272.json'))
+    const layout = await readHostTopology(simulateHost({ preset: 'amd-opteron-6272' }).hypervisor())
+    expect(layout.distances).toEqual(amd.distances)
+    expect(layout.cpuToNode).toEqual(amd.cpu_to_node)
+    expect(layout.nodeCores).toEqual(amd.node_cores)
+    expect(new NumaPlanner(layout).candidates()).toHaveLength(255)
+    expect(simulatorPresets().map((p) => p.name)).toContain('qemu-2-node')
+  })
+})
+
+describe('the real hypervisor on a machine without Xen', () => {
+  it('rejects with XEN_UNAVAILABLE and the reason', async () => {
+    const error = await rejection(openHypervisor({ privcmdPath: '/nonexistent/privcmd' }))
+    expect(error.code).toBe('XEN_UNAVAILABLE')
+    expect(error.message).toMatch(/no libxenctrl could be loaded|\/nonexistent\/privcmd does not exist/)
+    const noLibrary = await rejection(openHypervisor({ libraryPath: '/nonexistent/libxenctrl.so' }))
+    expect(noLibrary.message).toContain('tried /nonexistent/libxenctrl.so')
+  })
+})
+
+describe('xen-domain-build host', () => {
+  it('prints a simulated host as JSON', () => {
+    const run = cli(['host', '--sim', 'qemu-2-node', '--json'])
+    expect(run.status).toBe(0)
+    const host = JSON.parse(run.stdout)
+    expect(host).toMatchObject({ version: { major: 4, minor: 17 }, simulated: true })
+    expect(host.numa.distances).toEqual([[10, 21], [21, 10]])
+    expect(host.cpus.map((c: { node: number }) => c.node)).toEqual([0, 0, 1, 1])
+  })
+
+  it('exits 3 with the reason where there is no Xen', () => {
+    const run = cli(['host'])
+    expect(run.status).toBe(3)
+    expect(run.stderr).toMatch(/^xen-domain-build: XEN_UNAVAILABLE: Xen is unavailable: /)
+  })
+
+  it('refuses an unknown preset with exit code 2', () => {
+    const run = cli(['host', '--sim', 'nope'])
+    expect(run.status).toBe(2)
+    expect(run.stderr).toContain('unknown host nope')
+  })
+})

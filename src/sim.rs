@@ -1,0 +1,303 @@
+//! `SimHost`: a simulated Xen host, its hypervisor, and the simulator's own
+//! controls (clock, scrubber, faults, where each domain's memory is).
+
+use crate::convert::{to_u32, to_u64};
+use crate::error::{from_xen, invalid_argument, Result};
+use crate::hypervisor::{task, Hypervisor, HypervisorTask};
+use napi::bindgen_prelude::AsyncTask;
+use napi_derive::napi;
+use std::sync::Arc;
+use xen_sim::{Clock, Fault, FaultMode, HostSpec, ScrubReporting};
+use xenctrl::CpuLocation;
+
+#[napi(object)]
+pub struct SimCpuInput {
+    pub core: f64,
+    pub socket: f64,
+    pub node: f64,
+}
+
+#[napi(object)]
+pub struct SimHostInput {
+    pub distances: Vec<Vec<f64>>,
+    pub cpus: Vec<SimCpuInput>,
+    pub node_memory_bytes: Vec<f64>,
+}
+
+#[napi(object)]
+pub struct SimHostOptions {
+    /// A preset host (see `SimHost.presets()`); or give `host`.
+    pub preset: Option<String>,
+    pub host: Option<SimHostInput>,
+    /// XenServer's Xen has node claims (the default); upstream's answers ENOSYS.
+    pub node_claims: Option<bool>,
+    /// "xenserver" (physinfo counts pages to scrub, the default) or "upstream" (always 0).
+    pub scrub_reporting: Option<String>,
+    pub scrub_pages_per_second_per_node: Option<f64>,
+    /// "manual" (moves with `advanceClock`, the default) or "real-time".
+    pub clock: Option<String>,
+}
+
+#[napi(object)]
+pub struct FaultInput {
+    /// The operation, by its libxenctrl name (`xc_domain_claim_pages`, ...).
+    pub operation: String,
+    /// The errno to fail with, as a number or a name (`ENOMEM`).
+    pub errno: Option<napi::Either<f64, String>>,
+    /// "once", "always", "never" (latency only); or a probability with `probability`.
+    pub mode: String,
+    pub probability: Option<f64>,
+    pub latency_ms: Option<f64>,
+}
+
+#[napi(object)]
+pub struct NodePagesJs {
+    pub total_pages: f64,
+    pub free_pages: f64,
+    pub scrub_pages: f64,
+    pub claimed_pages: f64,
+}
+
+#[napi(object)]
+pub struct PresetJs {
+    pub name: String,
+    pub description: String,
+}
+
+fn spec_from(options: &SimHostOptions) -> Result<HostSpec> {
+    let mut spec = match (&options.preset, &options.host) {
+        (Some(name), None) => xen_sim::preset(name).ok_or_else(|| {
+            let names: Vec<&str> = xen_sim::PRESETS.iter().map(|p| p.name).collect();
+            invalid_argument(format!(
+                "preset: unknown host {name:?} (one of {})",
+                names.join(", ")
+            ))
+        })?,
+        (None, Some(host)) => HostSpec {
+            distances: host
+                .distances
+                .iter()
+                .enumerate()
+                .map(|(i, row)| {
+                    row.iter()
+                        .enumerate()
+                        .map(|(j, &d)| to_u32(d, || format!("host.distances[{i}][{j}]")))
+                        .collect::<Result<Vec<u32>>>()
+                })
+                .collect::<Result<_>>()?,
+            cpus: host
+                .cpus
+                .iter()
+                .enumerate()
+                .map(|(i, c)| {
+                    Ok(CpuLocation {
+                        core: to_u32(c.core, || format!("host.cpus[{i}].core"))?,
+                        socket: to_u32(c.socket, || format!("host.cpus[{i}].socket"))?,
+                        node: to_u32(c.node, || format!("host.cpus[{i}].node"))?,
+                    })
+                })
+                .collect::<Result<_>>()?,
+            node_memory_bytes: host
+                .node_memory_bytes
+                .iter()
+                .enumerate()
+                .map(|(i, &b)| to_u64(b, || format!("host.nodeMemoryBytes[{i}]")))
+                .collect::<Result<_>>()?,
+            ..HostSpec::default()
+        },
+        _ => {
+            return Err(invalid_argument(
+                "options: give exactly one of preset and host",
+            ))
+        }
+    };
+    if let Some(on) = options.node_claims {
+        spec.node_claims = on;
+    }
+    if let Some(reporting) = &options.scrub_reporting {
+        spec.scrub_reporting = match reporting.as_str() {
+            "xenserver" => ScrubReporting::XenServer,
+            "upstream" => ScrubReporting::Upstream,
+            other => {
+                return Err(invalid_argument(format!(
+                    "scrubReporting: {other:?} is not \"xenserver\" or \"upstream\""
+                )))
+            }
+        };
+    }
+    if let Some(rate) = options.scrub_pages_per_second_per_node {
+        spec.scrub_pages_per_second_per_node =
+            to_u64(rate, || "scrubPagesPerSecondPerNode".into())?;
+    }
+    if let Some(clock) = &options.clock {
+        spec.clock = match clock.as_str() {
+            "manual" => Clock::Manual,
+            "real-time" => Clock::RealTime,
+            other => {
+                return Err(invalid_argument(format!(
+                    "clock: {other:?} is not \"manual\" or \"real-time\""
+                )))
+            }
+        };
+    }
+    Ok(spec)
+}
+
+fn fault_from(input: FaultInput) -> Result<Fault> {
+    let errno = match input.errno {
+        None => libc_eio(),
+        Some(napi::Either::A(n)) => to_u32(n, || "fault.errno".into())? as i32,
+        Some(napi::Either::B(name)) => xenctrl::errno_from_name(&name).ok_or_else(|| {
+            invalid_argument(format!("fault.errno: {name:?} is not an errno name"))
+        })?,
+    };
+    let mode = match (input.mode.as_str(), input.probability) {
+        ("once", None) => FaultMode::Once,
+        ("always", None) => FaultMode::Always,
+        ("never", None) => FaultMode::Never,
+        ("probability", Some(p)) if (0.0..=1.0).contains(&p) => FaultMode::Probability(p),
+        _ => {
+            return Err(invalid_argument(
+                "fault.mode: \"once\", \"always\", \"never\", or \"probability\" with a probability from 0 to 1",
+            ))
+        }
+    };
+    let latency_ms = match input.latency_ms {
+        Some(ms) => to_u64(ms, || "fault.latencyMs".into())?,
+        None => 0,
+    };
+    Ok(Fault {
+        operation: input.operation,
+        errno,
+        mode,
+        latency_ms,
+    })
+}
+
+fn libc_eio() -> i32 {
+    // EIO on every Linux architecture.
+    5
+}
+
+fn pages(value: u64) -> f64 {
+    value as f64
+}
+
+fn nothing(_: ()) {}
+
+/// A simulated Xen host with Xen's semantics.
+#[napi]
+pub struct SimHost {
+    host: Arc<xen_sim::SimHost>,
+}
+
+#[napi]
+impl SimHost {
+    #[napi(constructor, catch_unwind)]
+    pub fn new(options: SimHostOptions) -> Result<Self> {
+        let host = xen_sim::SimHost::new(spec_from(&options)?)
+            .map_err(|e| invalid_argument(format!("host.{e}")))?;
+        Ok(SimHost {
+            host: Arc::new(host),
+        })
+    }
+
+    /// The preset hosts.
+    #[napi]
+    pub fn presets() -> Vec<PresetJs> {
+        xen_sim::PRESETS
+            .iter()
+            .map(|p| PresetJs {
+                name: p.name.into(),
+                description: p.description.into(),
+            })
+            .collect()
+    }
+
+    /// The host's hypervisor interface: the same object as a real host's.
+    #[napi]
+    pub fn hypervisor(&self) -> Hypervisor {
+        Hypervisor::new(self.host.clone(), true)
+    }
+
+    /// Moves the manual clock on; the scrubber runs.
+    #[napi(catch_unwind)]
+    pub fn advance_clock(&self, ms: f64) -> Result<()> {
+        self.host.advance_clock(to_u64(ms, || "ms".into())?);
+        Ok(())
+    }
+
+    #[napi(getter)]
+    pub fn clock_ms(&self) -> f64 {
+        self.host.clock_ms() as f64
+    }
+
+    /// Makes an operation fail, or slows it down.
+    #[napi(catch_unwind)]
+    pub fn inject_fault(&self, fault: FaultInput) -> Result<()> {
+        self.host.inject_fault(fault_from(fault)?);
+        Ok(())
+    }
+
+    #[napi]
+    pub fn clear_faults(&self) {
+        self.host.clear_faults();
+    }
+
+    #[napi(catch_unwind)]
+    pub fn seed_faults(&self, seed: f64) -> Result<()> {
+        self.host.seed_faults(to_u64(seed, || "seed".into())?);
+        Ok(())
+    }
+
+    /// Populates a domain's memory as the domain builder does (claimed node,
+    /// then affine nodes interleaved, then anywhere).
+    #[napi(ts_return_type = "Promise<void>")]
+    pub fn populate(&self, domid: f64, pages: f64) -> Result<AsyncTask<HypervisorTask<(), ()>>> {
+        let (domid, pages) = (
+            to_u32(domid, || "domid".into())?,
+            to_u64(pages, || "pages".into())?,
+        );
+        let host = self.host.clone();
+        let backend: Arc<dyn xenctrl::Hypervisor> = self.host.clone();
+        Ok(task(&backend, nothing, move |_| {
+            host.populate(domid, pages)
+        }))
+    }
+
+    /// Pages of each node the domain holds.
+    #[napi(catch_unwind)]
+    pub fn domain_pages_by_node(&self, domid: f64) -> Result<Vec<f64>> {
+        let domid = to_u32(domid, || "domid".into())?;
+        let by_node = self.host.domain_pages_by_node(domid).map_err(from_xen)?;
+        Ok(by_node.into_iter().map(pages).collect())
+    }
+
+    /// The nodes Xen derives from the domain's vCPU affinity for its memory.
+    #[napi(catch_unwind)]
+    pub fn node_affinity(&self, domid: f64) -> Result<Vec<u32>> {
+        let domid = to_u32(domid, || "domid".into())?;
+        self.host.node_affinity(domid).map_err(from_xen)
+    }
+
+    /// Each node's total, free, to-be-scrubbed and node-claimed pages.
+    #[napi]
+    pub fn node_pages(&self) -> Vec<NodePagesJs> {
+        self.host
+            .node_pages()
+            .into_iter()
+            .map(|(total, free, scrub, claimed)| NodePagesJs {
+                total_pages: pages(total),
+                free_pages: pages(free),
+                scrub_pages: pages(scrub),
+                claimed_pages: pages(claimed),
+            })
+            .collect()
+    }
+
+    /// The domains that exist, domain 0 included.
+    #[napi]
+    pub fn domains(&self) -> Vec<u32> {
+        self.host.domains()
+    }
+}

@@ -1,0 +1,81 @@
+/**
+ * The hypervisor interface: the real host's libxenctrl, or a simulated host
+ * with Xen's semantics. Both are the same `Hypervisor`: every operation runs
+ * off the event loop and returns a Promise; failures are
+ * `XenDomainBuildError`s whose `code` is the errno's name (`ENOMEM`, ...) with
+ * `errno` and `operation`, or `XEN_UNAVAILABLE`, `XEN_VERSION_UNSUPPORTED`,
+ * `INVALID_ARGUMENT`.
+ */
+import type {
+  Hypervisor,
+  OpenOptionsInput,
+  PresetJs,
+  SimHost,
+  SimHostOptions,
+} from '../native/binding.js'
+import { fromNative, mapNativeErrors } from './errors.js'
+import { binding } from './native.js'
+import type { HostTopology } from './numa.js'
+
+export type {
+  AffinityInput,
+  CpuTopologyJs as CpuTopology,
+  DomainConfigInput as DomainConfig,
+  DomainInfoJs as DomainInfo,
+  FaultInput as Fault,
+  Hypervisor,
+  NodePagesJs as NodePages,
+  NumaInfoJs as NumaInfo,
+  OpenOptionsInput as OpenOptions,
+  PhysInfoJs as PhysInfo,
+  SimHost as SimulatedHost,
+  SimHostOptions as SimulatedHostOptions,
+  VcpuAffinityJs as VcpuAffinity,
+} from '../native/binding.js'
+
+/** Opens the real host's hypervisor (libxenctrl of the running Xen). */
+export async function openHypervisor(options?: OpenOptionsInput): Promise<Hypervisor> {
+  try {
+    return mapNativeErrors(await binding().openHypervisor(options))
+  } catch (error) {
+    throw fromNative(error)
+  }
+}
+
+/** A simulated Xen host, from a preset or a host description. */
+export function simulateHost(options: SimHostOptions): SimHost {
+  try {
+    return mapNativeErrors(new (binding().SimHost)(options))
+  } catch (error) {
+    throw fromNative(error)
+  }
+}
+
+/** The simulator's preset hosts. */
+export function simulatorPresets(): PresetJs[] {
+  return binding().SimHost.presets()
+}
+
+export interface HostLayout extends HostTopology {
+  /** Each node's memory, as Xen reports it (null for an invalid node). */
+  nodeMemoryBytes: (number | null)[]
+}
+
+/**
+ * Reads what NUMA placement needs from a hypervisor: distances, the node of
+ * each CPU (null when offline), and physical cores per node (distinct
+ * socket/core pairs).
+ */
+export async function readHostTopology(hypervisor: Hypervisor): Promise<HostLayout> {
+  const [numa, topology] = await Promise.all([hypervisor.numaInfo(), hypervisor.cpuTopology()])
+  const cores = numa.distances.map(() => new Set<string>())
+  for (const cpu of topology.cpus) {
+    if (cpu !== null && cpu !== undefined) cores[cpu.node]?.add(`${cpu.socket}/${cpu.core}`)
+  }
+  return {
+    distances: numa.distances,
+    cpuToNode: topology.cpus.map((cpu) => cpu?.node ?? null),
+    nodeCores: cores.map((set) => set.size),
+    nodeMemoryBytes: numa.nodes.map((node) => node?.sizeBytes ?? null),
+  }
+}
