@@ -17,18 +17,50 @@ export type ErrorCode =
   | 'ABORTED'
   | 'TIMEOUT'
 
+export interface ErrorDetails {
+  cause?: unknown
+  /** The errno of a failed hypercall. */
+  errno?: number
+  /** The libxenctrl function that failed. */
+  operation?: string
+  /** The build step that failed (`max_vcpus`, `numa_placement`, ...). */
+  step?: string
+  domid?: number
+}
+
 export class XenDomainBuildError extends Error {
   readonly code: ErrorCode
   readonly errno?: number
   readonly operation?: string
+  readonly step?: string
+  readonly domid?: number
 
-  constructor(code: ErrorCode, message: string, options: { cause?: unknown; errno?: number; operation?: string } = {}) {
-    super(message, options.cause === undefined ? undefined : { cause: options.cause })
+  constructor(code: ErrorCode, message: string, details: ErrorDetails = {}) {
+    super(message, details.cause === undefined ? undefined : { cause: details.cause })
     this.name = 'XenDomainBuildError'
     this.code = code
-    if (options.errno !== undefined) this.errno = options.errno
-    if (options.operation !== undefined) this.operation = options.operation
+    if (details.errno !== undefined) this.errno = details.errno
+    if (details.operation !== undefined) this.operation = details.operation
+    if (details.step !== undefined) this.step = details.step
+    if (details.domid !== undefined) this.domid = details.domid
   }
+}
+
+/** The same failure, said of a build step of a domain. */
+export function inStep(error: unknown, step: string, domid: number): unknown {
+  if (!(error instanceof XenDomainBuildError) || error.step !== undefined) return error
+  const stepped = new XenDomainBuildError(error.code, `domain ${domid}: ${step}: ${error.message}`, {
+    cause: error,
+    errno: error.errno,
+    operation: error.operation,
+    step,
+    domid,
+  })
+  // Keep extra fields such as NOT_ENOUGH_MEMORY's requiredBytes.
+  for (const [key, value] of Object.entries(error)) {
+    if (!(key in stepped)) Object.assign(stepped, { [key]: value })
+  }
+  return stepped
 }
 
 export function invalidArgument(field: string, problem: string): XenDomainBuildError {

@@ -1,0 +1,312 @@
+import { describe, expect, it } from 'vitest'
+import { BuildHost, type BuildHostOptions } from '../ts/host.js'
+import { buildPre, parseTimerMode, type VmConfig } from '../ts/build-pre.js'
+import { simulateHost, XenDomainBuildError, type Hypervisor, type SimulatedHost } from '../ts/index.js'
+import { InMemoryXenstore } from '../ts/xenstore.js'
+
+const MIB_PAGES = 256
+const GIB_KIB = 1024 * 1024
+
+type Call = [string, ...unknown[]]
+
+/** The hypervisor, with every call recorded (reads of state excepted). */
+function recording(xen: Hypervisor): { xen: Hypervisor; calls: Call[] } {
+  const calls: Call[] = []
+  const quiet = new Set(['physinfo', 'numaInfo', 'cpuTopology'])
+  const proxy = new Proxy(xen, {
+    get(target, property) {
+      const value = Reflect.get(target, property, target)
+      if (typeof value !== 'function') return value
+      return (...args: unknown[]) => {
+        if (!quiet.has(String(property))) calls.push([String(property), ...args])
+        return value.apply(target, args)
+      }
+    },
+  })
+  return { xen: proxy, calls }
+}
+
+interface Setup {
+  sim: SimulatedHost
+  xen: Hypervisor
+  host: BuildHost
+  calls: Call[]
+  xenstore: InMemoryXenstore
+  domain(type: 'hvm' | 'pv' | 'pvh', vcpus: number): Promise<number>
+}
+
+async function setup(preset: string, simOptions: object = {}, hostOptions: BuildHostOptions = {}): Promise<Setup> {
+  const sim = simulateHost({ preset, ...simOptions })
+  const { xen, calls } = recording(sim.hypervisor())
+  const xenstore = new InMemoryXenstore()
+  const host = await BuildHost.create(xen, { xenstore, ...hostOptions })
+  const domain = async (type: 'hvm' | 'pv' | 'pvh', vcpus: number) => {
+    const domid = await sim.hypervisor().createDomain({ kind: type, maxVcpus: vcpus })
+    calls.length = 0
+    return domid
+  }
+  return { sim, xen, host, calls, xenstore, domain }
+}
+
+const hvm = (vcpus: number, gib: number, extra: Partial<VmConfig> = {}): VmConfig => ({
+  type: 'hvm',
+  staticMaxKib: gib * GIB_KIB,
+  targetKib: gib * GIB_KIB,
+  videoMib: 8,
+  vcpus,
+  ...extra,
+})
+
+async function failure(promise: Promise<unknown>): Promise<XenDomainBuildError> {
+  try {
+    await promise
+  } catch (error) {
+    expect(error).toBeInstanceOf(XenDomainBuildError)
+    return error as XenDomainBuildError
+  }
+  throw new Error('expected the build to fail')
+}
+
+describe('buildPre', () => {
+  it('makes each step, in order, with its arguments (HVM, node claim)', async () => {
+    const t = await setup('two-socket-4-node')
+    const domid = await t.domain('hvm', 2)
+    await t.xenstore.write(`/local/domain/${domid}/platform/timer_mode`, '1')
+    const result = await buildPre(t.host, domid, hvm(2, 2))
+    const m = result.memory
+    expect(m).toMatchObject({ xenMaxMib: 2049, shadowMib: 18, buildStartMib: 2040 })
+    const cpus = [0, 1, 2, 3]
+    expect(t.calls).toEqual([
+      ['domainInfo', domid],
+      ['setHvmParam', domid, 10, 1],
+      ['setMaxVcpus', domid, 2],
+      ['setMaxMemoryKib', domid, 2049 * 1024],
+      ['setShadowAllocationMib', domid, 18],
+      ['claimPagesOnNode', domid, 0, 2040 * MIB_PAGES],
+      ['setVcpuAffinity', domid, 0, { soft: cpus }],
+      ['setVcpuAffinity', domid, 1, { soft: cpus }],
+      ['allocUnboundEvtchn', domid, 0],
+      ['allocUnboundEvtchn', domid, 0],
+    ])
+    expect(result).toMatchObject({ storePort: 1, consolePort: 2 })
+    expect(result.placement).toMatchObject({ claim: 'node', node: 0, affinity: 'soft', plan: { nodes: [0] } })
+    expect(t.sim.nodePages()[0]?.claimedPages).toBe(2040 * MIB_PAGES)
+    expect(Object.keys(result.timingsMs)).toContain('numa_placement')
+  })
+
+  it('sets the PV memmap limit to xen_max and ignores a timer mode', async () => {
+    const t = await setup('qemu-2-node')
+    const domid = await t.domain('pv', 1)
+    await t.xenstore.write(`/local/domain/${domid}/platform/timer_mode`, '2')
+    const events: string[] = []
+    await buildPre(t.host, domid, { type: 'pv', staticMaxKib: 512 * 1024, targetKib: 256 * 1024, vcpus: 1 }, {
+      onEvent: (e) => e.type === 'info' && events.push(e.message),
+    })
+    expect(t.calls.map((c) => c[0])).not.toContain('setHvmParam')
+    expect(t.calls).toContainEqual(['setMemmapLimit', domid, 512 * 1024])
+    expect(events).toEqual(['timer_mode 2 ignored for this pv domain'])
+  })
+
+  it('ignores a timer mode that is not an integer, as xenopsd does', async () => {
+    expect([parseTimerMode('0x2'), parseTimerMode('1_0'), parseTimerMode(' 1'), parseTimerMode('one'), parseTimerMode(null)]).toEqual([2, 10, null, null, null])
+    const t = await setup('qemu-2-node')
+    const domid = await t.domain('hvm', 1)
+    await t.xenstore.write(`/local/domain/${domid}/platform/timer_mode`, 'fast')
+    await buildPre(t.host, domid, hvm(1, 1))
+    expect(t.calls.map((c) => c[0])).not.toContain('setHvmParam')
+  })
+
+  it('applies hard affinity, the first mask serving vCPUs without one, and skips NUMA placement', async () => {
+    const t = await setup('two-socket-4-node')
+    const domid = await t.domain('hvm', 3)
+    const result = await buildPre(t.host, domid, hvm(3, 1, { hardAffinity: [[4, 5], [6]] }))
+    expect(t.calls.filter((c) => c[0] === 'setVcpuAffinity')).toEqual([
+      ['setVcpuAffinity', domid, 0, { hard: [4, 5] }],
+      ['setVcpuAffinity', domid, 1, { hard: [6] }],
+      ['setVcpuAffinity', domid, 2, { hard: [4, 5] }],
+    ])
+    expect(result.placement).toMatchObject({ plan: null, claim: 'host', reason: 'the VM has hard affinity' })
+    expect(t.calls).toContainEqual(['claimPages', domid, result.memory.buildClaimPages])
+  })
+
+  it.each([
+    ['any', { plan: null, affinity: null, claim: 'host', node: null }],
+    ['best_effort', { plan: { nodes: [0, 1] }, affinity: 'soft', claim: 'host', node: null }],
+    ['best_effort_hard', { plan: { nodes: [0, 1] }, affinity: 'hard', claim: 'host', node: null }],
+    ['prio_mem_only', { plan: { nodes: [0] }, affinity: 'soft', claim: 'node', node: 0 }],
+  ] as const)('policy %s', async (numaPolicy, expected) => {
+    // 4 vCPUs on nodes of 4 CPUs and 2 cores: asking for 4 cores needs two nodes.
+    const t = await setup('amd-opteron-6272', {}, { numaPolicy })
+    const domid = await t.domain('hvm', 4)
+    const result = await buildPre(t.host, domid, hvm(4, 1))
+    expect(result.placement).toMatchObject(expected)
+    const affinities = t.calls.filter((c) => c[0] === 'setVcpuAffinity')
+    expect(affinities).toHaveLength(expected.affinity === null ? 0 : 4)
+    if (expected.affinity !== null) expect(affinities[0]?.[3]).toEqual({ [expected.affinity]: result.placement.plan?.cpus })
+  })
+
+  describe('claims', () => {
+    it('a node claim that meets ENOMEM gives up the node placement', async () => {
+      const t = await setup('two-socket-4-node')
+      t.sim.injectFault({ operation: 'claim_pages_on_node', errno: 'ENOMEM', mode: 'once' })
+      const domid = await t.domain('hvm', 1)
+      const result = await buildPre(t.host, domid, hvm(1, 1))
+      expect(result.placement).toMatchObject({ claim: 'host', node: null, affinity: null, reason: 'node 0 claim: ENOMEM' })
+      expect(t.calls.map((c) => c[0])).not.toContain('setVcpuAffinity')
+    })
+
+    it('without node claims (ENOSYS): affinity to the node, and a host-wide claim', async () => {
+      const t = await setup('two-socket-4-node', { nodeClaims: false })
+      const domid = await t.domain('hvm', 1)
+      const result = await buildPre(t.host, domid, hvm(1, 1))
+      expect(result.placement).toMatchObject({ claim: 'host', node: null, affinity: 'soft', plan: { nodes: [0] } })
+      expect(t.calls).toContainEqual(['setVcpuAffinity', domid, 0, { soft: [0, 1, 2, 3] }])
+      expect((await t.xen.domainInfo(domid)).outstandingPages).toBe(result.memory.buildClaimPages)
+    })
+
+    it('a multi-node plan sets affinity to its CPUs and claims host-wide', async () => {
+      const t = await setup('two-socket-4-node')
+      const domid = await t.domain('hvm', 2)
+      const result = await buildPre(t.host, domid, hvm(2, 20))
+      expect(result.placement).toMatchObject({ claim: 'host', plan: { nodes: [0, 1] }, affinity: 'soft' })
+      expect(t.calls.map((c) => c[0])).not.toContain('claimPagesOnNode')
+    })
+
+    it('a host-wide claim that meets ENOMEM fails the build', async () => {
+      const t = await setup('qemu-2-node', {}, { numaPolicy: 'any' })
+      t.sim.injectFault({ operation: 'xc_domain_claim_pages', errno: 'ENOMEM', mode: 'once' })
+      const domid = await t.domain('hvm', 1)
+      const error = await failure(buildPre(t.host, domid, hvm(1, 1)))
+      expect(error).toMatchObject({ code: 'ENOMEM', errno: 12, step: 'numa_placement', domid, operation: 'xc_domain_claim_pages' })
+      expect(error.message).toMatch(new RegExp(`^domain ${domid}: numa_placement: `))
+    })
+
+    it('any other claim error means claims are unsupported: the build goes on', async () => {
+      const t = await setup('qemu-2-node', {}, { numaPolicy: 'any' })
+      t.sim.injectFault({ operation: 'xc_domain_claim_pages', errno: 'EOPNOTSUPP', mode: 'always' })
+      const domid = await t.domain('hvm', 1)
+      const result = await buildPre(t.host, domid, hvm(1, 1))
+      expect(result.placement.claim).toBe('unsupported')
+    })
+
+    it('a claim is released when a later step fails', async () => {
+      const t = await setup('two-socket-4-node')
+      t.sim.injectFault({ operation: 'xc_evtchn_alloc_unbound', errno: 'ENOSPC', mode: 'always' })
+      const domid = await t.domain('hvm', 1)
+      const error = await failure(buildPre(t.host, domid, hvm(1, 1)))
+      expect(error).toMatchObject({ code: 'ENOSPC', step: 'event_channels' })
+      expect((await t.xen.physinfo()).outstandingPages).toBe(0)
+      expect(t.sim.nodePages().map((n) => n.claimedPages)).toEqual([0, 0, 0, 0])
+      expect(t.host.buildsInFlight).toBe(0)
+    })
+
+    it('a claim is released when the build is cancelled after it', async () => {
+      const t = await setup('two-socket-4-node')
+      t.sim.injectFault({ operation: 'xc_evtchn_alloc_unbound', mode: 'never', latencyMs: 200 })
+      const domid = await t.domain('hvm', 1)
+      const controller = new AbortController()
+      const build = buildPre(t.host, domid, hvm(1, 1), {
+        signal: controller.signal,
+        onEvent: (e) => e.type === 'numa.placement' && controller.abort(),
+      })
+      const error = await failure(build)
+      expect(error).toMatchObject({ code: 'ABORTED', step: 'event_channels', domid })
+      expect((await t.xen.physinfo()).outstandingPages).toBe(0)
+      expect(t.sim.nodePages()[0]?.claimedPages).toBe(0)
+    })
+  })
+
+  describe('waiting for free memory', () => {
+    /** Fills the host with a domain, then destroys it: its memory goes to the scrubber. */
+    async function dirty(t: Setup, pages: number) {
+      const xen = t.sim.hypervisor()
+      const hog = await xen.createDomain({ kind: 'pv', maxVcpus: 1 })
+      await xen.setMaxMemoryKib(hog, pages * 4)
+      await t.sim.populate(hog, pages)
+      await xen.destroyDomain(hog)
+    }
+
+    it('succeeds when the scrubber catches up', async () => {
+      const t = await setup('qemu-2-node', { scrubPagesPerSecondPerNode: 1024 * MIB_PAGES })
+      await dirty(t, 2048 * MIB_PAGES)
+      const domid = await t.domain('hvm', 1)
+      const progress: number[] = []
+      const build = buildPre(t.host, domid, hvm(1, 1), { onEvent: (e) => e.type === 'memory.wait' && progress.push(e.freeKib) })
+      await new Promise((r) => setTimeout(r, 50))
+      expect(progress).toEqual([0])
+      t.sim.advanceClock(1000)
+      const result = await build
+      expect(result.timingsMs.wait_for_memory).toBeGreaterThan(0)
+      expect(progress).toEqual([0, 2 * GIB_KIB])
+    })
+
+    it('fails at once when nothing is being scrubbed', async () => {
+      const t = await setup('qemu-2-node')
+      const xen = t.sim.hypervisor()
+      const hog = await xen.createDomain({ kind: 'pv', maxVcpus: 1 })
+      await xen.setMaxMemoryKib(hog, 2 * GIB_KIB)
+      await t.sim.populate(hog, 1800 * MIB_PAGES)
+      const domid = await t.domain('hvm', 1)
+      // Required: target 1024 + overhead (1 + 1 + shadow 9 + 1) = 1036 MiB.
+      const error = await failure(buildPre(t.host, domid, hvm(1, 1)))
+      expect(error).toMatchObject({ code: 'NOT_ENOUGH_MEMORY', step: 'wait_for_memory', domid, requiredBytes: 1036 * 1024 * 1024, freeBytes: 248 * 1024 * 1024 })
+      expect(error.message).toContain('nothing is being scrubbed')
+      expect(t.calls.map((c) => c[0])).toEqual(['domainInfo'])
+    })
+
+    it('times out when the scrubber is too slow', async () => {
+      const t = await setup('qemu-2-node')
+      await dirty(t, 2048 * MIB_PAGES)
+      const domid = await t.domain('hvm', 1)
+      const error = await failure(buildPre(t.host, domid, hvm(1, 1), { memoryTimeoutMs: 100 }))
+      expect(error).toMatchObject({ code: 'NOT_ENOUGH_MEMORY', step: 'wait_for_memory' })
+      expect(error.message).toMatch(/still, after \d+ ms/)
+    })
+
+    it('can be cancelled', async () => {
+      const t = await setup('qemu-2-node')
+      await dirty(t, 2048 * MIB_PAGES)
+      const domid = await t.domain('hvm', 1)
+      const controller = new AbortController()
+      const build = buildPre(t.host, domid, hvm(1, 1), { signal: controller.signal })
+      setTimeout(() => controller.abort(), 30)
+      expect(await failure(build)).toMatchObject({ code: 'ABORTED', step: 'wait_for_memory' })
+    })
+  })
+
+  it('refuses bad VM settings before any hypercall', async () => {
+    const t = await setup('qemu-2-node')
+    const domid = await t.domain('hvm', 1)
+    const bad: [number, VmConfig, string][] = [
+      [domid, hvm(0, 1), 'vm.vcpus'],
+      [domid, hvm(-1, 1), 'vm.vcpus'],
+      [domid, hvm(5, 1), "vm.vcpus: 5 is more than the host's 4 CPUs"],
+      [domid, hvm(1, 1, { targetKib: 2 * GIB_KIB }), 'vm.targetKib'],
+      [domid, hvm(1, 1, { staticMaxKib: 2 ** 60 }), 'vm.staticMaxKib'],
+      [domid, hvm(1, 1, { hardAffinity: [[7]] }), 'vm.hardAffinity[0][0]'],
+      [domid, hvm(1, 1, { hardAffinity: [[]] }), 'vm.hardAffinity[0]'],
+      [0, hvm(1, 1), 'domid'],
+      [1.5, hvm(1, 1), 'domid'],
+    ]
+    for (const [id, vm, field] of bad) {
+      const error = await failure(buildPre(t.host, id, vm))
+      expect(error.code, field).toBe('INVALID_ARGUMENT')
+      expect(error.message, field).toContain(field)
+    }
+    expect(t.calls).toEqual([])
+  })
+
+  it('a failing step names itself, its errno, the operation and the domain', async () => {
+    const t = await setup('qemu-2-node')
+    t.sim.injectFault({ operation: 'xc_domain_max_vcpus', errno: 'EINVAL', mode: 'once' })
+    const domid = await t.domain('hvm', 1)
+    const error = await failure(buildPre(t.host, domid, hvm(1, 1)))
+    expect(error).toMatchObject({ code: 'EINVAL', errno: 22, step: 'max_vcpus', domid, operation: 'xc_domain_max_vcpus' })
+  })
+
+  it('refuses a VM whose type is not the type of its domain', async () => {
+    const t = await setup('qemu-2-node')
+    const domid = await t.domain('pv', 1)
+    expect(await failure(buildPre(t.host, domid, hvm(1, 1)))).toMatchObject({ code: 'INVALID_ARGUMENT', step: 'domain_info' })
+  })
+})

@@ -1,0 +1,194 @@
+/**
+ * build_pre (DESIGN §1): prepares an empty domain for the domain builder, in
+ * xenopsd's order. Bad VM settings are refused before any hypercall; a failed
+ * step names itself, its errno and the domain; a failure or cancellation
+ * after the claim releases it.
+ */
+import { describe, inStep, invalidArgument, XenDomainBuildError } from './errors.js'
+import type { BuildHost } from './host.js'
+import { checkVmMemory, memoryModel, type MemoryModel, type VmMemory } from './memory.js'
+import { placeDomain, type Placement } from './placement.js'
+import { aborted, type WaitProgress } from './wait-memory.js'
+import { domainPath } from './xenstore.js'
+
+export interface VmConfig extends VmMemory {
+  /** Hard affinity per vCPU: CPU ids. The first mask serves vCPUs without one. */
+  hardAffinity?: readonly (readonly number[])[]
+}
+
+export type BuildEvent =
+  | { type: 'step'; domid: number; step: string; ms: number }
+  | ({ type: 'memory.wait'; domid: number } & WaitProgress)
+  | { type: 'numa.placement'; domid: number; placement: Placement }
+  | { type: 'info'; domid: number; message: string }
+
+export interface BuildPreOptions {
+  signal?: AbortSignal
+  /** How long to wait for free memory: 64 s, as xenopsd. */
+  memoryTimeoutMs?: number
+  onEvent?: (event: BuildEvent) => void
+}
+
+export interface BuildPreResult {
+  domid: number
+  memory: MemoryModel
+  storePort: number
+  consolePort: number
+  placement: Placement
+  /** Milliseconds per step. */
+  timingsMs: Record<string, number>
+  /**
+   * Tells the host the domain's memory is populated (Xen counts it now):
+   * in-flight accounting forgets this build's promise.
+   */
+  memoryPopulated(): void
+  /** Releases the claim and the promise: for a build that fails or is cancelled later. */
+  release(): Promise<void>
+}
+
+/**
+ * The timer mode as xenopsd reads it, with OCaml's int_of_string (decimal,
+ * 0x, 0o, 0b, underscores, no spaces); anything else is ignored (null).
+ */
+export function parseTimerMode(value: string | null): number | null {
+  const match = /^([+-]?)(\d[\d_]*|0[xX][\da-fA-F][\da-fA-F_]*|0[oO][0-7][0-7_]*|0[bB][01][01_]*)$/.exec(value ?? '')
+  if (match === null) return null
+  const magnitude = Number((match[2] ?? '').replaceAll('_', ''))
+  const mode = match[1] === '-' ? -magnitude : magnitude
+  return Number.isSafeInteger(mode) ? mode : null
+}
+
+const MAX_DOMID = 0x7fef
+const HVM_PARAM_TIMER_MODE = 10
+
+function checkConfig(host: BuildHost, domid: number, vm: VmConfig): void {
+  if (!Number.isSafeInteger(domid) || domid < 1 || domid > MAX_DOMID) {
+    throw invalidArgument('domid', `${describe(domid)} is not a domain id from 1 to ${MAX_DOMID}`)
+  }
+  checkVmMemory(vm)
+  if (vm.vcpus > host.cpuCount) {
+    throw invalidArgument('vm.vcpus', `${vm.vcpus} is more than the host's ${host.cpuCount} CPUs`)
+  }
+  if (vm.hardAffinity !== undefined) {
+    if (!Array.isArray(vm.hardAffinity) || vm.hardAffinity.length === 0) {
+      throw invalidArgument('vm.hardAffinity', 'expected a non-empty array of CPU lists')
+    }
+    vm.hardAffinity.forEach((mask, i) => {
+      if (!Array.isArray(mask) || mask.length === 0) throw invalidArgument(`vm.hardAffinity[${i}]`, 'expected a non-empty CPU list')
+      mask.forEach((cpu, j) => {
+        if (!Number.isSafeInteger(cpu) || cpu < 0 || cpu >= host.cpuCount) {
+          throw invalidArgument(`vm.hardAffinity[${i}][${j}]`, `${describe(cpu)} is not a CPU of this host (0 to ${host.cpuCount - 1})`)
+        }
+      })
+    })
+    if (vm.hardAffinity.length > vm.vcpus) {
+      throw invalidArgument('vm.hardAffinity', `${vm.hardAffinity.length} masks for ${vm.vcpus} vCPUs`)
+    }
+  }
+}
+
+export async function buildPre(
+  host: BuildHost,
+  domid: number,
+  vm: VmConfig,
+  options: BuildPreOptions = {},
+): Promise<BuildPreResult> {
+  checkConfig(host, domid, vm)
+  const memory = memoryModel(vm)
+  const xen = host.hypervisor
+  const { signal, onEvent } = options
+  const timingsMs: Record<string, number> = {}
+  let placement: Placement | undefined
+  let settled = false
+
+  const release = async () => {
+    if (settled) return
+    settled = true
+    host.settle(domid)
+    if (placement !== undefined && placement.claim !== 'unsupported') {
+      await xen.claimPages(domid, 0).catch(() => undefined)
+    }
+  }
+
+  const step = async <T>(name: string, run: () => Promise<T>): Promise<T> => {
+    const started = performance.now()
+    try {
+      if (signal?.aborted) throw aborted(`build_pre of domain ${domid}`, signal.reason)
+      return await run()
+    } catch (error) {
+      throw inStep(error, name, domid)
+    } finally {
+      const ms = performance.now() - started
+      timingsMs[name] = ms
+      onEvent?.({ type: 'step', domid, step: name, ms })
+    }
+  }
+
+  try {
+    const info = await step('domain_info', async () => {
+      const found = await xen.domainInfo(domid)
+      if (found.hvm !== (vm.type !== 'pv')) {
+        throw invalidArgument('vm.type', `${vm.type} does not match domain ${domid}, which is ${found.hvm ? 'HVM' : 'PV'}`)
+      }
+      return found
+    })
+    const requiredKib = memory.requiredHostFreeMib * 1024
+    await step('wait_for_memory', () =>
+      host.memory.waitForFreeMemory(requiredKib, {
+        signal,
+        timeoutMs: options.memoryTimeoutMs,
+        onProgress: (progress) => onEvent?.({ type: 'memory.wait', domid, ...progress }),
+      }),
+    )
+    const timerMode = await step('timer_mode', async () => {
+      const mode = parseTimerMode(await host.xenstore.read(`${domainPath(domid)}/platform/timer_mode`))
+      // A PV domain has no HVM parameters (xenopsd would try, and fail the
+      // build); a negative mode is no mode Xen knows.
+      if (mode !== null && mode >= 0 && vm.type !== 'pv') await xen.setHvmParam(domid, HVM_PARAM_TIMER_MODE, mode)
+      return mode
+    })
+    if (timerMode !== null && (vm.type === 'pv' || timerMode < 0)) {
+      onEvent?.({ type: 'info', domid, message: `timer_mode ${timerMode} ignored for this ${vm.type} domain` })
+    }
+    await step('max_vcpus', () => xen.setMaxVcpus(domid, vm.vcpus))
+    if (vm.type === 'pv') await step('memmap_limit', () => xen.setMemmapLimit(domid, memory.xenMaxMib * 1024))
+    // A claim may not exceed the domain's maximum: raise it to xen_max where
+    // the toolstack left it lower, as libxl's build_pre does.
+    if (info.maxPages < memory.xenMaxMib * 256) {
+      await step('max_memory', () => xen.setMaxMemoryKib(domid, memory.xenMaxMib * 1024))
+    }
+    await step('shadow_allocation', () => xen.setShadowAllocationMib(domid, memory.shadowMib))
+    const masks = vm.hardAffinity
+    if (masks !== undefined) {
+      await step('hard_affinity', () =>
+        Promise.all(
+          Array.from({ length: vm.vcpus }, (_, vcpu) =>
+            xen.setVcpuAffinity(domid, vcpu, { hard: [...(masks[vcpu] ?? masks[0] ?? [])] }),
+          ),
+        ),
+      )
+    }
+    placement = await step('numa_placement', () =>
+      placeDomain(host, domid, { vcpus: vm.vcpus, claimPages: memory.buildClaimPages, hasHardAffinity: masks !== undefined }, signal),
+    )
+    onEvent?.({ type: 'numa.placement', domid, placement })
+    const [storePort, consolePort] = await step('event_channels', async () => [
+      await xen.allocUnboundEvtchn(domid, 0),
+      await xen.allocUnboundEvtchn(domid, 0),
+    ])
+    return {
+      domid,
+      memory,
+      storePort,
+      consolePort,
+      placement,
+      timingsMs,
+      memoryPopulated: () => host.settle(domid),
+      release,
+    }
+  } catch (error) {
+    await release()
+    if (error instanceof XenDomainBuildError || !(signal?.aborted ?? false)) throw error
+    throw aborted(`build_pre of domain ${domid}`, signal?.reason)
+  }
+}

@@ -1,0 +1,121 @@
+/**
+ * xenopsd's memory model (DESIGN §1): from a VM's static max, target, video
+ * memory, vCPUs and shadow multiplier, what to build, what Xen must allow,
+ * what the host must have free, and what to claim. All MiB unless named.
+ */
+import { describe, invalidArgument } from './errors.js'
+
+export type DomainType = 'hvm' | 'pv' | 'pvh'
+
+export interface VmMemory {
+  type: DomainType
+  /** PVH only: boot a PV guest in a PVH shim (PV-in-PVH). */
+  pvShim?: boolean
+  staticMaxKib: number
+  targetKib: number
+  /** HVM and PVH; must be 0 for PV. */
+  videoMib?: number
+  vcpus: number
+  /** 1.0 by default. */
+  shadowMultiplier?: number
+}
+
+export interface MemoryModel {
+  staticMaxMib: number
+  targetMib: number
+  buildMaxMib: number
+  buildStartMib: number
+  xenMaxMib: number
+  shadowMib: number
+  overheadMib: number
+  requiredHostFreeMib: number
+  /** build_start in 4 KiB pages: what the build claims. */
+  buildClaimPages: number
+}
+
+const PAGES_PER_MIB = 256
+
+/** (extra internal, extra external, shim) per memory model. */
+interface ModelData {
+  extraInternalMib: number
+  extraExternalMib: number
+  shimMib(mib: number): number
+}
+
+const HVM: ModelData = { extraInternalMib: 1, extraExternalMib: 1, shimMib: () => 0 }
+const LINUX: ModelData = { extraInternalMib: 0, extraExternalMib: 1, shimMib: () => 0 }
+const PV_IN_PVH: ModelData = { extraInternalMib: 1, extraExternalMib: 1, shimMib: (mib) => 23 + Math.floor(mib / 90) }
+
+function model(vm: VmMemory): ModelData {
+  if (vm.type === 'pv') return LINUX
+  return vm.type === 'pvh' && vm.pvShim ? PV_IN_PVH : HVM
+}
+
+/** Amounts used round up (xenopsd's mib_of_kib_used). */
+export function mibOfKibUsed(kib: number): number {
+  return Math.ceil(kib / 1024)
+}
+
+function wholeNumber(field: string, value: unknown, min = 0): number {
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min) {
+    throw invalidArgument(field, `${describe(value)} is not a whole number${min > 0 ? ` ≥ ${min}` : ' ≥ 0'}`)
+  }
+  return value
+}
+
+/** Checks a VM's memory settings, naming the field that is wrong. */
+export function checkVmMemory(vm: VmMemory, field = 'vm'): void {
+  if (vm === null || typeof vm !== 'object') throw invalidArgument(field, `expected an object, got ${describe(vm)}`)
+  if (vm.type !== 'hvm' && vm.type !== 'pv' && vm.type !== 'pvh') {
+    throw invalidArgument(`${field}.type`, `${describe(vm.type)} is not "hvm", "pv" or "pvh"`)
+  }
+  wholeNumber(`${field}.staticMaxKib`, vm.staticMaxKib, 1)
+  wholeNumber(`${field}.targetKib`, vm.targetKib, 1)
+  wholeNumber(`${field}.vcpus`, vm.vcpus, 1)
+  const video = wholeNumber(`${field}.videoMib`, vm.videoMib ?? 0)
+  if (vm.type === 'pv' && video !== 0) throw invalidArgument(`${field}.videoMib`, 'must be 0 for a PV guest')
+  if (vm.targetKib > vm.staticMaxKib) {
+    throw invalidArgument(`${field}.targetKib`, `${vm.targetKib} is above staticMaxKib ${vm.staticMaxKib}`)
+  }
+  if (video >= mibOfKibUsed(vm.targetKib)) {
+    throw invalidArgument(`${field}.videoMib`, `${video} leaves no memory of the ${mibOfKibUsed(vm.targetKib)} MiB target`)
+  }
+  const multiplier = vm.shadowMultiplier ?? 1
+  if (typeof multiplier !== 'number' || !Number.isFinite(multiplier) || multiplier <= 0) {
+    throw invalidArgument(`${field}.shadowMultiplier`, `${describe(multiplier)} is not a positive number`)
+  }
+  if (vm.pvShim !== undefined && (typeof vm.pvShim !== 'boolean' || (vm.pvShim && vm.type !== 'pvh'))) {
+    throw invalidArgument(`${field}.pvShim`, 'is a boolean, and only for a PVH guest')
+  }
+}
+
+/** Every field of DESIGN §1's memory model. */
+export function memoryModel(vm: VmMemory): MemoryModel {
+  checkVmMemory(vm)
+  const data = model(vm)
+  const staticMaxMib = mibOfKibUsed(vm.staticMaxKib)
+  const targetMib = mibOfKibUsed(vm.targetKib)
+  const videoMib = vm.videoMib ?? 0
+  const shadowMib = Math.max(
+    1,
+    Math.trunc(Math.ceil((256 * vm.vcpus + 2 * staticMaxMib) / 256) * (vm.shadowMultiplier ?? 1)),
+  )
+  const overheadMib =
+    data.extraInternalMib +
+    data.extraExternalMib +
+    shadowMib +
+    Math.ceil((38 * vm.vcpus) / 256) +
+    data.shimMib(staticMaxMib)
+  const buildStartMib = targetMib - videoMib + data.shimMib(targetMib)
+  return {
+    staticMaxMib,
+    targetMib,
+    buildMaxMib: staticMaxMib - videoMib + data.shimMib(staticMaxMib),
+    buildStartMib,
+    xenMaxMib: staticMaxMib + data.extraInternalMib + data.shimMib(staticMaxMib),
+    shadowMib,
+    overheadMib,
+    requiredHostFreeMib: targetMib + overheadMib,
+    buildClaimPages: buildStartMib * PAGES_PER_MIB,
+  }
+}

@@ -1,0 +1,150 @@
+/**
+ * Waiting until Xen has enough free memory (DESIGN §6), with xenopsd's rules:
+ * enough free memory, go; not enough and nothing being scrubbed, fail at
+ * once; past the time limit (64 s), fail. Unlike xenopsd's 1 s poll, one
+ * watcher per host polls physinfo every 20 ms while anyone waits, and every
+ * waiter is checked against the same reading: freed memory is noticed within
+ * a tick, and a thousand waiting builds cost one hypercall per tick.
+ */
+import type { Hypervisor, PhysInfoJs as PhysInfo } from '../native/binding.js'
+import { XenDomainBuildError } from './errors.js'
+
+export const PAGE_BYTES = 4096
+const KIB_PER_PAGE = 4
+
+export interface WaitProgress {
+  requiredKib: number
+  freeKib: number
+  scrubKib: number
+  waitedMs: number
+}
+
+export interface WaitOptions {
+  signal?: AbortSignal
+  /** xenopsd: 64 s. */
+  timeoutMs?: number
+  onProgress?: (progress: WaitProgress) => void
+}
+
+export interface WaitResult {
+  waitedMs: number
+  freeKib: number
+  /** Polls of physinfo this wait saw. */
+  polls: number
+}
+
+interface Waiter {
+  requiredKib: number
+  started: number
+  deadline: number
+  polls: number
+  lastFreeKib: number
+  options: WaitOptions
+  resolve(result: WaitResult): void
+  reject(error: unknown): void
+  detach(): void
+}
+
+export function notEnoughMemory(requiredKib: number, freeKib: number, why: string): XenDomainBuildError {
+  const error = new XenDomainBuildError(
+    'NOT_ENOUGH_MEMORY',
+    `not enough free memory: ${requiredKib} KiB required, ${freeKib} KiB free (${why})`,
+  )
+  return Object.assign(error, { requiredBytes: requiredKib * 1024, freeBytes: freeKib * 1024 })
+}
+
+export function aborted(what: string, reason?: unknown): XenDomainBuildError {
+  return new XenDomainBuildError('ABORTED', `${what} was cancelled`, reason === undefined ? {} : { cause: reason })
+}
+
+export class MemoryWatcher {
+  readonly #hypervisor: Hypervisor
+  readonly #intervalMs: number
+  readonly #waiters = new Set<Waiter>()
+  #timer: NodeJS.Timeout | undefined
+  #polling = false
+
+  constructor(hypervisor: Hypervisor, options: { intervalMs?: number } = {}) {
+    this.#hypervisor = hypervisor
+    this.#intervalMs = options.intervalMs ?? 20
+  }
+
+  /** Resolves once free memory reaches `requiredKib`; see the module comment for the rules. */
+  waitForFreeMemory(requiredKib: number, options: WaitOptions = {}): Promise<WaitResult> {
+    return new Promise((resolve, reject) => {
+      const { signal } = options
+      if (signal?.aborted) return reject(aborted('waiting for free memory', signal.reason))
+      const started = performance.now()
+      const onAbort = () => {
+        this.#remove(waiter)
+        reject(aborted('waiting for free memory', signal?.reason))
+      }
+      const waiter: Waiter = {
+        requiredKib,
+        started,
+        deadline: started + (options.timeoutMs ?? 64_000),
+        polls: 0,
+        lastFreeKib: -1,
+        options,
+        resolve,
+        reject,
+        detach: () => signal?.removeEventListener('abort', onAbort),
+      }
+      signal?.addEventListener('abort', onAbort, { once: true })
+      this.#waiters.add(waiter)
+      // A new waiter is checked at once: with memory to spare, builds do not wait a tick.
+      if (!this.#polling) {
+        clearTimeout(this.#timer)
+        void this.#poll()
+      }
+    })
+  }
+
+  #remove(waiter: Waiter): void {
+    waiter.detach()
+    this.#waiters.delete(waiter)
+    if (this.#waiters.size === 0 && this.#timer !== undefined) {
+      clearTimeout(this.#timer)
+      this.#timer = undefined
+    }
+  }
+
+  async #poll(): Promise<void> {
+    this.#timer = undefined
+    this.#polling = true
+    let info: PhysInfo
+    try {
+      info = await this.#hypervisor.physinfo()
+    } catch (error) {
+      for (const waiter of [...this.#waiters]) {
+        this.#remove(waiter)
+        waiter.reject(error)
+      }
+      this.#polling = false
+      return
+    }
+    this.#polling = false
+    const now = performance.now()
+    const freeKib = info.freePages * KIB_PER_PAGE
+    const scrubKib = info.scrubPages * KIB_PER_PAGE
+    for (const waiter of [...this.#waiters]) {
+      waiter.polls++
+      const waitedMs = now - waiter.started
+      if (freeKib !== waiter.lastFreeKib) {
+        waiter.lastFreeKib = freeKib
+        waiter.options.onProgress?.({ requiredKib: waiter.requiredKib, freeKib, scrubKib, waitedMs })
+      }
+      if (freeKib >= waiter.requiredKib) {
+        this.#remove(waiter)
+        waiter.resolve({ waitedMs, freeKib, polls: waiter.polls })
+      } else if (scrubKib === 0) {
+        this.#remove(waiter)
+        waiter.reject(notEnoughMemory(waiter.requiredKib, freeKib, 'and nothing is being scrubbed'))
+      } else if (now >= waiter.deadline) {
+        this.#remove(waiter)
+        waiter.reject(notEnoughMemory(waiter.requiredKib, freeKib, `still, after ${Math.round(waitedMs)} ms`))
+      }
+    }
+    if (this.#waiters.size > 0) this.#timer = setTimeout(() => void this.#poll(), this.#intervalMs)
+  }
+}
