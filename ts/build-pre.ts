@@ -124,6 +124,7 @@ export async function buildPre(
     }
   }
 
+  host.expectPool(domid, memory.shadowMib * 2 ** 20)
   try {
     const info = await step('domain_info', async () => {
       const found = await xen.domainInfo(domid)
@@ -158,6 +159,7 @@ export async function buildPre(
       await step('max_memory', () => xen.setMaxMemoryKib(domid, memory.xenMaxMib * 1024))
     }
     await step('shadow_allocation', () => xen.setShadowAllocationMib(domid, memory.shadowMib))
+    host.poolAllocated(domid)
     const masks = vm.hardAffinity
     if (masks !== undefined) {
       await step('hard_affinity', () =>

@@ -63,6 +63,8 @@ export class BuildHost {
   readonly memory: MemoryWatcher
   readonly placementLock = new Lock()
   readonly #promised = new Map<number, Promised>()
+  /** Shadow pools of builds that have not allocated theirs yet: bytes by domain. */
+  readonly #pendingPools = new Map<number, number>()
 
   private constructor(hypervisor: Hypervisor, layout: HostLayout, options: BuildHostOptions) {
     this.hypervisor = hypervisor
@@ -87,13 +89,35 @@ export class BuildHost {
   /** The build's memory is populated (now counted by Xen), or the build ended. */
   settle(domid: number): void {
     this.#promised.delete(domid)
+    this.#pendingPools.delete(domid)
   }
 
-  /** What the planner subtracts from each node's free memory, by the accounting mode. */
-  promisedBytesByNode(): number[] {
-    const totals = this.layout.distances.map(() => 0)
+  /**
+   * A build will allocate a shadow pool of `bytes` before it is placed: with
+   * no affinity yet, Xen spreads it over every node, eating into memory
+   * promised to builds placed before it. In-flight accounting reserves it.
+   */
+  expectPool(domid: number, bytes: number): void {
+    this.#pendingPools.set(domid, bytes)
+  }
+
+  /** The build's shadow pool is allocated (Xen counts it now). */
+  poolAllocated(domid: number): void {
+    this.#pendingPools.delete(domid)
+  }
+
+  /**
+   * What the planner subtracts from each node's free memory: by the
+   * accounting mode, or (`all`) everything promised to builds in flight.
+   */
+  promisedBytesByNode(all = false): number[] {
+    const nodes = this.layout.distances.length
+    const inFlight = all || this.accounting === 'in-flight'
+    let pools = 0
+    if (inFlight) for (const bytes of this.#pendingPools.values()) pools += bytes
+    const totals = this.layout.distances.map(() => Math.ceil(pools / nodes))
     for (const { bytesByNode, nodeClaim } of this.#promised.values()) {
-      if (this.accounting === 'xenopsd' && !nodeClaim) continue
+      if (!all && this.accounting === 'xenopsd' && !nodeClaim) continue
       bytesByNode.forEach((bytes, node) => {
         totals[node] = (totals[node] ?? 0) + bytes
       })

@@ -27,4 +27,10 @@ export {
   type NumaRequest,
   type PlannerOptions,
 } from './numa.js'
+export { runStorm, seededRandom, type StormOptions, type StormReport, type StormVm } from './storm.js'
+export { BuildHost, type Accounting, type BuildHostOptions, type NumaPolicy } from './host.js'
+export { buildPre, type BuildEvent, type BuildPreOptions, type BuildPreResult, type VmConfig } from './build-pre.js'
+export { memoryModel, type DomainType, type MemoryModel, type VmMemory } from './memory.js'
+export { InMemoryXenstore, domainPath, type Xenstore } from './xenstore.js'
+export type { Placement, ClaimKind } from './placement.js'
 export { parseScenario, playScenario, type PlacementScenario, type ScenarioResult } from './scenario.js'

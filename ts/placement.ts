@@ -30,6 +30,10 @@ export interface Placement {
   reason: string
   /** Memory promised to this build, by node, until it is populated. */
   promisedBytesByNode: number[]
+  /** When planned: each node's free memory as Xen reported it... */
+  nodeFreeBytes?: number[]
+  /** ...and what builds in flight had been promised there, whatever the accounting. */
+  inFlightBytesByNode?: number[]
 }
 
 function isErrno(error: unknown, code: string): boolean {
@@ -108,8 +112,11 @@ export async function placeDomain(
 
     async function planAndClaim(): Promise<Placement> {
       const numa = await xen.numaInfo()
+      const nodeFreeBytes = numa.nodes.map((n) => n?.freeBytes ?? 0)
+      const inFlightBytesByNode = host.promisedBytesByNode(true)
       const promised = host.promisedBytesByNode()
-      const free = numa.nodes.map((n, i) => Math.max(0, (n?.freeBytes ?? 0) - (promised[i] ?? 0)))
+      const free = nodeFreeBytes.map((bytes, i) => Math.max(0, bytes - (promised[i] ?? 0)))
+      const seen = { nodeFreeBytes, inFlightBytesByNode }
       const cores = policy === 'prio_mem_only' ? 0 : request.vcpus
       const plan = host.planner.plan({ memoryBytes: bytes, vcpus: request.vcpus, cores }, free)
       const affinity = policy === 'best_effort_hard' ? 'hard' : 'soft'
@@ -124,7 +131,7 @@ export async function placeDomain(
       }
 
       if (plan === null) {
-        return claimHostCounted({ policy, plan, affinity: null, node: null, reason: 'no node set fits', promisedBytesByNode: none })
+        return claimHostCounted({ policy, plan, affinity: null, node: null, reason: 'no node set fits', promisedBytesByNode: none, ...seen })
       }
       const byNode = interleave(bytes, plan.nodes, free, nodeCount)
       const [only] = plan.nodes
@@ -136,20 +143,20 @@ export async function placeDomain(
           if (isErrno(error, 'ENOMEM')) {
             // The node cannot hold it after all: no node placement.
             const reason = `node ${only} claim: ENOMEM`
-            return claimHostCounted({ policy, plan, affinity: null, node: null, reason, promisedBytesByNode: none })
+            return claimHostCounted({ policy, plan, affinity: null, node: null, reason, promisedBytesByNode: none, ...seen })
           }
           // Any other error: no node claims here (upstream Xen). Affinity alone, and a host-wide claim.
         }
         if (claimed) {
           await setAffinity(plan.cpus)
           host.promise(domid, byNode, true)
-          return { policy, plan, affinity, node: only, claim: 'node', reason: `node ${only} claimed`, promisedBytesByNode: byNode }
+          return { policy, plan, affinity, node: only, claim: 'node', reason: `node ${only} claimed`, promisedBytesByNode: byNode, ...seen }
         }
       }
       await setAffinity(plan.cpus)
       host.promise(domid, byNode, false)
       const reason = plan.nodes.length === 1 ? `node ${only}, without a node claim` : `nodes ${plan.nodes.join(',')}`
-      return claimHostCounted({ policy, plan, affinity, node: null, reason, promisedBytesByNode: byNode })
+      return claimHostCounted({ policy, plan, affinity, node: null, reason, promisedBytesByNode: byNode, ...seen })
     }
   }, signal)
 }

@@ -94,6 +94,34 @@ pub struct SimHost {
     state: Mutex<State>,
 }
 
+/// Takes up to `pages` from `candidates` in round-robin extents, as Xen
+/// interleaves a domain's allocations over its nodes, starting at `*next`;
+/// `available(nodes, n)` says what node `n` may give. Returns what it took.
+fn interleave(
+    nodes: &mut [Node],
+    candidates: &[usize],
+    next: &mut usize,
+    mut pages: u64,
+    taken: &mut [u64],
+    available: impl Fn(&[Node], usize) -> u64,
+) -> u64 {
+    let wanted = pages;
+    while pages > 0 && !candidates.is_empty() {
+        let found = (0..candidates.len())
+            .map(|i| (i, candidates[(*next + i) % candidates.len()]))
+            .find_map(|(i, n)| {
+                let got = pages.min(EXTENT_PAGES).min(available(nodes, n));
+                (got > 0).then_some((i, n, got))
+            });
+        let Some((i, n, got)) = found else { break };
+        nodes[n].free_pages -= got;
+        taken[n] += got;
+        pages -= got;
+        *next = (*next + i + 1) % candidates.len();
+    }
+    wanted - pages
+}
+
 fn esrch(operation: &'static str) -> XenError {
     XenError::hypercall(operation, libc::ESRCH)
 }
@@ -282,14 +310,11 @@ impl SimHost {
         };
         let mut taken = vec![0u64; nodes.len()];
         let mut remaining = pages;
-        let take = |nodes: &mut [Node], taken: &mut [u64], n: usize, want: u64| {
-            let got = want.min(available(nodes, n));
+        if let Some(n) = claimed_node {
+            let got = remaining.min(available(nodes, n));
             nodes[n].free_pages -= got;
             taken[n] += got;
-            got
-        };
-        if let Some(n) = claimed_node {
-            remaining -= take(nodes, &mut taken, n, remaining);
+            remaining -= got;
         }
         let affine: Vec<usize> = self
             .affine_nodes(domain)
@@ -299,23 +324,9 @@ impl SimHost {
         let all: Vec<usize> = (0..nodes.len()).collect();
         let mut next = domain.next_node;
         for candidates in [&affine, &all] {
-            // Round-robin extents over the nodes that still have memory.
-            while remaining > 0 {
-                let mut progressed = false;
-                for i in 0..candidates.len() {
-                    let n = candidates[(next + i) % candidates.len()];
-                    let got = take(nodes, &mut taken, n, remaining.min(EXTENT_PAGES));
-                    if got > 0 {
-                        remaining -= got;
-                        next = (next + i + 1) % candidates.len();
-                        progressed = true;
-                        break;
-                    }
-                }
-                if !progressed {
-                    break;
-                }
-            }
+            remaining -= interleave(
+                nodes, candidates, &mut next, remaining, &mut taken, available,
+            );
         }
         if remaining > 0 {
             for (node, &pages) in nodes.iter_mut().zip(&taken) {
@@ -640,13 +651,19 @@ impl Hypervisor for SimHost {
         if need > free.saturating_sub(*outstanding_pages) {
             return Err(XenError::hypercall(OP, libc::ENOMEM));
         }
-        let order = affine.iter().map(|&n| n as usize).chain(0..nodes.len());
-        for n in order {
-            let unclaimed = nodes[n].free_pages.saturating_sub(nodes[n].claimed_pages);
-            let got = need.min(unclaimed);
-            nodes[n].free_pages -= got;
-            d.shadow_pages_per_node[n] += got;
-            need -= got;
+        // Pool pages interleave over the domain's nodes like its memory.
+        let unclaimed =
+            |nodes: &[Node], n: usize| nodes[n].free_pages.saturating_sub(nodes[n].claimed_pages);
+        let affine: Vec<usize> = affine.iter().map(|&n| n as usize).collect();
+        let all: Vec<usize> = (0..nodes.len()).collect();
+        let mut next = d.next_node;
+        let mut taken = vec![0u64; nodes.len()];
+        for candidates in [&affine, &all] {
+            need -= interleave(nodes, candidates, &mut next, need, &mut taken, unclaimed);
+        }
+        d.next_node = next;
+        for (mine, got) in d.shadow_pages_per_node.iter_mut().zip(taken) {
+            *mine += got;
         }
         debug_assert_eq!(need, 0);
         Ok(())

@@ -355,3 +355,17 @@ fn a_host_that_does_not_hold_together_is_refused() {
     };
     assert!(SimHost::new(bad).err().unwrap().contains("pages"));
 }
+
+#[test]
+fn the_shadow_pool_interleaves_over_the_domains_nodes() {
+    // Xen allocates pool pages one by one over the domain's node affinity.
+    let h = host();
+    let d = domain(&h, DomainKind::Hvm, 1, 1);
+    h.set_shadow_allocation_mib(d, 8).unwrap();
+    let free: Vec<u64> = h.node_pages().iter().map(|n| n.1).collect();
+    assert_eq!(free, vec![16 * GIB_PAGES - 512; 4]);
+    // With soft affinity to node 3, the pool grows there.
+    h.set_vcpu_affinity(d, 0, None, Some(&[12, 13])).unwrap();
+    h.set_shadow_allocation_mib(d, 12).unwrap();
+    assert_eq!(h.node_pages()[3].1, 16 * GIB_PAGES - 512 - 1024);
+}

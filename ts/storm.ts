@@ -1,0 +1,147 @@
+/**
+ * A mass VM start on a simulated host: many builds at once, each followed by
+ * populating its memory as the domain builder would, and a report of where
+ * every VM's memory really landed. The workload of the race test, the
+ * benchmarks and the demo.
+ */
+import { buildPre, type VmConfig } from './build-pre.js'
+import { BuildHost, type Accounting, type NumaPolicy } from './host.js'
+import { simulateHost, type SimulatedHost } from './hypervisor.js'
+import type { Placement } from './placement.js'
+
+export interface StormOptions {
+  preset: string
+  vms: number
+  /** Same seed, same VMs. */
+  seed?: number
+  accounting?: Accounting
+  numaPolicy?: NumaPolicy
+  /** XenServer's node claims (default: off, as upstream Xen). */
+  nodeClaims?: boolean
+  /** How long the domain builder takes to populate a VM's memory. */
+  populateLatencyMs?: number
+  /**
+   * VM sizes in MiB, drawn uniformly. Default: a mix of small and large VMs
+   * (1, 2, 1 and 12 units) scaled so that the start fills `load` of the
+   * host's memory: sizes that balancing by count alone cannot spread.
+   */
+  sizesMib?: readonly number[]
+  /** The share of host memory the default sizes fill (0.85). */
+  load?: number
+  /** Exact sizes of the VMs, in MiB, one per VM (instead of drawn ones). */
+  exactSizesMib?: readonly number[]
+  /** vCPUs per VM (default 1 or 2). */
+  vcpuChoices?: readonly number[]
+}
+
+export interface StormVm {
+  domid: number
+  sizeMib: number
+  vcpus: number
+  placement: Placement | null
+  pagesByNode: number[]
+  /** All its memory is on the nodes it was planned on. */
+  local: boolean
+  error?: string
+}
+
+export interface StormReport {
+  preset: string
+  accounting: Accounting
+  vms: StormVm[]
+  completed: number
+  failed: number
+  /** Of the VMs that got a plan, the share whose memory is all on the plan's nodes. */
+  localShare: number
+  /**
+   * Placements where builds in flight had been promised more of a node than
+   * Xen reported free. Conservative: a build whose memory was populated a
+   * moment before, and whose promise is not yet dropped, counts twice.
+   */
+  overpromised: number
+  wallMs: number
+  sim: SimulatedHost
+}
+
+/** A small seeded generator (mulberry32), so runs repeat. */
+export function seededRandom(seed: number): () => number {
+  let state = seed >>> 0
+  return () => {
+    state = (state + 0x6d2b79f5) >>> 0
+    let t = state
+    t = Math.imul(t ^ (t >>> 15), t | 1)
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
+  }
+}
+
+const SIZE_UNITS = [1, 2, 1, 12]
+
+function defaultSizesMib(host: BuildHost, vms: number, load: number): number[] {
+  const hostMib = host.layout.nodeMemoryBytes.reduce<number>((sum, bytes) => sum + (bytes ?? 0), 0) / 2 ** 20
+  const meanUnits = SIZE_UNITS.reduce((a, b) => a + b, 0) / SIZE_UNITS.length
+  const unitMib = (load * hostMib) / (vms * meanUnits)
+  // Whole multiples of 4 MiB, at least 32 MiB.
+  return SIZE_UNITS.map((units) => Math.max(32, Math.round((units * unitMib) / 4) * 4))
+}
+
+export async function runStorm(options: StormOptions): Promise<StormReport> {
+  const accounting = options.accounting ?? 'in-flight'
+  const sim = simulateHost({ preset: options.preset, nodeClaims: options.nodeClaims ?? false })
+  const xen = sim.hypervisor()
+  // The domain builder is a process of its own (xenguest): its time passes on
+  // a timer, not on one of libuv's few pool threads.
+  const builderMs = options.populateLatencyMs ?? 20
+  const host = await BuildHost.create(xen, { accounting, numaPolicy: options.numaPolicy ?? 'best_effort' })
+  const random = seededRandom(options.seed ?? 1)
+  const sizes = options.sizesMib ?? defaultSizesMib(host, options.vms, options.load ?? 0.85)
+  const vcpuChoices = options.vcpuChoices ?? [1, 2]
+  const pick = <T>(list: readonly T[]): T => list[Math.floor(random() * list.length)] as T
+  const specs = Array.from({ length: options.vms }, (_, i) => ({
+    sizeMib: options.exactSizesMib?.[i] ?? pick(sizes),
+    vcpus: pick(vcpuChoices),
+  }))
+
+  const started = performance.now()
+  const vms = await Promise.all(
+    specs.map(async ({ sizeMib, vcpus }): Promise<StormVm> => {
+      const vm: VmConfig = { type: 'hvm', staticMaxKib: sizeMib * 1024, targetKib: sizeMib * 1024, vcpus }
+      const domid = await xen.createDomain({ kind: 'hvm', maxVcpus: vcpus })
+      let placement: Placement | null = null
+      try {
+        const pre = await buildPre(host, domid, vm)
+        placement = pre.placement
+        try {
+          await new Promise((resolve) => setTimeout(resolve, builderMs))
+          await sim.populate(domid, pre.memory.buildStartMib * 256)
+        } finally {
+          pre.memoryPopulated()
+        }
+      } catch (error) {
+        return { domid, sizeMib, vcpus, placement, pagesByNode: [], local: false, error: (error as Error).message }
+      }
+      const pagesByNode = sim.domainPagesByNode(domid)
+      const planned = new Set(placement.plan?.nodes ?? [])
+      const local = placement.plan !== null && pagesByNode.every((pages, node) => pages === 0 || planned.has(node))
+      return { domid, sizeMib, vcpus, placement, pagesByNode, local }
+    }),
+  )
+  const wallMs = performance.now() - started
+  const planned = vms.filter((v) => v.placement?.plan)
+  const overpromised = vms.filter(({ placement: p }) =>
+    (p?.nodeFreeBytes ?? []).some(
+      (free, node) => (p?.inFlightBytesByNode?.[node] ?? 0) + (p?.promisedBytesByNode[node] ?? 0) > free,
+    ),
+  ).length
+  return {
+    preset: options.preset,
+    accounting,
+    vms,
+    completed: vms.filter((v) => v.error === undefined).length,
+    failed: vms.filter((v) => v.error !== undefined).length,
+    localShare: planned.length === 0 ? 0 : planned.filter((v) => v.local).length / planned.length,
+    overpromised,
+    wallMs,
+    sim,
+  }
+}
