@@ -3,28 +3,10 @@ import { BuildHost, type BuildHostOptions } from '../ts/host.js'
 import { buildPre, parseTimerMode, type VmConfig } from '../ts/build-pre.js'
 import { simulateHost, XenDomainBuildError, type Hypervisor, type SimulatedHost } from '../ts/index.js'
 import { InMemoryXenstore } from '../ts/xenstore.js'
+import { recording, type Call } from './helpers.js'
 
 const MIB_PAGES = 256
 const GIB_KIB = 1024 * 1024
-
-type Call = [string, ...unknown[]]
-
-/** The hypervisor, with every call recorded (reads of state excepted). */
-function recording(xen: Hypervisor): { xen: Hypervisor; calls: Call[] } {
-  const calls: Call[] = []
-  const quiet = new Set(['physinfo', 'numaInfo', 'cpuTopology'])
-  const proxy = new Proxy(xen, {
-    get(target, property) {
-      const value = Reflect.get(target, property, target)
-      if (typeof value !== 'function') return value
-      return (...args: unknown[]) => {
-        if (!quiet.has(String(property))) calls.push([String(property), ...args])
-        return value.apply(target, args)
-      }
-    },
-  })
-  return { xen: proxy, calls }
-}
 
 interface Setup {
   sim: SimulatedHost

@@ -42,3 +42,21 @@ export function node(args: string[], cwd = ROOT): Run {
   const result = spawnSync(process.execPath, args, { cwd, encoding: 'utf8' })
   return { status: result.status, stdout: result.stdout, stderr: result.stderr }
 }
+
+export type Call = [string, ...unknown[]]
+
+/** A hypervisor (or any object) with every method call recorded; state reads excepted. */
+export function recording<T extends object>(target: T, quiet = ['physinfo', 'numaInfo', 'cpuTopology']): { xen: T; calls: Call[] } {
+  const calls: Call[] = []
+  const proxy = new Proxy(target, {
+    get(object, property) {
+      const value = Reflect.get(object, property, object)
+      if (typeof value !== 'function') return value
+      return (...args: unknown[]) => {
+        if (!quiet.includes(String(property))) calls.push([String(property), ...args])
+        return value.apply(object, args)
+      }
+    },
+  })
+  return { xen: proxy, calls }
+}

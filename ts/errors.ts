@@ -14,6 +14,7 @@ export type ErrorCode =
   | 'NOT_ENOUGH_MEMORY'
   | 'ENOMEM'
   | 'XENGUEST_FAILED'
+  | 'XENGUEST_PROTOCOL'
   | 'ABORTED'
   | 'TIMEOUT'
 
@@ -83,6 +84,7 @@ const CODES = new Set<string>([
   'NOT_ENOUGH_MEMORY',
   'ENOMEM',
   'XENGUEST_FAILED',
+  'XENGUEST_PROTOCOL',
   'ABORTED',
   'TIMEOUT',
 ])

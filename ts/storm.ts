@@ -1,13 +1,16 @@
 /**
- * A mass VM start on a simulated host: many builds at once, each followed by
- * populating its memory as the domain builder would, and a report of where
- * every VM's memory really landed. The workload of the race test, the
- * benchmarks and the demo.
+ * A mass VM start on a simulated host: many whole builds at once (build_pre,
+ * the simulated xenguest populating memory, build_post), and a report of
+ * where every VM's memory really landed, how fast, and what it cost Node's
+ * event loop. The workload of the race test, the benchmarks and the demo.
  */
-import { buildPre, type VmConfig } from './build-pre.js'
+import { monitorEventLoopDelay } from 'node:perf_hooks'
+import type { VmConfig } from './build-pre.js'
+import { buildDomain, type DomainBuildEvent } from './build.js'
 import { BuildHost, type Accounting, type NumaPolicy } from './host.js'
 import { simulateHost, type SimulatedHost } from './hypervisor.js'
 import type { Placement } from './placement.js'
+import { SimulatedXenguest } from './sim-xenguest.js'
 
 export interface StormOptions {
   preset: string
@@ -18,8 +21,13 @@ export interface StormOptions {
   numaPolicy?: NumaPolicy
   /** XenServer's node claims (default: off, as upstream Xen). */
   nodeClaims?: boolean
-  /** How long the domain builder takes to populate a VM's memory. */
+  /** How long the (simulated) domain builder takes per VM: 20 ms. */
   populateLatencyMs?: number
+  /** Builds running at once (default: all of them). */
+  concurrency?: number
+  /** Called as builds finish. */
+  onBuild?: (vm: StormVm, done: number) => void
+  onEvent?: (event: DomainBuildEvent) => void
   /**
    * VM sizes in MiB, drawn uniformly. Default: a mix of small and large VMs
    * (1, 2, 1 and 12 units) scaled so that the start fills `load` of the
@@ -43,6 +51,15 @@ export interface StormVm {
   /** All its memory is on the nodes it was planned on. */
   local: boolean
   error?: string
+  code?: string
+}
+
+export interface NodeLocality {
+  node: number
+  /** VMs planned on this node alone. */
+  planned: number
+  /** Of those, VMs whose memory is all on it. */
+  local: number
 }
 
 export interface StormReport {
@@ -60,6 +77,10 @@ export interface StormReport {
    */
   overpromised: number
   wallMs: number
+  buildsPerSecond: number
+  /** Node's event-loop delay during the start (perf_hooks), in ms. */
+  eventLoopDelayMs: { max: number; p99: number }
+  perNode: NodeLocality[]
   sim: SimulatedHost
 }
 
@@ -102,37 +123,49 @@ export async function runStorm(options: StormOptions): Promise<StormReport> {
     vcpus: pick(vcpuChoices),
   }))
 
-  const started = performance.now()
-  const vms = await Promise.all(
-    specs.map(async ({ sizeMib, vcpus }): Promise<StormVm> => {
-      const vm: VmConfig = { type: 'hvm', staticMaxKib: sizeMib * 1024, targetKib: sizeMib * 1024, vcpus }
-      const domid = await xen.createDomain({ kind: 'hvm', maxVcpus: vcpus })
-      let placement: Placement | null = null
-      try {
-        const pre = await buildPre(host, domid, vm)
-        placement = pre.placement
-        try {
-          await new Promise((resolve) => setTimeout(resolve, builderMs))
-          await sim.populate(domid, pre.memory.buildStartMib * 256)
-        } finally {
-          pre.memoryPopulated()
-        }
-      } catch (error) {
-        return { domid, sizeMib, vcpus, placement, pagesByNode: [], local: false, error: (error as Error).message }
-      }
+  const xenguest = new SimulatedXenguest(sim, { buildMs: builderMs })
+  const build = async ({ sizeMib, vcpus }: (typeof specs)[number]): Promise<StormVm> => {
+    const vm: VmConfig = { type: 'hvm', staticMaxKib: sizeMib * 1024, targetKib: sizeMib * 1024, vcpus }
+    const domid = await xen.createDomain({ kind: 'hvm', maxVcpus: vcpus })
+    try {
+      const built = await buildDomain(host, domid, vm, { xenguest, image: '/usr/lib/xen/boot/hvmloader', onEvent: options.onEvent })
       const pagesByNode = sim.domainPagesByNode(domid)
-      const planned = new Set(placement.plan?.nodes ?? [])
-      const local = placement.plan !== null && pagesByNode.every((pages, node) => pages === 0 || planned.has(node))
-      return { domid, sizeMib, vcpus, placement, pagesByNode, local }
-    }),
-  )
+      const planned = new Set(built.placement.plan?.nodes ?? [])
+      const local = built.placement.plan !== null && pagesByNode.every((pages, node) => pages === 0 || planned.has(node))
+      return { domid, sizeMib, vcpus, placement: built.placement, pagesByNode, local }
+    } catch (error) {
+      const e = error as Error & { code?: string }
+      return { domid, sizeMib, vcpus, placement: null, pagesByNode: [], local: false, error: e.message, code: e.code }
+    }
+  }
+
+  const delay = monitorEventLoopDelay({ resolution: 1 })
+  delay.enable()
+  const started = performance.now()
+  const vms: StormVm[] = new Array(specs.length)
+  let next = 0
+  let done = 0
+  const worker = async () => {
+    while (next < specs.length) {
+      const index = next++
+      const vm = await build(specs[index] as (typeof specs)[number])
+      vms[index] = vm
+      options.onBuild?.(vm, ++done)
+    }
+  }
+  await Promise.all(Array.from({ length: Math.max(1, Math.min(options.concurrency ?? specs.length, specs.length)) }, worker))
   const wallMs = performance.now() - started
+  delay.disable()
   const planned = vms.filter((v) => v.placement?.plan)
   const overpromised = vms.filter(({ placement: p }) =>
     (p?.nodeFreeBytes ?? []).some(
       (free, node) => (p?.inFlightBytesByNode?.[node] ?? 0) + (p?.promisedBytesByNode[node] ?? 0) > free,
     ),
   ).length
+  const perNode = host.layout.distances.map((_, node) => {
+    const onNode = vms.filter((v) => v.placement?.plan?.nodes.length === 1 && v.placement.plan.nodes[0] === node)
+    return { node, planned: onNode.length, local: onNode.filter((v) => v.local).length }
+  })
   return {
     preset: options.preset,
     accounting,
@@ -142,6 +175,9 @@ export async function runStorm(options: StormOptions): Promise<StormReport> {
     localShare: planned.length === 0 ? 0 : planned.filter((v) => v.local).length / planned.length,
     overpromised,
     wallMs,
+    buildsPerSecond: (vms.length * 1000) / wallMs,
+    eventLoopDelayMs: { max: delay.max / 1e6, p99: delay.percentile(99) / 1e6 },
+    perNode,
     sim,
   }
 }

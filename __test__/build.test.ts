@@ -1,0 +1,253 @@
+import diagnostics from 'node:diagnostics_channel'
+import { join } from 'node:path'
+import { describe, expect, it } from 'vitest'
+import { buildDomain, type BuildDomainOptions, type DomainBuildEvent } from '../ts/build.js'
+import { BuildHost } from '../ts/host.js'
+import { simulateHost, XenDomainBuildError, type SimulatedHost } from '../ts/index.js'
+import { SimulatedXenguest } from '../ts/sim-xenguest.js'
+import { SpawnedXenguest } from '../ts/xenguest.js'
+import { InMemoryXenstore } from '../ts/xenstore.js'
+import { recording, ROOT, type Call } from './helpers.js'
+
+const FAKE = join(ROOT, '__test__', 'fixtures', 'fake-xenguest.mjs')
+const GIB_KIB = 1024 * 1024
+
+async function setup(preset = 'two-socket-4-node', simOptions: object = {}) {
+  const sim = simulateHost({ preset, ...simOptions })
+  const { xen, calls } = recording(sim.hypervisor())
+  const xenstore = new InMemoryXenstore()
+  const host = await BuildHost.create(xen, { xenstore })
+  const create = async (kind: 'hvm' | 'pv' | 'pvh', vcpus: number) => {
+    const domid = await sim.hypervisor().createDomain({ kind, maxVcpus: vcpus })
+    calls.length = 0
+    return domid
+  }
+  return { sim, xen, calls, xenstore, host, create }
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch {
+    return false
+  }
+}
+
+async function failure(promise: Promise<unknown>): Promise<XenDomainBuildError> {
+  try {
+    await promise
+  } catch (error) {
+    expect(error).toBeInstanceOf(XenDomainBuildError)
+    return error as XenDomainBuildError
+  }
+  throw new Error('expected the build to fail')
+}
+
+async function noClaimLeft(sim: SimulatedHost) {
+  expect((await sim.hypervisor().physinfo()).outstandingPages).toBe(0)
+  expect(sim.nodePages().every((n) => n.claimedPages === 0)).toBe(true)
+}
+
+describe('buildDomain on the simulated host', () => {
+  it('builds an HVM guest: hypercalls, xenguest arguments, xenstore', async () => {
+    const t = await setup()
+    const xenguest = new SimulatedXenguest(t.sim)
+    const domid = await t.create('hvm', 2)
+    await t.xenstore.write(`/local/domain/${domid}/vm`, '/vm/0000-1111')
+    const built = await buildDomain(t.host, domid, { type: 'hvm', staticMaxKib: 2 * GIB_KIB, targetKib: GIB_KIB, videoMib: 8, vcpus: 2 }, {
+      xenguest,
+      image: '/usr/lib/xen/boot/hvmloader',
+      timeoffset: '3600',
+      extraKeys: { 'platform/acpi': '1' },
+    })
+    expect(built).toMatchObject({ domid, storePort: 1, consolePort: 2, storeMfn: BigInt(0xfeffc + 2 * domid), placement: { node: 0, claim: 'node' } })
+    expect(Object.keys(built.timingsMs)).toEqual(expect.arrayContaining(['wait_for_memory', 'numa_placement', 'xenguest', 'shadow_correction', 'build_post', 'total']))
+    expect(t.calls.map((c: Call) => c[0])).toEqual([
+      'domainInfo', 'setMaxVcpus', 'setMaxMemoryKib', 'setShadowAllocationMib', 'claimPagesOnNode',
+      'setVcpuAffinity', 'setVcpuAffinity', 'allocUnboundEvtchn', 'allocUnboundEvtchn', 'shadowAllocationMib',
+    ])
+    expect(xenguest.runs).toEqual([[
+      '-controloutfd', '3', '-controlinfd', '4', '-mode', 'hvm_build', '-image', '/usr/lib/xen/boot/hvmloader',
+      '-domid', String(domid), '-store_port', '1', '-store_domid', '0', '-console_port', '2', '-console_domid', '0',
+      '-mem_max_mib', '2040', '-mem_start_mib', '1016', '-mem_pnode', '0',
+    ]])
+    // The memory is where it was claimed.
+    expect(t.sim.domainPagesByNode(domid)).toEqual([1016 * 256, 0, 0, 0])
+    const base = `/local/domain/${domid}`
+    expect(Object.fromEntries(t.xenstore.writes.filter(([p]) => p !== `${base}/vm`))).toEqual({
+      [`${base}/memory/static-max`]: String(2048 * 1024),
+      [`${base}/memory/target`]: String(1024 * 1024),
+      [`${base}/domid`]: String(domid),
+      [`${base}/store/port`]: '1',
+      [`${base}/store/ring-ref`]: String(0xfeffc + 2 * domid),
+      [`${base}/serial/0/limit`]: '65536',
+      [`${base}/console/port`]: '2',
+      [`${base}/console/ring-ref`]: String(0xfeffd + 2 * domid),
+      [`${base}/console/limit`]: '65536',
+      [`${base}/platform/acpi`]: '1',
+      '/vm/0000-1111/rtc/timeoffset': '3600',
+      [`/libxl/${domid}/type`]: 'HVM',
+    })
+    expect(t.xenstore.introductions).toEqual([{ domid, storeMfn: BigInt(0xfeffc + 2 * domid), storePort: 1 }])
+  })
+
+  it('builds a PV guest: memmap limit, linux_build with command line and ramdisk, no shadow correction', async () => {
+    const t = await setup('two-socket-4-node', { nodeClaims: false })
+    const xenguest = new SimulatedXenguest(t.sim)
+    const domid = await t.create('pv', 1)
+    await buildDomain(t.host, domid, { type: 'pv', staticMaxKib: GIB_KIB, targetKib: GIB_KIB, vcpus: 1 }, {
+      xenguest,
+      image: '/boot/vmlinuz',
+      cmdline: 'root=/dev/xvda1',
+      ramdisk: '/boot/initrd.img',
+    })
+    expect(t.calls).toContainEqual(['setMemmapLimit', domid, 1024 * 1024])
+    expect(t.calls.map((c: Call) => c[0])).not.toContain('shadowAllocationMib')
+    const args = xenguest.runs[0] ?? []
+    expect(args.slice(4, 16)).toEqual(['-mode', 'linux_build', '-image', '/boot/vmlinuz', '-cmdline', 'root=/dev/xvda1', '-ramdisk', '/boot/initrd.img', '-features', '', '-flags', '0'])
+    // Upstream Xen: no node claim, so no -mem_pnode; affinity keeps the memory on the node.
+    expect(args).not.toContain('-mem_pnode')
+    expect(t.sim.domainPagesByNode(domid)).toEqual([1024 * 256, 0, 0, 0])
+    expect(t.xenstore.entries.get(`/libxl/${domid}/type`)).toBe('PV')
+  })
+
+  it('builds a PVH guest with modules, and puts back a shadow allocation the builder lowered', async () => {
+    const t = await setup()
+    const xenguest = new SimulatedXenguest(t.sim, { lowerShadowToMib: 1 })
+    const domid = await t.create('pvh', 1)
+    const events: DomainBuildEvent[] = []
+    const built = await buildDomain(t.host, domid, { type: 'pvh', staticMaxKib: GIB_KIB, targetKib: GIB_KIB, vcpus: 1 }, {
+      xenguest,
+      image: '/boot/vmlinuz',
+      cmdline: 'console=hvc0',
+      modules: [{ path: '/boot/initrd', cmdline: 'quiet' }],
+      onEvent: (e) => events.push(e),
+    })
+    expect(xenguest.runs[0]).toEqual(expect.arrayContaining(['pvh_build', '-module', '/boot/initrd', '-cmdline', 'quiet']))
+    expect(t.calls.slice(-2)).toEqual([['shadowAllocationMib', domid], ['setShadowAllocationMib', domid, built.memory.shadowMib]])
+    expect(await t.xen.shadowAllocationMib(domid)).toBe(built.memory.shadowMib)
+    expect(events.some((e) => e.type === 'info' && e.message.includes('lowered the shadow allocation to 1 MiB'))).toBe(true)
+    expect(t.xenstore.entries.get(`/libxl/${domid}/type`)).toBe('PVH')
+  })
+
+  it('publishes its events on the xen-domain-build diagnostics channel', async () => {
+    const t = await setup()
+    const seen: string[] = []
+    const listener = (event: unknown) => seen.push((event as DomainBuildEvent).type)
+    diagnostics.subscribe('xen-domain-build', listener)
+    try {
+      const domid = await t.create('hvm', 1)
+      await buildDomain(t.host, domid, { type: 'hvm', staticMaxKib: GIB_KIB, targetKib: GIB_KIB, vcpus: 1 }, { xenguest: new SimulatedXenguest(t.sim), image: 'x' })
+    } finally {
+      diagnostics.unsubscribe('xen-domain-build', listener)
+    }
+    expect(seen).toEqual(expect.arrayContaining(['step', 'memory.wait', 'numa.placement', 'xenguest.log', 'build.done']))
+  })
+})
+
+describe('buildDomain with the real runner and a fake xenguest', () => {
+  const vm = { type: 'hvm' as const, staticMaxKib: GIB_KIB, targetKib: GIB_KIB, vcpus: 1 }
+  const real = (mode: string, extra: Partial<BuildDomainOptions> = {}): BuildDomainOptions => ({
+    xenguest: new SpawnedXenguest(FAKE, { exitGraceMs: 200 }),
+    image: '/usr/lib/xen/boot/hvmloader',
+    extraArgs: ['-fake-mode', mode],
+    ...extra,
+  })
+
+  it.each([
+    ['error-xenopsd', 'XENGUEST_FAILED'],
+    ['error-xcpng', 'XENGUEST_FAILED'],
+    ['crash', 'XENGUEST_PROTOCOL'],
+    ['exit-no-result', 'XENGUEST_PROTOCOL'],
+    ['garbage', 'XENGUEST_PROTOCOL'],
+    ['suspend', 'XENGUEST_PROTOCOL'],
+    ['malformed-result', 'XENGUEST_PROTOCOL'],
+  ])('%s: the build fails as %s in step xenguest, and releases its claim', async (mode, code) => {
+    const t = await setup()
+    const domid = await t.create('hvm', 1)
+    const error = await failure(buildDomain(t.host, domid, vm, real(mode)))
+    expect(error).toMatchObject({ code, step: 'xenguest', domid })
+    await noClaimLeft(t.sim)
+    expect(t.host.buildsInFlight).toBe(0)
+    expect(t.xenstore.introductions).toEqual([])
+  })
+
+  it('succeeds with the fake, which gets -mem_pnode after the node claim', async () => {
+    const t = await setup()
+    const domid = await t.create('hvm', 1)
+    const logs: string[] = []
+    const built = await buildDomain(t.host, domid, vm, real('success', { onEvent: (e) => e.type === 'xenguest.log' && logs.push(e.line) }))
+    expect(built).toMatchObject({ storeMfn: 1044480n, consoleMfn: 1044479n })
+    const argv = JSON.parse((logs.find((l) => l.startsWith('argv ')) ?? '').slice(5))
+    expect(argv).toEqual(expect.arrayContaining(['-mem_pnode', '0', '-fake-mode', 'success']))
+    expect(t.xenstore.introductions).toEqual([{ domid, storeMfn: 1044480n, storePort: 1 }])
+  })
+})
+
+describe('cancellation leaves no process and no claim', () => {
+  const vm = { type: 'hvm' as const, staticMaxKib: GIB_KIB, targetKib: GIB_KIB, vcpus: 1 }
+
+  it('while waiting for memory', async () => {
+    const t = await setup('qemu-2-node')
+    const xen = t.sim.hypervisor()
+    const hog = await xen.createDomain({ kind: 'pv', maxVcpus: 1 })
+    await xen.setMaxMemoryKib(hog, 2 * GIB_KIB)
+    await t.sim.populate(hog, 2 * 262_144)
+    await xen.destroyDomain(hog)
+    const domid = await t.create('hvm', 1)
+    const controller = new AbortController()
+    const build = buildDomain(t.host, domid, vm, { xenguest: new SimulatedXenguest(t.sim), image: 'x', signal: controller.signal })
+    setTimeout(() => controller.abort(), 50)
+    expect(await failure(build)).toMatchObject({ code: 'ABORTED', step: 'wait_for_memory' })
+    await noClaimLeft(t.sim)
+  })
+
+  it('during placement', async () => {
+    const t = await setup()
+    t.sim.injectFault({ operation: 'xc_vcpu_setaffinity', mode: 'never', latencyMs: 150 })
+    const domid = await t.create('hvm', 1)
+    const controller = new AbortController()
+    const build = buildDomain(t.host, domid, vm, {
+      xenguest: new SimulatedXenguest(t.sim),
+      image: 'x',
+      signal: controller.signal,
+      onEvent: (e) => e.type === 'step' && e.step === 'shadow_allocation' && setTimeout(() => controller.abort(), 50),
+    })
+    const error = await failure(build)
+    expect(error.code).toBe('ABORTED')
+    expect(['numa_placement', 'event_channels']).toContain(error.step)
+    await noClaimLeft(t.sim)
+  })
+
+  it('while xenguest runs: it is killed', async () => {
+    const t = await setup()
+    const domid = await t.create('hvm', 1)
+    const controller = new AbortController()
+    let pid = 0
+    const build = buildDomain(t.host, domid, vm, {
+      xenguest: new SpawnedXenguest(FAKE),
+      image: 'x',
+      extraArgs: ['-fake-mode', 'hang'],
+      signal: controller.signal,
+      onEvent: (e) => {
+        if (e.type === 'xenguest.spawn') {
+          pid = e.pid
+          setTimeout(() => controller.abort(), 100)
+        }
+      },
+    })
+    expect(await failure(build)).toMatchObject({ code: 'ABORTED', step: 'xenguest' })
+    expect(pid).toBeGreaterThan(0)
+    expect(alive(pid)).toBe(false)
+    await noClaimLeft(t.sim)
+  })
+
+  it('a xenguest timeout kills it and releases the claim', async () => {
+    const t = await setup()
+    const domid = await t.create('hvm', 1)
+    const build = buildDomain(t.host, domid, vm, { xenguest: new SpawnedXenguest(FAKE), image: 'x', extraArgs: ['-fake-mode', 'hang'], xenguestTimeoutMs: 300 })
+    expect(await failure(build)).toMatchObject({ code: 'TIMEOUT', step: 'xenguest' })
+    await noClaimLeft(t.sim)
+  })
+})

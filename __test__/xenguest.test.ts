@@ -1,0 +1,147 @@
+import { join } from 'node:path'
+import { describe, expect, it } from 'vitest'
+import { XenDomainBuildError } from '../ts/errors.js'
+import { memoryModel } from '../ts/memory.js'
+import { parseXenguestError, SpawnedXenguest, xenguestArgs, type XenguestBuild } from '../ts/xenguest.js'
+import { ROOT } from './helpers.js'
+
+const FAKE = join(ROOT, '__test__', 'fixtures', 'fake-xenguest.mjs')
+const memory = memoryModel({ type: 'hvm', staticMaxKib: 2 << 20, targetKib: 1 << 20, videoMib: 8, vcpus: 2 })
+const base = { domid: 7, image: '/boot/hvmloader', storePort: 1, consolePort: 2, memory }
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch {
+    return false
+  }
+}
+
+async function run(mode: string, options: { timeoutMs?: number; signal?: AbortSignal } = {}) {
+  const events: { type: string; [k: string]: unknown }[] = []
+  const runner = new SpawnedXenguest(FAKE, { exitGraceMs: 200 })
+  const args = xenguestArgs({ ...base, type: 'hvm', extraArgs: ['-fake-mode', mode] })
+  try {
+    const result = await runner.run(args, { ...options, onEvent: (e) => events.push(e) })
+    return { result, events, error: undefined }
+  } catch (error) {
+    expect(error).toBeInstanceOf(XenDomainBuildError)
+    return { result: undefined, events, error: error as XenDomainBuildError & { xenguest?: unknown } }
+  } finally {
+    const spawned = events.find((e) => e.type === 'xenguest.spawn')
+    if (spawned) expect(alive(spawned.pid as number), 'no xenguest left running').toBe(false)
+  }
+}
+
+describe('xenguest arguments', () => {
+  it('HVM: control pipes first, then the mode, image and the base arguments', () => {
+    expect(xenguestArgs({ ...base, type: 'hvm', nvidiaVgpu: true, force: true, memoryNode: 1, extraArgs: ['-x'] })).toEqual([
+      '-controloutfd', '3', '-controlinfd', '4', '-mode', 'hvm_build', '-image', '/boot/hvmloader',
+      '-domid', '7', '-store_port', '1', '-store_domid', '0', '-console_port', '2', '-console_domid', '0',
+      '-mem_max_mib', '2040', '-mem_start_mib', '1016', '-mem_pnode', '1', '-vgpu', '--force', '-x',
+    ])
+  })
+
+  it('PV: command line, ramdisk, features and flags; no -mem_pnode without a node claim', () => {
+    const pv = memoryModel({ type: 'pv', staticMaxKib: 1 << 20, targetKib: 1 << 20, vcpus: 1 })
+    expect(xenguestArgs({ ...base, memory: pv, type: 'pv', cmdline: 'root=/dev/xvda1', ramdisk: '/boot/initrd', memoryNode: null })).toEqual([
+      '-controloutfd', '3', '-controlinfd', '4', '-mode', 'linux_build', '-image', '/boot/hvmloader',
+      '-cmdline', 'root=/dev/xvda1', '-ramdisk', '/boot/initrd', '-features', '', '-flags', '0',
+      '-domid', '7', '-store_port', '1', '-store_domid', '0', '-console_port', '2', '-console_domid', '0',
+      '-mem_max_mib', '1024', '-mem_start_mib', '1024',
+    ])
+  })
+
+  it('PVH: modules each with their own command line; no -vgpu outside HVM', () => {
+    const args = xenguestArgs({
+      ...base,
+      type: 'pvh',
+      cmdline: 'console=hvc0',
+      nvidiaVgpu: true,
+      modules: [{ path: '/boot/initrd', cmdline: 'quiet' }, { path: '/boot/ucode' }],
+    })
+    expect(args.slice(4, 18)).toEqual([
+      '-mode', 'pvh_build', '-image', '/boot/hvmloader', '-cmdline', 'console=hvc0', '-features', '', '-flags', '0',
+      '-module', '/boot/initrd', '-cmdline', 'quiet',
+    ])
+    expect(args.slice(18, 20)).toEqual(['-module', '/boot/ucode'])
+    expect(args).not.toContain('-vgpu')
+  })
+})
+
+describe('error lines', () => {
+  it("parse xenopsd's and XCP-ng's forms", () => {
+    expect(parseXenguestError('hvm_build 12 Cannot allocate memory')).toEqual({ function: 'hvm_build', code: 12, message: 'Cannot allocate memory' })
+    expect(parseXenguestError('xenguest: xc_dom_linux_build: [22] Invalid kernel')).toEqual({ function: 'xc_dom_linux_build', code: 22, message: 'Invalid kernel' })
+    expect(parseXenguestError('xc_dom_allocate could not allocate')).toEqual({ function: 'xc_dom_allocate', code: null, message: 'could not allocate' })
+    expect(parseXenguestError('hvm_build_mem')).toEqual({ function: 'hvm_build_mem', code: null, message: '' })
+  })
+})
+
+describe('the real runner, against a fake xenguest', () => {
+  it('passes the control pipes and reads the result', async () => {
+    const { result, events } = await run('success')
+    expect(result).toEqual({ storeMfn: 1044480n, consoleMfn: 1044479n })
+    const argv = events.find((e) => e.type === 'xenguest.log' && String(e.line).startsWith('argv '))
+    expect(JSON.parse(String(argv?.line).slice(5)).slice(0, 6)).toEqual(['-controloutfd', '3', '-controlinfd', '4', '-mode', 'hvm_build'])
+  })
+
+  it('turns control and output lines into log events, and keeps the protocol', async () => {
+    const { result, events } = await run('logs')
+    expect(result).toEqual({ storeMfn: 16n, consoleMfn: 17n, protocol: 'x86_64-abi' })
+    const logs = events.filter((e) => e.type === 'xenguest.log').map((e) => `${e.stream}:${e.line}`)
+    expect(logs).toEqual(expect.arrayContaining(['stdout:building', 'stderr:a warning', 'info:almost done', 'stdout:plain stdout', 'stderr:plain stderr']))
+  })
+
+  it.each([
+    ['error-xenopsd', { function: 'hvm_build', code: 12, message: 'Cannot allocate memory' }],
+    ['error-xcpng', { function: 'xc_dom_linux_build', code: 22, message: 'Invalid kernel image' }],
+    ['error-bare', { function: 'xc_dom_allocate', code: null, message: 'could not allocate' }],
+  ])('%s: XENGUEST_FAILED with function, code and message', async (mode, xenguest) => {
+    const { error } = await run(mode)
+    expect(error).toMatchObject({ code: 'XENGUEST_FAILED', xenguest })
+  })
+
+  it.each([
+    ['crash', /was killed by SIGSEGV without a result/],
+    ['exit-no-result', /exited with code 3 without a result/],
+    ['garbage', /a control line without a prefix: "this line has no prefix"/],
+    ['huge', /a control line longer than 65536 bytes/],
+    ['suspend', /unexpected suspend request/],
+    ['malformed-result', /malformed result: "not-a-number 5"/],
+  ])('%s: a protocol error that says what happened', async (mode, message) => {
+    const { error } = await run(mode)
+    expect(error?.code).toBe('XENGUEST_PROTOCOL')
+    expect(error?.message).toMatch(message)
+  })
+
+  it('a hung xenguest times out and is killed', async () => {
+    const { error } = await run('hang', { timeoutMs: 300 })
+    expect(error).toMatchObject({ code: 'TIMEOUT' })
+  })
+
+  it('cancelling kills xenguest; the run fails as ABORTED', async () => {
+    const controller = new AbortController()
+    setTimeout(() => controller.abort(), 200)
+    const { error } = await run('hang', { signal: controller.signal })
+    expect(error).toMatchObject({ code: 'ABORTED' })
+  })
+
+  it('a xenguest that lingers after its result is killed after the grace time', async () => {
+    const { result } = await run('result-then-linger')
+    expect(result).toEqual({ storeMfn: 7n, consoleMfn: 8n })
+  })
+
+  it('a program that cannot be started is a protocol error', async () => {
+    const runner = new SpawnedXenguest('/nonexistent/xenguest')
+    await expect(runner.run(['-mode', 'hvm_build'])).rejects.toMatchObject({ code: 'XENGUEST_PROTOCOL', message: expect.stringContaining('could not be started') })
+  })
+
+  it('asks -supports FEATURE', async () => {
+    const runner = new SpawnedXenguest(FAKE)
+    expect(await runner.supports('known-feature')).toBe(true)
+    expect(await runner.supports('other')).toBe(false)
+    expect(await new SpawnedXenguest('/nonexistent/xenguest').supports('x')).toBe(false)
+  })
+})

@@ -1,0 +1,50 @@
+/**
+ * build_post: the domain's xenstore entries, then the introduction of the
+ * domain to xenstored (xenopsd's `build_post`).
+ */
+import type { DomainType } from './memory.js'
+import { domainPath, type Xenstore } from './xenstore.js'
+
+export interface BuildPostInput {
+  domid: number
+  type: DomainType
+  staticMaxMib: number
+  targetMib: number
+  storeMfn: bigint
+  storePort: number
+  consoleMfn: bigint
+  consolePort: number
+  /** More entries below the domain's path. */
+  extraKeys?: Readonly<Record<string, string>>
+  /** Entries below the VM's path (read from the domain's `vm` key); HVM and PVH get rtc/timeoffset. */
+  vmKeys?: Readonly<Record<string, string>>
+}
+
+/** The entries written below `/local/domain/DOMID`, in xenopsd's order. */
+export function domainEntries(b: BuildPostInput): Record<string, string> {
+  return {
+    'memory/static-max': String(b.staticMaxMib * 1024),
+    'memory/target': String(b.targetMib * 1024),
+    domid: String(b.domid),
+    'store/port': String(b.storePort),
+    'store/ring-ref': String(b.storeMfn),
+    'serial/0/limit': '65536',
+    'console/port': String(b.consolePort),
+    'console/ring-ref': String(b.consoleMfn),
+    'console/limit': '65536',
+    ...b.extraKeys,
+  }
+}
+
+const LIBXL_TYPE: Record<DomainType, string> = { pv: 'PV', hvm: 'HVM', pvh: 'PVH' }
+
+export async function buildPost(xenstore: Xenstore, b: BuildPostInput): Promise<void> {
+  const path = domainPath(b.domid)
+  await xenstore.writeMany(path, domainEntries(b))
+  if (b.vmKeys !== undefined && Object.keys(b.vmKeys).length > 0) {
+    const vmPath = await xenstore.read(`${path}/vm`)
+    if (vmPath !== null) await xenstore.writeMany(vmPath, b.vmKeys)
+  }
+  await xenstore.write(`/libxl/${b.domid}/type`, LIBXL_TYPE[b.type])
+  await xenstore.introduce(b.domid, b.storeMfn, b.storePort)
+}

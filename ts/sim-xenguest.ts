@@ -1,0 +1,71 @@
+/**
+ * The simulated host's domain builder: it reads xenguest's arguments,
+ * populates the domain's memory as the domain builder does (the simulator
+ * allocates from the claimed node, else the affine nodes, else anywhere),
+ * takes a configurable time on a timer, and answers like xenguest.
+ */
+import { XenDomainBuildError } from './errors.js'
+import type { SimulatedHost } from './hypervisor.js'
+import { xenguestFailed, type XenguestResult, type XenguestRunner, type XenguestRunOptions } from './xenguest.js'
+
+export interface SimulatedXenguestOptions {
+  /** How long a build takes (20 ms). */
+  buildMs?: number
+  /** Like some HVM builders: leave the shadow pool at this size (MiB). */
+  lowerShadowToMib?: number
+}
+
+function argument(args: readonly string[], name: string): string | undefined {
+  const i = args.indexOf(name)
+  return i >= 0 ? args[i + 1] : undefined
+}
+
+export class SimulatedXenguest implements XenguestRunner {
+  readonly #sim: SimulatedHost
+  readonly #options: SimulatedXenguestOptions
+  /** The arguments of every run, in order. */
+  readonly runs: string[][] = []
+
+  constructor(sim: SimulatedHost, options: SimulatedXenguestOptions = {}) {
+    this.#sim = sim
+    this.#options = options
+  }
+
+  async run(args: readonly string[], options: XenguestRunOptions = {}): Promise<XenguestResult> {
+    this.runs.push([...args])
+    const domid = Number(argument(args, '-domid'))
+    const startMib = Number(argument(args, '-mem_start_mib'))
+    const mode = argument(args, '-mode') ?? ''
+    if (!Number.isSafeInteger(domid) || !Number.isSafeInteger(startMib)) {
+      throw xenguestFailed(`${mode} 22 missing -domid or -mem_start_mib`)
+    }
+    await new Promise<void>((resolve, reject) => {
+      const { signal } = options
+      if (signal?.aborted) return reject(new XenDomainBuildError('ABORTED', 'xenguest was cancelled'))
+      const onAbort = () => {
+        clearTimeout(timer)
+        reject(new XenDomainBuildError('ABORTED', 'xenguest was cancelled and killed'))
+      }
+      const timer = setTimeout(() => {
+        signal?.removeEventListener('abort', onAbort)
+        resolve()
+      }, this.#options.buildMs ?? 20)
+      signal?.addEventListener('abort', onAbort, { once: true })
+    })
+    options.onEvent?.({ type: 'xenguest.log', stream: 'info', line: `populating ${startMib} MiB of domain ${domid}` })
+    try {
+      await this.#sim.populate(domid, startMib * 256)
+    } catch (error) {
+      const e = error as XenDomainBuildError
+      throw xenguestFailed(`${mode}_mem ${e.errno ?? 12} ${e.message}`)
+    }
+    const lower = this.#options.lowerShadowToMib
+    if (lower !== undefined && mode !== 'linux_build') await this.#sim.hypervisor().setShadowAllocationMib(domid, lower)
+    // Store and console pages at the top of a (simulated) guest physmap.
+    return { storeMfn: BigInt(0xfeffc + 2 * domid), consoleMfn: BigInt(0xfeffd + 2 * domid) }
+  }
+
+  async supports(): Promise<boolean> {
+    return false
+  }
+}

@@ -1,0 +1,258 @@
+/**
+ * xenguest, the external domain builder (DESIGN §7): its arguments, its
+ * control protocol, and a runner that spawns the real program.
+ */
+import { spawn, type ChildProcess } from 'node:child_process'
+import type { Readable, Writable } from 'node:stream'
+import { XenDomainBuildError } from './errors.js'
+import type { DomainType, MemoryModel } from './memory.js'
+
+export interface XenguestBuild {
+  type: DomainType
+  domid: number
+  /** The kernel (PV, PVH) or firmware (HVM) image. */
+  image: string
+  cmdline?: string
+  /** PV only. */
+  ramdisk?: string
+  /** PVH only: boot modules, each with its own command line. */
+  modules?: readonly { path: string; cmdline?: string }[]
+  /** HVM: the VM has an NVIDIA vGPU. */
+  nvidiaVgpu?: boolean
+  force?: boolean
+  storePort: number
+  consolePort: number
+  /** Domains serving xenstore and the console (0: dom0). */
+  storeDomid?: number
+  consoleDomid?: number
+  memory: MemoryModel
+  /** The node claimed for the domain: only after a successful node claim. */
+  memoryNode?: number | null
+  /** Appended last. */
+  extraArgs?: readonly string[]
+}
+
+/** The file descriptors, in the child, of the control pipes. */
+export const CONTROL_OUT_FD = 3
+export const CONTROL_IN_FD = 4
+
+/** xenguest's arguments, in DESIGN §7's order (control pipes first). */
+export function xenguestArgs(b: XenguestBuild): string[] {
+  const mode = { hvm: 'hvm_build', pv: 'linux_build', pvh: 'pvh_build' }[b.type]
+  const args = ['-controloutfd', String(CONTROL_OUT_FD), '-controlinfd', String(CONTROL_IN_FD), '-mode', mode, '-image', b.image]
+  if (b.type === 'pv') {
+    args.push('-cmdline', b.cmdline ?? '', '-ramdisk', b.ramdisk ?? '', '-features', '', '-flags', '0')
+  } else if (b.type === 'pvh') {
+    args.push('-cmdline', b.cmdline ?? '', '-features', '', '-flags', '0')
+    for (const m of b.modules ?? []) {
+      args.push('-module', m.path)
+      if (m.cmdline !== undefined) args.push('-cmdline', m.cmdline)
+    }
+  }
+  args.push(
+    '-domid', String(b.domid),
+    '-store_port', String(b.storePort),
+    '-store_domid', String(b.storeDomid ?? 0),
+    '-console_port', String(b.consolePort),
+    '-console_domid', String(b.consoleDomid ?? 0),
+    '-mem_max_mib', String(b.memory.buildMaxMib),
+    '-mem_start_mib', String(b.memory.buildStartMib),
+  )
+  if (b.memoryNode !== undefined && b.memoryNode !== null) args.push('-mem_pnode', String(b.memoryNode))
+  if (b.type === 'hvm' && b.nvidiaVgpu) args.push('-vgpu')
+  if (b.force) args.push('--force')
+  args.push(...(b.extraArgs ?? []))
+  return args
+}
+
+export interface XenguestResult {
+  storeMfn: bigint
+  consoleMfn: bigint
+  /** The guest's ring protocol, when xenguest says (`x86_32-abi`, ...). */
+  protocol?: string
+}
+
+export type XenguestLog = { type: 'xenguest.log'; stream: 'stdout' | 'stderr' | 'info'; line: string }
+
+export interface XenguestRunOptions {
+  signal?: AbortSignal
+  timeoutMs?: number
+  onEvent?: (event: XenguestLog | { type: 'xenguest.spawn'; pid: number; args: string[] }) => void
+}
+
+/** Runs a domain builder. The real one spawns xenguest; the simulator has its own. */
+export interface XenguestRunner {
+  run(args: readonly string[], options?: XenguestRunOptions): Promise<XenguestResult>
+  /** Whether the builder supports a feature (`xenguest -supports FEATURE`). */
+  supports(feature: string): Promise<boolean>
+}
+
+function protocolError(message: string): XenDomainBuildError {
+  return new XenDomainBuildError('XENGUEST_PROTOCOL', `xenguest: ${message}`)
+}
+
+/**
+ * xenguest's `error:` payload: xenopsd's form (`hvm_build 12 Cannot allocate
+ * memory`, `xc_dom_allocate ...`) or XCP-ng's (`xenguest: hvm_build: [12] ...`).
+ */
+export function parseXenguestError(payload: string): { function: string; code: number | null; message: string } {
+  const xcpng = /^xenguest: ([^:\s]+): \[(-?\d+)\] ?(.*)$/s.exec(payload)
+  if (xcpng) return { function: xcpng[1] ?? '', code: Number(xcpng[2]), message: xcpng[3] ?? '' }
+  const withCode = /^(\S+) (-?\d+)(?: (.*))?$/s.exec(payload)
+  if (withCode) return { function: withCode[1] ?? '', code: Number(withCode[2]), message: withCode[3] ?? '' }
+  const bare = /^(\S+)(?: (.*))?$/s.exec(payload)
+  return { function: bare?.[1] ?? '', code: null, message: bare?.[2] ?? '' }
+}
+
+export function xenguestFailed(payload: string): XenDomainBuildError {
+  const parsed = parseXenguestError(payload)
+  const code = parsed.code === null ? '' : ` [${parsed.code}]`
+  return Object.assign(
+    new XenDomainBuildError('XENGUEST_FAILED', `xenguest failed in ${parsed.function}${code}: ${parsed.message}`),
+    { xenguest: parsed },
+  )
+}
+
+const MFN = /^(0x[\da-fA-F]+|\d+)$/
+
+/** A `result:` payload: `<store_mfn> <console_mfn>[ <protocol>]`. */
+export function parseXenguestResult(payload: string): XenguestResult {
+  const [store, consoleMfn, protocol, ...rest] = payload.trim().split(/\s+/)
+  if (store === undefined || consoleMfn === undefined || !MFN.test(store) || !MFN.test(consoleMfn) || rest.length > 0) {
+    throw protocolError(`malformed result: ${JSON.stringify(payload.slice(0, 200))}`)
+  }
+  return { storeMfn: BigInt(store), consoleMfn: BigInt(consoleMfn), ...(protocol === undefined ? {} : { protocol }) }
+}
+
+/** Control lines longer than this are a protocol failure, not memory to fill. */
+export const MAX_CONTROL_LINE = 64 * 1024
+
+/**
+ * What one control line means: a log, the end (a result or a failure), or
+ * nothing more to wait for.
+ */
+export function interpretControlLine(line: string): { log: XenguestLog } | { result: XenguestResult } | { error: XenDomainBuildError } {
+  const colon = line.indexOf(':')
+  if (colon < 0) return { error: protocolError(`a control line without a prefix: ${JSON.stringify(line.slice(0, 200))}`) }
+  const prefix = line.slice(0, colon)
+  const payload = line.slice(colon + 1)
+  switch (prefix) {
+    case 'stdout':
+    case 'stderr':
+    case 'info':
+      return { log: { type: 'xenguest.log', stream: prefix, line: payload } }
+    case 'error':
+      return { error: xenguestFailed(payload) }
+    case 'result':
+      try {
+        return { result: parseXenguestResult(payload) }
+      } catch (error) {
+        return { error: error as XenDomainBuildError }
+      }
+    case 'suspend':
+      return { error: protocolError(`unexpected suspend request during a build: ${JSON.stringify(payload)}`) }
+    default:
+      return { error: protocolError(`unknown control line prefix ${JSON.stringify(prefix.slice(0, 40))}`) }
+  }
+}
+
+/** Splits a stream into lines, refusing lines past MAX_CONTROL_LINE. */
+function eachLine(stream: Readable, onLine: (line: string) => void, onTooLong: () => void): void {
+  let buffered = ''
+  stream.setEncoding('utf8')
+  stream.on('data', (chunk: string) => {
+    buffered += chunk
+    let newline: number
+    while ((newline = buffered.indexOf('\n')) >= 0) {
+      onLine(buffered.slice(0, newline))
+      buffered = buffered.slice(newline + 1)
+    }
+    if (buffered.length > MAX_CONTROL_LINE) {
+      buffered = ''
+      onTooLong()
+    }
+  })
+}
+
+export interface SpawnedXenguestOptions {
+  /** How long a finished xenguest may take to exit before it is killed. */
+  exitGraceMs?: number
+}
+
+/** The real domain builder: the `xenguest` program. */
+export class SpawnedXenguest implements XenguestRunner {
+  readonly path: string
+  readonly #exitGraceMs: number
+
+  constructor(path: string, options: SpawnedXenguestOptions = {}) {
+    this.path = path
+    this.#exitGraceMs = options.exitGraceMs ?? 5000
+  }
+
+  run(args: readonly string[], options: XenguestRunOptions = {}): Promise<XenguestResult> {
+    const { signal, timeoutMs, onEvent } = options
+    return new Promise((resolve, reject) => {
+      if (signal?.aborted) return reject(new XenDomainBuildError('ABORTED', 'xenguest was cancelled before it started'))
+      // No shell; stdin closed; stdout and stderr become log events; fds 3 and
+      // 4 are the control pipes (out of xenguest, into xenguest).
+      const child: ChildProcess = spawn(this.path, [...args], { stdio: ['ignore', 'pipe', 'pipe', 'pipe', 'pipe'] })
+      let outcome: { result: XenguestResult } | { error: XenDomainBuildError } | undefined
+      let timer: NodeJS.Timeout | undefined
+      let graceTimer: NodeJS.Timeout | undefined
+
+      const finish = (end: NonNullable<typeof outcome>, kill: boolean) => {
+        if (outcome !== undefined) return
+        outcome = end
+        clearTimeout(timer)
+        signal?.removeEventListener('abort', onAbort)
+        if (kill) child.kill('SIGKILL')
+        else graceTimer = setTimeout(() => child.kill('SIGKILL'), this.#exitGraceMs)
+      }
+      const onAbort = () => finish({ error: new XenDomainBuildError('ABORTED', 'xenguest was cancelled and killed', { cause: signal?.reason }) }, true)
+      signal?.addEventListener('abort', onAbort, { once: true })
+      if (timeoutMs !== undefined) {
+        timer = setTimeout(() => finish({ error: new XenDomainBuildError('TIMEOUT', `xenguest took more than ${timeoutMs} ms and was killed`) }, true), timeoutMs)
+      }
+
+      child.on('error', (error) => finish({ error: new XenDomainBuildError('XENGUEST_PROTOCOL', `xenguest could not be started: ${error.message}`, { cause: error }) }, true))
+      if (child.pid !== undefined) onEvent?.({ type: 'xenguest.spawn', pid: child.pid, args: [...args] })
+      const control = child.stdio[CONTROL_OUT_FD] as Readable
+      // Nothing is sent to xenguest during a build; the pipe stays open for it.
+      void (child.stdio[CONTROL_IN_FD] as Writable)
+      eachLine(
+        control,
+        (line) => {
+          if (outcome !== undefined) return
+          const meaning = interpretControlLine(line)
+          if ('log' in meaning) onEvent?.(meaning.log)
+          else if ('result' in meaning) finish(meaning, false)
+          else finish(meaning, true)
+        },
+        () => finish({ error: protocolError(`a control line longer than ${MAX_CONTROL_LINE} bytes`) }, true),
+      )
+      for (const stream of ['stdout', 'stderr'] as const) {
+        eachLine(child[stream] as Readable, (line) => onEvent?.({ type: 'xenguest.log', stream, line }), () => undefined)
+      }
+      child.on('close', (code, killedBy) => {
+        clearTimeout(graceTimer)
+        if (outcome === undefined) {
+          const how = killedBy !== null ? `was killed by ${killedBy}` : `exited with code ${code}`
+          finish({ error: protocolError(`${how} without a result`) }, false)
+        }
+        const end = outcome as NonNullable<typeof outcome>
+        if ('result' in end) resolve(end.result)
+        else reject(end.error)
+      })
+    })
+  }
+
+  supports(feature: string): Promise<boolean> {
+    return new Promise((resolve) => {
+      const child = spawn(this.path, ['-supports', feature], { stdio: ['ignore', 'pipe', 'ignore'] })
+      let out = ''
+      child.stdout?.setEncoding('utf8').on('data', (chunk: string) => (out += chunk))
+      child.on('error', () => resolve(false))
+      child.on('close', (code) => resolve(code === 0 && out.trim() === 'true'))
+    })
+  }
+}
