@@ -146,3 +146,22 @@ describe('xen-domain-build host', () => {
     expect(run.stderr).toContain('unknown host nope')
   })
 })
+
+describe('xen-domain-build storm', () => {
+  it('reports both accounting modes as JSON', () => {
+    const run = cli(['storm', '--sim', 'two-socket-4-node', '--vms', '32', '--accounting', 'both', '--json'])
+    expect(run.status).toBe(0)
+    const [ours, theirs] = run.stdout.trim().split('\n').map((line) => JSON.parse(line))
+    expect(ours).toMatchObject({ accounting: 'in-flight', vms: 32, completed: 32, failed: 0, localShare: 1, overpromised: 0 })
+    expect(theirs).toMatchObject({ accounting: 'xenopsd', vms: 32, completed: 32 })
+    expect(ours.perNode).toHaveLength(4)
+    expect(ours.perNode.reduce((sum: number, n: { planned: number }) => sum + n.planned, 0)).toBe(32)
+    expect(ours.eventLoopDelayMs.max).toBeGreaterThanOrEqual(0)
+  })
+
+  it('refuses bad options with exit code 2', () => {
+    expect(cli(['storm', '--sim', 'qemu-2-node', '--vms', '0']).status).toBe(2)
+    expect(cli(['storm', '--sim', 'qemu-2-node', '--vms', '2', '--accounting', 'magic']).stderr).toContain('--accounting: magic')
+    expect(cli(['storm', '--vms', '2']).stderr).toContain('storm needs --sim')
+  })
+})

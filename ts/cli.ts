@@ -10,6 +10,7 @@ import { XenDomainBuildError } from './errors.js'
 import { openHypervisor, readHostTopology, simulateHost, simulatorPresets, type Hypervisor } from './hypervisor.js'
 import { NumaPlanner } from './numa.js'
 import { parseScenario, playScenario } from './scenario.js'
+import { runStorm, type StormReport } from './storm.js'
 
 const EXIT_FAILURE = 1
 const EXIT_USAGE = 2
@@ -26,6 +27,7 @@ const USAGE = `Usage: xen-domain-build <command> [options]
 Commands:
   host     the host's CPUs, memory, NUMA nodes and distances (real, or --sim PRESET)
   plan     NUMA placement decisions, as xenopsd makes them
+  storm    a mass VM start on a simulated host: many whole builds at once
 
 Run \`xen-domain-build <command> --help\` for a command's options.
 Exit codes: 0 success, 1 failure, 2 usage error or invalid input, 3 Xen unavailable.`
@@ -56,6 +58,23 @@ Options:
                     candidates on hosts with more than 16 nodes (default: single-nodes, as xenopsd)
   --json            JSON lines instead of text (--scenario always prints JSON)
   -h, --help        this help`
+
+const STORM_USAGE = () => `Usage: xen-domain-build storm --sim PRESET --vms N [options]
+
+Starts N builds at once on a simulated host (build_pre, a simulated xenguest
+that populates memory, build_post) and reports builds completed and failed,
+wall time, builds per second, Node's event-loop delay, and the share of VMs
+whose memory is entirely on their planned nodes, per node.
+
+Options:
+  --sim PRESET          one of: ${presetNames()}
+  --vms N               how many VMs
+  --concurrency C       builds at once (default: all)
+  --accounting MODE     in-flight (ours, default), xenopsd, or both (side by side)
+  --node-claims         the host has XenServer's node claims (default: upstream, none)
+  --seed S              VM sizes are drawn from a seeded generator (default 1)
+  --json                one JSON object per run instead of text
+  -h, --help            this help`
 
 function readInput(file: string): string {
   try {
@@ -182,6 +201,77 @@ async function plan(args: string[], out: Out): Promise<void> {
   if (!values.json) out(`plans per node: ${planner.usage().join(' ')}`)
 }
 
+function stormSummary(r: StormReport): Record<string, unknown> {
+  return {
+    preset: r.preset,
+    accounting: r.accounting,
+    vms: r.vms.length,
+    completed: r.completed,
+    failed: r.failed,
+    failures: [...new Set(r.vms.flatMap((v) => (v.code ? [v.code] : [])))],
+    wallMs: Math.round(r.wallMs),
+    buildsPerSecond: Math.round(r.buildsPerSecond),
+    eventLoopDelayMs: { max: +r.eventLoopDelayMs.max.toFixed(2), p99: +r.eventLoopDelayMs.p99.toFixed(2) },
+    localShare: +r.localShare.toFixed(4),
+    overpromised: r.overpromised,
+    perNode: r.perNode,
+  }
+}
+
+async function storm(args: string[], out: Out): Promise<number> {
+  const { values } = parseArgs({
+    args,
+    options: {
+      sim: { type: 'string' },
+      vms: { type: 'string' },
+      concurrency: { type: 'string' },
+      accounting: { type: 'string', default: 'in-flight' },
+      'node-claims': { type: 'boolean', default: false },
+      seed: { type: 'string' },
+      json: { type: 'boolean', default: false },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+    strict: true,
+  })
+  if (values.help) {
+    out(STORM_USAGE())
+    return 0
+  }
+  if (values.sim === undefined) throw new UsageError('storm needs --sim PRESET (see --help)')
+  simulated(values.sim)
+  const vms = wholeNumber('--vms', values.vms)
+  if (vms < 1) throw new UsageError('--vms: at least 1')
+  const modes = values.accounting === 'both' ? (['in-flight', 'xenopsd'] as const) : [values.accounting]
+  for (const mode of modes) {
+    if (mode !== 'in-flight' && mode !== 'xenopsd') throw new UsageError(`--accounting: ${mode} is not in-flight, xenopsd or both`)
+  }
+  let failed = 0
+  for (const accounting of modes as ('in-flight' | 'xenopsd')[]) {
+    const report = await runStorm({
+      preset: values.sim,
+      vms,
+      accounting,
+      nodeClaims: values['node-claims'],
+      seed: wholeNumber('--seed', values.seed, 1),
+      concurrency: values.concurrency === undefined ? undefined : wholeNumber('--concurrency', values.concurrency),
+    })
+    failed += report.failed
+    const summary = stormSummary(report)
+    if (values.json) {
+      out(JSON.stringify(summary))
+      continue
+    }
+    const pct = (x: number) => `${(100 * x).toFixed(1)}%`
+    out(`storm: ${vms} VMs on ${values.sim} (${values['node-claims'] ? 'node claims' : 'no node claims'}), ${accounting} accounting`)
+    out(`  builds: ${report.completed} completed, ${report.failed} failed${report.failed ? ` (${(summary.failures as string[]).join(', ')})` : ''}`)
+    out(`  wall time ${Math.round(report.wallMs)} ms, ${Math.round(report.buildsPerSecond)} builds/s`)
+    out(`  event-loop delay: max ${report.eventLoopDelayMs.max.toFixed(1)} ms, p99 ${report.eventLoopDelayMs.p99.toFixed(1)} ms`)
+    out(`  memory entirely on the planned nodes: ${pct(report.localShare)} of placed VMs; over-promised placements: ${report.overpromised}`)
+    out(`  per node (VMs planned there alone / of them local): ${report.perNode.map((n) => `${n.node}:${n.planned}/${n.local}`).join(' ')}`)
+  }
+  return failed > 0 ? EXIT_FAILURE : 0
+}
+
 function exitCode(error: unknown): number {
   if (error instanceof UsageError) return EXIT_USAGE
   const code = (error as { code?: string }).code
@@ -205,6 +295,8 @@ export async function main(argv: string[], out: Out = (l) => console.log(l)): Pr
       case 'plan':
         await plan(rest, out)
         return 0
+      case 'storm':
+        return await storm(rest, out)
       default:
         throw new UsageError(`unknown command ${command}\n${USAGE}`)
     }

@@ -27,7 +27,19 @@ export {
   type NumaRequest,
   type PlannerOptions,
 } from './numa.js'
-export { runStorm, seededRandom, type StormOptions, type StormReport, type StormVm } from './storm.js'
+export { runStorm, seededRandom, type NodeLocality, type StormOptions, type StormReport, type StormVm } from './storm.js'
+export { buildDomain, buildChannel, type BuildDomainOptions, type BuiltDomain, type DomainBuildEvent, type DomainImage } from './build.js'
+export { buildPost, domainEntries, type BuildPostInput } from './build-post.js'
+export { SimulatedXenguest, type SimulatedXenguestOptions } from './sim-xenguest.js'
+export {
+  SpawnedXenguest,
+  parseXenguestError,
+  xenguestArgs,
+  type XenguestBuild,
+  type XenguestResult,
+  type XenguestRunner,
+  type XenguestRunOptions,
+} from './xenguest.js'
 export { BuildHost, type Accounting, type BuildHostOptions, type NumaPolicy } from './host.js'
 export { buildPre, type BuildEvent, type BuildPreOptions, type BuildPreResult, type VmConfig } from './build-pre.js'
 export { memoryModel, type DomainType, type MemoryModel, type VmMemory } from './memory.js'
