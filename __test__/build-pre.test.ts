@@ -77,7 +77,7 @@ describe('buildPre', () => {
   })
 
   it('sets the PV memmap limit to xen_max and ignores a timer mode', async () => {
-    const t = await setup('qemu-2-node')
+    const t = await setup('qemu-2-node', { shadowPaging: true })
     const domid = await t.domain('pv', 1)
     await t.xenstore.write(`/local/domain/${domid}/platform/timer_mode`, '2')
     const events: string[] = []
@@ -87,6 +87,19 @@ describe('buildPre', () => {
     expect(t.calls.map((c) => c[0])).not.toContain('setHvmParam')
     expect(t.calls).toContainEqual(['setMemmapLimit', domid, 512 * 1024])
     expect(events).toEqual(['timer_mode 2 ignored for this pv domain'])
+    // shadow = ceil((256 + 2 × 512) / 256) = 5 MiB
+    expect(t.calls).toContainEqual(['setShadowAllocationMib', domid, 5])
+  })
+
+  it('gives a PV domain no shadow pool on a Xen without shadow paging (Debian 4.17)', async () => {
+    const t = await setup('qemu-2-node')
+    const domid = await t.domain('pv', 1)
+    const events: string[] = []
+    await buildPre(t.host, domid, { type: 'pv', staticMaxKib: 512 * 1024, targetKib: 256 * 1024, vcpus: 1 }, {
+      onEvent: (e) => e.type === 'info' && events.push(e.message),
+    })
+    expect(t.calls.map((c) => c[0])).not.toContain('setShadowAllocationMib')
+    expect(events).toEqual(['no shadow paging on this Xen: a PV domain gets no shadow pool'])
   })
 
   it('ignores a timer mode that is not an integer, as xenopsd does', async () => {
@@ -209,7 +222,7 @@ describe('buildPre', () => {
     }
 
     it('succeeds when the scrubber catches up', async () => {
-      const t = await setup('qemu-2-node', { scrubPagesPerSecondPerNode: 1024 * MIB_PAGES })
+      const t = await setup('qemu-2-node', { scrubPagesPerSecondPerNode: 1024 * MIB_PAGES, scrubReporting: 'xenserver' })
       await dirty(t, 2048 * MIB_PAGES)
       const domid = await t.domain('hvm', 1)
       const progress: number[] = []
@@ -237,7 +250,7 @@ describe('buildPre', () => {
     })
 
     it('times out when the scrubber is too slow', async () => {
-      const t = await setup('qemu-2-node')
+      const t = await setup('qemu-2-node', { scrubReporting: 'xenserver' })
       await dirty(t, 2048 * MIB_PAGES)
       const domid = await t.domain('hvm', 1)
       const error = await failure(buildPre(t.host, domid, hvm(1, 1), { memoryTimeoutMs: 100 }))
@@ -246,7 +259,7 @@ describe('buildPre', () => {
     })
 
     it('can be cancelled', async () => {
-      const t = await setup('qemu-2-node')
+      const t = await setup('qemu-2-node', { scrubReporting: 'xenserver' })
       await dirty(t, 2048 * MIB_PAGES)
       const domid = await t.domain('hvm', 1)
       const controller = new AbortController()

@@ -189,7 +189,7 @@ describe('cancellation leaves no process and no claim', () => {
   const vm = { type: 'hvm' as const, staticMaxKib: GIB_KIB, targetKib: GIB_KIB, vcpus: 1 }
 
   it('while waiting for memory', async () => {
-    const t = await setup('qemu-2-node')
+    const t = await setup('qemu-2-node', { scrubReporting: 'xenserver' })
     const xen = t.sim.hypervisor()
     const hog = await xen.createDomain({ kind: 'pv', maxVcpus: 1 })
     await xen.setMaxMemoryKib(hog, 2 * GIB_KIB)

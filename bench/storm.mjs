@@ -41,7 +41,7 @@ async function lateness(pollMs, trials) {
   const late = []
   for (let t = 0; t < trials; t++) {
     const ratePerNode = 262_144 // pages per second per node: 1 GiB/s
-    const sim = simulateHost({ preset: 'qemu-2-node', clock: 'real-time', scrubPagesPerSecondPerNode: ratePerNode })
+    const sim = simulateHost({ preset: 'qemu-2-node', clock: 'real-time', scrubReporting: 'xenserver', scrubPagesPerSecondPerNode: ratePerNode })
     const xen = sim.hypervisor()
     const hog = await xen.createDomain({ kind: 'pv', maxVcpus: 1 })
     await xen.setMaxMemoryKib(hog, 2 * 1024 * 1024)

@@ -1,11 +1,19 @@
 #!/usr/bin/env bash
-# The Debian packages the test suites need, installed when missing (npm test
-# runs this first). libxen-dev: Xen 4.17's headers and libxenctrl, for the
-# struct layout test and the open-without-Xen tests.
+# The Debian packages the test suites need, installed when missing.
+#   (no argument; npm test) libxen-dev: Xen 4.17's headers and libxenctrl, for
+#                           the struct layout test and the open-without-Xen tests.
+#   xen (npm run test:xen)  QEMU, cpio and kmod, to boot Xen under QEMU.
 set -euo pipefail
 
 missing=()
-[ -e /usr/include/xenctrl.h ] || missing+=(libxen-dev)
+if [ "${1:-}" = xen ]; then
+  command -v qemu-system-x86_64 > /dev/null || missing+=(qemu-system-x86)
+  command -v cpio > /dev/null || missing+=(cpio)
+  command -v depmod > /dev/null || missing+=(kmod)
+  command -v apt-get > /dev/null || { echo "xen-domain-build: test:xen needs Debian's apt-get" >&2; exit 1; }
+else
+  [ -e /usr/include/xenctrl.h ] || missing+=(libxen-dev)
+fi
 [ ${#missing[@]} -eq 0 ] && exit 0
 
 if [ "$(id -u)" -ne 0 ] || ! command -v apt-get > /dev/null; then

@@ -31,6 +31,8 @@ pub struct SimHostOptions {
     pub host: Option<SimHostInput>,
     /// XenServer's Xen has node claims (the default); upstream's answers ENOSYS.
     pub node_claims: Option<bool>,
+    /// Shadow paging built in (the default, as XenServer's Xen); Debian's Xen has none.
+    pub shadow_paging: Option<bool>,
     /// "xenserver" (physinfo counts pages to scrub, the default) or "upstream" (always 0).
     pub scrub_reporting: Option<String>,
     pub scrub_pages_per_second_per_node: Option<f64>,
@@ -113,6 +115,9 @@ fn spec_from(options: &SimHostOptions) -> Result<HostSpec> {
     };
     if let Some(on) = options.node_claims {
         spec.node_claims = on;
+    }
+    if let Some(on) = options.shadow_paging {
+        spec.shadow_paging = on;
     }
     if let Some(reporting) = &options.scrub_reporting {
         spec.scrub_reporting = match reporting.as_str() {

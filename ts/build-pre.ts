@@ -158,7 +158,13 @@ export async function buildPre(
     if (info.maxPages < memory.xenMaxMib * 256) {
       await step('max_memory', () => xen.setMaxMemoryKib(domid, memory.xenMaxMib * 1024))
     }
-    await step('shadow_allocation', () => xen.setShadowAllocationMib(domid, memory.shadowMib))
+    if (vm.type === 'pv' && !host.capabilities.includes('shadow')) {
+      // A Xen without shadow paging (Debian's) has no shadow pool for a PV
+      // domain, and refuses one with EINVAL; xenopsd would fail the build.
+      onEvent?.({ type: 'info', domid, message: 'no shadow paging on this Xen: a PV domain gets no shadow pool' })
+    } else {
+      await step('shadow_allocation', () => xen.setShadowAllocationMib(domid, memory.shadowMib))
+    }
     host.poolAllocated(domid)
     const masks = vm.hardAffinity
     if (masks !== undefined) {

@@ -60,15 +60,18 @@ export class BuildHost {
   readonly numaPolicy: NumaPolicy
   readonly accounting: Accounting
   readonly cpuCount: number
+  /** What the hypervisor can do (`hvm`, `pv`, `hap`, `shadow`), from physinfo. */
+  readonly capabilities: readonly string[]
   readonly memory: MemoryWatcher
   readonly placementLock = new Lock()
   readonly #promised = new Map<number, Promised>()
   /** Shadow pools of builds that have not allocated theirs yet: bytes by domain. */
   readonly #pendingPools = new Map<number, number>()
 
-  private constructor(hypervisor: Hypervisor, layout: HostLayout, options: BuildHostOptions) {
+  private constructor(hypervisor: Hypervisor, layout: HostLayout, capabilities: string[], options: BuildHostOptions) {
     this.hypervisor = hypervisor
     this.layout = layout
+    this.capabilities = capabilities
     this.planner = new NumaPlanner(layout, options)
     this.numaPolicy = options.numaPolicy ?? 'best_effort'
     this.accounting = options.accounting ?? 'in-flight'
@@ -78,7 +81,8 @@ export class BuildHost {
   }
 
   static async create(hypervisor: Hypervisor, options: BuildHostOptions = {}): Promise<BuildHost> {
-    return new BuildHost(hypervisor, await readHostTopology(hypervisor), options)
+    const [layout, physinfo] = await Promise.all([readHostTopology(hypervisor), hypervisor.physinfo()])
+    return new BuildHost(hypervisor, layout, physinfo.capabilities, options)
   }
 
   /** Records memory promised to a build, by node. */

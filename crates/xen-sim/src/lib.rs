@@ -47,6 +47,9 @@ pub struct HostSpec {
     pub node_memory_bytes: Vec<u64>,
     /// XenServer's Xen has node claims; upstream's answers ENOSYS.
     pub node_claims: bool,
+    /// Shadow paging built in (XenServer's Xen). Debian's Xen 4.17 has none:
+    /// a PV domain then has no shadow pool, and asking for one is EINVAL.
+    pub shadow_paging: bool,
     pub scrub_reporting: ScrubReporting,
     /// Pages each node's scrubber returns to free memory per second.
     pub scrub_pages_per_second_per_node: u64,
@@ -65,6 +68,7 @@ impl Default for HostSpec {
             }],
             node_memory_bytes: vec![1 << 30],
             node_claims: true,
+            shadow_paging: true,
             scrub_reporting: ScrubReporting::XenServer,
             // 1 GiB per second per node.
             scrub_pages_per_second_per_node: 262_144,

@@ -60,6 +60,8 @@ fn two_socket_4_node() -> HostSpec {
     }
 }
 
+/// Like the real machine: Debian's upstream Xen, without node claims, scrub
+/// reporting or shadow paging.
 fn qemu_2_node() -> HostSpec {
     HostSpec {
         distances: vec![vec![10, 21], vec![21, 10]],
@@ -71,6 +73,9 @@ fn qemu_2_node() -> HostSpec {
             })
             .collect(),
         node_memory_bytes: vec![GIB, GIB],
+        node_claims: false,
+        shadow_paging: false,
+        scrub_reporting: crate::ScrubReporting::Upstream,
         ..HostSpec::default()
     }
 }
@@ -100,7 +105,7 @@ pub const PRESETS: &[Preset] = &[
     },
     Preset {
         name: "qemu-2-node",
-        description: "the real-Xen test machine under QEMU: 2 nodes of 2 CPUs, distance 21, 1 GiB per node",
+        description: "the real-Xen test machine under QEMU (Debian's upstream Xen 4.17: no node claims, no shadow paging): 2 nodes of 2 CPUs, distance 21, 1 GiB per node",
         build: qemu_2_node,
     },
     Preset {

@@ -388,6 +388,15 @@ impl SimHost {
         nodes
     }
 
+    /// Xen's paging_domctl: no paging ops before the domain has vCPUs, and a
+    /// PV domain has a shadow pool only where Xen has shadow paging.
+    fn check_paging_op(&self, domain: &Domain, operation: &'static str) -> Result<()> {
+        if domain.vcpus.is_empty() || (domain.kind == DomainKind::Pv && !self.spec.shadow_paging) {
+            return Err(einval(operation));
+        }
+        Ok(())
+    }
+
     fn all_cpus(&self) -> Vec<u32> {
         (0..self.spec.cpus.len() as u32).collect()
     }
@@ -428,7 +437,8 @@ impl SimHost {
         pages: u64,
     ) -> Result<()> {
         let mut state = self.lock();
-        let domain = state.domains.get(&domid).ok_or_else(|| esrch(operation))?;
+        // XENMEM_claim_pages answers EINVAL, not ESRCH, for a domain that does not exist.
+        let domain = state.domains.get(&domid).ok_or_else(|| einval(operation))?;
         if pages == 0 {
             Self::release_claim(&mut state, domid);
             return Ok(());
@@ -502,13 +512,14 @@ impl Hypervisor for SimHost {
             nr_cpus: cpus.len() as u32,
             max_cpu_id: cpus.len() as u32 - 1,
             nr_nodes: state.nodes.len() as u32,
-            max_node_id: state.nodes.len() as u32 - 1,
+            // Xen reports MAX_NUMNODES - 1, not the last node present.
+            max_node_id: 63,
             cpu_khz: 2_400_000,
             capabilities: Capabilities {
                 hvm: true,
                 pv: true,
                 hap: true,
-                shadow: true,
+                shadow: self.spec.shadow_paging,
             },
             total_pages: total,
             free_pages: state.nodes.iter().map(|n| n.free_pages).sum(),
@@ -560,7 +571,8 @@ impl Hypervisor for SimHost {
             max_pages: d.max_pages,
             outstanding_pages: d.outstanding(),
             max_vcpu_id: (!d.vcpus.is_empty()).then(|| d.vcpus.len() as u32 - 1),
-            online_vcpus: d.vcpus.len() as u32,
+            // vCPUs are down until the domain runs.
+            online_vcpus: 0,
             cpupool: 0,
         })
     }
@@ -613,6 +625,7 @@ impl Hypervisor for SimHost {
         self.enter(OP)?;
         let state = self.lock();
         let d = state.domains.get(&domid).ok_or_else(|| esrch(OP))?;
+        self.check_paging_op(d, OP)?;
         // Xen reports the pool in MiB, rounded up.
         Ok(d.shadow_pages().div_ceil(PAGES_PER_MIB) as u32)
     }
@@ -623,6 +636,7 @@ impl Hypervisor for SimHost {
         let mut state = self.lock();
         let affine = {
             let d = state.domains.get(&domid).ok_or_else(|| esrch(OP))?;
+            self.check_paging_op(d, OP)?;
             self.affine_nodes(d)
         };
         let State {

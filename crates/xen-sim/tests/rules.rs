@@ -206,6 +206,7 @@ fn the_shadow_pool_takes_unclaimed_free_memory() {
 fn destroyed_memory_comes_back_through_the_scrubber() {
     let spec = HostSpec {
         scrub_pages_per_second_per_node: GIB_PAGES,
+        scrub_reporting: ScrubReporting::XenServer,
         ..preset("qemu-2-node").unwrap()
     };
     let h = SimHost::new(spec.clone()).unwrap();
@@ -243,6 +244,35 @@ fn destroy_releases_the_claim_and_refuses_dom0_and_unknown_domains() {
     assert_eq!(errno(h.destroy_domain(d)), "ESRCH");
     assert_eq!(errno(h.destroy_domain(0)), "EINVAL");
     assert_eq!(errno(h.domain_info(d)), "ESRCH");
+    // As Xen 4.17 answers, seen under QEMU: a claim for a missing domain is EINVAL.
+    assert_eq!(errno(h.claim_pages(d, 1)), "EINVAL");
+    assert_eq!(errno(h.set_max_vcpus(d, 1)), "ESRCH");
+}
+
+#[test]
+fn paging_ops_need_vcpus_and_pv_needs_shadow_paging() {
+    // Seen on Debian's Xen 4.17 under QEMU: EINVAL before the vCPUs exist,
+    // and always for a PV domain on a Xen without shadow paging.
+    let h = SimHost::new(preset("qemu-2-node").unwrap()).unwrap();
+    assert!(!h.physinfo().unwrap().capabilities.shadow);
+    let hvm = h
+        .create_domain(&DomainConfig {
+            kind: DomainKind::Hvm,
+            max_vcpus: 1,
+            max_evtchn_port: 1023,
+        })
+        .unwrap();
+    assert_eq!(errno(h.shadow_allocation_mib(hvm)), "EINVAL");
+    assert_eq!(errno(h.set_shadow_allocation_mib(hvm, 4)), "EINVAL");
+    h.set_max_vcpus(hvm, 1).unwrap();
+    h.set_shadow_allocation_mib(hvm, 4).unwrap();
+    let pv = domain(&h, DomainKind::Pv, 1, 1);
+    assert_eq!(errno(h.set_shadow_allocation_mib(pv, 4)), "EINVAL");
+    assert_eq!(errno(h.shadow_allocation_mib(pv)), "EINVAL");
+    // XenServer's Xen has shadow paging: a PV domain's pool is fine there.
+    let xs = host();
+    let pv = domain(&xs, DomainKind::Pv, 1, 1);
+    xs.set_shadow_allocation_mib(pv, 4).unwrap();
 }
 
 #[test]
