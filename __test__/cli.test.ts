@@ -52,3 +52,61 @@ describe('xen-domain-build plan', () => {
     expect(run.stdout).toContain('--scenario FILE|-')
   })
 })
+
+describe('xen-domain-build build', () => {
+  const vm = { type: 'hvm', staticMaxKib: 2 << 20, targetKib: 1 << 20, videoMib: 8, vcpus: 2, image: '/usr/lib/xen/boot/hvmloader' }
+
+  it('creates and builds a domain on a simulated host, as JSON', () => {
+    const run = cli(['build', '--sim', 'two-socket-4-node', '--config', '-', '--json'], JSON.stringify(vm))
+    expect(run.stderr).toBe('')
+    expect(run.status).toBe(0)
+    const built = JSON.parse(run.stdout)
+    expect(built).toMatchObject({ domid: 1, storePort: 1, consolePort: 2, placement: { plan: [0], node: 0, claim: 'node' } })
+    expect(built.memory.buildStartMib).toBe(1016)
+    expect(built.xenstore['/local/domain/1/memory/static-max']).toBe(String(2 << 20))
+    expect(built.xenstore['/libxl/1/type']).toBe('HVM')
+  })
+
+  it('exits 1 with the failure when the build fails', () => {
+    const run = cli(['build', '--sim', 'qemu-2-node', '--config', '-'], JSON.stringify({ ...vm, staticMaxKib: 8 << 20, targetKib: 8 << 20 }))
+    expect(run.status).toBe(1)
+    expect(run.stderr).toMatch(/^xen-domain-build: NOT_ENOUGH_MEMORY: domain 1: wait_for_memory: not enough free memory/)
+  })
+
+  it('exits 3 on a machine without Xen', () => {
+    const run = cli(['build', '--domid', '5', '--config', '-'], JSON.stringify(vm))
+    expect(run.status).toBe(3)
+    expect(run.stderr).toContain('XEN_UNAVAILABLE')
+  })
+
+  it('refuses a bad config file with one line and exit code 2', () => {
+    const cases: [string, RegExp][] = [
+      ['{"type": "hvm"', /stdin: not JSON/],
+      [JSON.stringify({ ...vm, vcpu: 2 }), /unknown keys vcpu/],
+      [JSON.stringify({ ...vm, vcpus: 0 }), /vm.vcpus/],
+      [JSON.stringify({ ...vm, targetKib: 3 << 20 }), /vm.targetKib: .* is above staticMaxKib/],
+      [JSON.stringify({ ...vm, image: 5 }), /stdin.image: expected a string/],
+    ]
+    for (const [config, message] of cases) {
+      const run = cli(['build', '--sim', 'qemu-2-node', '--config', '-'], config)
+      expect(run.status, config).toBe(2)
+      expect(run.stderr, config).toMatch(message)
+      expect(run.stderr.trim().split('\n'), config).toHaveLength(1)
+    }
+    expect(cli(['build', '--config', '-'], '{}').stderr).toContain('exactly one of --sim PRESET and --domid N')
+  })
+})
+
+describe('every command', () => {
+  it.each(['host', 'plan', 'build', 'storm'])('%s --help', (command) => {
+    const run = cli([command, '--help'])
+    expect(run.status).toBe(0)
+    expect(run.stdout).toMatch(/^Usage:/)
+  })
+
+  it('no command prints the usage and exits 2', () => {
+    const run = cli([])
+    expect(run.status).toBe(2)
+    expect(run.stdout).toContain('Exit codes: 0 success, 1 failure, 2 usage error or invalid input, 3 Xen unavailable')
+  })
+})

@@ -10,6 +10,14 @@ import { XenDomainBuildError } from './errors.js'
 import { openHypervisor, readHostTopology, simulateHost, simulatorPresets, type Hypervisor } from './hypervisor.js'
 import { NumaPlanner } from './numa.js'
 import { parseScenario, playScenario } from './scenario.js'
+import { writeFileSync } from 'node:fs'
+import { buildDomain, type BuiltDomain } from './build.js'
+import { BuildHost, type NumaPolicy } from './host.js'
+import { LiveView } from './live.js'
+import { SimulatedXenguest } from './sim-xenguest.js'
+import { parseVmConfig } from './vm-config.js'
+import { SpawnedXenguest } from './xenguest.js'
+import { renderReport } from './report.js'
 import { runStorm, type StormReport } from './storm.js'
 
 const EXIT_FAILURE = 1
@@ -27,6 +35,7 @@ const USAGE = `Usage: xen-domain-build <command> [options]
 Commands:
   host     the host's CPUs, memory, NUMA nodes and distances (real, or --sim PRESET)
   plan     NUMA placement decisions, as xenopsd makes them
+  build    build a domain from a VM config file (real host, or --sim PRESET)
   storm    a mass VM start on a simulated host: many whole builds at once
 
 Run \`xen-domain-build <command> --help\` for a command's options.
@@ -72,9 +81,38 @@ Options:
   --concurrency C       builds at once (default: all)
   --accounting MODE     in-flight (ours, default), xenopsd, or both (side by side)
   --node-claims         the host has XenServer's node claims (default: upstream, none)
-  --seed S              VM sizes are drawn from a seeded generator (default 1)
+  --seed S              VM sizes are drawn from a seeded generator (default 1); the
+                        arrival order at the planner varies from run to run
+  --load L              the share of host memory the VMs fill (default 0.85)
+  --builder-ms MS       how long the simulated xenguest takes per VM (default 20, ±50%)
+  --report FILE.html    also write a self-contained page with charts
+  --live / --no-live    redraw each node's memory while it runs (default: on a terminal)
   --json                one JSON object per run instead of text
   -h, --help            this help`
+
+const BUILD_USAGE = () => `Usage:
+  xen-domain-build build --sim PRESET --config VM.json [--json]
+      Creates a domain on a simulated host and builds it (simulated xenguest).
+  xen-domain-build build --domid N --config VM.json [--xenguest PATH] [--json]
+      Builds an existing, empty domain on this machine's Xen, with xenguest.
+
+The VM config file is one JSON object: type ("hvm", "pv", "pvh"), staticMaxKib,
+targetKib, vcpus, and optionally videoMib, shadowMultiplier, pvShim,
+hardAffinity (CPU lists per vCPU), image (required), cmdline, ramdisk,
+modules ([{ "path", "cmdline" }]), nvidiaVgpu.
+
+Xenstore: the command writes the domain's entries into an in-memory store and
+prints them; a toolstack passes its own Xenstore client through the API.
+
+Options:
+  --sim PRESET            one of: ${presetNames()}
+  --domid N               the domain to build (real host)
+  --config FILE           the VM config file, or - for standard input
+  --xenguest PATH         the domain builder (default /usr/libexec/xen/bin/xenguest)
+  --numa-policy POLICY    any, best_effort (default), best_effort_hard, prio_mem_only
+  --timeout-ms MS         how long xenguest may take (default 120000)
+  --json                  one JSON object instead of text
+  -h, --help              this help`
 
 function readInput(file: string): string {
   try {
@@ -201,6 +239,74 @@ async function plan(args: string[], out: Out): Promise<void> {
   if (!values.json) out(`plans per node: ${planner.usage().join(' ')}`)
 }
 
+const NUMA_POLICIES: readonly NumaPolicy[] = ['any', 'best_effort', 'best_effort_hard', 'prio_mem_only']
+
+async function build(args: string[], out: Out): Promise<number> {
+  const { values } = parseArgs({
+    args,
+    options: {
+      sim: { type: 'string' },
+      domid: { type: 'string' },
+      config: { type: 'string' },
+      xenguest: { type: 'string' },
+      'numa-policy': { type: 'string' },
+      'timeout-ms': { type: 'string' },
+      json: { type: 'boolean', default: false },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+    strict: true,
+  })
+  if (values.help) {
+    out(BUILD_USAGE())
+    return 0
+  }
+  if (values.config === undefined) throw new UsageError('build needs --config FILE (see --help)')
+  if ((values.sim === undefined) === (values.domid === undefined)) throw new UsageError('build needs exactly one of --sim PRESET and --domid N')
+  const numaPolicy = (values['numa-policy'] ?? 'best_effort') as NumaPolicy
+  if (!NUMA_POLICIES.includes(numaPolicy)) throw new UsageError(`--numa-policy: ${numaPolicy} is not one of ${NUMA_POLICIES.join(', ')}`)
+  const config = parseVmConfig(readInput(values.config), values.config === '-' ? 'stdin' : values.config)
+  let built: BuiltDomain
+  let host: BuildHost
+  if (values.sim !== undefined) {
+    if (!simulatorPresets().some((p) => p.name === values.sim)) throw new UsageError(`--sim: unknown host ${values.sim} (one of ${presetNames()})`)
+    const sim = simulateHost({ preset: values.sim })
+    host = await BuildHost.create(sim.hypervisor(), { numaPolicy })
+    const domid = await sim.hypervisor().createDomain({ kind: config.vm.type, maxVcpus: config.vm.vcpus })
+    built = await buildDomain(host, domid, config.vm, { ...config.image, xenguest: new SimulatedXenguest(sim) })
+  } else {
+    const domid = wholeNumber('--domid', values.domid)
+    host = await BuildHost.create(await openHypervisor(), { numaPolicy })
+    const xenguest = new SpawnedXenguest(values.xenguest ?? '/usr/libexec/xen/bin/xenguest')
+    built = await buildDomain(host, domid, config.vm, {
+      ...config.image,
+      xenguest,
+      xenguestTimeoutMs: wholeNumber('--timeout-ms', values['timeout-ms'], 120_000),
+    })
+  }
+  const xenstore = Object.fromEntries((host.xenstore as { entries?: Map<string, string> }).entries ?? [])
+  const summary = {
+    domid: built.domid,
+    storePort: built.storePort,
+    consolePort: built.consolePort,
+    storeMfn: String(built.storeMfn),
+    consoleMfn: String(built.consoleMfn),
+    memory: built.memory,
+    placement: { plan: built.placement.plan?.nodes ?? null, node: built.placement.node, claim: built.placement.claim, affinity: built.placement.affinity, reason: built.placement.reason },
+    timingsMs: Object.fromEntries(Object.entries(built.timingsMs).map(([k, v]) => [k, +v.toFixed(2)])),
+    xenstore,
+  }
+  if (values.json) {
+    out(JSON.stringify(summary))
+    return 0
+  }
+  out(`domain ${built.domid} built: store port ${built.storePort} (mfn ${built.storeMfn}), console port ${built.consolePort} (mfn ${built.consoleMfn})`)
+  out(`memory: build ${built.memory.buildStartMib}/${built.memory.buildMaxMib} MiB, xen max ${built.memory.xenMaxMib} MiB, shadow ${built.memory.shadowMib} MiB, claimed ${built.memory.buildClaimPages} pages`)
+  out(`NUMA placement: ${built.placement.reason} (claim: ${built.placement.claim}${built.placement.affinity ? `, ${built.placement.affinity} affinity` : ''})`)
+  out(`steps: ${Object.entries(built.timingsMs).map(([k, v]) => `${k} ${v.toFixed(1)} ms`).join(', ')}`)
+  for (const [path, value] of Object.entries(xenstore)) out(`xenstore ${path} = ${value}`)
+  return 0
+}
+
 function stormSummary(r: StormReport): Record<string, unknown> {
   return {
     preset: r.preset,
@@ -228,6 +334,11 @@ async function storm(args: string[], out: Out): Promise<number> {
       accounting: { type: 'string', default: 'in-flight' },
       'node-claims': { type: 'boolean', default: false },
       seed: { type: 'string' },
+      'builder-ms': { type: 'string' },
+      load: { type: 'string' },
+      report: { type: 'string' },
+      live: { type: 'boolean' },
+      'no-live': { type: 'boolean' },
       json: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
     },
@@ -237,6 +348,7 @@ async function storm(args: string[], out: Out): Promise<number> {
     out(STORM_USAGE())
     return 0
   }
+  const live = !values.json && !values['no-live'] && (values.live ?? process.stdout.isTTY === true)
   if (values.sim === undefined) throw new UsageError('storm needs --sim PRESET (see --help)')
   simulated(values.sim)
   const vms = wholeNumber('--vms', values.vms)
@@ -246,7 +358,13 @@ async function storm(args: string[], out: Out): Promise<number> {
     if (mode !== 'in-flight' && mode !== 'xenopsd') throw new UsageError(`--accounting: ${mode} is not in-flight, xenopsd or both`)
   }
   let failed = 0
+  const reports: StormReport[] = []
+  const builderMs = wholeNumber('--builder-ms', values['builder-ms'], 20)
+  const load = values.load === undefined ? undefined : Number(values.load)
+  if (load !== undefined && !(load > 0 && load <= 1)) throw new UsageError(`--load: ${values.load} is not a share from 0 to 1`)
   for (const accounting of modes as ('in-flight' | 'xenopsd')[]) {
+    const title = `storm: ${vms} VMs on ${values.sim} (${values['node-claims'] ? 'node claims' : 'no node claims'}), ${accounting} accounting`
+    const view = live ? new LiveView(process.stdout, title, vms) : undefined
     const report = await runStorm({
       preset: values.sim,
       vms,
@@ -254,7 +372,13 @@ async function storm(args: string[], out: Out): Promise<number> {
       nodeClaims: values['node-claims'],
       seed: wholeNumber('--seed', values.seed, 1),
       concurrency: values.concurrency === undefined ? undefined : wholeNumber('--concurrency', values.concurrency),
+      populateLatencyMs: builderMs,
+      load,
+      builderJitter: 0.5,
+      sampleEveryMs: live ? 100 : values.report !== undefined ? 20 : undefined,
+      onSample: view ? (sample) => view.draw(sample) : undefined,
     })
+    reports.push(report)
     failed += report.failed
     const summary = stormSummary(report)
     if (values.json) {
@@ -262,12 +386,28 @@ async function storm(args: string[], out: Out): Promise<number> {
       continue
     }
     const pct = (x: number) => `${(100 * x).toFixed(1)}%`
-    out(`storm: ${vms} VMs on ${values.sim} (${values['node-claims'] ? 'node claims' : 'no node claims'}), ${accounting} accounting`)
+    if (!live) out(title)
     out(`  builds: ${report.completed} completed, ${report.failed} failed${report.failed ? ` (${(summary.failures as string[]).join(', ')})` : ''}`)
     out(`  wall time ${Math.round(report.wallMs)} ms, ${Math.round(report.buildsPerSecond)} builds/s`)
     out(`  event-loop delay: max ${report.eventLoopDelayMs.max.toFixed(1)} ms, p99 ${report.eventLoopDelayMs.p99.toFixed(1)} ms`)
     out(`  memory entirely on the planned nodes: ${pct(report.localShare)} of placed VMs; over-promised placements: ${report.overpromised}`)
     out(`  per node (VMs planned there alone / of them local): ${report.perNode.map((n) => `${n.node}:${n.planned}/${n.local}`).join(' ')}`)
+  }
+  const [ours, theirs] = reports
+  if (!values.json && ours !== undefined && theirs !== undefined) {
+    const pct = (x: number) => `${(100 * x).toFixed(1)}%`
+    out(
+      `\nin-flight accounting put ${pct(ours.localShare)} of VMs entirely on their planned nodes; ` +
+        `xenopsd's, ${pct(theirs.localShare)} (over-promised placements: ${ours.overpromised} against ${theirs.overpromised})`,
+    )
+  }
+  if (values.report !== undefined) {
+    try {
+      writeFileSync(values.report, renderReport(reports, `xen-domain-build storm: ${vms} VMs on ${values.sim}`))
+    } catch (error) {
+      throw new UsageError(`--report: cannot write ${values.report}: ${(error as Error).message}`)
+    }
+    if (!values.json) out(`report: ${values.report}`)
   }
   return failed > 0 ? EXIT_FAILURE : 0
 }
@@ -297,6 +437,8 @@ export async function main(argv: string[], out: Out = (l) => console.log(l)): Pr
         return 0
       case 'storm':
         return await storm(rest, out)
+      case 'build':
+        return await build(rest, out)
       default:
         throw new UsageError(`unknown command ${command}\n${USAGE}`)
     }

@@ -9,8 +9,8 @@ import type { SimulatedHost } from './hypervisor.js'
 import { xenguestFailed, type XenguestResult, type XenguestRunner, type XenguestRunOptions } from './xenguest.js'
 
 export interface SimulatedXenguestOptions {
-  /** How long a build takes (20 ms). */
-  buildMs?: number
+  /** How long a build takes (20 ms), or a function that says, per build. */
+  buildMs?: number | (() => number)
   /** Like some HVM builders: leave the shadow pool at this size (MiB). */
   lowerShadowToMib?: number
 }
@@ -49,7 +49,7 @@ export class SimulatedXenguest implements XenguestRunner {
       const timer = setTimeout(() => {
         signal?.removeEventListener('abort', onAbort)
         resolve()
-      }, this.#options.buildMs ?? 20)
+      }, typeof this.#options.buildMs === 'function' ? this.#options.buildMs() : (this.#options.buildMs ?? 20))
       signal?.addEventListener('abort', onAbort, { once: true })
     })
     options.onEvent?.({ type: 'xenguest.log', stream: 'info', line: `populating ${startMib} MiB of domain ${domid}` })

@@ -23,8 +23,13 @@ export interface StormOptions {
   nodeClaims?: boolean
   /** How long the (simulated) domain builder takes per VM: 20 ms. */
   populateLatencyMs?: number
+  /** Each build's builder time varies by up to this share either way (0). */
+  builderJitter?: number
   /** Builds running at once (default: all of them). */
   concurrency?: number
+  /** Takes a sample of the host every this many ms (none by default). */
+  sampleEveryMs?: number
+  onSample?: (sample: StormSample) => void
   /** Called as builds finish. */
   onBuild?: (vm: StormVm, done: number) => void
   onEvent?: (event: DomainBuildEvent) => void
@@ -54,6 +59,16 @@ export interface StormVm {
   code?: string
 }
 
+/** The host during a start: for live views and reports. */
+export interface StormSample {
+  ms: number
+  done: number
+  failed: number
+  /** Builds with memory promised and not yet populated. */
+  inFlight: number
+  nodes: { totalBytes: number; usedBytes: number; promisedBytes: number }[]
+}
+
 export interface NodeLocality {
   node: number
   /** VMs planned on this node alone. */
@@ -81,6 +96,7 @@ export interface StormReport {
   /** Node's event-loop delay during the start (perf_hooks), in ms. */
   eventLoopDelayMs: { max: number; p99: number }
   perNode: NodeLocality[]
+  samples: StormSample[]
   sim: SimulatedHost
 }
 
@@ -123,7 +139,10 @@ export async function runStorm(options: StormOptions): Promise<StormReport> {
     vcpus: pick(vcpuChoices),
   }))
 
-  const xenguest = new SimulatedXenguest(sim, { buildMs: builderMs })
+  const jitter = options.builderJitter ?? 0
+  const xenguest = new SimulatedXenguest(sim, {
+    buildMs: jitter > 0 ? () => builderMs * (1 - jitter + 2 * jitter * random()) : builderMs,
+  })
   const build = async ({ sizeMib, vcpus }: (typeof specs)[number]): Promise<StormVm> => {
     const vm: VmConfig = { type: 'hvm', staticMaxKib: sizeMib * 1024, targetKib: sizeMib * 1024, vcpus }
     const domid = await xen.createDomain({ kind: 'hvm', maxVcpus: vcpus })
@@ -145,17 +164,43 @@ export async function runStorm(options: StormOptions): Promise<StormReport> {
   const vms: StormVm[] = new Array(specs.length)
   let next = 0
   let done = 0
+  let failed = 0
+  const samples: StormSample[] = []
+  const takeSample = () => {
+    const promised = host.promisedBytesByNode(true)
+    const sample: StormSample = {
+      ms: performance.now() - started,
+      done,
+      failed,
+      inFlight: host.buildsInFlight,
+      nodes: sim.nodePages().map((n, i) => ({
+        totalBytes: n.totalPages * 4096,
+        usedBytes: (n.totalPages - n.freePages) * 4096,
+        promisedBytes: promised[i] ?? 0,
+      })),
+    }
+    samples.push(sample)
+    options.onSample?.(sample)
+  }
+  const sampler = options.sampleEveryMs === undefined ? undefined : setInterval(takeSample, options.sampleEveryMs)
+  if (sampler !== undefined) takeSample()
   const worker = async () => {
     while (next < specs.length) {
       const index = next++
       const vm = await build(specs[index] as (typeof specs)[number])
       vms[index] = vm
-      options.onBuild?.(vm, ++done)
+      if (vm.error !== undefined) failed++
+      done++
+      options.onBuild?.(vm, done)
     }
   }
   await Promise.all(Array.from({ length: Math.max(1, Math.min(options.concurrency ?? specs.length, specs.length)) }, worker))
   const wallMs = performance.now() - started
   delay.disable()
+  if (sampler !== undefined) {
+    clearInterval(sampler)
+    takeSample()
+  }
   const planned = vms.filter((v) => v.placement?.plan)
   const overpromised = vms.filter(({ placement: p }) =>
     (p?.nodeFreeBytes ?? []).some(
@@ -178,6 +223,7 @@ export async function runStorm(options: StormOptions): Promise<StormReport> {
     buildsPerSecond: (vms.length * 1000) / wallMs,
     eventLoopDelayMs: { max: delay.max / 1e6, p99: delay.percentile(99) / 1e6 },
     perNode,
+    samples,
     sim,
   }
 }

@@ -1,0 +1,70 @@
+/**
+ * A VM config file for `xen-domain-build build`: one JSON object with the
+ * VM's memory and vCPUs (as `VmConfig`) and its boot image (as `DomainImage`).
+ */
+import type { VmConfig } from './build-pre.js'
+import type { DomainImage } from './build.js'
+import { describe, invalidArgument } from './errors.js'
+import { checkVmMemory } from './memory.js'
+
+const KEYS = [
+  'type', 'pvShim', 'staticMaxKib', 'targetKib', 'videoMib', 'vcpus', 'shadowMultiplier', 'hardAffinity',
+  'image', 'cmdline', 'ramdisk', 'modules', 'nvidiaVgpu',
+] as const
+
+export interface VmConfigFile {
+  vm: VmConfig
+  image: DomainImage
+}
+
+export function parseVmConfig(text: string, source: string): VmConfigFile {
+  let value: unknown
+  try {
+    value = JSON.parse(text)
+  } catch (error) {
+    throw invalidArgument(source, `not JSON: ${(error as Error).message}`)
+  }
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+    throw invalidArgument(source, `expected a JSON object, got ${describe(value)}`)
+  }
+  const o = value as Record<string, unknown>
+  const unknown = Object.keys(o).filter((k) => !(KEYS as readonly string[]).includes(k))
+  if (unknown.length > 0) throw invalidArgument(source, `unknown keys ${unknown.join(', ')} (known: ${KEYS.join(', ')})`)
+  const text_ = (key: string, required = false) => {
+    const v = o[key]
+    if (v === undefined && !required) return undefined
+    if (typeof v !== 'string') throw invalidArgument(`${source}.${key}`, `expected a string, got ${describe(v)}`)
+    return v
+  }
+  const image = text_('image', true) as string
+  const modules = o.modules
+  if (modules !== undefined && (!Array.isArray(modules) || modules.some((m) => typeof m?.path !== 'string'))) {
+    throw invalidArgument(`${source}.modules`, 'expected a list of { "path": ..., "cmdline": ... }')
+  }
+  const vm = {
+    type: o.type,
+    pvShim: o.pvShim,
+    staticMaxKib: o.staticMaxKib,
+    targetKib: o.targetKib,
+    videoMib: o.videoMib,
+    vcpus: o.vcpus,
+    shadowMultiplier: o.shadowMultiplier,
+    hardAffinity: o.hardAffinity,
+  } as VmConfig
+  for (const key of Object.keys(vm) as (keyof VmConfig)[]) if (vm[key] === undefined) delete vm[key]
+  try {
+    checkVmMemory(vm)
+  } catch (error) {
+    throw invalidArgument(source, (error as Error).message)
+  }
+  return {
+    vm,
+    image: {
+      image,
+      cmdline: text_('cmdline'),
+      ramdisk: text_('ramdisk'),
+      modules: modules as DomainImage['modules'],
+      nvidiaVgpu: o.nvidiaVgpu === true,
+    },
+  }
+}
