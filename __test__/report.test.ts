@@ -8,10 +8,10 @@ import { cli } from './helpers.js'
 const dir = mkdtempSync(join(tmpdir(), 'xdb-report-'))
 afterAll(() => rmSync(dir, { recursive: true, force: true }))
 
-/** Debian's chromium, headless, as a person's browser would open the file. */
+/** Debian's chromium (or `CHROMIUM`), headless, as a person's browser would open the file. */
 function chromium(args: string[]): string {
   const result = spawnSync(
-    'chromium',
+    process.env.CHROMIUM ?? 'chromium',
     [
       '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
       '--disable-background-networking', '--disable-component-update', '--disable-sync',

@@ -2,7 +2,8 @@
 # The Debian packages the test suites need, installed when missing.
 #   (no argument; npm test) libxen-dev: Xen 4.17's headers and libxenctrl, for
 #                           the struct layout test and the open-without-Xen tests;
-#                           chromium, to check that the storm report renders.
+#                           chromium, to check that the storm report renders
+#                           (CHROMIUM names another browser binary).
 #   xen (npm run test:xen)  QEMU, cpio and kmod, to boot Xen under QEMU.
 set -euo pipefail
 
@@ -14,7 +15,7 @@ if [ "${1:-}" = xen ]; then
   command -v apt-get > /dev/null || { echo "xen-domain-build: test:xen needs Debian's apt-get" >&2; exit 1; }
 else
   [ -e /usr/include/xenctrl.h ] || missing+=(libxen-dev)
-  command -v chromium > /dev/null || missing+=(chromium)
+  command -v "${CHROMIUM:-chromium}" > /dev/null || missing+=(chromium)
 fi
 [ ${#missing[@]} -eq 0 ] && exit 0
 
