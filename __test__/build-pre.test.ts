@@ -1,9 +1,9 @@
 import { describe, expect, it } from 'vitest'
 import { BuildHost, type BuildHostOptions } from '../ts/host.js'
 import { buildPre, parseTimerMode, type VmConfig } from '../ts/build-pre.js'
-import { simulateHost, XenDomainBuildError, type Hypervisor, type SimulatedHost } from '../ts/index.js'
+import { simulateHost, type Hypervisor, type SimulatedHost } from '../ts/index.js'
 import { InMemoryXenstore } from '../ts/xenstore.js'
-import { recording, type Call } from './helpers.js'
+import { recording, type Call, rejected } from './helpers.js'
 
 const MIB_PAGES = 256
 const GIB_KIB = 1024 * 1024
@@ -39,15 +39,6 @@ const hvm = (vcpus: number, gib: number, extra: Partial<VmConfig> = {}): VmConfi
   ...extra,
 })
 
-async function failure(promise: Promise<unknown>): Promise<XenDomainBuildError> {
-  try {
-    await promise
-  } catch (error) {
-    expect(error).toBeInstanceOf(XenDomainBuildError)
-    return error as XenDomainBuildError
-  }
-  throw new Error('expected the build to fail')
-}
 
 describe('buildPre', () => {
   it('makes each step, in order, with its arguments (HVM, node claim)', async () => {
@@ -171,7 +162,7 @@ describe('buildPre', () => {
       const t = await setup('qemu-2-node', {}, { numaPolicy: 'any' })
       t.sim.injectFault({ operation: 'xc_domain_claim_pages', errno: 'ENOMEM', mode: 'once' })
       const domid = await t.domain('hvm', 1)
-      const error = await failure(buildPre(t.host, domid, hvm(1, 1)))
+      const error = await rejected(buildPre(t.host, domid, hvm(1, 1)))
       expect(error).toMatchObject({ code: 'ENOMEM', errno: 12, step: 'numa_placement', domid, operation: 'xc_domain_claim_pages' })
       expect(error.message).toMatch(new RegExp(`^domain ${domid}: numa_placement: `))
     })
@@ -188,7 +179,7 @@ describe('buildPre', () => {
       const t = await setup('two-socket-4-node')
       t.sim.injectFault({ operation: 'xc_evtchn_alloc_unbound', errno: 'ENOSPC', mode: 'always' })
       const domid = await t.domain('hvm', 1)
-      const error = await failure(buildPre(t.host, domid, hvm(1, 1)))
+      const error = await rejected(buildPre(t.host, domid, hvm(1, 1)))
       expect(error).toMatchObject({ code: 'ENOSPC', step: 'event_channels' })
       expect((await t.xen.physinfo()).outstandingPages).toBe(0)
       expect(t.sim.nodePages().map((n) => n.claimedPages)).toEqual([0, 0, 0, 0])
@@ -204,7 +195,7 @@ describe('buildPre', () => {
         signal: controller.signal,
         onEvent: (e) => e.type === 'numa.placement' && controller.abort(),
       })
-      const error = await failure(build)
+      const error = await rejected(build)
       expect(error).toMatchObject({ code: 'ABORTED', step: 'event_channels', domid })
       expect((await t.xen.physinfo()).outstandingPages).toBe(0)
       expect(t.sim.nodePages()[0]?.claimedPages).toBe(0)
@@ -243,7 +234,7 @@ describe('buildPre', () => {
       await t.sim.populate(hog, 1800 * MIB_PAGES)
       const domid = await t.domain('hvm', 1)
       // Required: target 1024 + overhead (1 + 1 + shadow 9 + 1) = 1036 MiB.
-      const error = await failure(buildPre(t.host, domid, hvm(1, 1)))
+      const error = await rejected(buildPre(t.host, domid, hvm(1, 1)))
       expect(error).toMatchObject({ code: 'NOT_ENOUGH_MEMORY', step: 'wait_for_memory', domid, requiredBytes: 1036 * 1024 * 1024, freeBytes: 248 * 1024 * 1024 })
       expect(error.message).toContain('nothing is being scrubbed')
       expect(t.calls.map((c) => c[0])).toEqual(['domainInfo'])
@@ -253,7 +244,7 @@ describe('buildPre', () => {
       const t = await setup('qemu-2-node', { scrubReporting: 'xenserver' })
       await dirty(t, 2048 * MIB_PAGES)
       const domid = await t.domain('hvm', 1)
-      const error = await failure(buildPre(t.host, domid, hvm(1, 1), { memoryTimeoutMs: 100 }))
+      const error = await rejected(buildPre(t.host, domid, hvm(1, 1), { memoryTimeoutMs: 100 }))
       expect(error).toMatchObject({ code: 'NOT_ENOUGH_MEMORY', step: 'wait_for_memory' })
       expect(error.message).toMatch(/still, after \d+ ms/)
     })
@@ -265,7 +256,7 @@ describe('buildPre', () => {
       const controller = new AbortController()
       const build = buildPre(t.host, domid, hvm(1, 1), { signal: controller.signal })
       setTimeout(() => controller.abort(), 30)
-      expect(await failure(build)).toMatchObject({ code: 'ABORTED', step: 'wait_for_memory' })
+      expect(await rejected(build)).toMatchObject({ code: 'ABORTED', step: 'wait_for_memory' })
     })
   })
 
@@ -284,7 +275,7 @@ describe('buildPre', () => {
       [1.5, hvm(1, 1), 'domid'],
     ]
     for (const [id, vm, field] of bad) {
-      const error = await failure(buildPre(t.host, id, vm))
+      const error = await rejected(buildPre(t.host, id, vm))
       expect(error.code, field).toBe('INVALID_ARGUMENT')
       expect(error.message, field).toContain(field)
     }
@@ -295,13 +286,13 @@ describe('buildPre', () => {
     const t = await setup('qemu-2-node')
     t.sim.injectFault({ operation: 'xc_domain_max_vcpus', errno: 'EINVAL', mode: 'once' })
     const domid = await t.domain('hvm', 1)
-    const error = await failure(buildPre(t.host, domid, hvm(1, 1)))
+    const error = await rejected(buildPre(t.host, domid, hvm(1, 1)))
     expect(error).toMatchObject({ code: 'EINVAL', errno: 22, step: 'max_vcpus', domid, operation: 'xc_domain_max_vcpus' })
   })
 
   it('refuses a VM whose type is not the type of its domain', async () => {
     const t = await setup('qemu-2-node')
     const domid = await t.domain('pv', 1)
-    expect(await failure(buildPre(t.host, domid, hvm(1, 1)))).toMatchObject({ code: 'INVALID_ARGUMENT', step: 'domain_info' })
+    expect(await rejected(buildPre(t.host, domid, hvm(1, 1)))).toMatchObject({ code: 'INVALID_ARGUMENT', step: 'domain_info' })
   })
 })

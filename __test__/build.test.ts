@@ -1,15 +1,13 @@
 import diagnostics from 'node:diagnostics_channel'
-import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { buildDomain, type BuildDomainOptions, type DomainBuildEvent } from '../ts/build.js'
 import { BuildHost } from '../ts/host.js'
-import { simulateHost, XenDomainBuildError, type SimulatedHost } from '../ts/index.js'
+import { simulateHost, type SimulatedHost } from '../ts/index.js'
 import { SimulatedXenguest } from '../ts/sim-xenguest.js'
 import { SpawnedXenguest } from '../ts/xenguest.js'
 import { InMemoryXenstore } from '../ts/xenstore.js'
-import { recording, ROOT, type Call } from './helpers.js'
+import { alive, FAKE_XENGUEST, recording, rejected, type Call } from './helpers.js'
 
-const FAKE = join(ROOT, '__test__', 'fixtures', 'fake-xenguest.mjs')
 const GIB_KIB = 1024 * 1024
 
 async function setup(preset = 'two-socket-4-node', simOptions: object = {}) {
@@ -25,24 +23,7 @@ async function setup(preset = 'two-socket-4-node', simOptions: object = {}) {
   return { sim, xen, calls, xenstore, host, create }
 }
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch {
-    return false
-  }
-}
 
-async function failure(promise: Promise<unknown>): Promise<XenDomainBuildError> {
-  try {
-    await promise
-  } catch (error) {
-    expect(error).toBeInstanceOf(XenDomainBuildError)
-    return error as XenDomainBuildError
-  }
-  throw new Error('expected the build to fail')
-}
 
 async function noClaimLeft(sim: SimulatedHost) {
   expect((await sim.hypervisor().physinfo()).outstandingPages).toBe(0)
@@ -149,7 +130,7 @@ describe('buildDomain on the simulated host', () => {
 describe('buildDomain with the real runner and a fake xenguest', () => {
   const vm = { type: 'hvm' as const, staticMaxKib: GIB_KIB, targetKib: GIB_KIB, vcpus: 1 }
   const real = (mode: string, extra: Partial<BuildDomainOptions> = {}): BuildDomainOptions => ({
-    xenguest: new SpawnedXenguest(FAKE, { exitGraceMs: 200 }),
+    xenguest: new SpawnedXenguest(FAKE_XENGUEST, { exitGraceMs: 200 }),
     image: '/usr/lib/xen/boot/hvmloader',
     extraArgs: ['-fake-mode', mode],
     ...extra,
@@ -166,7 +147,7 @@ describe('buildDomain with the real runner and a fake xenguest', () => {
   ])('%s: the build fails as %s in step xenguest, and releases its claim', async (mode, code) => {
     const t = await setup()
     const domid = await t.create('hvm', 1)
-    const error = await failure(buildDomain(t.host, domid, vm, real(mode)))
+    const error = await rejected(buildDomain(t.host, domid, vm, real(mode)))
     expect(error).toMatchObject({ code, step: 'xenguest', domid })
     await noClaimLeft(t.sim)
     expect(t.host.buildsInFlight).toBe(0)
@@ -199,7 +180,7 @@ describe('cancellation leaves no process and no claim', () => {
     const controller = new AbortController()
     const build = buildDomain(t.host, domid, vm, { xenguest: new SimulatedXenguest(t.sim), image: 'x', signal: controller.signal })
     setTimeout(() => controller.abort(), 50)
-    expect(await failure(build)).toMatchObject({ code: 'ABORTED', step: 'wait_for_memory' })
+    expect(await rejected(build)).toMatchObject({ code: 'ABORTED', step: 'wait_for_memory' })
     await noClaimLeft(t.sim)
   })
 
@@ -214,7 +195,7 @@ describe('cancellation leaves no process and no claim', () => {
       signal: controller.signal,
       onEvent: (e) => e.type === 'step' && e.step === 'shadow_allocation' && setTimeout(() => controller.abort(), 50),
     })
-    const error = await failure(build)
+    const error = await rejected(build)
     expect(error.code).toBe('ABORTED')
     expect(['numa_placement', 'event_channels']).toContain(error.step)
     await noClaimLeft(t.sim)
@@ -226,7 +207,7 @@ describe('cancellation leaves no process and no claim', () => {
     const controller = new AbortController()
     let pid = 0
     const build = buildDomain(t.host, domid, vm, {
-      xenguest: new SpawnedXenguest(FAKE),
+      xenguest: new SpawnedXenguest(FAKE_XENGUEST),
       image: 'x',
       extraArgs: ['-fake-mode', 'hang'],
       signal: controller.signal,
@@ -237,7 +218,7 @@ describe('cancellation leaves no process and no claim', () => {
         }
       },
     })
-    expect(await failure(build)).toMatchObject({ code: 'ABORTED', step: 'xenguest' })
+    expect(await rejected(build)).toMatchObject({ code: 'ABORTED', step: 'xenguest' })
     expect(pid).toBeGreaterThan(0)
     expect(alive(pid)).toBe(false)
     await noClaimLeft(t.sim)
@@ -246,8 +227,8 @@ describe('cancellation leaves no process and no claim', () => {
   it('a xenguest timeout kills it and releases the claim', async () => {
     const t = await setup()
     const domid = await t.create('hvm', 1)
-    const build = buildDomain(t.host, domid, vm, { xenguest: new SpawnedXenguest(FAKE), image: 'x', extraArgs: ['-fake-mode', 'hang'], xenguestTimeoutMs: 300 })
-    expect(await failure(build)).toMatchObject({ code: 'TIMEOUT', step: 'xenguest' })
+    const build = buildDomain(t.host, domid, vm, { xenguest: new SpawnedXenguest(FAKE_XENGUEST), image: 'x', extraArgs: ['-fake-mode', 'hang'], xenguestTimeoutMs: 300 })
+    expect(await rejected(build)).toMatchObject({ code: 'TIMEOUT', step: 'xenguest' })
     await noClaimLeft(t.sim)
   })
 })

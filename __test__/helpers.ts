@@ -1,4 +1,6 @@
 import { spawnSync } from 'node:child_process'
+import { expect } from 'vitest'
+import { XenDomainBuildError } from '../ts/errors.js'
 import { existsSync, readFileSync } from 'node:fs'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -59,4 +61,28 @@ export function recording<T extends object>(target: T, quiet = ['physinfo', 'num
     },
   })
   return { xen: proxy, calls }
+}
+
+/** The fake xenguest of the fixtures. */
+export const FAKE_XENGUEST = join(ROOT, '__test__', 'fixtures', 'fake-xenguest.mjs')
+
+/** The XenDomainBuildError a promise rejects with; fails the test if it resolves. */
+export async function rejected(promise: Promise<unknown>): Promise<XenDomainBuildError> {
+  try {
+    await promise
+  } catch (error) {
+    expect(error).toBeInstanceOf(XenDomainBuildError)
+    return error as XenDomainBuildError
+  }
+  throw new Error('expected a rejection')
+}
+
+/** Whether a process is still running. */
+export function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch {
+    return false
+  }
 }

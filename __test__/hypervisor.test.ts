@@ -1,25 +1,15 @@
 import { describe, expect, it } from 'vitest'
 import {
   NumaPlanner,
-  XenDomainBuildError,
   openHypervisor,
   readHostTopology,
   simulateHost,
   simulatorPresets,
 } from '../ts/index.js'
-import { cli, readJson, sharedData } from './helpers.js'
+import { cli, readJson, sharedData, rejected } from './helpers.js'
 
 const GIB_PAGES = 262_144
 
-async function rejection(promise: Promise<unknown>): Promise<XenDomainBuildError> {
-  try {
-    await promise
-  } catch (error) {
-    expect(error).toBeInstanceOf(XenDomainBuildError)
-    return error as XenDomainBuildError
-  }
-  throw new Error('expected a rejection')
-}
 
 describe('the simulated host through the binding', () => {
   it('answers every operation of the hypervisor interface', async () => {
@@ -61,13 +51,13 @@ describe('the simulated host through the binding', () => {
   it('rejects a failed hypercall with the errno name, number and operation', async () => {
     const sim = simulateHost({ preset: 'qemu-2-node', nodeClaims: false })
     const xen = sim.hypervisor()
-    const missing = await rejection(xen.domainInfo(42))
+    const missing = await rejected(xen.domainInfo(42))
     expect(missing).toMatchObject({ code: 'ESRCH', errno: 3, operation: 'xc_domain_getinfolist' })
     const domid = await xen.createDomain({ kind: 'pv', maxVcpus: 1 })
     await xen.setMaxMemoryKib(domid, 1024 * 1024)
-    expect(await rejection(xen.claimPagesOnNode(domid, 0, 1000))).toMatchObject({ code: 'ENOSYS', errno: 38 })
-    expect(await rejection(xen.claimPages(domid, 2 * GIB_PAGES))).toMatchObject({ code: 'EINVAL', operation: 'xc_domain_claim_pages' })
-    expect(await rejection(xen.setHvmParam(domid, 10, 1))).toMatchObject({ code: 'EINVAL', operation: 'xc_hvm_param_set' })
+    expect(await rejected(xen.claimPagesOnNode(domid, 0, 1000))).toMatchObject({ code: 'ENOSYS', errno: 38 })
+    expect(await rejected(xen.claimPages(domid, 2 * GIB_PAGES))).toMatchObject({ code: 'EINVAL', operation: 'xc_domain_claim_pages' })
+    expect(await rejected(xen.setHvmParam(domid, 10, 1))).toMatchObject({ code: 'EINVAL', operation: 'xc_hvm_param_set' })
     expect(() => sim.domainPagesByNode(42)).toThrow(expect.objectContaining({ code: 'ESRCH' }))
   })
 
@@ -75,10 +65,10 @@ describe('the simulated host through the binding', () => {
     const sim = simulateHost({ preset: 'qemu-2-node' })
     const xen = sim.hypervisor()
     sim.injectFault({ operation: 'xc_physinfo', errno: 'EAGAIN', mode: 'once' })
-    expect(await rejection(xen.physinfo())).toMatchObject({ code: 'EAGAIN', errno: 11, operation: 'xc_physinfo' })
+    expect(await rejected(xen.physinfo())).toMatchObject({ code: 'EAGAIN', errno: 11, operation: 'xc_physinfo' })
     await xen.physinfo()
     sim.injectFault({ operation: 'xc_domain_create', errno: 12, mode: 'always' })
-    expect((await rejection(xen.createDomain({ kind: 'pv', maxVcpus: 1 }))).code).toBe('ENOMEM')
+    expect((await rejected(xen.createDomain({ kind: 'pv', maxVcpus: 1 }))).code).toBe('ENOMEM')
     expect(() => sim.injectFault({ operation: 'x', errno: 'EWHAT', mode: 'once' })).toThrow(/not an errno name/)
     expect(() => sim.injectFault({ operation: 'x', mode: 'probability', probability: 2 })).toThrow(/probability/)
   })
@@ -116,10 +106,10 @@ describe('the simulated host through the binding', () => {
 
 describe('the real hypervisor on a machine without Xen', () => {
   it('rejects with XEN_UNAVAILABLE and the reason', async () => {
-    const error = await rejection(openHypervisor({ privcmdPath: '/nonexistent/privcmd' }))
+    const error = await rejected(openHypervisor({ privcmdPath: '/nonexistent/privcmd' }))
     expect(error.code).toBe('XEN_UNAVAILABLE')
     expect(error.message).toMatch(/no libxenctrl could be loaded|\/nonexistent\/privcmd does not exist/)
-    const noLibrary = await rejection(openHypervisor({ libraryPath: '/nonexistent/libxenctrl.so' }))
+    const noLibrary = await rejected(openHypervisor({ libraryPath: '/nonexistent/libxenctrl.so' }))
     expect(noLibrary.message).toContain('tried /nonexistent/libxenctrl.so')
   })
 })

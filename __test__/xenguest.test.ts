@@ -1,26 +1,16 @@
-import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { XenDomainBuildError } from '../ts/errors.js'
 import { memoryModel } from '../ts/memory.js'
-import { parseXenguestError, SpawnedXenguest, xenguestArgs, type XenguestBuild } from '../ts/xenguest.js'
-import { ROOT } from './helpers.js'
+import { parseXenguestError, SpawnedXenguest, xenguestArgs } from '../ts/xenguest.js'
+import { alive, FAKE_XENGUEST } from './helpers.js'
 
-const FAKE = join(ROOT, '__test__', 'fixtures', 'fake-xenguest.mjs')
 const memory = memoryModel({ type: 'hvm', staticMaxKib: 2 << 20, targetKib: 1 << 20, videoMib: 8, vcpus: 2 })
 const base = { domid: 7, image: '/boot/hvmloader', storePort: 1, consolePort: 2, memory }
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch {
-    return false
-  }
-}
 
 async function run(mode: string, options: { timeoutMs?: number; signal?: AbortSignal } = {}) {
   const events: { type: string; [k: string]: unknown }[] = []
-  const runner = new SpawnedXenguest(FAKE, { exitGraceMs: 200 })
+  const runner = new SpawnedXenguest(FAKE_XENGUEST, { exitGraceMs: 200 })
   const args = xenguestArgs({ ...base, type: 'hvm', extraArgs: ['-fake-mode', mode] })
   try {
     const result = await runner.run(args, { ...options, onEvent: (e) => events.push(e) })
@@ -139,7 +129,7 @@ describe('the real runner, against a fake xenguest', () => {
   })
 
   it('asks -supports FEATURE', async () => {
-    const runner = new SpawnedXenguest(FAKE)
+    const runner = new SpawnedXenguest(FAKE_XENGUEST)
     expect(await runner.supports('known-feature')).toBe(true)
     expect(await runner.supports('other')).toBe(false)
     expect(await new SpawnedXenguest('/nonexistent/xenguest').supports('x')).toBe(false)

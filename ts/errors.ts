@@ -68,6 +68,20 @@ export function invalidArgument(field: string, problem: string): XenDomainBuildE
   return new XenDomainBuildError('INVALID_ARGUMENT', `${field}: ${problem}`)
 }
 
+/** Parses text that must hold one JSON object; `source` names it in errors. */
+export function parseJsonObject(text: string, source: string): Record<string, unknown> {
+  let value: unknown
+  try {
+    value = JSON.parse(text)
+  } catch (error) {
+    throw invalidArgument(source, `not JSON: ${(error as Error).message}`)
+  }
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+    throw invalidArgument(source, `expected a JSON object, got ${describe(value)}`)
+  }
+  return value as Record<string, unknown>
+}
+
 /** Describes a value for an error message without dumping it whole. */
 export function describe(value: unknown): string {
   if (typeof value === 'string') return JSON.stringify(value.length > 40 ? `${value.slice(0, 40)}…` : value)

@@ -3,7 +3,7 @@
  * a list of requests, and each plan's memory taken from its nodes in
  * ascending id order, from each as much as it has.
  */
-import { describe, invalidArgument } from './errors.js'
+import { describe, invalidArgument, parseJsonObject } from './errors.js'
 import { NumaPlanner, type PlannerOptions } from './numa.js'
 
 export interface PlacementScenario {
@@ -30,16 +30,7 @@ function field(object: Record<string, unknown>, name: string, where: string, isA
 
 /** Parses a scenario's JSON text, naming the field that is wrong. */
 export function parseScenario(text: string, source = 'scenario'): PlacementScenario {
-  let value: unknown
-  try {
-    value = JSON.parse(text)
-  } catch (error) {
-    throw invalidArgument(source, `not JSON: ${(error as Error).message}`)
-  }
-  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
-    throw invalidArgument(source, `expected a JSON object, got ${describe(value)}`)
-  }
-  const o = value as Record<string, unknown>
+  const o = parseJsonObject(text, source)
   for (const name of ['distances', 'cpu_to_node', 'node_cores', 'node_free']) field(o, name, source)
   const requests = field(o, 'requests', source) as unknown[]
   requests.forEach((r, i) => {

@@ -4,7 +4,7 @@
  */
 import type { VmConfig } from './build-pre.js'
 import type { DomainImage } from './build.js'
-import { describe, invalidArgument } from './errors.js'
+import { describe, invalidArgument, parseJsonObject } from './errors.js'
 import { checkVmMemory } from './memory.js'
 
 const KEYS = [
@@ -18,16 +18,7 @@ export interface VmConfigFile {
 }
 
 export function parseVmConfig(text: string, source: string): VmConfigFile {
-  let value: unknown
-  try {
-    value = JSON.parse(text)
-  } catch (error) {
-    throw invalidArgument(source, `not JSON: ${(error as Error).message}`)
-  }
-  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
-    throw invalidArgument(source, `expected a JSON object, got ${describe(value)}`)
-  }
-  const o = value as Record<string, unknown>
+  const o = parseJsonObject(text, source)
   const unknown = Object.keys(o).filter((k) => !(KEYS as readonly string[]).includes(k))
   if (unknown.length > 0) throw invalidArgument(source, `unknown keys ${unknown.join(', ')} (known: ${KEYS.join(', ')})`)
   const text_ = (key: string, required = false) => {
