@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process'
 import { cpSync, mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -43,5 +44,25 @@ describe('the package as Node loads it', () => {
     } finally {
       rmSync(dir, { recursive: true, force: true })
     }
+  })
+})
+
+describe('the published package', () => {
+  it('ships what building the addon from source needs, and not the test harness', () => {
+    const run = spawnSync('npm', ['pack', '--dry-run', '--json', '--ignore-scripts'], { cwd: ROOT, encoding: 'utf8' })
+    expect(run.status).toBe(0)
+    const files = new Set<string>((JSON.parse(run.stdout)[0].files as { path: string }[]).map((f) => f.path))
+    // Every crate's manifest, sources and declared benches, or cargo refuses to build.
+    for (const path of [
+      'Cargo.toml', 'Cargo.lock', 'build.rs', 'src/lib.rs',
+      'crates/numa/Cargo.toml', 'crates/numa/src/lib.rs', 'crates/numa/benches/plan.rs',
+      'crates/xenctrl/Cargo.toml', 'crates/xenctrl/src/lib.rs', 'crates/xenctrl/src/real/layouts.rs',
+      'crates/xen-sim/Cargo.toml', 'crates/xen-sim/src/lib.rs',
+      'scripts/install.cjs', 'scripts/platform.cjs', 'native/binding.js', 'native/binding.d.ts',
+      'dist/index.js', 'dist/index.mjs', 'dist/index.d.ts', 'dist/cli.js',
+    ]) {
+      expect(files.has(path), path).toBe(true)
+    }
+    expect([...files].filter((f) => f.endsWith('.node') || f.startsWith('__test__') || f.includes('test-xen'))).toEqual([])
   })
 })
