@@ -111,6 +111,8 @@ describe('the real hypervisor on a machine without Xen', () => {
     expect(error.message).toMatch(/no libxenctrl could be loaded|\/nonexistent\/privcmd does not exist/)
     const noLibrary = await rejected(openHypervisor({ libraryPath: '/nonexistent/libxenctrl.so' }))
     expect(noLibrary.message).toContain('tried /nonexistent/libxenctrl.so')
+    const badLog = await rejected(openHypervisor({ libxenctrlLog: 'loud' }))
+    expect(badLog).toMatchObject({ code: 'INVALID_ARGUMENT', message: expect.stringContaining('options.libxenctrlLog') })
   })
 })
 

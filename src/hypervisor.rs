@@ -490,6 +490,9 @@ pub struct OpenOptionsInput {
     pub library_path: Option<String>,
     /// Default: /dev/xen/privcmd.
     pub privcmd_path: Option<String>,
+    /// "quiet" (the default: failures reach JS as errors) or "stderr"
+    /// (libxenctrl's own `xc: error: ...` messages too).
+    pub libxenctrl_log: Option<String>,
 }
 
 pub struct OpenTask(xenctrl::OpenOptions);
@@ -513,13 +516,22 @@ impl Task for OpenTask {
 
 /// Opens the real host's hypervisor through its libxenctrl.
 #[napi(ts_return_type = "Promise<Hypervisor>")]
-pub fn open_hypervisor(options: Option<OpenOptionsInput>) -> AsyncTask<OpenTask> {
+pub fn open_hypervisor(options: Option<OpenOptionsInput>) -> Result<AsyncTask<OpenTask>> {
     let mut open = xenctrl::OpenOptions::default();
     if let Some(options) = options {
         open.library_path = options.library_path.map(Into::into);
         if let Some(path) = options.privcmd_path {
             open.privcmd_path = path.into();
         }
+        open.library_log = match options.libxenctrl_log.as_deref() {
+            None | Some("quiet") => xenctrl::LibraryLog::Quiet,
+            Some("stderr") => xenctrl::LibraryLog::Stderr,
+            Some(other) => {
+                let message =
+                    format!("options.libxenctrlLog: {other:?} is not \"quiet\" or \"stderr\"");
+                return Err(invalid_argument(message));
+            }
+        };
     }
-    AsyncTask::new(OpenTask(open))
+    Ok(AsyncTask::new(OpenTask(open)))
 }

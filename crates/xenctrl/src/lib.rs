@@ -9,7 +9,7 @@ mod real;
 mod types;
 
 pub use error::{errno_from_name, errno_name, Result, Unavailable, XenError};
-pub use real::{layouts, OpenOptions, XenCtrl, SUPPORTED_VERSIONS};
+pub use real::{layouts, LibraryLog, OpenOptions, XenCtrl, SUPPORTED_VERSIONS};
 pub use types::*;
 
 /// The operations of a Xen host that domain build needs. CPU sets are

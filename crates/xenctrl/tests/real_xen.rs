@@ -6,7 +6,8 @@
 //! its own domain.
 
 use xenctrl::{
-    DomainConfig, DomainKind, Hypervisor, OpenOptions, XenCtrl, XenError, HVM_PARAM_TIMER_MODE,
+    DomainConfig, DomainKind, Hypervisor, LibraryLog, OpenOptions, XenCtrl, XenError,
+    HVM_PARAM_TIMER_MODE,
 };
 
 const MIB_PAGES: u64 = 256;
@@ -267,4 +268,52 @@ fn destroy_and_a_domain_that_does_not_exist() {
     assert_eq!(errno(xen.destroy_domain(gone)), "ESRCH");
     // XENMEM_claim_pages says EINVAL for a domain that does not exist.
     assert_eq!(errno(xen.claim_pages(gone, 1)), "EINVAL");
+}
+
+/// What the process writes to its stderr while `f` runs.
+fn stderr_during(f: impl FnOnce()) -> String {
+    let mut pipe = [0; 2];
+    // SAFETY: plain descriptor calls on descriptors this function owns; fd 2
+    // is restored before returning.
+    unsafe {
+        assert_eq!(libc::pipe(pipe.as_mut_ptr()), 0);
+        let saved = libc::dup(2);
+        libc::dup2(pipe[1], 2);
+        f();
+        libc::dup2(saved, 2);
+        libc::close(saved);
+        libc::close(pipe[1]);
+        let mut out = Vec::new();
+        let mut buf = [0u8; 4096];
+        loop {
+            let n = libc::read(pipe[0], buf.as_mut_ptr().cast(), buf.len());
+            if n <= 0 {
+                break;
+            }
+            out.extend_from_slice(&buf[..n as usize]);
+        }
+        libc::close(pipe[0]);
+        String::from_utf8_lossy(&out).into_owned()
+    }
+}
+
+#[test]
+#[ignore = "needs a real Xen dom0: npm run test:xen"]
+fn libxenctrl_is_quiet_unless_asked() {
+    // A failing call: the error carries the errno; libxenctrl prints nothing.
+    let quiet = stderr_during(|| {
+        let xen = xen();
+        assert_eq!(errno(xen.alloc_unbound_evtchn(0x7000, 0)), "ESRCH");
+    });
+    assert_eq!(quiet, "");
+    let loud = stderr_during(|| {
+        let xen = XenCtrl::open(&OpenOptions {
+            library_log: LibraryLog::Stderr,
+            ..OpenOptions::default()
+        })
+        .unwrap();
+        assert_eq!(errno(xen.alloc_unbound_evtchn(0x7000, 0)), "ESRCH");
+    });
+    println!("libxenctrl's own log: {loud:?}");
+    assert!(loud.contains("xc: error"), "{loud}");
 }

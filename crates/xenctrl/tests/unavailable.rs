@@ -39,6 +39,7 @@ fn the_real_library_without_privcmd_is_not_a_dom0() {
     let e = open(OpenOptions {
         library_path: Some(library),
         privcmd_path: "/nonexistent/privcmd".into(),
+        ..OpenOptions::default()
     });
     assert_eq!(e.code(), "XEN_UNAVAILABLE");
     assert_eq!(

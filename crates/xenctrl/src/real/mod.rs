@@ -37,12 +37,23 @@ const XEN_VCPUAFFINITY_SOFT: u32 = 1 << 1;
 const XEN_INVALID_ID: u32 = !0;
 const XEN_INVALID_MEM_SZ: u64 = 0xFFFF_FFFF;
 
+/// What libxenctrl's own logging does.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum LibraryLog {
+    /// Nothing: every failure reaches the caller as an error with its errno.
+    #[default]
+    Quiet,
+    /// libxenctrl's default: its messages (`xc: error: ...`) on stderr.
+    Stderr,
+}
+
 /// Where to find the library and the privcmd device.
 #[derive(Clone, Debug)]
 pub struct OpenOptions {
     /// A libxenctrl to load instead of the running Xen's versioned soname.
     pub library_path: Option<PathBuf>,
     pub privcmd_path: PathBuf,
+    pub library_log: LibraryLog,
 }
 
 impl Default for OpenOptions {
@@ -50,6 +61,64 @@ impl Default for OpenOptions {
         OpenOptions {
             library_path: None,
             privcmd_path: PathBuf::from("/dev/xen/privcmd"),
+            library_log: LibraryLog::Quiet,
+        }
+    }
+}
+
+/// libxentoollog's `XTL_NUM_LEVELS`: above every level a message can have.
+const XTL_NUM_LEVELS: c_int = 11;
+
+/// A xentoollog logger that prints nothing, and the stream it holds.
+struct QuietLogger {
+    logger: *mut c_void,
+    stream: *mut libc::FILE,
+    destroy: unsafe extern "C" fn(*mut c_void),
+}
+
+impl QuietLogger {
+    /// `None` when the logger cannot be made: libxenctrl then logs as it would.
+    fn new(library: &Library) -> Option<QuietLogger> {
+        // SAFETY: the C signatures of libxentoollog 1.0 (a dependency of
+        // libxenctrl, so found through its handle): the logger constructor
+        // takes (FILE *, xentoollog_level, unsigned), the destructor a logger.
+        let create: unsafe extern "C" fn(*mut libc::FILE, c_int, c_uint) -> *mut c_void =
+            *unsafe { library.get(b"xtl_createlogger_stdiostream\0") }.ok()?;
+        let destroy: unsafe extern "C" fn(*mut c_void) =
+            *unsafe { library.get(b"xtl_logger_destroy\0") }.ok()?;
+        // SAFETY: both arguments are valid NUL-terminated strings.
+        let stream = unsafe { libc::fopen(c"/dev/null".as_ptr(), c"w".as_ptr()) };
+        if stream.is_null() {
+            return None;
+        }
+        // SAFETY: an open stream, a level above every message, no flags.
+        let logger = unsafe { create(stream, XTL_NUM_LEVELS, 0) };
+        if logger.is_null() {
+            // SAFETY: the stream was opened above and is not used elsewhere.
+            unsafe { libc::fclose(stream) };
+            return None;
+        }
+        Some(QuietLogger {
+            logger,
+            stream,
+            destroy,
+        })
+    }
+}
+
+// SAFETY: the logger is written only by libxenctrl, during calls made under
+// `XenCtrl::handle`'s mutex; it is created before and destroyed after them.
+unsafe impl Send for QuietLogger {}
+// SAFETY: as for Send: no method of QuietLogger touches it from `&self`.
+unsafe impl Sync for QuietLogger {}
+
+impl Drop for QuietLogger {
+    fn drop(&mut self) {
+        // SAFETY: the logger and stream were made in `new`, and the
+        // interface that used them is closed before this runs.
+        unsafe {
+            (self.destroy)(self.logger);
+            libc::fclose(self.stream);
         }
     }
 }
@@ -127,6 +196,8 @@ pub struct XenCtrl {
     version: XenVersion,
     cpumap_bytes: usize,
     library_name: String,
+    // Dropped after the handle is closed (in Drop), before the library.
+    _logger: Option<QuietLogger>,
     // Dropped last: the function pointers in `api` point into it.
     _library: Library,
 }
@@ -223,8 +294,14 @@ impl XenCtrl {
         let euid = unsafe { libc::geteuid() };
         check_access(&options.privcmd_path, euid).map_err(XenError::Unavailable)?;
 
-        // SAFETY: null loggers ask libxenctrl for its default (stderr) logger.
-        let xch = unsafe { (api.interface_open)(std::ptr::null_mut(), std::ptr::null_mut(), 0) };
+        let logger = match options.library_log {
+            LibraryLog::Quiet => QuietLogger::new(&library),
+            LibraryLog::Stderr => None,
+        };
+        let log = logger.as_ref().map_or(std::ptr::null_mut(), |l| l.logger);
+        // SAFETY: a logger from libxentoollog, or null for libxenctrl's
+        // default (stderr); the logger outlives the interface (see XenCtrl).
+        let xch = unsafe { (api.interface_open)(log, log, 0) };
         if xch.is_null() {
             return Err(XenError::Unavailable(Unavailable::OpenFailed {
                 errno: last_errno(),
@@ -264,6 +341,7 @@ impl XenCtrl {
             version,
             cpumap_bytes: cpumap_bytes as usize,
             library_name,
+            _logger: logger,
             _library: library,
         })
     }
