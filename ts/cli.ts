@@ -9,7 +9,7 @@ import { parseArgs } from 'node:util'
 import { XenDomainBuildError } from './errors.js'
 import { openHypervisor, readHostTopology, simulateHost, simulatorPresets, type Hypervisor } from './hypervisor.js'
 import { NumaPlanner } from './numa.js'
-import { parseScenario, playScenario } from './scenario.js'
+import { parseScenario, playScenario, takeMemory } from './scenario.js'
 import { writeFileSync } from 'node:fs'
 import { buildDomain, type BuiltDomain } from './build.js'
 import { BuildHost, type NumaPolicy } from './host.js'
@@ -145,6 +145,7 @@ function simulated(preset: string): Hypervisor {
 }
 
 const GIB = 1024 ** 3
+const pct = (share: number) => `${(100 * share).toFixed(1)}%`
 
 async function host(args: string[], out: Out): Promise<void> {
   const { values } = parseArgs({
@@ -223,12 +224,7 @@ async function plan(args: string[], out: Out): Promise<void> {
   if (!values.json) out(`host ${values.sim}: ${simulatorPresets().find((p) => p.name === values.sim)?.description}`)
   for (let vm = 0; vm < vms; vm++) {
     const placed = planner.plan({ memoryBytes, vcpus, cores }, free)
-    let remaining = memoryBytes
-    for (const node of placed?.nodes ?? []) {
-      const taken = Math.min(remaining, free[node] ?? 0)
-      free[node] = (free[node] ?? 0) - taken
-      remaining -= taken
-    }
+    takeMemory(free, placed?.nodes ?? [], memoryBytes)
     if (values.json) {
       out(JSON.stringify({ vm, nodes: placed?.nodes ?? null, cpus: placed?.cpus ?? null }))
     } else {
@@ -385,7 +381,6 @@ async function storm(args: string[], out: Out): Promise<number> {
       out(JSON.stringify(summary))
       continue
     }
-    const pct = (x: number) => `${(100 * x).toFixed(1)}%`
     if (!live) out(title)
     out(`  builds: ${report.completed} completed, ${report.failed} failed${report.failed ? ` (${(summary.failures as string[]).join(', ')})` : ''}`)
     out(`  wall time ${Math.round(report.wallMs)} ms, ${Math.round(report.buildsPerSecond)} builds/s`)
@@ -395,7 +390,6 @@ async function storm(args: string[], out: Out): Promise<number> {
   }
   const [ours, theirs] = reports
   if (!values.json && ours !== undefined && theirs !== undefined) {
-    const pct = (x: number) => `${(100 * x).toFixed(1)}%`
     out(
       `\nin-flight accounting put ${pct(ours.localShare)} of VMs entirely on their planned nodes; ` +
         `xenopsd's, ${pct(theirs.localShare)} (over-promised placements: ${ours.overpromised} against ${theirs.overpromised})`,

@@ -41,6 +41,19 @@ export function parseScenario(text: string, source = 'scenario'): PlacementScena
   return o as unknown as PlacementScenario
 }
 
+/**
+ * Takes a planned VM's memory from its nodes in ascending id order, from each
+ * as much as it has, as the scenario format says.
+ */
+export function takeMemory(freeBytes: number[], nodes: readonly number[], bytes: number): void {
+  let remaining = bytes
+  for (const node of nodes) {
+    const taken = Math.min(remaining, freeBytes[node] ?? 0)
+    freeBytes[node] = (freeBytes[node] ?? 0) - taken
+    remaining -= taken
+  }
+}
+
 /** Plays a scenario on one planner; yields one result per request. */
 export function* playScenario(scenario: PlacementScenario, options: PlannerOptions = {}): Generator<ScenarioResult> {
   const planner = new NumaPlanner(
@@ -54,12 +67,7 @@ export function* playScenario(scenario: PlacementScenario, options: PlannerOptio
       yield { nodes: null, cpus: null }
       continue
     }
-    let remaining = request.memory
-    for (const node of plan.nodes) {
-      const taken = Math.min(remaining, free[node] ?? 0)
-      free[node] = (free[node] ?? 0) - taken
-      remaining -= taken
-    }
+    takeMemory(free, plan.nodes, request.memory)
     yield { nodes: [...plan.nodes], cpus: [...plan.cpus] }
   }
 }
