@@ -17,6 +17,7 @@ async function setup(preset = 'two-socket-4-node', simOptions: object = {}) {
   const host = await BuildHost.create(xen, { xenstore })
   const create = async (kind: 'hvm' | 'pv' | 'pvh', vcpus: number) => {
     const domid = await sim.hypervisor().createDomain({ kind, maxVcpus: vcpus })
+    await xenstore.write(`/local/domain/${domid}/vm`, `/vm/vm-of-${domid}`)
     calls.length = 0
     return domid
   }
@@ -127,11 +128,50 @@ describe('buildDomain on the simulated host', () => {
   })
 })
 
+describe('what buildDomain checks and writes as xenopsd does', () => {
+  const vm = { type: 'pv' as const, staticMaxKib: GIB_KIB, targetKib: GIB_KIB, vcpus: 1 }
+
+  it.each([
+    ['image', { image: '/nonexistent/vmlinuz' }],
+    ['ramdisk', { image: FAKE_XENGUEST, ramdisk: '/nonexistent/initrd' }],
+    ['modules[1].path', { image: FAKE_XENGUEST, modules: [{ path: FAKE_XENGUEST }, { path: '/nonexistent/module' }] }],
+  ])('refuses an unreadable %s before any hypercall', async (field, image) => {
+    const t = await setup()
+    const domid = await t.create('pv', 1)
+    const error = await rejected(buildDomain(t.host, domid, vm, { xenguest: new SpawnedXenguest(FAKE_XENGUEST), ...image }))
+    expect(error).toMatchObject({ code: 'INVALID_ARGUMENT', step: 'check_files', domid })
+    expect(error.message).toContain(`${field}: /nonexistent/`)
+    expect(error.message).toContain('is not readable (ENOENT)')
+    expect(t.calls).toEqual([])
+  })
+
+  it('writes an empty rtc/timeoffset by default for HVM and PVH, as xenopsd', async () => {
+    for (const type of ['hvm', 'pvh'] as const) {
+      const t = await setup()
+      const domid = await t.create(type, 1)
+      await buildDomain(t.host, domid, { ...vm, type }, { xenguest: new SimulatedXenguest(t.sim), image: 'kernel' })
+      expect(t.xenstore.entries.get(`/vm/vm-of-${domid}/rtc/timeoffset`), type).toBe('')
+    }
+  })
+
+  it('fails in build_post, releasing its claim, when the domain has no vm key (xenopsd raises too)', async () => {
+    const t = await setup()
+    const domid = await t.create('hvm', 1)
+    t.xenstore.entries.delete(`/local/domain/${domid}/vm`)
+    const error = await rejected(buildDomain(t.host, domid, { ...vm, type: 'hvm' }, { xenguest: new SimulatedXenguest(t.sim), image: 'x' }))
+    expect(error).toMatchObject({ code: 'ENOENT', step: 'build_post', domid })
+    expect(error.message).toContain(`/local/domain/${domid}/vm is missing`)
+    await noClaimLeft(t.sim)
+    expect(t.xenstore.introductions).toEqual([])
+  })
+})
+
 describe('buildDomain with the real runner and a fake xenguest', () => {
   const vm = { type: 'hvm' as const, staticMaxKib: GIB_KIB, targetKib: GIB_KIB, vcpus: 1 }
   const real = (mode: string, extra: Partial<BuildDomainOptions> = {}): BuildDomainOptions => ({
     xenguest: new SpawnedXenguest(FAKE_XENGUEST, { exitGraceMs: 200 }),
-    image: '/usr/lib/xen/boot/hvmloader',
+    // Any readable file: the fake reads none, but buildDomain checks it can be read.
+    image: FAKE_XENGUEST,
     extraArgs: ['-fake-mode', mode],
     ...extra,
   })
@@ -208,7 +248,7 @@ describe('cancellation leaves no process and no claim', () => {
     let pid = 0
     const build = buildDomain(t.host, domid, vm, {
       xenguest: new SpawnedXenguest(FAKE_XENGUEST),
-      image: 'x',
+      image: FAKE_XENGUEST,
       extraArgs: ['-fake-mode', 'hang'],
       signal: controller.signal,
       onEvent: (e) => {
@@ -227,7 +267,7 @@ describe('cancellation leaves no process and no claim', () => {
   it('a xenguest timeout kills it and releases the claim', async () => {
     const t = await setup()
     const domid = await t.create('hvm', 1)
-    const build = buildDomain(t.host, domid, vm, { xenguest: new SpawnedXenguest(FAKE_XENGUEST), image: 'x', extraArgs: ['-fake-mode', 'hang'], xenguestTimeoutMs: 300 })
+    const build = buildDomain(t.host, domid, vm, { xenguest: new SpawnedXenguest(FAKE_XENGUEST), image: FAKE_XENGUEST, extraArgs: ['-fake-mode', 'hang'], xenguestTimeoutMs: 300 })
     expect(await rejected(build)).toMatchObject({ code: 'TIMEOUT', step: 'xenguest' })
     await noClaimLeft(t.sim)
   })

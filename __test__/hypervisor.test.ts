@@ -104,6 +104,29 @@ describe('the simulated host through the binding', () => {
   })
 })
 
+describe('cores per node, counted as xenopsd counts them', () => {
+  // Node 0 spans two sockets whose core ids repeat (0, 1 on each): xenopsd
+  // counts distinct core ids, 2; counting (socket, core) pairs would say 4.
+  const host = {
+    distances: [[10, 20], [20, 10]],
+    cpus: [
+      { socket: 0, core: 0, node: 0 }, { socket: 0, core: 1, node: 0 },
+      { socket: 1, core: 0, node: 0 }, { socket: 1, core: 1, node: 0 },
+      { socket: 2, core: 0, node: 1 }, { socket: 2, core: 1, node: 1 },
+      { socket: 2, core: 2, node: 1 }, { socket: 2, core: 3, node: 1 },
+    ],
+    nodeMemoryBytes: [8 * 2 ** 30, 8 * 2 ** 30],
+  }
+
+  it('counts distinct core ids per node, so the plans are xenopsd\'s', async () => {
+    const layout = await readHostTopology(simulateHost({ host }).hypervisor())
+    expect(layout.nodeCores).toEqual([2, 4])
+    // 3 vCPUs wanting 3 cores: node 0 has 2 by xenopsd's count, so node 1.
+    const planner = new NumaPlanner(layout)
+    expect(planner.plan({ memoryBytes: 2 ** 30, vcpus: 3, cores: 3 }, [8 * 2 ** 30, 8 * 2 ** 30])?.nodes).toEqual([1])
+  })
+})
+
 describe('the real hypervisor on a machine without Xen', () => {
   it('rejects with XEN_UNAVAILABLE and the reason', async () => {
     const error = await rejected(openHypervisor({ privcmdPath: '/nonexistent/privcmd' }))

@@ -82,4 +82,11 @@ describe('the memory model', () => {
       expect(() => memoryModel(vm as never), JSON.stringify(vm)).toThrow(expect.objectContaining({ code: 'INVALID_ARGUMENT', message: expect.stringMatching(message) }))
     }
   })
+
+  it('PV ignores the shadow multiplier (1.0), as xenopsd does; HVM uses it', () => {
+    const base = { staticMaxKib: 1024 * 1024, targetKib: 1024 * 1024, vcpus: 1, shadowMultiplier: 3 }
+    // ceil((256 + 2048) / 256) = 9 MiB at 1.0; 27 MiB at 3.0
+    expect(memoryModel({ ...base, type: 'pv' }).shadowMib).toBe(9)
+    expect(memoryModel({ ...base, type: 'hvm' }).shadowMib).toBe(27)
+  })
 })

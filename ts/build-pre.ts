@@ -65,10 +65,8 @@ function checkConfig(host: BuildHost, domid: number, vm: VmConfig): void {
   if (!Number.isSafeInteger(domid) || domid < 1 || domid > MAX_DOMID) {
     throw invalidArgument('domid', `${describe(domid)} is not a domain id from 1 to ${MAX_DOMID}`)
   }
+  // More vCPUs than host CPUs is a valid VM (Xen and xenopsd allow it).
   checkVmMemory(vm)
-  if (vm.vcpus > host.cpuCount) {
-    throw invalidArgument('vm.vcpus', `${vm.vcpus} is more than the host's ${host.cpuCount} CPUs`)
-  }
   if (vm.hardAffinity !== undefined) {
     if (!Array.isArray(vm.hardAffinity) || vm.hardAffinity.length === 0) {
       throw invalidArgument('vm.hardAffinity', 'expected a non-empty array of CPU lists')
@@ -99,13 +97,14 @@ export async function buildPre(
   const { signal, onEvent } = options
   const timingsMs: Record<string, number> = {}
   let placement: Placement | undefined
-  let settled = false
+  const reservation = host.ledger.open(domid)
+  let released = false
 
   const release = async () => {
-    if (settled) return
-    settled = true
-    host.settle(domid)
-    if (placement !== undefined && placement.claim !== 'unsupported') {
+    if (released) return
+    released = true
+    reservation.release()
+    if (placement?.claim === 'node' || placement?.claim === 'host') {
       await xen.claimPages(domid, 0).catch(() => undefined)
     }
   }
@@ -124,7 +123,10 @@ export async function buildPre(
     }
   }
 
-  host.expectPool(domid, memory.shadowMib * 2 ** 20)
+  reservation.expectPool(memory.shadowMib * 2 ** 20)
+  if (vm.type === 'pv' && (vm.shadowMultiplier ?? 1) !== 1) {
+    onEvent?.({ type: 'info', domid, message: `shadowMultiplier ${vm.shadowMultiplier} ignored for a PV guest (1.0, as xenopsd)` })
+  }
   try {
     const info = await step('domain_info', async () => {
       const found = await xen.domainInfo(domid)
@@ -143,13 +145,15 @@ export async function buildPre(
     )
     const timerMode = await step('timer_mode', async () => {
       const mode = parseTimerMode(await host.xenstore.read(`${domainPath(domid)}/platform/timer_mode`))
-      // A PV domain has no HVM parameters (xenopsd would try, and fail the
-      // build); a negative mode is no mode Xen knows.
-      if (mode !== null && mode >= 0 && vm.type !== 'pv') await xen.setHvmParam(domid, HVM_PARAM_TIMER_MODE, mode)
+      // A PV domain has no HVM parameters: xenopsd would try, and fail the build.
+      if (mode === null || vm.type === 'pv') return mode
+      // xenopsd passes a negative mode to Xen, which refuses it: the build fails there too.
+      if (mode < 0) throw invalidArgument(`${domainPath(domid)}/platform/timer_mode`, `${mode} is not a timer mode`)
+      await xen.setHvmParam(domid, HVM_PARAM_TIMER_MODE, mode)
       return mode
     })
-    if (timerMode !== null && (vm.type === 'pv' || timerMode < 0)) {
-      onEvent?.({ type: 'info', domid, message: `timer_mode ${timerMode} ignored for this ${vm.type} domain` })
+    if (timerMode !== null && vm.type === 'pv') {
+      onEvent?.({ type: 'info', domid, message: `timer_mode ${timerMode} ignored for this pv domain` })
     }
     await step('max_vcpus', () => xen.setMaxVcpus(domid, vm.vcpus))
     if (vm.type === 'pv') await step('memmap_limit', () => xen.setMemmapLimit(domid, memory.xenMaxMib * 1024))
@@ -165,7 +169,7 @@ export async function buildPre(
     } else {
       await step('shadow_allocation', () => xen.setShadowAllocationMib(domid, memory.shadowMib))
     }
-    host.poolAllocated(domid)
+    reservation.poolAllocated()
     const masks = vm.hardAffinity
     if (masks !== undefined) {
       await step('hard_affinity', () =>
@@ -177,7 +181,7 @@ export async function buildPre(
       )
     }
     placement = await step('numa_placement', () =>
-      placeDomain(host, domid, { vcpus: vm.vcpus, claimPages: memory.buildClaimPages, hasHardAffinity: masks !== undefined }, signal),
+      placeDomain(host, reservation, { vcpus: vm.vcpus, claimPages: memory.buildClaimPages, hardAffinityCpus: masks?.flat() ?? null }, signal),
     )
     onEvent?.({ type: 'numa.placement', domid, placement })
     const [storePort, consolePort] = await step('event_channels', async () => [
@@ -191,7 +195,7 @@ export async function buildPre(
       consolePort,
       placement,
       timingsMs,
-      memoryPopulated: () => host.settle(domid),
+      memoryPopulated: () => reservation.populated(),
       release,
     }
   } catch (error) {

@@ -7,9 +7,10 @@
  * channel publishes them (node:diagnostics_channel), for tracing.
  */
 import diagnostics from 'node:diagnostics_channel'
+import { access, constants } from 'node:fs/promises'
 import { buildPre, type BuildEvent, type BuildPreResult, type VmConfig } from './build-pre.js'
 import { buildPost } from './build-post.js'
-import { inStep } from './errors.js'
+import { describe, inStep, invalidArgument } from './errors.js'
 import type { BuildHost } from './host.js'
 import type { MemoryModel } from './memory.js'
 import type { Placement } from './placement.js'
@@ -44,7 +45,7 @@ export interface BuildDomainOptions extends DomainImage {
   extraArgs?: readonly string[]
   storeDomid?: number
   consoleDomid?: number
-  /** HVM and PVH: the RTC offset written to the VM's rtc/timeoffset. */
+  /** HVM and PVH: the RTC offset written to the VM's rtc/timeoffset ("" by default, as xenopsd). */
   timeoffset?: string
   extraKeys?: Readonly<Record<string, string>>
   onEvent?: (event: DomainBuildEvent) => void
@@ -61,6 +62,29 @@ export interface BuiltDomain {
   placement: Placement
   /** Milliseconds per step, and `total`. */
   timingsMs: Record<string, number>
+}
+
+/**
+ * xenopsd's `assert_file_is_readable`, before any hypercall: a kernel,
+ * ramdisk or module that cannot be read is found before the claim, not in
+ * the builder after it. (xenopsd checks the kernel and a PV ramdisk; we check
+ * PVH modules too.)
+ */
+async function checkReadable(image: DomainImage): Promise<void> {
+  const files: [string, unknown][] = [
+    ['image', image.image],
+    ['ramdisk', image.ramdisk],
+    ...(image.modules ?? []).map((m, i): [string, unknown] => [`modules[${i}].path`, m?.path]),
+  ]
+  for (const [field, path] of files) {
+    if (path === undefined || (field === 'ramdisk' && path === '')) continue
+    if (typeof path !== 'string' || path === '') throw invalidArgument(field, `expected a file path, got ${describe(path)}`)
+    try {
+      await access(path, constants.R_OK)
+    } catch (error) {
+      throw invalidArgument(field, `${path} is not readable (${(error as NodeJS.ErrnoException).code ?? 'unknown'})`)
+    }
+  }
 }
 
 export async function buildDomain(host: BuildHost, domid: number, vm: VmConfig, options: BuildDomainOptions): Promise<BuiltDomain> {
@@ -85,6 +109,9 @@ export async function buildDomain(host: BuildHost, domid: number, vm: VmConfig, 
     }
   }
   try {
+    if (options.xenguest.readsHostFiles !== false) await checkReadable(options).catch((error: unknown) => {
+      throw inStep(error, 'check_files', domid)
+    })
     pre = await buildPre(host, domid, vm, { signal, memoryTimeoutMs: options.memoryTimeoutMs, onEvent: emit })
     const built = pre
     const args = xenguestArgs({
@@ -133,7 +160,7 @@ export async function buildDomain(host: BuildHost, domid: number, vm: VmConfig, 
         consoleMfn: result.consoleMfn,
         consolePort: built.consolePort,
         extraKeys: options.extraKeys,
-        vmKeys: vm.type === 'pv' ? {} : { 'rtc/timeoffset': options.timeoffset ?? '0' },
+        vmKeys: vm.type === 'pv' ? {} : { 'rtc/timeoffset': options.timeoffset ?? '' },
       }),
     )
     const ms = performance.now() - started

@@ -4,6 +4,7 @@
  * per line (`--json`); errors are one line on stderr. Exit codes: 0 success,
  * 1 failure, 2 usage error or invalid input, 3 Xen unavailable.
  */
+import { randomUUID } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import { parseArgs } from 'node:util'
 import { XenDomainBuildError } from './errors.js'
@@ -17,6 +18,7 @@ import { LiveView } from './live.js'
 import { SimulatedXenguest } from './sim-xenguest.js'
 import { parseVmConfig } from './vm-config.js'
 import { SpawnedXenguest } from './xenguest.js'
+import { domainPath } from './xenstore.js'
 import { renderReport } from './report.js'
 import { runStorm, type StormReport } from './storm.js'
 
@@ -268,6 +270,7 @@ async function build(args: string[], out: Out): Promise<number> {
     const sim = simulateHost({ preset: values.sim })
     host = await BuildHost.create(sim.hypervisor(), { numaPolicy })
     const domid = await sim.hypervisor().createDomain({ kind: config.vm.type, maxVcpus: config.vm.vcpus })
+    await host.xenstore.write(`${domainPath(domid)}/vm`, `/vm/${randomUUID()}`)
     built = await buildDomain(host, domid, config.vm, { ...config.image, xenguest: new SimulatedXenguest(sim) })
   } else {
     const domid = wholeNumber('--domid', values.domid)

@@ -63,14 +63,16 @@ export interface HostLayout extends HostTopology {
 
 /**
  * Reads what NUMA placement needs from a hypervisor: distances, the node of
- * each CPU (null when offline), and physical cores per node (distinct
- * socket/core pairs).
+ * each CPU (null when offline), and physical cores per node counted as
+ * xenopsd counts them: distinct `core` ids among the node's CPUs. (Core ids
+ * repeat across sockets, so a node that spans two sockets counts a shared id
+ * once; xenopsd's plans depend on that count, so ours use it too.)
  */
 export async function readHostTopology(hypervisor: Hypervisor): Promise<HostLayout> {
   const [numa, topology] = await Promise.all([hypervisor.numaInfo(), hypervisor.cpuTopology()])
-  const cores = numa.distances.map(() => new Set<string>())
+  const cores = numa.distances.map(() => new Set<number>())
   for (const cpu of topology.cpus) {
-    if (cpu !== null && cpu !== undefined) cores[cpu.node]?.add(`${cpu.socket}/${cpu.core}`)
+    if (cpu !== null && cpu !== undefined) cores[cpu.node]?.add(cpu.core)
   }
   return {
     distances: numa.distances,

@@ -16,7 +16,7 @@ export interface VmMemory {
   /** HVM and PVH; must be 0 for PV. */
   videoMib?: number
   vcpus: number
-  /** 1.0 by default. */
+  /** 1.0 by default; ignored for PV, which always uses 1.0 (as xenopsd). */
   shadowMultiplier?: number
 }
 
@@ -96,9 +96,10 @@ export function memoryModel(vm: VmMemory): MemoryModel {
   const staticMaxMib = mibOfKibUsed(vm.staticMaxKib)
   const targetMib = mibOfKibUsed(vm.targetKib)
   const videoMib = vm.videoMib ?? 0
+  const multiplier = vm.type === 'pv' ? 1 : (vm.shadowMultiplier ?? 1)
   const shadowMib = Math.max(
     1,
-    Math.trunc(Math.ceil((256 * vm.vcpus + 2 * staticMaxMib) / 256) * (vm.shadowMultiplier ?? 1)),
+    Math.trunc(Math.ceil((256 * vm.vcpus + 2 * staticMaxMib) / 256) * multiplier),
   )
   const overheadMib =
     data.extraInternalMib +

@@ -21,6 +21,8 @@ function argument(args: readonly string[], name: string): string | undefined {
 }
 
 export class SimulatedXenguest implements XenguestRunner {
+  /** Its images are names: the simulated host has no files. */
+  readonly readsHostFiles = false
   readonly #sim: SimulatedHost
   readonly #options: SimulatedXenguestOptions
   /** The arguments of every run, in order. */

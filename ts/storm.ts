@@ -4,6 +4,7 @@
  * where every VM's memory really landed, how fast, and what it cost Node's
  * event loop. The workload of the race test, the benchmarks and the demo.
  */
+import { randomUUID } from 'node:crypto'
 import { monitorEventLoopDelay } from 'node:perf_hooks'
 import type { VmConfig } from './build-pre.js'
 import { buildDomain, type DomainBuildEvent } from './build.js'
@@ -11,6 +12,7 @@ import { BuildHost, type Accounting, type NumaPolicy } from './host.js'
 import { simulateHost, type SimulatedHost } from './hypervisor.js'
 import type { Placement } from './placement.js'
 import { SimulatedXenguest } from './sim-xenguest.js'
+import { domainPath } from './xenstore.js'
 
 export interface StormOptions {
   preset: string
@@ -23,7 +25,7 @@ export interface StormOptions {
   nodeClaims?: boolean
   /** How long the (simulated) domain builder takes per VM: 20 ms. */
   populateLatencyMs?: number
-  /** Each build's builder time varies by up to this share either way (0). */
+  /** Each build's builder time varies by up to this share either way (0.5, as the CLI). */
   builderJitter?: number
   /** Builds running at once (default: all of them). */
   concurrency?: number
@@ -139,13 +141,15 @@ export async function runStorm(options: StormOptions): Promise<StormReport> {
     vcpus: pick(vcpuChoices),
   }))
 
-  const jitter = options.builderJitter ?? 0
+  const jitter = options.builderJitter ?? 0.5
   const xenguest = new SimulatedXenguest(sim, {
     buildMs: jitter > 0 ? () => builderMs * (1 - jitter + 2 * jitter * random()) : builderMs,
   })
   const build = async ({ sizeMib, vcpus }: (typeof specs)[number]): Promise<StormVm> => {
     const vm: VmConfig = { type: 'hvm', staticMaxKib: sizeMib * 1024, targetKib: sizeMib * 1024, vcpus }
     const domid = await xen.createDomain({ kind: 'hvm', maxVcpus: vcpus })
+    // The VM path build_post writes rtc/timeoffset under, as the toolstack that made the domain would.
+    await host.xenstore.write(`${domainPath(domid)}/vm`, `/vm/${randomUUID()}`)
     try {
       const built = await buildDomain(host, domid, vm, { xenguest, image: '/usr/lib/xen/boot/hvmloader', onEvent: options.onEvent })
       const pagesByNode = sim.domainPagesByNode(domid)

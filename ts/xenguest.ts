@@ -82,6 +82,12 @@ export interface XenguestRunOptions {
 
 /** Runs a domain builder. The real one spawns xenguest; the simulator has its own. */
 export interface XenguestRunner {
+  /**
+   * Whether the builder reads the kernel, ramdisk and modules from this
+   * host's files (true when absent): then `buildDomain` checks that they are
+   * readable before any hypercall, as xenopsd does.
+   */
+  readonly readsHostFiles?: boolean
   run(args: readonly string[], options?: XenguestRunOptions): Promise<XenguestResult>
   /** Whether the builder supports a feature (`xenguest -supports FEATURE`). */
   supports(feature: string): Promise<boolean>
@@ -181,6 +187,7 @@ export interface SpawnedXenguestOptions {
 
 /** The real domain builder: the `xenguest` program. */
 export class SpawnedXenguest implements XenguestRunner {
+  readonly readsHostFiles = true
   readonly path: string
   readonly #exitGraceMs: number
 
