@@ -6,6 +6,7 @@
 
 use crate::convert::{to_i64, to_u32, to_u64};
 use crate::error::{from_plan, from_topology, invalid_argument, Result};
+use napi::bindgen_prelude::Float64Array;
 use napi_derive::napi;
 use numa::{LargeHostCandidates, Planner, Request, Topology, TopologySpec};
 
@@ -79,7 +80,12 @@ pub struct NativePlanner {
     planner: Planner,
     /// Reused between calls: the hot path allocates nothing.
     node_free_bytes: Vec<u64>,
+    /// The façade's typed array that plan calls read (see `useCallBuffer`).
+    call: Option<Float64Array>,
 }
+
+/// memoryBytes, vcpus, cores: what precedes each node's free bytes in the call buffer.
+const REQUEST_FIELDS: usize = 3;
 
 #[napi]
 impl NativePlanner {
@@ -90,30 +96,42 @@ impl NativePlanner {
         Ok(NativePlanner {
             planner: Planner::new(topology),
             node_free_bytes: vec![0; node_count],
+            call: None,
         })
     }
 
-    /// Plans a VM; returns the chosen candidate's index, or -1 when none fits
-    /// or NUMA placement is off.
-    #[napi(catch_unwind)]
-    pub fn plan_index(
-        &mut self,
-        memory_bytes: f64,
-        vcpus: f64,
-        cores: f64,
-        node_free_bytes: &[f64],
-    ) -> Result<i32> {
-        let request = Request::new(
-            to_u64(memory_bytes, || "request.memoryBytes".into())?,
-            to_u32(vcpus, || "request.vcpus".into())?,
-            to_u32(cores, || "request.cores".into())?,
-        );
-        if node_free_bytes.len() != self.node_free_bytes.len() {
-            return Err(from_plan(numa::PlanError::NodeFreeLength {
-                len: node_free_bytes.len(),
-                nodes: self.node_free_bytes.len(),
-            }));
+    /// Gives the planner the typed array its plan calls read:
+    /// `[memoryBytes, vcpus, cores, nodeFreeBytes...]`, one entry per node.
+    /// The façade fills it in place before each `planIndex()`, so a plan call
+    /// crosses N-API with no argument at all.
+    #[napi]
+    pub fn use_call_buffer(&mut self, buffer: Float64Array) -> Result<()> {
+        let expected = REQUEST_FIELDS + self.node_free_bytes.len();
+        if buffer.len() != expected {
+            return Err(invalid_argument(format!(
+                "callBuffer: {} numbers, expected {expected} (3, and one per node)",
+                buffer.len()
+            )));
         }
+        self.call = Some(buffer);
+        Ok(())
+    }
+
+    /// Plans the VM described in the call buffer; returns the chosen
+    /// candidate's index, or -1 when none fits or NUMA placement is off.
+    #[napi(catch_unwind)]
+    pub fn plan_index(&mut self) -> Result<i32> {
+        // useCallBuffer checked the length: a buffer is always long enough.
+        let Some([memory_bytes, vcpus, cores, node_free_bytes @ ..]) = self.call.as_deref() else {
+            return Err(invalid_argument(
+                "planIndex: no call buffer (useCallBuffer)",
+            ));
+        };
+        let request = Request::new(
+            to_u64(*memory_bytes, || "request.memoryBytes".into())?,
+            to_u32(*vcpus, || "request.vcpus".into())?,
+            to_u32(*cores, || "request.cores".into())?,
+        );
         for (node, (slot, &bytes)) in self
             .node_free_bytes
             .iter_mut()
@@ -129,6 +147,11 @@ impl NativePlanner {
         // Candidates number at most 2^16 - 1 plus a few per node: an i32 holds them.
         Ok(plan.map_or(-1, |p| p.candidate as i32))
     }
+
+    /// Does nothing: the cost of a method call into the addon, which
+    /// `npm run bench` compares a plan call with.
+    #[napi]
+    pub fn noop(&self) {}
 
     /// The candidate at `index` in ranking order.
     #[napi(catch_unwind)]
