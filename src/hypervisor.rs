@@ -111,6 +111,7 @@ pub struct DomainInfoJs {
     pub domid: u32,
     pub hvm: bool,
     pub dying: bool,
+    pub paused: bool,
     pub tot_pages: f64,
     pub max_pages: f64,
     pub outstanding_pages: f64,
@@ -205,6 +206,7 @@ fn domain_js(d: xenctrl::DomainInfo) -> DomainInfoJs {
         domid: d.domid,
         hvm: d.hvm,
         dying: d.dying,
+        paused: d.paused,
         tot_pages: pages(d.tot_pages),
         max_pages: pages(d.max_pages),
         outstanding_pages: pages(d.outstanding_pages),
@@ -468,6 +470,15 @@ impl Hypervisor {
         let domid = self::domid(domid)?;
         Ok(task(&self.backend, nothing, move |h| {
             h.destroy_domain(domid)
+        }))
+    }
+
+    /// Lets a built domain run (domains are created paused).
+    #[napi(ts_return_type = "Promise<void>")]
+    pub fn unpause_domain(&self, domid: f64) -> Result<AsyncTask<HypervisorTask<(), ()>>> {
+        let domid = self::domid(domid)?;
+        Ok(task(&self.backend, nothing, move |h| {
+            h.unpause_domain(domid)
         }))
     }
 

@@ -61,6 +61,8 @@ struct Domain {
     evtchns: BTreeMap<u32, DomId>,
     /// Where the next interleaved extent goes (Xen's `last_alloc_node`).
     next_node: usize,
+    /// Paused by the toolstack (`XEN_DOMINF_paused`) until unpaused.
+    paused: bool,
 }
 
 impl Domain {
@@ -496,6 +498,8 @@ impl Domain {
             max_evtchn_port,
             evtchns: BTreeMap::new(),
             next_node: 0,
+            // Xen creates domains paused by the toolstack.
+            paused: true,
         }
     }
 }
@@ -579,6 +583,7 @@ impl Hypervisor for SimHost {
             domid,
             hvm: d.kind != DomainKind::Pv,
             dying: false,
+            paused: d.paused,
             tot_pages: d.tot_pages(),
             max_pages: d.max_pages,
             outstanding_pages: d.outstanding(),
@@ -843,6 +848,19 @@ impl Hypervisor for SimHost {
         // XEN_DOMCTL_max_mem: no check against tot_pages; a domain above its
         // new maximum just cannot allocate more.
         d.max_pages = max_kib / (PAGE_SIZE_BYTES / 1024);
+        Ok(())
+    }
+
+    fn unpause_domain(&self, domid: DomId) -> Result<()> {
+        const OP: &str = "xc_domain_unpause";
+        self.enter(OP)?;
+        let mut state = self.lock();
+        let d = state.domains.get_mut(&domid).ok_or_else(|| esrch(OP))?;
+        // domain_unpause_by_systemcontroller: EINVAL when it is not paused.
+        if !d.paused {
+            return Err(einval(OP));
+        }
+        d.paused = false;
         Ok(())
     }
 }

@@ -410,3 +410,16 @@ fn a_small_pool_spreads_page_by_page_not_in_superpages() {
     let free: Vec<u64> = h.node_pages().iter().map(|n| n.1).collect();
     assert_eq!(free, vec![16 * GIB_PAGES - 128; 4]);
 }
+
+#[test]
+fn a_created_domain_is_paused_until_unpaused_once() {
+    // Xen creates domains paused by the toolstack; unpausing one that is not
+    // paused is EINVAL (domain_unpause_by_systemcontroller).
+    let h = host();
+    let d = domain(&h, DomainKind::Pv, 1, 1);
+    assert!(h.domain_info(d).unwrap().paused);
+    h.unpause_domain(d).unwrap();
+    assert!(!h.domain_info(d).unwrap().paused);
+    assert_eq!(errno(h.unpause_domain(d)), "EINVAL");
+    assert_eq!(errno(h.unpause_domain(999)), "ESRCH");
+}

@@ -44,4 +44,6 @@ pub trait Hypervisor: Send + Sync {
     fn create_domain(&self, config: &DomainConfig) -> Result<DomId>;
     fn destroy_domain(&self, domid: DomId) -> Result<()>;
     fn set_max_memory_kib(&self, domid: DomId, max_kib: u64) -> Result<()>;
+    /// Lets a built domain run (domains are created paused).
+    fn unpause_domain(&self, domid: DomId) -> Result<()>;
 }
