@@ -4,6 +4,7 @@
  */
 import { XenDomainBuildError } from './errors.js'
 import type { DomainType } from './memory.js'
+import { kibOfMib } from './units.js'
 import { domainPath, type Xenstore } from './xenstore.js'
 
 export interface BuildPostInput {
@@ -24,8 +25,8 @@ export interface BuildPostInput {
 /** The entries written below `/local/domain/DOMID`, in xenopsd's order. */
 export function domainEntries(b: BuildPostInput): Record<string, string> {
   return {
-    'memory/static-max': String(b.staticMaxMib * 1024),
-    'memory/target': String(b.targetMib * 1024),
+    'memory/static-max': String(kibOfMib(b.staticMaxMib)),
+    'memory/target': String(kibOfMib(b.targetMib)),
     domid: String(b.domid),
     'store/port': String(b.storePort),
     'store/ring-ref': String(b.storeMfn),

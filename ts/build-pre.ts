@@ -4,11 +4,13 @@
  * step names itself, its errno and the domain; a failure or cancellation
  * after the claim releases it.
  */
-import { describe, inStep, invalidArgument, XenDomainBuildError } from './errors.js'
+import { aborted, describe, invalidArgument, XenDomainBuildError } from './errors.js'
 import type { BuildHost } from './host.js'
 import { checkVmMemory, memoryModel, type MemoryModel, type VmMemory } from './memory.js'
 import { placeDomain, type Placement } from './placement.js'
-import { aborted, type WaitProgress } from './wait-memory.js'
+import { StepRunner, type StepEvent } from './step.js'
+import { kibOfMib, MIB, pagesOfMib } from './units.js'
+import type { WaitProgress } from './wait-memory.js'
 import { domainPath } from './xenstore.js'
 
 export interface VmConfig extends VmMemory {
@@ -17,7 +19,7 @@ export interface VmConfig extends VmMemory {
 }
 
 export type BuildEvent =
-  | { type: 'step'; domid: number; step: string; ms: number }
+  | StepEvent
   | ({ type: 'memory.wait'; domid: number } & WaitProgress)
   | { type: 'numa.placement'; domid: number; placement: Placement }
   | { type: 'info'; domid: number; message: string }
@@ -95,7 +97,8 @@ export async function buildPre(
   const memory = memoryModel(vm)
   const xen = host.hypervisor
   const { signal, onEvent } = options
-  const timingsMs: Record<string, number> = {}
+  const steps = new StepRunner(domid, { signal, onEvent })
+  const step = <T>(name: string, work: () => Promise<T>) => steps.run(name, work)
   let placement: Placement | undefined
   const reservation = host.ledger.open(domid)
   let released = false
@@ -109,21 +112,7 @@ export async function buildPre(
     }
   }
 
-  const step = async <T>(name: string, run: () => Promise<T>): Promise<T> => {
-    const started = performance.now()
-    try {
-      if (signal?.aborted) throw aborted(`build_pre of domain ${domid}`, signal.reason)
-      return await run()
-    } catch (error) {
-      throw inStep(error, name, domid)
-    } finally {
-      const ms = performance.now() - started
-      timingsMs[name] = ms
-      onEvent?.({ type: 'step', domid, step: name, ms })
-    }
-  }
-
-  reservation.expectPool(memory.shadowMib * 2 ** 20)
+  reservation.expectPool(memory.shadowMib * MIB)
   if (vm.type === 'pv' && (vm.shadowMultiplier ?? 1) !== 1) {
     onEvent?.({ type: 'info', domid, message: `shadowMultiplier ${vm.shadowMultiplier} ignored for a PV guest (1.0, as xenopsd)` })
   }
@@ -135,7 +124,7 @@ export async function buildPre(
       }
       return found
     })
-    const requiredKib = memory.requiredHostFreeMib * 1024
+    const requiredKib = kibOfMib(memory.requiredHostFreeMib)
     await step('wait_for_memory', () =>
       host.memory.waitForFreeMemory(requiredKib, {
         signal,
@@ -156,11 +145,11 @@ export async function buildPre(
       onEvent?.({ type: 'info', domid, message: `timer_mode ${timerMode} ignored for this pv domain` })
     }
     await step('max_vcpus', () => xen.setMaxVcpus(domid, vm.vcpus))
-    if (vm.type === 'pv') await step('memmap_limit', () => xen.setMemmapLimit(domid, memory.xenMaxMib * 1024))
+    if (vm.type === 'pv') await step('memmap_limit', () => xen.setMemmapLimit(domid, kibOfMib(memory.xenMaxMib)))
     // A claim may not exceed the domain's maximum: raise it to xen_max where
     // the toolstack left it lower, as libxl's build_pre does.
-    if (info.maxPages < memory.xenMaxMib * 256) {
-      await step('max_memory', () => xen.setMaxMemoryKib(domid, memory.xenMaxMib * 1024))
+    if (info.maxPages < pagesOfMib(memory.xenMaxMib)) {
+      await step('max_memory', () => xen.setMaxMemoryKib(domid, kibOfMib(memory.xenMaxMib)))
     }
     if (vm.type === 'pv' && !host.capabilities.includes('shadow')) {
       // A Xen without shadow paging (Debian's) has no shadow pool for a PV
@@ -194,7 +183,7 @@ export async function buildPre(
       storePort,
       consolePort,
       placement,
-      timingsMs,
+      timingsMs: steps.timingsMs,
       memoryPopulated: () => reservation.populated(),
       release,
     }

@@ -14,7 +14,7 @@ import { describe, inStep, invalidArgument } from './errors.js'
 import type { BuildHost } from './host.js'
 import type { MemoryModel } from './memory.js'
 import type { Placement } from './placement.js'
-import { aborted } from './wait-memory.js'
+import { StepRunner } from './step.js'
 import { xenguestArgs, type XenguestLog, type XenguestRunner } from './xenguest.js'
 
 export const buildChannel = diagnostics.channel('xen-domain-build')
@@ -95,25 +95,15 @@ export async function buildDomain(host: BuildHost, domid: number, vm: VmConfig, 
   }
   const { signal } = options
   let pre: BuildPreResult | undefined
-  const timed = async <T>(step: string, run: () => Promise<T>): Promise<T> => {
-    const t = performance.now()
-    try {
-      if (signal?.aborted) throw aborted(`the build of domain ${domid}`, signal.reason)
-      return await run()
-    } catch (error) {
-      throw inStep(error, step, domid)
-    } finally {
-      const ms = performance.now() - t
-      if (pre !== undefined) pre.timingsMs[step] = ms
-      emit({ type: 'step', domid, step, ms })
-    }
-  }
   try {
     if (options.xenguest.readsHostFiles !== false) await checkReadable(options).catch((error: unknown) => {
       throw inStep(error, 'check_files', domid)
     })
     pre = await buildPre(host, domid, vm, { signal, memoryTimeoutMs: options.memoryTimeoutMs, onEvent: emit })
     const built = pre
+    // The steps after build_pre, timed into the same record.
+    const steps = new StepRunner(domid, { signal, onEvent: emit, timingsMs: built.timingsMs })
+    const timed = <T>(step: string, work: () => Promise<T>) => steps.run(step, work)
     const args = xenguestArgs({
       type: vm.type,
       domid,

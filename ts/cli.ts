@@ -18,6 +18,7 @@ import { LiveView } from './live.js'
 import { SimulatedXenguest } from './sim-xenguest.js'
 import { parseVmConfig } from './vm-config.js'
 import { SpawnedXenguest } from './xenguest.js'
+import { bytesOfMib, bytesOfPages, GIB } from './units.js'
 import { domainPath } from './xenstore.js'
 import { renderReport } from './report.js'
 import { runStorm, type StormReport } from './storm.js'
@@ -146,7 +147,6 @@ function simulated(preset: string): Hypervisor {
   return simulateHost({ preset }).hypervisor()
 }
 
-const GIB = 1024 ** 3
 const pct = (share: number) => `${(100 * share).toFixed(1)}%`
 
 async function host(args: string[], out: Out): Promise<void> {
@@ -171,7 +171,7 @@ async function host(args: string[], out: Out): Promise<void> {
     return out(JSON.stringify({ version, simulated: hypervisor.simulated, physinfo, numa, cpus: topology.cpus }))
   }
   const gib = (bytes: number) => `${(bytes / GIB).toFixed(2)} GiB`
-  const pages = (n: number) => gib(n * 4096)
+  const pages = (n: number) => gib(bytesOfPages(n))
   out(`Xen ${version.major}.${version.minor}${hypervisor.simulated ? ` (simulated: ${values.sim})` : ''}`)
   out(
     `CPUs ${physinfo.nrCpus} (${physinfo.threadsPerCore} threads per core, ${physinfo.coresPerSocket} cores per socket), ` +
@@ -217,7 +217,7 @@ async function plan(args: string[], out: Out): Promise<void> {
   }
   if (values.sim === undefined) throw new UsageError('plan needs --scenario or --sim (see --help)')
   const vcpus = wholeNumber('--vcpus', values.vcpus)
-  const memoryBytes = wholeNumber('--memory-mib', values['memory-mib']) * 1024 * 1024
+  const memoryBytes = bytesOfMib(wholeNumber('--memory-mib', values['memory-mib']))
   const cores = wholeNumber('--cores', values.cores, 0)
   const vms = wholeNumber('--vms', values.vms, 1)
   const layout = await readHostTopology(simulated(values.sim))

@@ -64,6 +64,11 @@ export function inStep(error: unknown, step: string, domid: number): unknown {
   return stepped
 }
 
+/** A cancelled operation: the abort signal's reason is the cause. */
+export function aborted(what: string, reason?: unknown): XenDomainBuildError {
+  return new XenDomainBuildError('ABORTED', `${what} was cancelled`, reason === undefined ? {} : { cause: reason })
+}
+
 export function invalidArgument(field: string, problem: string): XenDomainBuildError {
   return new XenDomainBuildError('INVALID_ARGUMENT', `${field}: ${problem}`)
 }

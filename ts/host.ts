@@ -9,7 +9,8 @@ import type { Hypervisor } from '../native/binding.js'
 import { readHostTopology, type HostLayout } from './hypervisor.js'
 import { InFlightLedger } from './ledger.js'
 import { NumaPlanner, type PlannerOptions } from './numa.js'
-import { aborted, MemoryWatcher } from './wait-memory.js'
+import { aborted } from './errors.js'
+import { MemoryWatcher } from './wait-memory.js'
 import { InMemoryXenstore, type Xenstore } from './xenstore.js'
 
 /** xenopsd's NUMA placement policies (see the README's "What it does"). */

@@ -4,6 +4,7 @@
  * what the host must have free, and what to claim. All MiB unless named.
  */
 import { describe, invalidArgument } from './errors.js'
+import { mibOfKibUsed, pagesOfMib } from './units.js'
 
 export type DomainType = 'hvm' | 'pv' | 'pvh'
 
@@ -33,8 +34,6 @@ export interface MemoryModel {
   buildClaimPages: number
 }
 
-const PAGES_PER_MIB = 256
-
 /** (extra internal, extra external, shim) per memory model. */
 interface ModelData {
   extraInternalMib: number
@@ -49,11 +48,6 @@ const PV_IN_PVH: ModelData = { extraInternalMib: 1, extraExternalMib: 1, shimMib
 function model(vm: VmMemory): ModelData {
   if (vm.type === 'pv') return LINUX
   return vm.type === 'pvh' && vm.pvShim ? PV_IN_PVH : HVM
-}
-
-/** Amounts used round up (xenopsd's mib_of_kib_used). */
-export function mibOfKibUsed(kib: number): number {
-  return Math.ceil(kib / 1024)
 }
 
 function wholeNumber(field: string, value: unknown, min = 0): number {
@@ -117,6 +111,6 @@ export function memoryModel(vm: VmMemory): MemoryModel {
     shadowMib,
     overheadMib,
     requiredHostFreeMib: targetMib + overheadMib,
-    buildClaimPages: buildStartMib * PAGES_PER_MIB,
+    buildClaimPages: pagesOfMib(buildStartMib),
   }
 }

@@ -4,11 +4,11 @@
  * and setting affinity is one critical section per host: two builds never
  * plan against the same free memory.
  */
-import { XenDomainBuildError } from './errors.js'
+import { aborted, XenDomainBuildError } from './errors.js'
 import type { BuildHost, NumaPolicy } from './host.js'
 import { xenSpread, type Reservation } from './ledger.js'
 import type { NumaPlan } from './numa.js'
-import { aborted, PAGE_BYTES } from './wait-memory.js'
+import { bytesOfPages } from './units.js'
 
 export interface PlacementRequest {
   vcpus: number
@@ -88,7 +88,7 @@ async function placeLocked(
   const xen = host.hypervisor
   const domid = reservation.domid
   const policy = host.numaPolicy
-  const bytes = request.claimPages * PAGE_BYTES
+  const bytes = bytesOfPages(request.claimPages)
   const nodeCount = host.layout.distances.length
   const none = Array<number>(nodeCount).fill(0)
   const inFlight = host.accounting === 'in-flight'

@@ -5,6 +5,7 @@
  * takes a configurable time on a timer, and answers like xenguest.
  */
 import { XenDomainBuildError } from './errors.js'
+import { pagesOfMib } from './units.js'
 import type { SimulatedHost } from './hypervisor.js'
 import { xenguestFailed, type XenguestResult, type XenguestRunner, type XenguestRunOptions } from './xenguest.js'
 
@@ -56,7 +57,7 @@ export class SimulatedXenguest implements XenguestRunner {
     })
     options.onEvent?.({ type: 'xenguest.log', stream: 'info', line: `populating ${startMib} MiB of domain ${domid}` })
     try {
-      await this.#sim.populate(domid, startMib * 256)
+      await this.#sim.populate(domid, pagesOfMib(startMib))
     } catch (error) {
       const e = error as XenDomainBuildError
       throw xenguestFailed(`${mode}_mem ${e.errno ?? 12} ${e.message}`)

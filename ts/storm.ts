@@ -12,6 +12,7 @@ import { BuildHost, type Accounting, type NumaPolicy } from './host.js'
 import { simulateHost, type SimulatedHost } from './hypervisor.js'
 import type { Placement } from './placement.js'
 import { SimulatedXenguest } from './sim-xenguest.js'
+import { bytesOfPages, kibOfMib, MIB } from './units.js'
 import { domainPath } from './xenstore.js'
 
 export interface StormOptions {
@@ -117,7 +118,7 @@ export function seededRandom(seed: number): () => number {
 const SIZE_UNITS = [1, 2, 1, 12]
 
 function defaultSizesMib(host: BuildHost, vms: number, load: number): number[] {
-  const hostMib = host.layout.nodeMemoryBytes.reduce<number>((sum, bytes) => sum + (bytes ?? 0), 0) / 2 ** 20
+  const hostMib = host.layout.nodeMemoryBytes.reduce<number>((sum, bytes) => sum + (bytes ?? 0), 0) / MIB
   const meanUnits = SIZE_UNITS.reduce((a, b) => a + b, 0) / SIZE_UNITS.length
   const unitMib = (load * hostMib) / (vms * meanUnits)
   // Whole multiples of 4 MiB, at least 32 MiB.
@@ -146,7 +147,7 @@ export async function runStorm(options: StormOptions): Promise<StormReport> {
     buildMs: jitter > 0 ? () => builderMs * (1 - jitter + 2 * jitter * random()) : builderMs,
   })
   const build = async ({ sizeMib, vcpus }: (typeof specs)[number]): Promise<StormVm> => {
-    const vm: VmConfig = { type: 'hvm', staticMaxKib: sizeMib * 1024, targetKib: sizeMib * 1024, vcpus }
+    const vm: VmConfig = { type: 'hvm', staticMaxKib: kibOfMib(sizeMib), targetKib: kibOfMib(sizeMib), vcpus }
     const domid = await xen.createDomain({ kind: 'hvm', maxVcpus: vcpus })
     // The VM path build_post writes rtc/timeoffset under, as the toolstack that made the domain would.
     await host.xenstore.write(`${domainPath(domid)}/vm`, `/vm/${randomUUID()}`)
@@ -178,8 +179,8 @@ export async function runStorm(options: StormOptions): Promise<StormReport> {
       failed,
       inFlight: host.buildsInFlight,
       nodes: sim.nodePages().map((n, i) => ({
-        totalBytes: n.totalPages * 4096,
-        usedBytes: (n.totalPages - n.freePages) * 4096,
+        totalBytes: bytesOfPages(n.totalPages),
+        usedBytes: bytesOfPages(n.totalPages - n.freePages),
         promisedBytes: promised[i] ?? 0,
       })),
     }

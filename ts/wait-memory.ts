@@ -7,10 +7,9 @@
  * a tick, and a thousand waiting builds cost one hypercall per tick.
  */
 import type { Hypervisor, PhysInfoJs as PhysInfo } from '../native/binding.js'
-import { XenDomainBuildError } from './errors.js'
+import { aborted, XenDomainBuildError } from './errors.js'
+import { bytesOfKib, kibOfPages } from './units.js'
 
-export const PAGE_BYTES = 4096
-const KIB_PER_PAGE = 4
 
 export interface WaitProgress {
   requiredKib: number
@@ -50,11 +49,7 @@ export function notEnoughMemory(requiredKib: number, freeKib: number, why: strin
     'NOT_ENOUGH_MEMORY',
     `not enough free memory: ${requiredKib} KiB required, ${freeKib} KiB free (${why})`,
   )
-  return Object.assign(error, { requiredBytes: requiredKib * 1024, freeBytes: freeKib * 1024 })
-}
-
-export function aborted(what: string, reason?: unknown): XenDomainBuildError {
-  return new XenDomainBuildError('ABORTED', `${what} was cancelled`, reason === undefined ? {} : { cause: reason })
+  return Object.assign(error, { requiredBytes: bytesOfKib(requiredKib), freeBytes: bytesOfKib(freeKib) })
 }
 
 export class MemoryWatcher {
@@ -125,8 +120,8 @@ export class MemoryWatcher {
     }
     this.#polling = false
     const now = performance.now()
-    const freeKib = info.freePages * KIB_PER_PAGE
-    const scrubKib = info.scrubPages * KIB_PER_PAGE
+    const freeKib = kibOfPages(info.freePages)
+    const scrubKib = kibOfPages(info.scrubPages)
     for (const waiter of [...this.#waiters]) {
       waiter.polls++
       const waitedMs = now - waiter.started
