@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { runStorm, type StormOptions } from '../ts/storm.js'
+import { runStorm, type StormOptions } from '../ts/tools/storm.js'
 
 // 64 builds at once on a 4-node host (16 GiB a node) without node claims
 // (upstream Xen), each followed by populating its memory as the domain
@@ -16,7 +16,7 @@ import { runStorm, type StormOptions } from '../ts/storm.js'
 const workload: StormOptions = {
   preset: 'two-socket-4-node',
   vms: 64,
-  populateLatencyMs: 600,
+  builderMs: 600,
   builderJitter: 0,
   vcpuChoices: [1],
   exactSizesMib: Array.from({ length: 64 }, (_, i) => (i % 13 === 0 ? 10_240 : 128)),

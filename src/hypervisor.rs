@@ -234,7 +234,7 @@ fn cpu_list(field: &str, cpus: &[f64]) -> Result<Vec<u32>> {
         .collect()
 }
 
-/// A Xen host: the real one (`openHypervisor`) or a simulated one (`SimHost.hypervisor()`).
+/// A Xen host: the real one (`openHypervisor`) or a simulated one (`SimulatedHost.hypervisor()`).
 #[napi]
 pub struct Hypervisor {
     backend: Arc<dyn Backend>,

@@ -1,4 +1,4 @@
-//! `SimHost`: a simulated Xen host, its hypervisor, and the simulator's own
+//! `SimulatedHost`: a simulated Xen host, its hypervisor, and the simulator's own
 //! controls (clock, scrubber, faults, where each domain's memory is).
 
 use crate::convert::{to_u32, to_u64};
@@ -18,17 +18,17 @@ pub struct SimCpuInput {
 }
 
 #[napi(object)]
-pub struct SimHostInput {
+pub struct SimulatedHostInput {
     pub distances: Vec<Vec<f64>>,
     pub cpus: Vec<SimCpuInput>,
     pub node_memory_bytes: Vec<f64>,
 }
 
 #[napi(object)]
-pub struct SimHostOptions {
-    /// A preset host (see `SimHost.presets()`); or give `host`.
+pub struct SimulatedHostOptions {
+    /// A preset host (see `SimulatedHost.presets()`); or give `host`.
     pub preset: Option<String>,
-    pub host: Option<SimHostInput>,
+    pub host: Option<SimulatedHostInput>,
     /// XenServer's Xen has node claims (the default); upstream's answers ENOSYS.
     pub node_claims: Option<bool>,
     /// Shadow paging built in (the default, as XenServer's Xen); Debian's Xen has none.
@@ -66,7 +66,7 @@ pub struct PresetJs {
     pub description: String,
 }
 
-fn spec_from(options: &SimHostOptions) -> Result<HostSpec> {
+fn spec_from(options: &SimulatedHostOptions) -> Result<HostSpec> {
     let mut spec = match (&options.preset, &options.host) {
         (Some(name), None) => xen_sim::preset(name).ok_or_else(|| {
             let names: Vec<&str> = xen_sim::PRESETS.iter().map(|p| p.name).collect();
@@ -192,17 +192,17 @@ fn nothing(_: ()) {}
 
 /// A simulated Xen host with Xen's semantics.
 #[napi]
-pub struct SimHost {
+pub struct SimulatedHost {
     host: Arc<xen_sim::SimHost>,
 }
 
 #[napi]
-impl SimHost {
+impl SimulatedHost {
     #[napi(constructor, catch_unwind)]
-    pub fn new(options: SimHostOptions) -> Result<Self> {
+    pub fn new(options: SimulatedHostOptions) -> Result<Self> {
         let host = xen_sim::SimHost::new(spec_from(&options)?)
             .map_err(|e| invalid_argument(format!("host.{e}")))?;
-        Ok(SimHost {
+        Ok(SimulatedHost {
             host: Arc::new(host),
         })
     }

@@ -80,8 +80,9 @@ export class BuildHost {
   /** What the hypervisor can do (`hvm`, `pv`, `hap`, `shadow`), from physinfo. */
   readonly capabilities: readonly string[]
   readonly memory: MemoryWatcher
+  /** @internal The lock that makes placement one critical section. */
   readonly placementLock = new Lock()
-  /** Memory promised to builds in flight, by node: one reservation per build. */
+  /** @internal Memory promised to builds in flight, by node: one reservation per build. */
   readonly ledger: InFlightLedger
 
   private constructor(hypervisor: Hypervisor, layout: HostLayout, capabilities: string[], options: BuildHostOptions) {
@@ -104,8 +105,8 @@ export class BuildHost {
   }
 
   /**
-   * What the planner subtracts from each node's free memory: by the
-   * accounting mode, or (`all`) everything promised to builds in flight.
+   * @internal What the planner subtracts from each node's free memory: by
+   * the accounting mode, or (`all`) everything promised to builds in flight.
    */
   promisedBytesByNode(all = false): number[] {
     return this.ledger.promisedBytesByNode(all || this.accounting === 'in-flight' ? 'in-flight' : 'node-claims')

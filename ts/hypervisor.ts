@@ -10,8 +10,8 @@ import type {
   Hypervisor,
   OpenOptionsInput,
   PresetJs,
-  SimHost,
-  SimHostOptions,
+  SimulatedHost,
+  SimulatedHostOptions,
 } from '../native/binding.js'
 import { fromNative, mapNativeErrors } from './errors.js'
 import { binding } from './native.js'
@@ -28,8 +28,8 @@ export type {
   NumaInfoJs as NumaInfo,
   OpenOptionsInput as OpenOptions,
   PhysInfoJs as PhysInfo,
-  SimHost as SimulatedHost,
-  SimHostOptions as SimulatedHostOptions,
+  SimulatedHost,
+  SimulatedHostOptions,
   VcpuAffinityJs as VcpuAffinity,
 } from '../native/binding.js'
 
@@ -43,9 +43,9 @@ export async function openHypervisor(options?: OpenOptionsInput): Promise<Hyperv
 }
 
 /** A simulated Xen host, from a preset or a host description. */
-export function simulateHost(options: SimHostOptions): SimHost {
+export function simulateHost(options: SimulatedHostOptions): SimulatedHost {
   try {
-    return mapNativeErrors(new (binding().SimHost)(options))
+    return mapNativeErrors(new (binding().SimulatedHost)(options))
   } catch (error) {
     throw fromNative(error)
   }
@@ -53,7 +53,7 @@ export function simulateHost(options: SimHostOptions): SimHost {
 
 /** The simulator's preset hosts. */
 export function simulatorPresets(): PresetJs[] {
-  return binding().SimHost.presets()
+  return binding().SimulatedHost.presets()
 }
 
 export interface HostLayout extends HostTopology {

@@ -27,7 +27,6 @@ export {
   type NumaRequest,
   type PlannerOptions,
 } from './numa.js'
-export { runStorm, seededRandom, type NodeLocality, type StormOptions, type StormReport, type StormVm } from './storm.js'
 export { buildDomain, buildChannel, type BuildDomainOptions, type BuiltDomain, type DomainBuildEvent, type DomainImage } from './build.js'
 export { buildPost, domainEntries, type BuildPostInput } from './build-post.js'
 export { SimulatedXenguest, type SimulatedXenguestOptions } from './sim-xenguest.js'
@@ -45,4 +44,3 @@ export { buildPre, type BuildEvent, type BuildPreOptions, type BuildPreResult, t
 export { memoryModel, type DomainType, type MemoryModel, type VmMemory } from './memory.js'
 export { InMemoryXenstore, domainPath, type Xenstore } from './xenstore.js'
 export type { Placement, ClaimKind } from './placement.js'
-export { parseScenario, playScenario, type PlacementScenario, type ScenarioResult } from './scenario.js'

@@ -11,7 +11,7 @@ import { xenguestFailed, type XenguestResult, type XenguestRunner, type Xenguest
 
 export interface SimulatedXenguestOptions {
   /** How long a build takes (20 ms), or a function that says, per build. */
-  buildMs?: number | (() => number)
+  builderMs?: number | (() => number)
   /** Like some HVM builders: leave the shadow pool at this size (MiB). */
   lowerShadowToMib?: number
 }
@@ -52,7 +52,7 @@ export class SimulatedXenguest implements XenguestRunner {
       const timer = setTimeout(() => {
         signal?.removeEventListener('abort', onAbort)
         resolve()
-      }, typeof this.#options.buildMs === 'function' ? this.#options.buildMs() : (this.#options.buildMs ?? 20))
+      }, typeof this.#options.builderMs === 'function' ? this.#options.builderMs() : (this.#options.builderMs ?? 20))
       signal?.addEventListener('abort', onAbort, { once: true })
     })
     options.onEvent?.({ type: 'xenguest.log', stream: 'info', line: `populating ${startMib} MiB of domain ${domid}` })

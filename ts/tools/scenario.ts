@@ -3,8 +3,8 @@
  * a list of requests, and each plan's memory taken from its nodes in
  * ascending id order, from each as much as it has.
  */
-import { describe, invalidArgument, parseJsonObject } from './errors.js'
-import { NumaPlanner, type PlannerOptions } from './numa.js'
+import { describe, invalidArgument, parseJsonObject } from '../errors.js'
+import { NumaPlanner, type PlannerOptions } from '../numa.js'
 
 export interface PlacementScenario {
   distances: number[][]

@@ -6,14 +6,14 @@
  */
 import { randomUUID } from 'node:crypto'
 import { monitorEventLoopDelay } from 'node:perf_hooks'
-import type { VmConfig } from './build-pre.js'
-import { buildDomain, type DomainBuildEvent } from './build.js'
-import { BuildHost, type Accounting, type NumaPolicy } from './host.js'
-import { simulateHost, type SimulatedHost } from './hypervisor.js'
-import type { Placement } from './placement.js'
-import { SimulatedXenguest } from './sim-xenguest.js'
-import { bytesOfPages, kibOfMib, MIB } from './units.js'
-import { domainPath } from './xenstore.js'
+import type { VmConfig } from '../build-pre.js'
+import { buildDomain, type DomainBuildEvent } from '../build.js'
+import { BuildHost, type Accounting, type NumaPolicy } from '../host.js'
+import { simulateHost, type SimulatedHost } from '../hypervisor.js'
+import type { Placement } from '../placement.js'
+import { SimulatedXenguest } from '../sim-xenguest.js'
+import { bytesOfPages, kibOfMib, MIB } from '../units.js'
+import { domainPath } from '../xenstore.js'
 
 export interface StormOptions {
   preset: string
@@ -25,7 +25,7 @@ export interface StormOptions {
   /** XenServer's node claims (default: off, as upstream Xen). */
   nodeClaims?: boolean
   /** How long the (simulated) domain builder takes per VM: 20 ms. */
-  populateLatencyMs?: number
+  builderMs?: number
   /** Each build's builder time varies by up to this share either way (0.5, as the CLI). */
   builderJitter?: number
   /** Builds running at once (default: all of them). */
@@ -131,7 +131,7 @@ export async function runStorm(options: StormOptions): Promise<StormReport> {
   const xen = sim.hypervisor()
   // The domain builder is a process of its own (xenguest): its time passes on
   // a timer, not on one of libuv's few pool threads.
-  const builderMs = options.populateLatencyMs ?? 20
+  const builderMs = options.builderMs ?? 20
   const host = await BuildHost.create(xen, { accounting, numaPolicy: options.numaPolicy ?? 'best_effort' })
   const random = seededRandom(options.seed ?? 1)
   const sizes = options.sizesMib ?? defaultSizesMib(host, options.vms, options.load ?? 0.85)
@@ -144,7 +144,7 @@ export async function runStorm(options: StormOptions): Promise<StormReport> {
 
   const jitter = options.builderJitter ?? 0.5
   const xenguest = new SimulatedXenguest(sim, {
-    buildMs: jitter > 0 ? () => builderMs * (1 - jitter + 2 * jitter * random()) : builderMs,
+    builderMs: jitter > 0 ? () => builderMs * (1 - jitter + 2 * jitter * random()) : builderMs,
   })
   const build = async ({ sizeMib, vcpus }: (typeof specs)[number]): Promise<StormVm> => {
     const vm: VmConfig = { type: 'hvm', staticMaxKib: kibOfMib(sizeMib), targetKib: kibOfMib(sizeMib), vcpus }

@@ -2,10 +2,10 @@
  * A VM config file for `xen-domain-build build`: one JSON object with the
  * VM's memory and vCPUs (as `VmConfig`) and its boot image (as `DomainImage`).
  */
-import type { VmConfig } from './build-pre.js'
-import type { DomainImage } from './build.js'
-import { describe, invalidArgument, parseJsonObject } from './errors.js'
-import { checkVmMemory } from './memory.js'
+import type { VmConfig } from '../build-pre.js'
+import type { DomainImage } from '../build.js'
+import { describe, invalidArgument, parseJsonObject } from '../errors.js'
+import { checkVmMemory } from '../memory.js'
 
 const KEYS = [
   'type', 'pvShim', 'staticMaxKib', 'targetKib', 'videoMib', 'vcpus', 'shadowMultiplier', 'hardAffinity',
