@@ -5,8 +5,8 @@
 //! built. The TypeScript façade turns indexes into (cached) node and CPU lists.
 
 use crate::convert::{to_i64, to_u32, to_u64};
-use crate::error::{from_plan, from_topology, invalid_argument, Result};
-use napi::bindgen_prelude::Float64Array;
+use crate::error::{from_plan, from_topology, invalid_argument, sync, Result};
+use napi::bindgen_prelude::{Env, Float64Array};
 use napi_derive::napi;
 use numa::{LargeHostCandidates, Planner, Request, Topology, TopologySpec};
 
@@ -18,9 +18,16 @@ pub struct TopologyInput {
     pub cpu_to_node: Vec<Option<f64>>,
     /// Physical cores per node.
     pub node_cores: Vec<f64>,
-    /// For hosts with more than 16 valid nodes: "single-nodes" (xenopsd's
-    /// rule, the default) or "neighbourhoods".
-    pub large_host_candidates: Option<String>,
+    pub large_host_candidates: Option<LargeHostCandidatesJs>,
+}
+
+/// Candidates on hosts with more than 16 valid nodes.
+#[napi(string_enum = "kebab-case", js_name = "LargeHostCandidates")]
+pub enum LargeHostCandidatesJs {
+    /// xenopsd's rule (the default): single nodes only.
+    SingleNodes,
+    /// Also, for each node, the sets grown from it by its nearest nodes.
+    Neighbourhoods,
 }
 
 #[napi(object)]
@@ -58,14 +65,9 @@ fn spec_from_input(input: TopologyInput) -> Result<TopologySpec> {
         .enumerate()
         .map(|(node, &c)| to_u32(c, || format!("topology.nodeCores[{node}]")))
         .collect::<Result<Vec<_>>>()?;
-    let large_host = match input.large_host_candidates.as_deref() {
-        None | Some("single-nodes") => LargeHostCandidates::SingleNodes,
-        Some("neighbourhoods") => LargeHostCandidates::Neighbourhoods,
-        Some(other) => {
-            let expected = r#""single-nodes" or "neighbourhoods""#;
-            let message = format!("topology.largeHostCandidates: {other:?} is not {expected}");
-            return Err(invalid_argument(message));
-        }
+    let large_host = match input.large_host_candidates {
+        None | Some(LargeHostCandidatesJs::SingleNodes) => LargeHostCandidates::SingleNodes,
+        Some(LargeHostCandidatesJs::Neighbourhoods) => LargeHostCandidates::Neighbourhoods,
     };
     Ok(TopologySpec {
         distances,
@@ -89,14 +91,16 @@ const REQUEST_FIELDS: usize = 3;
 
 #[napi]
 impl NativePlanner {
-    #[napi(constructor, catch_unwind)]
-    pub fn new(topology: TopologyInput) -> Result<Self> {
-        let topology = Topology::new(&spec_from_input(topology)?).map_err(from_topology)?;
-        let node_count = topology.node_count();
-        Ok(NativePlanner {
-            planner: Planner::new(topology),
-            node_free_bytes: vec![0; node_count],
-            call: None,
+    #[napi(constructor)]
+    pub fn new(env: &Env, topology: TopologyInput) -> napi::Result<Self> {
+        sync(env, || {
+            let topology = Topology::new(&spec_from_input(topology)?).map_err(from_topology)?;
+            let node_count = topology.node_count();
+            Ok(NativePlanner {
+                planner: Planner::new(topology),
+                node_free_bytes: vec![0; node_count],
+                call: None,
+            })
         })
     }
 
@@ -105,47 +109,52 @@ impl NativePlanner {
     /// The façade fills it in place before each `planIndex()`, so a plan call
     /// crosses N-API with no argument at all.
     #[napi]
-    pub fn use_call_buffer(&mut self, buffer: Float64Array) -> Result<()> {
-        let expected = REQUEST_FIELDS + self.node_free_bytes.len();
-        if buffer.len() != expected {
-            return Err(invalid_argument(format!(
-                "callBuffer: {} numbers, expected {expected} (3, and one per node)",
-                buffer.len()
-            )));
-        }
-        self.call = Some(buffer);
-        Ok(())
+    pub fn use_call_buffer(&mut self, env: &Env, buffer: Float64Array) -> napi::Result<()> {
+        sync(env, || {
+            let expected = REQUEST_FIELDS + self.node_free_bytes.len();
+            if buffer.len() != expected {
+                return Err(invalid_argument(format!(
+                    "callBuffer: {} numbers, expected {expected} (3, and one per node)",
+                    buffer.len()
+                )));
+            }
+            self.call = Some(buffer);
+            Ok(())
+        })
     }
 
     /// Plans the VM described in the call buffer; returns the chosen
     /// candidate's index, or -1 when none fits or NUMA placement is off.
-    #[napi(catch_unwind)]
-    pub fn plan_index(&mut self) -> Result<i32> {
-        // useCallBuffer checked the length: a buffer is always long enough.
-        let Some([memory_bytes, vcpus, cores, node_free_bytes @ ..]) = self.call.as_deref() else {
-            return Err(invalid_argument(
-                "planIndex: no call buffer (useCallBuffer)",
-            ));
-        };
-        let request = Request::new(
-            to_u64(*memory_bytes, || "request.memoryBytes".into())?,
-            to_u32(*vcpus, || "request.vcpus".into())?,
-            to_u32(*cores, || "request.cores".into())?,
-        );
-        for (node, (slot, &bytes)) in self
-            .node_free_bytes
-            .iter_mut()
-            .zip(node_free_bytes)
-            .enumerate()
-        {
-            *slot = to_u64(bytes, || format!("nodeFreeBytes[{node}]"))?;
-        }
-        let plan = self
-            .planner
-            .plan(&request, &self.node_free_bytes)
-            .map_err(from_plan)?;
-        // Candidates number at most 2^16 - 1 plus a few per node: an i32 holds them.
-        Ok(plan.map_or(-1, |p| p.candidate as i32))
+    #[napi]
+    pub fn plan_index(&mut self, env: &Env) -> napi::Result<i32> {
+        sync(env, || {
+            // useCallBuffer checked the length: a buffer is always long enough.
+            let Some([memory_bytes, vcpus, cores, node_free_bytes @ ..]) = self.call.as_deref()
+            else {
+                return Err(invalid_argument(
+                    "planIndex: no call buffer (useCallBuffer)",
+                ));
+            };
+            let request = Request::new(
+                to_u64(*memory_bytes, || "request.memoryBytes".into())?,
+                to_u32(*vcpus, || "request.vcpus".into())?,
+                to_u32(*cores, || "request.cores".into())?,
+            );
+            for (node, (slot, &bytes)) in self
+                .node_free_bytes
+                .iter_mut()
+                .zip(node_free_bytes)
+                .enumerate()
+            {
+                *slot = to_u64(bytes, || format!("nodeFreeBytes[{node}]"))?;
+            }
+            let plan = self
+                .planner
+                .plan(&request, &self.node_free_bytes)
+                .map_err(from_plan)?;
+            // Candidates number at most 2^16 - 1 plus a few per node: an i32 holds them.
+            Ok(plan.map_or(-1, |p| p.candidate as i32))
+        })
     }
 
     /// Does nothing: the cost of a method call into the addon, which
@@ -154,24 +163,26 @@ impl NativePlanner {
     pub fn noop(&self) {}
 
     /// The candidate at `index` in ranking order.
-    #[napi(catch_unwind)]
-    pub fn candidate(&self, index: u32) -> Result<NativeCandidate> {
-        let topology = self.planner.topology();
-        let candidate = topology.candidates().get(index as usize).ok_or_else(|| {
-            invalid_argument(format!(
-                "index: {index} is not below the candidate count {}",
-                topology.candidates().len()
-            ))
-        })?;
-        Ok(NativeCandidate {
-            nodes: candidate.nodes.iter().map(|n| n as u32).collect(),
-            cpus: topology
-                .cpus_of(candidate.nodes)
-                .iter()
-                .map(|c| c as u32)
-                .collect(),
-            max_distance: f64::from(candidate.max_distance),
-            average_distance: candidate.average_distance,
+    #[napi]
+    pub fn candidate(&self, env: &Env, index: u32) -> napi::Result<NativeCandidate> {
+        sync(env, || {
+            let topology = self.planner.topology();
+            let candidate = topology.candidates().get(index as usize).ok_or_else(|| {
+                invalid_argument(format!(
+                    "index: {index} is not below the candidate count {}",
+                    topology.candidates().len()
+                ))
+            })?;
+            Ok(NativeCandidate {
+                nodes: candidate.nodes.iter().map(|n| n as u32).collect(),
+                cpus: topology
+                    .cpus_of(candidate.nodes)
+                    .iter()
+                    .map(|c| c as u32)
+                    .collect(),
+                max_distance: f64::from(candidate.max_distance),
+                average_distance: candidate.average_distance,
+            })
         })
     }
 

@@ -94,6 +94,7 @@ export async function buildPre(
   options: BuildPreOptions = {},
 ): Promise<BuildPreResult> {
   checkConfig(host, domid, vm)
+  if (host.closed) throw new XenDomainBuildError('CLOSED', `domain ${domid}: the build host was closed`)
   const memory = memoryModel(vm)
   const xen = host.hypervisor
   const { signal, onEvent } = options

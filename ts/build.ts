@@ -6,7 +6,7 @@
  * Events: `onEvent` gets each one, and the `xen-domain-build` diagnostics
  * channel publishes them (node:diagnostics_channel), for tracing.
  */
-import diagnostics from 'node:diagnostics_channel'
+import { channel, tracingChannel } from 'node:diagnostics_channel'
 import { access, constants } from 'node:fs/promises'
 import { buildPre, type BuildEvent, type BuildPreResult, type VmConfig } from './build-pre.js'
 import { buildPost } from './build-post.js'
@@ -17,7 +17,19 @@ import type { Placement } from './placement.js'
 import { StepRunner } from './step.js'
 import { xenguestArgs, type XenguestLog, type XenguestRunner } from './xenguest.js'
 
-export const buildChannel = diagnostics.channel('xen-domain-build')
+/** Every build event, as `onEvent` gets them. */
+export const buildChannel = channel('xen-domain-build')
+
+/**
+ * Each build as a traced operation (`start`, `end`, `asyncStart`,
+ * `asyncEnd`, `error`), with `{ domid, vm }` as its context: for APM tools.
+ */
+export const buildTracingChannel = tracingChannel<unknown, BuildTraceContext>('xen-domain-build:build')
+
+export interface BuildTraceContext {
+  domid: number
+  vm: VmConfig
+}
 
 export type DomainBuildEvent =
   | BuildEvent
@@ -87,7 +99,11 @@ async function checkReadable(image: DomainImage): Promise<void> {
   }
 }
 
-export async function buildDomain(host: BuildHost, domid: number, vm: VmConfig, options: BuildDomainOptions): Promise<BuiltDomain> {
+export function buildDomain(host: BuildHost, domid: number, vm: VmConfig, options: BuildDomainOptions): Promise<BuiltDomain> {
+  return buildTracingChannel.tracePromise(() => build(host, domid, vm, options), { domid, vm })
+}
+
+async function build(host: BuildHost, domid: number, vm: VmConfig, options: BuildDomainOptions): Promise<BuiltDomain> {
   const started = performance.now()
   const emit = (event: DomainBuildEvent) => {
     options.onEvent?.(event)

@@ -99,6 +99,27 @@ export class BuildHost {
     this.ledger = new InFlightLedger(layout.distances.length)
   }
 
+  #closed = false
+
+  /** Whether `close()` was called: new builds are then refused with CLOSED. */
+  get closed(): boolean {
+    return this.#closed
+  }
+
+  /**
+   * Lets go of what the host holds: the free-memory watcher stops (waiting
+   * builds reject with CLOSED) and new builds are refused. The hypervisor is
+   * the caller's: close it too when done with it.
+   */
+  close(): void {
+    this.#closed = true
+    this.memory.close()
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    this.close()
+  }
+
   static async create(hypervisor: Hypervisor, options: BuildHostOptions = {}): Promise<BuildHost> {
     const [layout, physinfo] = await Promise.all([readHostTopology(hypervisor), hypervisor.physinfo()])
     return new BuildHost(hypervisor, layout, physinfo.capabilities, options)

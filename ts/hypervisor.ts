@@ -13,7 +13,7 @@ import type {
   SimulatedHost,
   SimulatedHostOptions,
 } from '../native/binding.js'
-import { fromNative, mapNativeErrors } from './errors.js'
+import { fromNative } from './errors.js'
 import { binding } from './native.js'
 import type { HostTopology } from './numa.js'
 
@@ -36,7 +36,7 @@ export type {
 /** Opens the real host's hypervisor (libxenctrl of the running Xen). */
 export async function openHypervisor(options?: OpenOptionsInput): Promise<Hypervisor> {
   try {
-    return mapNativeErrors(await binding().openHypervisor(options))
+    return await binding().openHypervisor(options)
   } catch (error) {
     throw fromNative(error)
   }
@@ -45,7 +45,7 @@ export async function openHypervisor(options?: OpenOptionsInput): Promise<Hyperv
 /** A simulated Xen host, from a preset or a host description. */
 export function simulateHost(options: SimulatedHostOptions): SimulatedHost {
   try {
-    return mapNativeErrors(new (binding().SimulatedHost)(options))
+    return new (binding().SimulatedHost)(options)
   } catch (error) {
     throw fromNative(error)
   }

@@ -27,7 +27,7 @@ export {
   type NumaRequest,
   type PlannerOptions,
 } from './numa.js'
-export { buildDomain, buildChannel, type BuildDomainOptions, type BuiltDomain, type DomainBuildEvent, type DomainImage } from './build.js'
+export { buildDomain, buildChannel, buildTracingChannel, type BuildTraceContext, type BuildDomainOptions, type BuiltDomain, type DomainBuildEvent, type DomainImage } from './build.js'
 export { buildPost, domainEntries, type BuildPostInput } from './build-post.js'
 export { SimulatedXenguest, type SimulatedXenguestOptions } from './sim-xenguest.js'
 export {

@@ -1,7 +1,7 @@
 /**
  * NUMA placement: xenopsd's decisions (DESIGN §4), made by the Rust engine.
  */
-import type { NativePlanner } from '../native/binding.js'
+import type { LargeHostCandidates, NativePlanner } from '../native/binding.js'
 import { describe, fromNative, invalidArgument } from './errors.js'
 import { binding } from './native.js'
 
@@ -21,7 +21,7 @@ export interface PlannerOptions {
    * xenopsd's rule (a VM larger than one node is not placed); `neighbourhoods`
    * adds, for each node, the sets grown from it by its nearest nodes.
    */
-  largeHostCandidates?: 'single-nodes' | 'neighbourhoods'
+  largeHostCandidates?: LargeHostCandidates
 }
 
 export interface NumaRequest {

@@ -4,7 +4,7 @@
  * allocates from the claimed node, else the affine nodes, else anywhere),
  * takes a configurable time on a timer, and answers like xenguest.
  */
-import { XenDomainBuildError } from './errors.js'
+import { aborted, type XenDomainBuildError } from './errors.js'
 import { pagesOfMib } from './units.js'
 import type { SimulatedHost } from './hypervisor.js'
 import { xenguestFailed, type XenguestResult, type XenguestRunner, type XenguestRunOptions } from './xenguest.js'
@@ -44,10 +44,10 @@ export class SimulatedXenguest implements XenguestRunner {
     }
     await new Promise<void>((resolve, reject) => {
       const { signal } = options
-      if (signal?.aborted) return reject(new XenDomainBuildError('ABORTED', 'xenguest was cancelled'))
+      if (signal?.aborted) return reject(aborted('xenguest', signal.reason))
       const onAbort = () => {
         clearTimeout(timer)
-        reject(new XenDomainBuildError('ABORTED', 'xenguest was cancelled and killed'))
+        reject(aborted('xenguest (killed)', signal?.reason))
       }
       const timer = setTimeout(() => {
         signal?.removeEventListener('abort', onAbort)

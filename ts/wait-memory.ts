@@ -58,10 +58,20 @@ export class MemoryWatcher {
   readonly #waiters = new Set<Waiter>()
   #timer: NodeJS.Timeout | undefined
   #polling = false
+  #closed = false
 
   constructor(hypervisor: Hypervisor, options: { intervalMs?: number } = {}) {
     this.#hypervisor = hypervisor
     this.#intervalMs = options.intervalMs ?? 20
+  }
+
+  /** Stops polling; every wait, now and later, rejects with CLOSED. */
+  close(): void {
+    this.#closed = true
+    for (const waiter of [...this.#waiters]) {
+      this.#remove(waiter)
+      waiter.reject(new XenDomainBuildError('CLOSED', 'waiting for free memory: the build host was closed'))
+    }
   }
 
   /** Resolves once free memory reaches `requiredKib`; see the module comment for the rules. */
@@ -69,6 +79,7 @@ export class MemoryWatcher {
     return new Promise((resolve, reject) => {
       const { signal } = options
       if (signal?.aborted) return reject(aborted('waiting for free memory', signal.reason))
+      if (this.#closed) return reject(new XenDomainBuildError('CLOSED', 'waiting for free memory: the build host was closed'))
       const started = performance.now()
       const onAbort = () => {
         this.#remove(waiter)

@@ -4,7 +4,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process'
 import type { Readable, Writable } from 'node:stream'
-import { XenDomainBuildError } from './errors.js'
+import { aborted, XenDomainBuildError } from './errors.js'
 import type { DomainType, MemoryModel } from './memory.js'
 
 export interface XenguestBuild {
@@ -199,7 +199,7 @@ export class SpawnedXenguest implements XenguestRunner {
   run(args: readonly string[], options: XenguestRunOptions = {}): Promise<XenguestResult> {
     const { signal, timeoutMs, onEvent } = options
     return new Promise((resolve, reject) => {
-      if (signal?.aborted) return reject(new XenDomainBuildError('ABORTED', 'xenguest was cancelled before it started'))
+      if (signal?.aborted) return reject(aborted('xenguest, before it started,', signal.reason))
       // No shell; stdin closed; stdout and stderr become log events; fds 3 and
       // 4 are the control pipes (out of xenguest, into xenguest).
       const child: ChildProcess = spawn(this.path, [...args], { stdio: ['ignore', 'pipe', 'pipe', 'pipe', 'pipe'] })
@@ -215,7 +215,7 @@ export class SpawnedXenguest implements XenguestRunner {
         if (kill) child.kill('SIGKILL')
         else graceTimer = setTimeout(() => child.kill('SIGKILL'), this.#exitGraceMs)
       }
-      const onAbort = () => finish({ error: new XenDomainBuildError('ABORTED', 'xenguest was cancelled and killed', { cause: signal?.reason }) }, true)
+      const onAbort = () => finish({ error: aborted('xenguest (killed)', signal?.reason) }, true)
       signal?.addEventListener('abort', onAbort, { once: true })
       if (timeoutMs !== undefined) {
         timer = setTimeout(() => finish({ error: new XenDomainBuildError('TIMEOUT', `xenguest took more than ${timeoutMs} ms and was killed`) }, true), timeoutMs)

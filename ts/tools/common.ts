@@ -3,6 +3,7 @@
  * input, parsing numbers, and the simulated hosts.
  */
 import { readFileSync } from 'node:fs'
+import type { LargeHostCandidates } from '../../native/binding.js'
 import { simulateHost, simulatorPresets, type Hypervisor } from '../hypervisor.js'
 
 export const EXIT_FAILURE = 1
@@ -35,7 +36,7 @@ export function wholeNumber(flag: string, text: string | undefined, fallback?: n
   return value
 }
 
-export function largeHost(value: string | undefined): 'single-nodes' | 'neighbourhoods' | undefined {
+export function largeHost(value: string | undefined): LargeHostCandidates | undefined {
   if (value === undefined || value === 'single-nodes' || value === 'neighbourhoods') return value
   throw new UsageError(`--large-host-candidates: ${value} is not single-nodes or neighbourhoods`)
 }
