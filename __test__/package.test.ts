@@ -59,7 +59,7 @@ describe('the published package', () => {
       'crates/xenctrl/Cargo.toml', 'crates/xenctrl/src/lib.rs', 'crates/xenctrl/src/real/layouts.rs',
       'crates/xen-sim/Cargo.toml', 'crates/xen-sim/src/lib.rs',
       'scripts/install.cjs', 'scripts/platform.cjs', 'native/binding.js', 'native/binding.d.ts',
-      'dist/index.js', 'dist/index.mjs', 'dist/index.d.ts', 'dist/cli.js',
+      'dist/index.js', 'dist/index.mjs', 'dist/index.d.ts', 'dist/cli.js', 'schema/vm-config.schema.json',
     ]) {
       expect(files.has(path), path).toBe(true)
     }

@@ -4,6 +4,9 @@
  * per line (`--json`); errors are one line on stderr. Exit codes: 0 success,
  * 1 failure, 2 usage error or invalid input, 3 Xen unavailable.
  */
+import { existsSync, readFileSync } from 'node:fs'
+import { dirname, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
 import { XenDomainBuildError } from '../errors.js'
 import { build } from './commands/build.js'
 import { host } from './commands/host.js'
@@ -19,8 +22,21 @@ Commands:
   build    build a domain from a VM config file (real host, or --sim PRESET)
   storm    a mass VM start on a simulated host: many whole builds at once
 
-Run \`xen-domain-build <command> --help\` for a command's options.
+Run \`xen-domain-build <command> --help\` for a command's options;
+\`xen-domain-build --version\` prints the version.
 Exit codes: 0 success, 1 failure, 2 usage error or invalid input, 3 Xen unavailable.`
+
+/** This package's version, from the package.json above this file (in dist/ or ts/tools/). */
+function packageVersion(): string {
+  for (let dir = dirname(fileURLToPath(import.meta.url)); ; dir = dirname(dir)) {
+    const file = join(dir, 'package.json')
+    if (existsSync(file)) {
+      const pkg = JSON.parse(readFileSync(file, 'utf8')) as { name?: string; version?: string }
+      if (pkg.name === 'xen-domain-build' && pkg.version !== undefined) return pkg.version
+    }
+    if (dirname(dir) === dir) return 'unknown'
+  }
+}
 
 function exitCode(error: unknown): number {
   if (error instanceof UsageError) return EXIT_USAGE
@@ -39,6 +55,10 @@ export async function main(argv: string[], out: Out = (l) => console.log(l)): Pr
       case '--help':
         out(USAGE)
         return command === undefined ? EXIT_USAGE : 0
+      case '-V':
+      case '--version':
+        out(packageVersion())
+        return 0
       case 'host':
         await host(rest, out)
         return 0

@@ -4,33 +4,27 @@
  */
 import type { VmConfig } from '../build-pre.js'
 import type { DomainImage } from '../build.js'
-import { describe, invalidArgument, parseJsonObject } from '../errors.js'
+import { invalidArgument, parseJsonObject } from '../errors.js'
 import { checkVmMemory } from '../memory.js'
-
-const KEYS = [
-  'type', 'pvShim', 'staticMaxKib', 'targetKib', 'videoMib', 'vcpus', 'shadowMultiplier', 'hardAffinity',
-  'image', 'cmdline', 'ramdisk', 'modules', 'nvidiaVgpu',
-] as const
+import vmConfigSchema from '../../schema/vm-config.schema.json' with { type: 'json' }
+import { schemaProblem, type Schema } from './json-schema.js'
 
 export interface VmConfigFile {
   vm: VmConfig
   image: DomainImage
 }
 
+/**
+ * Reads a VM config: the schema the package ships
+ * (`schema/vm-config.schema.json`) first, then what a schema cannot say
+ * (target within static max, video memory below the target, ...).
+ */
 export function parseVmConfig(text: string, source: string): VmConfigFile {
   const o = parseJsonObject(text, source)
-  const unknown = Object.keys(o).filter((k) => !(KEYS as readonly string[]).includes(k))
-  if (unknown.length > 0) throw invalidArgument(source, `unknown keys ${unknown.join(', ')} (known: ${KEYS.join(', ')})`)
-  const text_ = (key: string, required = false) => {
-    const v = o[key]
-    if (v === undefined && !required) return undefined
-    if (typeof v !== 'string') throw invalidArgument(`${source}.${key}`, `expected a string, got ${describe(v)}`)
-    return v
-  }
-  const image = text_('image', true) as string
-  const modules = o.modules
-  if (modules !== undefined && (!Array.isArray(modules) || modules.some((m) => typeof m?.path !== 'string'))) {
-    throw invalidArgument(`${source}.modules`, 'expected a list of { "path": ..., "cmdline": ... }')
+  const problem = schemaProblem(vmConfigSchema as Schema, o, source)
+  if (problem !== null) {
+    const at = problem.indexOf(': ')
+    throw invalidArgument(problem.slice(0, at), problem.slice(at + 2))
   }
   const vm = {
     type: o.type,
@@ -51,10 +45,10 @@ export function parseVmConfig(text: string, source: string): VmConfigFile {
   return {
     vm,
     image: {
-      image,
-      cmdline: text_('cmdline'),
-      ramdisk: text_('ramdisk'),
-      modules: modules as DomainImage['modules'],
+      image: o.image as string,
+      cmdline: o.cmdline as string | undefined,
+      ramdisk: o.ramdisk as string | undefined,
+      modules: o.modules as DomainImage['modules'],
       nvidiaVgpu: o.nvidiaVgpu === true,
     },
   }

@@ -69,7 +69,8 @@ export async function storm(args: string[], out: Out): Promise<number> {
     out(USAGE())
     return 0
   }
-  const live = !values.json && !values['no-live'] && (values.live ?? process.stdout.isTTY === true)
+  // Only on a terminal: a redraw written to a file or a pipe is noise.
+  const live = !values.json && !values['no-live'] && process.stdout.isTTY === true && (values.live ?? true)
   if (values.sim === undefined) throw new UsageError('storm needs --sim PRESET (see --help)')
   simulated(values.sim)
   const vms = wholeNumber('--vms', values.vms)
@@ -98,7 +99,7 @@ export async function storm(args: string[], out: Out): Promise<number> {
       builderJitter: 0.5,
       sampleEveryMs: live ? 100 : values.report !== undefined ? 20 : undefined,
       onSample: view ? (sample) => view.draw(sample) : undefined,
-    })
+    }).finally(() => view?.close())
     reports.push(report)
     failed += report.failed
     const summary = stormSummary(report)
@@ -110,15 +111,17 @@ export async function storm(args: string[], out: Out): Promise<number> {
     out(`  builds: ${report.completed} completed, ${report.failed} failed${report.failed ? ` (${(summary.failures as string[]).join(', ')})` : ''}`)
     out(`  wall time ${Math.round(report.wallMs)} ms, ${Math.round(report.buildsPerSecond)} builds/s`)
     out(`  event-loop delay: max ${report.eventLoopDelayMs.max.toFixed(1)} ms, p99 ${report.eventLoopDelayMs.p99.toFixed(1)} ms`)
-    out(`  memory entirely on the planned nodes: ${pct(report.localShare)} of placed VMs; over-promised placements: ${report.overpromised}`)
-    out(`  per node (VMs planned there alone / of them local): ${report.perNode.map((n) => `${n.node}:${n.planned}/${n.local}`).join(' ')}`)
+    out(`  VMs with all memory on their planned nodes: ${pct(report.localShare)} of those placed`)
+    out(`  over-promised placements: ${report.overpromised}`)
+    out('  per node, VMs planned there alone / of them local:')
+    // Eight to a line: it stays within 80 columns on the largest presets.
+    const perNode = report.perNode.map((n) => `${n.node}:${n.planned}/${n.local}`)
+    for (let i = 0; i < perNode.length; i += 8) out(`    ${perNode.slice(i, i + 8).join(' ')}`)
   }
   const [ours, theirs] = reports
   if (!values.json && ours !== undefined && theirs !== undefined) {
-    out(
-      `\nin-flight accounting put ${pct(ours.localShare)} of VMs entirely on their planned nodes; ` +
-        `xenopsd's, ${pct(theirs.localShare)} (over-promised placements: ${ours.overpromised} against ${theirs.overpromised})`,
-    )
+    out(`\nVMs with all memory on their planned nodes: in-flight accounting ${pct(ours.localShare)}, xenopsd's ${pct(theirs.localShare)}`)
+    out(`over-promised placements: ${ours.overpromised} against ${theirs.overpromised}`)
   }
   if (values.report !== undefined) {
     try {
