@@ -8,7 +8,7 @@ use crate::convert::{to_i64, to_u32, to_u64};
 use crate::error::{from_plan, from_topology, invalid_argument, sync, Result};
 use napi::bindgen_prelude::{Env, Float64Array};
 use napi_derive::napi;
-use numa::{LargeHostCandidates, Planner, Request, Topology, TopologySpec};
+use numa::{LargeHostCandidates, NodeId, Planner, Request, Topology, TopologySpec};
 
 #[napi(object)]
 pub struct TopologyInput {
@@ -50,13 +50,25 @@ fn spec_from_input(input: TopologyInput) -> Result<TopologySpec> {
                 .collect::<Result<Vec<i64>>>()
         })
         .collect::<Result<Vec<_>>>()?;
+    let node_count = input.distances.len();
     let cpu_to_node = input
         .cpu_to_node
         .iter()
         .enumerate()
         .map(|(cpu, node)| {
-            node.map(|n| to_u32(n, || format!("topology.cpuToNode[{cpu}]")).map(|n| n as usize))
-                .transpose()
+            let field = || format!("topology.cpuToNode[{cpu}]");
+            node.map(|n| {
+                let id = to_u32(n, field)?;
+                // An id no host can have: refused with the engine's message
+                // for an id past the host's nodes, so JS sees no difference.
+                NodeId::new(id as usize).ok_or_else(|| {
+                    invalid_argument(format!(
+                        "{}: node {id} does not exist (the host has {node_count} nodes)",
+                        field()
+                    ))
+                })
+            })
+            .transpose()
         })
         .collect::<Result<Vec<_>>>()?;
     let node_cores = input
@@ -174,14 +186,14 @@ impl NativePlanner {
                 ))
             })?;
             Ok(NativeCandidate {
-                nodes: candidate.nodes.iter().map(|n| n as u32).collect(),
+                nodes: candidate.nodes().iter().map(u32::from).collect(),
                 cpus: topology
-                    .cpus_of(candidate.nodes)
+                    .cpus_of(candidate.nodes())
                     .iter()
-                    .map(|c| c as u32)
+                    .map(u32::from)
                     .collect(),
-                max_distance: f64::from(candidate.max_distance),
-                average_distance: candidate.average_distance,
+                max_distance: f64::from(candidate.max_distance()),
+                average_distance: candidate.average_distance(),
             })
         })
     }
