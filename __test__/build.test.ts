@@ -1,6 +1,7 @@
 import diagnostics from 'node:diagnostics_channel'
 import { describe, expect, it } from 'vitest'
 import { buildDomain, type BuildDomainOptions, type DomainBuildEvent } from '../ts/build.js'
+import { buildPre } from '../ts/build-pre.js'
 import { BuildHost } from '../ts/host.js'
 import { simulateHost, type SimulatedHost } from '../ts/index.js'
 import { SimulatedXenguest } from '../ts/sim-xenguest.js'
@@ -163,6 +164,55 @@ describe('what buildDomain checks and writes as xenopsd does', () => {
     expect(error.message).toContain(`/local/domain/${domid}/vm is missing`)
     await noClaimLeft(t.sim)
     expect(t.xenstore.introductions).toEqual([])
+  })
+})
+
+describe('bad input to buildDomain is refused before any hypercall', () => {
+  const vm = { type: 'pv' as const, staticMaxKib: GIB_KIB, targetKib: GIB_KIB, vcpus: 1 }
+
+  it.each([
+    ['options', null],
+    ['options.xenguest', { xenguest: undefined, image: 'k' }],
+    ['options.image', { image: 'k\0x' }],
+    ['options.cmdline', { image: 'k', cmdline: 'x'.repeat(1024) }],
+    ['options.cmdline', { image: 'k', cmdline: 'a\0b' }],
+    ['options.extraArgs', { image: 'k', extraArgs: '-x' }],
+    ['options.extraArgs[1]', { image: 'k', extraArgs: ['-x', 5] }],
+    ['options.modules[0].path', { image: 'k', modules: [{ cmdline: 'c' }] }],
+    ['options.modules[0]', { image: 'k', modules: [null] }],
+    ['options.xenguestTimeoutMs', { image: 'k', xenguestTimeoutMs: Infinity }],
+    ['options.xenguestTimeoutMs', { image: 'k', xenguestTimeoutMs: -5 }],
+    ['options.memoryTimeoutMs', { image: 'k', memoryTimeoutMs: NaN }],
+    ['options.storeDomid', { image: 'k', storeDomid: 70_000 }],
+    ['options.extraKeys', { image: 'k', extraKeys: { '/abs': 'x' } }],
+    ['options.extraKeys.big', { image: 'k', extraKeys: { big: 'x'.repeat(5000) } }],
+    ['options.signal', { image: 'k', signal: {} }],
+  ])('%s', async (field, given) => {
+    const t = await setup()
+    const domid = await t.create('pv', 1)
+    const options = given === null ? null : { xenguest: new SimulatedXenguest(t.sim), ...given }
+    const error = await rejected(buildDomain(t.host, domid, vm, options as never))
+    expect(error.code).toBe('INVALID_ARGUMENT')
+    expect(error.message.startsWith(`${field}`), error.message).toBe(true)
+    expect(t.calls).toEqual([])
+  })
+
+  it('refuses bad host options, and a shadow multiplier no allocation can hold', async () => {
+    const xen = simulateHost({ preset: 'qemu-2-node' }).hypervisor()
+    for (const [field, options] of [
+      ['options.numaPolicy', { numaPolicy: 'fastest' }],
+      ['options.accounting', { accounting: 'optimistic' }],
+      ['options.memoryPollMs', { memoryPollMs: NaN }],
+      ['options', null],
+    ] as const) {
+      const error = await rejected(BuildHost.create(xen, options as never))
+      expect(error.message.startsWith(field), error.message).toBe(true)
+    }
+    const t = await setup()
+    const domid = await t.create('hvm', 1)
+    const error = await rejected(buildPre(t.host, domid, { type: 'hvm', staticMaxKib: GIB_KIB, targetKib: GIB_KIB, vcpus: 1, shadowMultiplier: 1e308 }))
+    expect(error).toMatchObject({ code: 'INVALID_ARGUMENT', message: expect.stringContaining('vm.shadowMultiplier') })
+    expect(t.calls).toEqual([])
   })
 })
 

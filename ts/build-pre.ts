@@ -4,8 +4,9 @@
  * step names itself, its errno and the domain; a failure or cancellation
  * after the claim releases it.
  */
+import { MAX_DOMID, optionalFunction, optionalMilliseconds, optionalSignal, optionsObject } from './checks.js'
 import { aborted, describe, invalidArgument, XenDomainBuildError } from './errors.js'
-import type { BuildHost } from './host.js'
+import { BuildHost } from './host.js'
 import { checkVmMemory, memoryModel, type MemoryModel, type VmMemory } from './memory.js'
 import { placeDomain, type Placement } from './placement.js'
 import { StepRunner, type StepEvent } from './step.js'
@@ -60,10 +61,10 @@ export function parseTimerMode(value: string | null): number | null {
   return Number.isSafeInteger(mode) ? mode : null
 }
 
-const MAX_DOMID = 0x7fef
 const HVM_PARAM_TIMER_MODE = 10
 
 function checkConfig(host: BuildHost, domid: number, vm: VmConfig): void {
+  if (!(host instanceof BuildHost)) throw invalidArgument('host', `expected a BuildHost, got ${describe(host)}`)
   if (!Number.isSafeInteger(domid) || domid < 1 || domid > MAX_DOMID) {
     throw invalidArgument('domid', `${describe(domid)} is not a domain id from 1 to ${MAX_DOMID}`)
   }
@@ -91,8 +92,12 @@ export async function buildPre(
   host: BuildHost,
   domid: number,
   vm: VmConfig,
-  options: BuildPreOptions = {},
+  given?: BuildPreOptions,
 ): Promise<BuildPreResult> {
+  const options = optionsObject('options', given)
+  optionalSignal('options.signal', options.signal)
+  optionalMilliseconds('options.memoryTimeoutMs', options.memoryTimeoutMs)
+  optionalFunction('options.onEvent', options.onEvent)
   checkConfig(host, domid, vm)
   if (host.closed) throw new XenDomainBuildError('CLOSED', `domain ${domid}: the build host was closed`)
   const memory = memoryModel(vm)

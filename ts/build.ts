@@ -10,6 +10,18 @@ import { channel, tracingChannel } from 'node:diagnostics_channel'
 import { access, constants } from 'node:fs/promises'
 import { buildPre, type BuildEvent, type BuildPreResult, type VmConfig } from './build-pre.js'
 import { buildPost } from './build-post.js'
+import {
+  cString,
+  MAX_PV_CMDLINE_BYTES,
+  MAX_XENSTORE_VALUE_BYTES,
+  optionalBoolean,
+  optionalCString,
+  optionalDomid,
+  optionalFunction,
+  optionalMilliseconds,
+  optionalSignal,
+  optionsObject,
+} from './checks.js'
 import { describe, inStep, invalidArgument } from './errors.js'
 import type { BuildHost } from './host.js'
 import type { MemoryModel } from './memory.js'
@@ -103,8 +115,56 @@ export function buildDomain(host: BuildHost, domid: number, vm: VmConfig, option
   return buildTracingChannel.tracePromise(() => build(host, domid, vm, options), { domid, vm })
 }
 
-async function build(host: BuildHost, domid: number, vm: VmConfig, options: BuildDomainOptions): Promise<BuiltDomain> {
+/**
+ * Every option a caller gives, checked before the first hypercall: types,
+ * NUL bytes (they become C strings), and the limits of argv, of a PV
+ * command line and of xenstore values.
+ */
+function checkOptions(vm: VmConfig, given: BuildDomainOptions): BuildDomainOptions {
+  const options = optionsObject('options', given)
+  const runner = options.xenguest as Partial<XenguestRunner> | undefined
+  if (runner === null || typeof runner !== 'object' || typeof runner.run !== 'function') {
+    throw invalidArgument('options.xenguest', `expected a domain builder (SpawnedXenguest, SimulatedXenguest, ...), got ${describe(runner)}`)
+  }
+  cString('options.image', options.image)
+  if (options.image === '') throw invalidArgument('options.image', 'is empty')
+  const pv = (vm as Partial<VmConfig> | null)?.type === 'pv'
+  optionalCString('options.cmdline', options.cmdline, pv ? MAX_PV_CMDLINE_BYTES - 1 : undefined)
+  optionalCString('options.ramdisk', options.ramdisk)
+  if (options.modules !== undefined) {
+    if (!Array.isArray(options.modules)) throw invalidArgument('options.modules', `expected an array, got ${describe(options.modules)}`)
+    options.modules.forEach((m: unknown, i) => {
+      const module = optionsObject(`options.modules[${i}]`, m as { path?: unknown; cmdline?: unknown } | undefined)
+      cString(`options.modules[${i}].path`, module.path)
+      optionalCString(`options.modules[${i}].cmdline`, module.cmdline)
+    })
+  }
+  if (options.extraArgs !== undefined) {
+    if (!Array.isArray(options.extraArgs)) throw invalidArgument('options.extraArgs', `expected an array, got ${describe(options.extraArgs)}`)
+    options.extraArgs.forEach((arg: unknown, i) => cString(`options.extraArgs[${i}]`, arg))
+  }
+  optionalSignal('options.signal', options.signal)
+  optionalMilliseconds('options.xenguestTimeoutMs', options.xenguestTimeoutMs)
+  optionalMilliseconds('options.memoryTimeoutMs', options.memoryTimeoutMs)
+  optionalBoolean('options.force', options.force)
+  optionalBoolean('options.nvidiaVgpu', options.nvidiaVgpu)
+  optionalDomid('options.storeDomid', options.storeDomid)
+  optionalDomid('options.consoleDomid', options.consoleDomid)
+  optionalCString('options.timeoffset', options.timeoffset, MAX_XENSTORE_VALUE_BYTES)
+  optionalFunction('options.onEvent', options.onEvent)
+  const keys = optionsObject('options.extraKeys', options.extraKeys)
+  for (const [key, value] of Object.entries(keys)) {
+    if (!/^[A-Za-z0-9_@-][A-Za-z0-9/_@-]*$/.test(key) || key.includes('//')) {
+      throw invalidArgument(`options.extraKeys[${JSON.stringify(key.slice(0, 40))}]`, 'is not a relative xenstore path')
+    }
+    cString(`options.extraKeys.${key}`, value, MAX_XENSTORE_VALUE_BYTES)
+  }
+  return options as BuildDomainOptions
+}
+
+async function build(host: BuildHost, domid: number, vm: VmConfig, given: BuildDomainOptions): Promise<BuiltDomain> {
   const started = performance.now()
+  const options = checkOptions(vm, given)
   const emit = (event: DomainBuildEvent) => {
     options.onEvent?.(event)
     if (buildChannel.hasSubscribers) buildChannel.publish(event)

@@ -9,12 +9,14 @@ import type { Hypervisor } from '../native/binding.js'
 import { readHostTopology, type HostLayout } from './hypervisor.js'
 import { InFlightLedger } from './ledger.js'
 import { NumaPlanner, type PlannerOptions } from './numa.js'
-import { aborted } from './errors.js'
+import { optionalBoolean, optionalChoice, optionalMilliseconds, optionsObject } from './checks.js'
+import { aborted, describe, invalidArgument } from './errors.js'
 import { MemoryWatcher } from './wait-memory.js'
 import { InMemoryXenstore, type Xenstore } from './xenstore.js'
 
 /** xenopsd's NUMA placement policies (see the README's "What it does"). */
 export type NumaPolicy = 'any' | 'best_effort' | 'best_effort_hard' | 'prio_mem_only'
+export const NUMA_POLICIES: readonly NumaPolicy[] = ['any', 'best_effort', 'best_effort_hard', 'prio_mem_only']
 
 /**
  * What the planner subtracts from each node's free memory.
@@ -23,6 +25,7 @@ export type NumaPolicy = 'any' | 'best_effort' | 'best_effort_hard' | 'prio_mem_
  *   per node, so parallel builds see the same free memory (xenopsd's race).
  */
 export type Accounting = 'in-flight' | 'xenopsd'
+export const ACCOUNTING_MODES: readonly Accounting[] = ['in-flight', 'xenopsd']
 
 export interface BuildHostOptions extends PlannerOptions {
   numaPolicy?: NumaPolicy
@@ -120,7 +123,17 @@ export class BuildHost {
     this.close()
   }
 
-  static async create(hypervisor: Hypervisor, options: BuildHostOptions = {}): Promise<BuildHost> {
+  static async create(hypervisor: Hypervisor, given?: BuildHostOptions): Promise<BuildHost> {
+    const options = optionsObject('options', given)
+    optionalChoice('options.numaPolicy', options.numaPolicy, NUMA_POLICIES)
+    optionalChoice('options.accounting', options.accounting, ACCOUNTING_MODES)
+    optionalChoice('options.largeHostCandidates', options.largeHostCandidates, ['single-nodes', 'neighbourhoods'])
+    optionalMilliseconds('options.memoryPollMs', options.memoryPollMs)
+    optionalBoolean('options.alwaysClaim', options.alwaysClaim)
+    const xenstore = options.xenstore as Partial<Xenstore> | undefined
+    if (xenstore !== undefined && (xenstore === null || typeof xenstore.read !== 'function' || typeof xenstore.writeMany !== 'function')) {
+      throw invalidArgument('options.xenstore', `expected a Xenstore, got ${describe(xenstore)}`)
+    }
     const [layout, physinfo] = await Promise.all([readHostTopology(hypervisor), hypervisor.physinfo()])
     return new BuildHost(hypervisor, layout, physinfo.capabilities, options)
   }

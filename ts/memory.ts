@@ -102,6 +102,10 @@ export function memoryModel(vm: VmMemory): MemoryModel {
     Math.ceil((38 * vm.vcpus) / 256) +
     data.shimMib(staticMaxMib)
   const buildStartMib = targetMib - videoMib + data.shimMib(targetMib)
+  // set_shadow_allocation takes a 32-bit MiB count: a multiplier beyond it is no allocation Xen can make.
+  if (shadowMib > 0xffff_ffff) {
+    throw invalidArgument('vm.shadowMultiplier', `${vm.shadowMultiplier} gives a ${shadowMib} MiB shadow allocation, beyond Xen's 2^32 - 1 MiB`)
+  }
   return {
     staticMaxMib,
     targetMib,

@@ -2,6 +2,7 @@
  * NUMA placement: xenopsd's decisions (DESIGN §4), made by the Rust engine.
  */
 import type { LargeHostCandidates, NativePlanner } from '../native/binding.js'
+import { optionsObject } from './checks.js'
 import { describe, fromNative, invalidArgument } from './errors.js'
 import { binding } from './native.js'
 
@@ -85,7 +86,8 @@ export class NumaPlanner {
   readonly #call: Float64Array
   readonly #plans: (NumaCandidate | undefined)[] = []
 
-  constructor(topology: HostTopology, options: PlannerOptions = {}) {
+  constructor(topology: HostTopology, given?: PlannerOptions) {
+    const options = optionsObject('options', given)
     checkTopology(topology)
     try {
       this.#native = new (binding().NativePlanner)({

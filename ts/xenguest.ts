@@ -4,7 +4,8 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process'
 import type { Readable, Writable } from 'node:stream'
-import { aborted, describe, invalidArgument, XenDomainBuildError } from './errors.js'
+import { optionalMilliseconds } from './checks.js'
+import { aborted, XenDomainBuildError } from './errors.js'
 import type { DomainType, MemoryModel } from './memory.js'
 
 export interface XenguestBuild {
@@ -211,14 +212,6 @@ export function setLongTimeout(ms: number, fire: () => void): { clear(): void } 
   return { clear: () => clearTimeout(timer) }
 }
 
-/** Refuses what is not a timeout: a positive, finite, safe number of ms. */
-export function checkTimeoutMs(field: string, value: unknown): void {
-  if (value === undefined) return
-  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value <= 0) {
-    throw invalidArgument(field, `${describe(value)} is not a timeout (a whole number of milliseconds above 0)`)
-  }
-}
-
 export interface SpawnedXenguestOptions {
   /**
    * How long xenguest may linger after its result before it is killed, and
@@ -241,14 +234,14 @@ export class SpawnedXenguest implements XenguestRunner {
 
   constructor(path: string, options: SpawnedXenguestOptions = {}) {
     this.path = path
-    checkTimeoutMs('exitGraceMs', options.exitGraceMs)
+    optionalMilliseconds('exitGraceMs', options.exitGraceMs)
     this.#exitGraceMs = options.exitGraceMs ?? 5000
   }
 
   run(args: readonly string[], options: XenguestRunOptions = {}): Promise<XenguestResult> {
     const { signal, timeoutMs, onEvent } = options
     return new Promise((resolve, reject) => {
-      checkTimeoutMs('timeoutMs', timeoutMs)
+      optionalMilliseconds('timeoutMs', timeoutMs)
       if (signal?.aborted) return reject(aborted('xenguest, before it started,', signal.reason))
       // No shell; stdin closed; stdout and stderr become log events; fds 3 and
       // 4 are the control pipes (out of xenguest, into xenguest). `detached`:

@@ -2,7 +2,7 @@
 import { randomUUID } from 'node:crypto'
 import { parseArgs } from 'node:util'
 import { buildDomain, type BuiltDomain } from '../../build.js'
-import { BuildHost, type NumaPolicy } from '../../host.js'
+import { BuildHost, NUMA_POLICIES, type NumaPolicy } from '../../host.js'
 import { openHypervisor, simulateHost, simulatorPresets } from '../../hypervisor.js'
 import { SimulatedXenguest } from '../../sim-xenguest.js'
 import { SpawnedXenguest } from '../../xenguest.js'
@@ -34,7 +34,6 @@ Options:
   --json                  one JSON object instead of text
   -h, --help              this help`
 
-const NUMA_POLICIES: readonly NumaPolicy[] = ['any', 'best_effort', 'best_effort_hard', 'prio_mem_only']
 
 export async function build(args: string[], out: Out): Promise<number> {
   const { values } = parseArgs({
