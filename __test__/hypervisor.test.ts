@@ -97,7 +97,7 @@ describe('the simulated host through the binding', () => {
     expect(() => simulateHost({ host: { distances: [[10]], cpus: [{ core: 0, socket: 0, node: 3 }], nodeMemoryBytes: [4096] } })).toThrow(/cpus\[0\]: node 3/)
   })
 
-  it('feeds the planner the same topology as the shared data', async () => {
+  it('feeds the planner the same topology as the xenopsd fixture', async () => {
     const amd = readJson<{ distances: number[][]; cpu_to_node: number[]; node_cores: number[] }>(sharedData('numa', 'amd_opteron6272.json'))
     const layout = await readHostTopology(simulateHost({ preset: 'amd-opteron-6272' }).hypervisor())
     expect(layout.distances).toEqual(amd.distances)

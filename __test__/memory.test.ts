@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest'
 import { memoryModel } from '../ts/memory.js'
 
-// Each expected value is worked out by hand from DESIGN §1's formulas.
+// Each expected value is worked out by hand from the formulas in
+// docs/ARCHITECTURE.md#memory-model.
 describe('the memory model', () => {
   it('HVM: 4 GiB static max, 2 GiB target, 8 MiB video, 2 vCPUs', () => {
     // shadow = max(1, ceil((256·2 + 2·4096) / 256) · 1) = ceil(8704/256) = 34

@@ -1,8 +1,8 @@
 /**
- * build_pre (DESIGN §1): prepares an empty domain for the domain builder, in
- * xenopsd's order. Bad VM settings are refused before any hypercall; a failed
- * step names itself, its errno and the domain; a failure or cancellation
- * after the claim releases it.
+ * build_pre (docs/ARCHITECTURE.md#the-job-and-the-steps-of-a-build): prepares
+ * an empty domain for the domain builder, in xenopsd's order. Bad VM settings
+ * are refused before any hypercall; a failed step names itself, its errno and
+ * the domain; a failure or cancellation after the claim releases it.
  */
 import { MAX_DOMID, optionalFunction, optionalMilliseconds, optionalSignal, optionsObject } from './checks.js'
 import { aborted, describe, invalidArgument, XenDomainBuildError } from './errors.js'

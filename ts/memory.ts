@@ -1,7 +1,8 @@
 /**
- * xenopsd's memory model (DESIGN §1): from a VM's static max, target, video
- * memory, vCPUs and shadow multiplier, what to build, what Xen must allow,
- * what the host must have free, and what to claim. All MiB unless named.
+ * xenopsd's memory model (docs/ARCHITECTURE.md#memory-model): from a VM's
+ * static max, target, video memory, vCPUs and shadow multiplier, what to
+ * build, what Xen must allow, what the host must have free, and what to
+ * claim. All MiB unless named.
  */
 import { describe, invalidArgument } from './errors.js'
 import { mibOfKibUsed, pagesOfMib } from './units.js'
@@ -83,7 +84,7 @@ export function checkVmMemory(vm: VmMemory, field = 'vm'): void {
   }
 }
 
-/** Every field of DESIGN §1's memory model. */
+/** Every field of the memory model (docs/ARCHITECTURE.md#memory-model). */
 export function memoryModel(vm: VmMemory): MemoryModel {
   checkVmMemory(vm)
   const data = model(vm)

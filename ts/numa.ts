@@ -1,5 +1,6 @@
 /**
- * NUMA placement: xenopsd's decisions (DESIGN §4), made by the Rust engine.
+ * NUMA placement: xenopsd's decisions, made by the Rust engine. The rules:
+ * docs/ARCHITECTURE.md#numa-placement.
  */
 import type { LargeHostCandidates, NativePlanner } from '../native/binding.js'
 import { optionsObject } from './checks.js'

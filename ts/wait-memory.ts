@@ -1,7 +1,8 @@
 /**
- * Waiting until Xen has enough free memory (DESIGN §6), with xenopsd's rules:
- * enough free memory, go; not enough and nothing being scrubbed, fail at
- * once; past the time limit (64 s), fail. Unlike xenopsd's 1 s poll, one
+ * Waiting until Xen has enough free memory, with xenopsd's rules
+ * (docs/ARCHITECTURE.md#waiting-for-free-memory): enough free memory, go;
+ * not enough and nothing being scrubbed, fail at once; past the time limit
+ * (64 s), fail. Unlike xenopsd's 1 s poll, one
  * watcher per host polls physinfo every 20 ms while anyone waits, and every
  * waiter is checked against the same reading: freed memory is noticed within
  * a tick, and a thousand waiting builds cost one hypercall per tick.

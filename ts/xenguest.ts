@@ -1,6 +1,6 @@
 /**
- * xenguest, the external domain builder (DESIGN §7): its arguments, its
- * control protocol, and a runner that spawns the real program.
+ * xenguest, the external domain builder (docs/ARCHITECTURE.md#xenguest): its
+ * arguments, its control protocol, and a runner that spawns the real program.
  */
 import { spawn, type ChildProcess } from 'node:child_process'
 import type { Readable, Writable } from 'node:stream'
@@ -37,7 +37,7 @@ export interface XenguestBuild {
 export const CONTROL_OUT_FD = 3
 export const CONTROL_IN_FD = 4
 
-/** xenguest's arguments, in DESIGN §7's order (control pipes first). */
+/** xenguest's arguments, in xenopsd's order (control pipes first; docs/ARCHITECTURE.md#xenguest). */
 export function xenguestArgs(b: XenguestBuild): string[] {
   const mode = { hvm: 'hvm_build', pv: 'linux_build', pvh: 'pvh_build' }[b.type]
   const args = ['-controloutfd', String(CONTROL_OUT_FD), '-controlinfd', String(CONTROL_IN_FD), '-mode', mode, '-image', b.image]

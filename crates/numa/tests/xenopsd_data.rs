@@ -1,4 +1,5 @@
-//! The topologies and scenarios of `../shared/data`, with xenopsd's decisions.
+//! xenopsd's topologies and scenarios, with its decisions: the fixtures in
+//! `__test__/fixtures/xenopsd` (described in its README.md).
 
 mod common;
 
@@ -6,8 +7,8 @@ use common::{ids, node, read_json, topology_from_json};
 use numa::{NumaOff, Planner, Request, Topology, UNREACHABLE};
 use serde_json::{json, Value};
 
-/// Plays a scenario as `../shared/data/README.md` says: one planner, memory
-/// taken from the chosen nodes in ascending id order.
+/// Plays a scenario as `__test__/fixtures/xenopsd/README.md` says: one
+/// planner, memory taken from the chosen nodes in ascending id order.
 fn play(scenario: &Value) -> Vec<Value> {
     let mut planner = Planner::new(topology_from_json(scenario));
     let mut free: Vec<u64> = scenario["node_free"]

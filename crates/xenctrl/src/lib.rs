@@ -1,8 +1,9 @@
 //! The hypervisor interface of xen-domain-build.
 //!
-//! [`Hypervisor`] has the operations domain build needs (DESIGN §3). Two
-//! implementations: [`XenCtrl`], the host's real libxenctrl loaded at run
-//! time, and the simulated host of the `xen-sim` crate.
+//! [`Hypervisor`] has the operations domain build needs (see
+//! `docs/ARCHITECTURE.md#hypervisor-interface`). Two implementations:
+//! [`XenCtrl`], the host's real libxenctrl loaded at run time, and the
+//! simulated host of the `xen-sim` crate.
 
 mod error;
 mod real;

@@ -8,8 +8,9 @@ import { parseScenario, playScenario, takeMemory } from '../scenario.js'
 
 const USAGE = () => `Usage:
   xen-domain-build plan --scenario FILE|-
-      Plays a placement scenario (shared/data/README.md format) on one planner
-      and prints one JSON line per request: {"nodes": [...], "cpus": [...]}.
+      Plays a placement scenario on one planner and prints one JSON line per
+      request: {"nodes": [...], "cpus": [...]}. The format is described in the
+      repository's __test__/fixtures/xenopsd/README.md.
   xen-domain-build plan --sim PRESET --vcpus N --memory-mib M [--cores C] [--vms K] [--json]
       Plans K identical VMs (default 1) on a simulated host, taking each VM's
       memory from its nodes.

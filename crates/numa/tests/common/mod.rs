@@ -7,9 +7,8 @@ use numa::{LargeHostCandidates, NodeId, NodeSet, Topology, TopologySpec};
 use serde_json::Value;
 use std::path::PathBuf;
 
-/// xenopsd's topologies and decisions: the copy of `shared/data` in
-/// `__test__/fixtures/xenopsd` (checked against the original by the JS tests),
-/// or `XDB_SHARED_DATA`.
+/// xenopsd's topologies and decisions: `__test__/fixtures/xenopsd` (see its
+/// README.md), or the folder `XDB_SHARED_DATA` names.
 pub fn shared_data() -> PathBuf {
     let dir = std::env::var_os("XDB_SHARED_DATA")
         .map(PathBuf::from)
@@ -18,7 +17,7 @@ pub fn shared_data() -> PathBuf {
         });
     assert!(
         dir.is_dir(),
-        "shared data not found at {} (set XDB_SHARED_DATA)",
+        "xenopsd fixtures not found at {} (set XDB_SHARED_DATA)",
         dir.display()
     );
     dir
