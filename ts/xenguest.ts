@@ -133,7 +133,7 @@ export function parseXenguestResult(payload: string): XenguestResult {
   return { storeMfn: BigInt(store), consoleMfn: BigInt(consoleMfn), ...(protocol === undefined ? {} : { protocol }) }
 }
 
-/** Control lines longer than this are a protocol failure, not memory to fill. */
+/** Control lines longer than this many characters (64 Ki) are a protocol failure, not memory to fill. */
 export const MAX_CONTROL_LINE = 64 * 1024
 
 /**
@@ -304,7 +304,7 @@ export class SpawnedXenguest implements XenguestRunner {
           else if ('result' in meaning) finish(meaning, false)
           else finish(meaning, true)
         },
-        () => finish({ error: protocolError(`a control line longer than ${MAX_CONTROL_LINE} bytes`) }, true),
+        () => finish({ error: protocolError(`a control line longer than ${MAX_CONTROL_LINE} characters`) }, true),
       )
       for (const stream of ['stdout', 'stderr'] as const) {
         eachLine(child[stream] as Readable, MAX_CONTROL_LINE, (line) => onEvent?.({ type: 'xenguest.log', stream, line }), () => undefined)
