@@ -304,6 +304,30 @@ describe('buildPre', () => {
       expect(error.message).toMatch(/still, after \d+ ms/)
     })
 
+    it('retries a transient physinfo failure instead of failing every waiting build', async () => {
+      const t = await setup('qemu-2-node', { scrubPagesPerSecondPerNode: 1024 * MIB_PAGES, scrubReporting: 'xenserver' })
+      await dirty(t, 2048 * MIB_PAGES)
+      const domids = await Promise.all(Array.from({ length: 30 }, () => t.sim.hypervisor().createDomain({ kind: 'hvm', maxVcpus: 1 })))
+      const builds = domids.map((domid) => buildPre(t.host, domid, hvm(1, 0.03125)))
+      await new Promise((r) => setTimeout(r, 30))
+      // One EAGAIN while they all wait: the shared watcher tries again.
+      t.sim.injectFault({ operation: 'xc_physinfo', errno: 'EAGAIN', mode: 'once' })
+      await new Promise((r) => setTimeout(r, 30))
+      t.sim.advanceClock(1000)
+      const results = await Promise.all(builds)
+      expect(results).toHaveLength(30)
+    })
+
+    it('fails every waiting build at once on a physinfo failure that will not pass', async () => {
+      const t = await setup('qemu-2-node', { scrubReporting: 'xenserver' })
+      await dirty(t, 2048 * MIB_PAGES)
+      const domid = await t.domain('hvm', 1)
+      const build = buildPre(t.host, domid, hvm(1, 1))
+      await new Promise((r) => setTimeout(r, 30))
+      t.sim.injectFault({ operation: 'xc_physinfo', errno: 'EACCES', mode: 'always' })
+      expect(await rejected(build)).toMatchObject({ code: 'EACCES', step: 'wait_for_memory' })
+    })
+
     it('can be cancelled', async () => {
       const t = await setup('qemu-2-node', { scrubReporting: 'xenserver' })
       await dirty(t, 2048 * MIB_PAGES)

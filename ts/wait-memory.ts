@@ -5,12 +5,17 @@
  * (64 s), fail. Unlike xenopsd's 1 s poll, one
  * watcher per host polls physinfo every 20 ms while anyone waits, and every
  * waiter is checked against the same reading: freed memory is noticed within
- * a tick, and a thousand waiting builds cost one hypercall per tick.
+ * a tick, and a thousand waiting builds cost one hypercall per tick. A poll
+ * that fails with an error that may pass (EAGAIN, EBUSY, ...) is retried with
+ * backoff within each wait's time limit; any other error ends every wait.
  */
 import type { Hypervisor, PhysInfoJs as PhysInfo } from '../native/binding.js'
 import { aborted, XenDomainBuildError } from './errors.js'
 import { bytesOfKib, kibOfPages } from './units.js'
 
+
+/** Errors of a physinfo poll that may pass: retried within the wait's time limit. */
+const TRANSIENT_CODES = new Set(['EAGAIN', 'EINTR', 'EBUSY', 'ETIMEDOUT', 'ENOMEM', 'ENOBUFS'])
 
 export interface WaitProgress {
   requiredKib: number
@@ -60,6 +65,8 @@ export class MemoryWatcher {
   #timer: NodeJS.Timeout | undefined
   #polling = false
   #closed = false
+  /** Failed polls in a row: the retry backs off with them. */
+  #failedPolls = 0
 
   constructor(hypervisor: Hypervisor, options: { intervalMs?: number } = {}) {
     this.#hypervisor = hypervisor
@@ -123,14 +130,24 @@ export class MemoryWatcher {
     try {
       info = await this.#hypervisor.physinfo()
     } catch (error) {
+      this.#polling = false
+      this.#failedPolls++
+      const now = performance.now()
+      const transient = TRANSIENT_CODES.has((error as { code?: string }).code ?? '')
       for (const waiter of [...this.#waiters]) {
+        // A transient failure is retried within the wait's time limit; one
+        // that will not pass ends every wait at once.
+        if (transient && now < waiter.deadline) continue
         this.#remove(waiter)
         waiter.reject(error)
       }
-      this.#polling = false
+      // Backing off: 2, 4, 8... polls' time, at most a second.
+      const backoffMs = Math.min(1000, this.#intervalMs * 2 ** Math.min(10, this.#failedPolls))
+      if (this.#waiters.size > 0) this.#timer = setTimeout(() => void this.#poll(), backoffMs)
       return
     }
     this.#polling = false
+    this.#failedPolls = 0
     const now = performance.now()
     const freeKib = kibOfPages(info.freePages)
     const scrubKib = kibOfPages(info.scrubPages)
