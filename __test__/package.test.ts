@@ -23,10 +23,30 @@ describe('the package as Node loads it', () => {
     expect(JSON.parse(run.stdout).plan.nodes).toEqual([0])
   })
 
+  it('gives import and require one module instance: one XenDomainBuildError class, the same exports', () => {
+    const run = node(['--input-type=module', '-e', `
+      import { createRequire } from 'node:module'
+      import * as esm from 'xen-domain-build'
+      const cjs = createRequire(import.meta.url)('xen-domain-build')
+      let thrown
+      try { new esm.NumaPlanner({ distances: [[10]], cpuToNode: [], nodeCores: [] }) } catch (e) { thrown = e }
+      console.log(JSON.stringify({
+        sameClass: esm.XenDomainBuildError === cjs.XenDomainBuildError,
+        instanceOfCjs: thrown instanceof cjs.XenDomainBuildError,
+        code: thrown.code,
+        esm: Object.keys(esm).sort(),
+        cjs: Object.keys(cjs).sort(),
+      }))`])
+    expect(run.stderr).toBe('')
+    const out = JSON.parse(run.stdout)
+    expect(out).toMatchObject({ sameClass: true, instanceOfCjs: true, code: 'INVALID_ARGUMENT' })
+    expect(out.esm).toEqual(out.cjs)
+  })
+
   it('says which addon it looked for, and the step that builds it, when there is none', () => {
     const dir = mkdtempSync(join(tmpdir(), 'xdb-no-addon-'))
     try {
-      for (const part of ['package.json', 'dist', 'scripts/platform.cjs', 'native/binding.js']) {
+      for (const part of ['package.json', 'dist', 'esm', 'scripts/platform.cjs', 'native/binding.js']) {
         cpSync(join(ROOT, part), join(dir, part), { recursive: true })
       }
       const run = node(['-e', `const m = require('./');
@@ -57,11 +77,11 @@ describe('the published package', () => {
     const files = (JSON.parse(run.stdout)[0].files as { path: string }[]).map((f) => f.path).sort()
     for (const path of [
       'LICENSE', 'README.md', 'package.json', 'native/binding.js', 'native/binding.d.ts', 'scripts/platform.cjs',
-      'dist/index.js', 'dist/index.mjs', 'dist/index.d.ts', 'dist/index.d.mts', 'dist/cli.js',
+      'dist/index.js', 'dist/index.d.ts', 'dist/cli.js', 'esm/index.mjs', 'esm/index.d.mts',
     ]) {
       expect(files, path).toContain(path)
     }
-    const unwanted = files.filter((f) => !/^(LICENSE|README\.md|package\.json|native\/binding\.(js|d\.ts)|scripts\/platform\.cjs|dist\/[\w-]+\.m?js|dist\/index\.d\.m?ts)$/.test(f))
+    const unwanted = files.filter((f) => !/^(LICENSE|README\.md|package\.json|native\/binding\.(js|d\.ts)|scripts\/platform\.cjs|esm\/index\.(mjs|d\.mts)|dist\/[\w-]+\.js|dist\/index\.d\.ts)$/.test(f))
     expect(unwanted).toEqual([])
   })
 

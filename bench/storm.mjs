@@ -7,7 +7,7 @@
 // - how late the waiting loop notices freed memory (median and worst), ours
 //   (20 ms shared poll) against xenopsd's 1 s poll, on a real-time scrubber.
 import { BuildHost, simulateHost } from '../dist/index.mjs'
-import { runStorm } from '../dist/tools.mjs'
+import { runStorm } from '../dist/tools.js'
 
 const SEEDS = Array.from({ length: 20 }, (_, i) => i + 1)
 const pct = (x) => `${(100 * x).toFixed(1)}%`

@@ -1,0 +1,28 @@
+// The package's ESM entry: the CommonJS build, re-exported, not a second copy
+// of it. `import` and `require` then share one module instance, so an error
+// thrown through one is `instanceof XenDomainBuildError` for the other.
+// The names are listed (not `export *`, which would also export `__esModule`);
+// __test__/package.test.ts checks they are exactly the CommonJS build's.
+import cjs from '../dist/index.js'
+
+export const {
+  BuildHost,
+  InMemoryXenstore,
+  NumaPlanner,
+  SimulatedXenguest,
+  SpawnedXenguest,
+  XenDomainBuildError,
+  buildChannel,
+  buildDomain,
+  buildPost,
+  buildPre,
+  domainEntries,
+  domainPath,
+  memoryModel,
+  openHypervisor,
+  parseXenguestError,
+  readHostTopology,
+  simulateHost,
+  simulatorPresets,
+  xenguestArgs,
+} = cjs
