@@ -81,7 +81,7 @@ describe('the published package', () => {
     ]) {
       expect(files, path).toContain(path)
     }
-    const unwanted = files.filter((f) => !/^(LICENSE|README\.md|package\.json|native\/binding\.(js|d\.ts)|scripts\/platform\.cjs|esm\/index\.(mjs|d\.mts)|dist\/[\w-]+\.js|dist\/index\.d\.ts)$/.test(f))
+    const unwanted = files.filter((f) => !/^(LICENSE|README\.md|package\.json|native\/binding\.(js|d\.ts)|scripts\/platform\.cjs|esm\/index\.(mjs|d\.mts)|dist\/(index|cli|chunk-\w+)\.js|dist\/index\.d\.ts)$/.test(f))
     expect(unwanted).toEqual([])
   })
 
