@@ -3,7 +3,11 @@
 // thrown through one is `instanceof XenDomainBuildError` for the other.
 // The names are listed (not `export *`, which would also export `__esModule`);
 // __test__/package.test.ts checks they are exactly the CommonJS build's.
-import cjs from '../dist/index.js'
+// createRequire, not `import cjs from`: a bundler would read the build's
+// __esModule flag and hand the default import `exports.default`, undefined.
+import { createRequire } from 'node:module'
+
+const cjs = createRequire(import.meta.url)('../dist/index.js')
 
 export const {
   BuildHost,
