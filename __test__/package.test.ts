@@ -1,9 +1,9 @@
 import { spawnSync } from 'node:child_process'
-import { cpSync, mkdtempSync, rmSync } from 'node:fs'
+import { cpSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
-import { ROOT, node } from './helpers.js'
+import { ROOT, node, readJson } from './helpers.js'
 
 const PROBE = `
   const p = new m.NumaPlanner({ distances: [[10, 21], [21, 10]], cpuToNode: [0, 0, 1, 1], nodeCores: [1, 1] })
@@ -23,10 +23,30 @@ describe('the package as Node loads it', () => {
     expect(JSON.parse(run.stdout).plan.nodes).toEqual([0])
   })
 
-  it('says which addon it looked for, and how to build it, when there is none', () => {
+  it('gives import and require one module instance: one XenDomainBuildError class, the same exports', () => {
+    const run = node(['--input-type=module', '-e', `
+      import { createRequire } from 'node:module'
+      import * as esm from 'xen-domain-build'
+      const cjs = createRequire(import.meta.url)('xen-domain-build')
+      let thrown
+      try { new esm.NumaPlanner({ distances: [[10]], cpuToNode: [], nodeCores: [] }) } catch (e) { thrown = e }
+      console.log(JSON.stringify({
+        sameClass: esm.XenDomainBuildError === cjs.XenDomainBuildError,
+        instanceOfCjs: thrown instanceof cjs.XenDomainBuildError,
+        code: thrown.code,
+        esm: Object.keys(esm).sort(),
+        cjs: Object.keys(cjs).sort(),
+      }))`])
+    expect(run.stderr).toBe('')
+    const out = JSON.parse(run.stdout)
+    expect(out).toMatchObject({ sameClass: true, instanceOfCjs: true, code: 'INVALID_ARGUMENT' })
+    expect(out.esm).toEqual(out.cjs)
+  })
+
+  it('says which addon it looked for, and the step that builds it, when there is none', () => {
     const dir = mkdtempSync(join(tmpdir(), 'xdb-no-addon-'))
     try {
-      for (const part of ['package.json', 'dist', 'scripts', 'native/binding.js']) {
+      for (const part of ['package.json', 'dist', 'esm', 'scripts/platform.cjs', 'native/binding.js']) {
         cpSync(join(ROOT, part), join(dir, part), { recursive: true })
       }
       const run = node(['-e', `const m = require('./');
@@ -38,9 +58,10 @@ describe('the package as Node loads it', () => {
       const platform = `${process.platform}-${process.arch}-${abi}`
       expect(code).toBe('NATIVE_ADDON_MISSING')
       expect(message).toContain(`${platform} (${process.arch === 'arm64' ? 'aarch64' : 'x86_64'}-unknown-linux-${abi})`)
-      expect(message).toContain(`native/xen-domain-build.${platform}.node`)
-      expect(message).toContain(`package xen-domain-build-${platform}`)
-      expect(message).toContain('npm install')
+      expect(message).toContain(`native/xen-domain-build.${platform}.node: not found`)
+      expect(message).toContain(`@xen-domain-build/${platform}: not installed`)
+      expect(message).toContain('npm ci --ignore-scripts && npm run build:native')
+      expect(message).toContain(`NAPI_RS_NATIVE_LIBRARY_PATH=<clone>/native/xen-domain-build.${platform}.node`)
     } finally {
       rmSync(dir, { recursive: true, force: true })
     }
@@ -48,21 +69,37 @@ describe('the package as Node loads it', () => {
 })
 
 describe('the published package', () => {
-  it('ships what building the addon from source needs, and not the test harness', () => {
+  const pkg = readJson<Record<string, unknown>>(join(ROOT, 'package.json'))
+
+  it('ships what loading needs, and no Rust sources, source maps, addon or test harness', () => {
     const run = spawnSync('npm', ['pack', '--dry-run', '--json', '--ignore-scripts'], { cwd: ROOT, encoding: 'utf8' })
     expect(run.status).toBe(0)
-    const files = new Set<string>((JSON.parse(run.stdout)[0].files as { path: string }[]).map((f) => f.path))
-    // Every crate's manifest, sources and declared benches, or cargo refuses to build.
+    const files = (JSON.parse(run.stdout)[0].files as { path: string }[]).map((f) => f.path).sort()
     for (const path of [
-      'Cargo.toml', 'Cargo.lock', 'build.rs', 'src/lib.rs',
-      'crates/numa/Cargo.toml', 'crates/numa/src/lib.rs', 'crates/numa/benches/plan.rs',
-      'crates/xenctrl/Cargo.toml', 'crates/xenctrl/src/lib.rs', 'crates/xenctrl/src/real/layouts.rs',
-      'crates/xen-sim/Cargo.toml', 'crates/xen-sim/src/lib.rs',
-      'scripts/install.cjs', 'scripts/platform.cjs', 'native/binding.js', 'native/binding.d.ts',
-      'dist/index.js', 'dist/index.mjs', 'dist/index.d.ts', 'dist/cli.js', 'schema/vm-config.schema.json',
+      'LICENSE', 'README.md', 'package.json', 'native/binding.js', 'native/binding.d.ts', 'scripts/platform.cjs',
+      'dist/index.js', 'dist/index.d.ts', 'dist/cli.js', 'esm/index.mjs', 'esm/index.d.mts', 'schema/vm-config.schema.json',
     ]) {
-      expect(files.has(path), path).toBe(true)
+      expect(files, path).toContain(path)
     }
-    expect([...files].filter((f) => f.endsWith('.node') || f.startsWith('__test__') || f.includes('test-xen'))).toEqual([])
+    const unwanted = files.filter((f) => !/^(LICENSE|README\.md|package\.json|native\/binding\.(js|d\.ts)|scripts\/platform\.cjs|esm\/index\.(mjs|d\.mts)|dist\/(index|cli|chunk-\w+)\.js|dist\/index\.d\.ts|schema\/vm-config\.schema\.json)$/.test(f))
+    expect(unwanted).toEqual([])
+  })
+
+  it('builds nothing at install, and says where it comes from', () => {
+    const scripts = pkg.scripts as Record<string, string>
+    for (const hook of ['preinstall', 'install', 'postinstall']) expect(scripts[hook], hook).toBeUndefined()
+    expect(pkg.license).toBe('MIT')
+    expect(pkg.repository).toEqual({ type: 'git', url: 'git+https://github.com/xen-domain-build/xen-domain-build.git' })
+    expect(pkg.homepage).toBe('https://github.com/xen-domain-build/xen-domain-build#readme')
+    expect(pkg.bugs).toEqual({ url: 'https://github.com/xen-domain-build/xen-domain-build/issues' })
+    const license = readFileSync(join(ROOT, 'LICENSE'), 'utf8')
+    expect(license).toMatch(/^MIT License\n\nCopyright \(c\) \d{4} the xen-domain-build authors\n/)
+  })
+
+  it('keeps the committed loader types what napi build generates', () => {
+    // npm test's pretest has just run napi build, which rewrote native/binding.d.ts.
+    const diff = spawnSync('git', ['diff', '--exit-code', '--stat', '--', 'native/binding.d.ts'], { cwd: ROOT, encoding: 'utf8' })
+    expect(diff.stdout).toBe('')
+    expect(diff.status).toBe(0)
   })
 })

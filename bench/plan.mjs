@@ -2,7 +2,7 @@
 // planner construction, on the foundation issue's workload; with the ratios
 // to xenopsd's own figures (target: at least 3x faster through JS).
 import { createRequire } from 'node:module'
-import { NumaPlanner } from '../dist/index.mjs'
+import { NumaPlanner } from '../esm/index.mjs'
 
 const require = createRequire(import.meta.url)
 

@@ -1,6 +1,7 @@
 'use strict'
-// Names of this machine's platform, as napi-rs names its binaries and packages.
-// Shared by the install script and the package's loader (ts/native.ts).
+// Names of this machine's platform, as napi-rs names its binaries, and of the
+// package that carries its prebuilt addon. Shared by the loader
+// (native/binding.js), its error (ts/native.ts) and the release scripts.
 
 function isMusl() {
   if (process.platform !== 'linux') return false
@@ -24,13 +25,16 @@ function rustTriple() {
 }
 
 const BINARY_NAME = 'xen-domain-build'
+/** The npm scope of the per-platform packages: `@xen-domain-build/linux-x64-gnu`. */
+const PLATFORM_SCOPE = '@xen-domain-build'
 
 module.exports = {
   BINARY_NAME,
+  PLATFORM_SCOPE,
   platformArchAbi,
   rustTriple,
   /** The addon file the loader looks for beside it, in native/. */
   addonFileName: () => `${BINARY_NAME}.${platformArchAbi()}.node`,
   /** The per-platform npm package that carries a prebuilt addon. */
-  addonPackageName: () => `${BINARY_NAME}-${platformArchAbi()}`,
+  addonPackageName: () => `${PLATFORM_SCOPE}/${platformArchAbi()}`,
 }

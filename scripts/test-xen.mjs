@@ -144,7 +144,8 @@ const files = await phase('initramfs and share', () => {
   copyFileSync(join(ROOT, '__test__', 'xen', 'smoke.mjs'), join(SHARE, 'smoke.mjs'))
   copyFileSync(join(ROOT, 'scripts', 'xen-test', 'run.sh'), join(SHARE, 'run.sh'))
   const pkg = join(SHARE, 'node_modules', 'xen-domain-build')
-  for (const part of ['package.json', 'dist', 'native', 'scripts/platform.cjs']) cpSync(join(ROOT, part), join(pkg, part), { recursive: true })
+  // The package as published (package.json's files), plus the addon this checkout built, in native/.
+  for (const part of ['package.json', 'dist', 'esm', 'native', 'scripts/platform.cjs']) cpSync(join(ROOT, part), join(pkg, part), { recursive: true })
 
   const xen = join(CACHE, 'xen.elf')
   run('sh', ['-c', `gunzip -c "${join(UNPACKED, 'boot', 'xen-4.17-amd64.gz')}" > "${xen}"`])

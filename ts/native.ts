@@ -1,7 +1,8 @@
 /**
- * Loads the generated native loader (`native/binding.js`, made by `napi
- * build`), and turns a failure into an error that says what was looked for and
- * how to build the addon from source.
+ * Loads the addon through `native/binding.js` (which looks where
+ * NAPI_RS_NATIVE_LIBRARY_PATH says, beside itself, then in the per-platform
+ * package), and turns a failure into an error that says what was looked for
+ * and the one step that builds the addon from source.
  */
 import { createRequire } from 'node:module'
 import type * as Binding from '../native/binding.js'
@@ -23,6 +24,9 @@ declare module '../native/binding.js' {
     [Symbol.asyncDispose](): Promise<void>
   }
 }
+
+/** Where the sources are; the README's "Building the addon from source" says the same. */
+const REPOSITORY = 'https://github.com/xen-domain-build/xen-domain-build'
 
 let loaded: typeof Binding | undefined
 
@@ -53,12 +57,14 @@ export function binding(): typeof Binding {
       if (!Object.hasOwn(loaded.Hypervisor.prototype, PREPARED)) prepare(loaded)
     } catch (cause) {
       const platform = require('../scripts/platform.cjs') as Platform
+      const looked = cause instanceof Error ? cause.message : String(cause)
       throw new XenDomainBuildError(
         'NATIVE_ADDON_MISSING',
         `xen-domain-build: the native addon for ${platform.platformArchAbi()} (${platform.rustTriple()}) ` +
-          `could not be loaded. Looked for native/${platform.addonFileName()} in the package and for the ` +
-          `package ${platform.addonPackageName()}. To build it from source, install Rust (cargo) and run ` +
-          '`npm install` (or `npm run build:native` in a checkout).',
+          `could not be loaded (${looked}). It comes with the optional dependency ` +
+          `${platform.addonPackageName()}: install without --omit=optional. To build it from source ` +
+          `(needs Rust): in a clone of ${REPOSITORY}, run \`npm ci --ignore-scripts && npm run build:native\`, ` +
+          `then set NAPI_RS_NATIVE_LIBRARY_PATH=<clone>/native/${platform.addonFileName()}.`,
         { cause },
       )
     }

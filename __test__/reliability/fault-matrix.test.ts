@@ -279,7 +279,6 @@ describe('fault matrix: every call site × errno × kind', () => {
     for (const config of CONFIGS) {
       const sites = await discover(config)
       sitesOf.set(config.label, sites)
-      console.log(`call sites, ${config.label}: ${sites.map((s) => `${s.method}#${s.nth}@${s.step}`).join(' ')}`)
       expect(sites.length, config.label).toBeGreaterThan(5)
       for (const site of sites) expect(OPERATION[site.method], `${config.label}: ${site.method}`).toBeDefined()
     }
