@@ -1,0 +1,43 @@
+#!/bin/sh
+# The reference for the builder's speed, run in dom0 by `npm run test:xen`:
+# `xl create -p` of the same 256 MiB PV guest (dom0's kernel, the busybox
+# initramfs), timed; then the guest is unpaused and must print its marker on
+# its console and power off. xl needs xenstored, xen-init-dom0 and
+# xenconsoled, run off the share.
+set -u
+XEN=/mnt/host/xen-4.17/bin
+export PATH="$XEN:$PATH"
+mkdir -p /var/run/xenstored /var/lib/xenstored /var/log/xen/console /var/lib/xen /var/run/xen /etc/xen
+# Hundredths of a second since boot.
+now() { cut -d' ' -f1 /proc/uptime | tr -d .; }
+
+xenstored --pid-file=/var/run/xenstored.pid || { echo "xenstored failed"; exit 1; }
+xen-init-dom0 || { echo "xen-init-dom0 failed"; exit 1; }
+xenconsoled --log=guest --log-dir=/var/log/xen/console || { echo "xenconsoled failed"; exit 1; }
+cat > /tmp/g1.cfg <<CFG
+name = "g1"
+type = "pv"
+kernel = "/tmp/guest/vmlinuz"
+ramdisk = "/tmp/guest/initrd.gz"
+memory = 256
+vcpus = 1
+extra = "console=hvc0 quiet"
+CFG
+start=$(now)
+xl create -p /tmp/g1.cfg || { echo "xl create -p failed"; exit 1; }
+echo "xen-test-timing: xl create -p, 256 MiB PV guest: $(( ($(now) - start) * 10 )) ms"
+xl debug-keys u
+xl dmesg | grep -A 2 "Domain $(xl domid g1) (total"
+xl unpause g1
+log=/var/log/xen/console/guest-g1.log
+for _ in $(seq 1 120); do
+  grep -q "guest-marker:" "$log" 2> /dev/null && break
+  sleep 1
+done
+if grep "guest-marker:" "$log"; then
+  echo "the guest booted and ran its init"
+else
+  echo "no marker from the guest in 120 s; its console:"
+  tail -n 20 "$log"
+  exit 1
+fi

@@ -1,0 +1,459 @@
+//! xen-domain-builder against a real Xen: Debian's Xen 4.17 under QEMU with
+//! 2 NUMA nodes, run in dom0 by `npm run test:xen` (ignored elsewhere). Each
+//! test makes a PV domain as build_pre does (vCPUs, maxmem, memmap limit, two
+//! unbound event channels for dom0, a claim), runs the builder binary with
+//! xenguestArgs()'s arguments, and checks what Xen says about the domain.
+//!
+//! Paths come from the environment (test-xen.mjs sets them): XEN_BUILDER,
+//! GUEST_KERNEL (dom0's vmlinuz), GUEST_RAMDISK (busybox initramfs).
+
+use std::ffi::{c_char, c_int, c_uint, c_void, CString};
+use std::io::Read;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+use xenctrl::layouts::v4_17::Domaininfo;
+use xenctrl::{DomainConfig, DomainKind, Hypervisor, OpenOptions, XenCtrl};
+
+const GUEST_MIB: u64 = 256;
+const PAGES_PER_MIB: u64 = 256;
+/// TCG is slow: a 256 MiB build takes seconds; a hang is a failure, not a wait.
+const BUILDER_TIME_LIMIT: Duration = Duration::from_secs(180);
+const XEN_DOMINF_SHUTDOWN: u32 = 1 << 2;
+const SHUTDOWN_REASON_SHIFT: u32 = 16;
+const SHUTDOWN_POWEROFF: u32 = 0;
+const SHUTDOWN_CRASH: u32 = 3;
+
+fn env(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| panic!("{name} is not set (npm run test:xen sets it)"))
+}
+
+fn xen() -> XenCtrl {
+    XenCtrl::open(&OpenOptions::default()).expect("open the real hypervisor")
+}
+
+/// What libxenctrl offers beyond the `xenctrl` crate, for checking only:
+/// debug keys and the console ring (Xen's own per-node page count), unpause,
+/// and the shutdown reason.
+struct RawXc {
+    xch: *mut c_void,
+    send_debug_keys: unsafe extern "C" fn(*mut c_void, *const c_char) -> c_int,
+    readconsolering: unsafe extern "C" fn(
+        *mut c_void,
+        *mut c_char,
+        *mut c_uint,
+        c_int,
+        c_int,
+        *mut u32,
+    ) -> c_int,
+    unpause: unsafe extern "C" fn(*mut c_void, u32) -> c_int,
+    getinfolist: unsafe extern "C" fn(*mut c_void, u32, c_uint, *mut Domaininfo) -> c_int,
+    _library: libloading::Library,
+}
+
+impl RawXc {
+    fn open() -> RawXc {
+        // SAFETY: libxenctrl's initialisers only set up its own state.
+        let library = unsafe { libloading::Library::new("libxenctrl.so.4.17") }.unwrap();
+        // SAFETY: Xen 4.17's C signatures, from xenctrl.h.
+        unsafe {
+            let open: unsafe extern "C" fn(*mut c_void, *mut c_void, c_uint) -> *mut c_void =
+                *library.get(b"xc_interface_open\0").unwrap();
+            let xch = open(std::ptr::null_mut(), std::ptr::null_mut(), 0);
+            assert!(!xch.is_null());
+            RawXc {
+                xch,
+                send_debug_keys: *library.get(b"xc_send_debug_keys\0").unwrap(),
+                readconsolering: *library.get(b"xc_readconsolering\0").unwrap(),
+                unpause: *library.get(b"xc_domain_unpause\0").unwrap(),
+                getinfolist: *library.get(b"xc_domain_getinfolist\0").unwrap(),
+                _library: library,
+            }
+        }
+    }
+
+    /// Xen's `u` debug key: pages of each domain per node, from Xen's own
+    /// page lists. Returns (total, pages on each node) of `domid`.
+    fn pages_per_node(&self, domid: u32) -> (u64, Vec<u64>) {
+        let keys = CString::new("u").unwrap();
+        // SAFETY: an open handle and a NUL-terminated key string.
+        assert_eq!(
+            unsafe { (self.send_debug_keys)(self.xch, keys.as_ptr()) },
+            0
+        );
+        let mut buffer = vec![0u8; 1 << 20];
+        let mut chars = buffer.len() as c_uint;
+        let mut index = 0u32;
+        // SAFETY: the buffer holds `chars` bytes; not incremental, not cleared.
+        let rc = unsafe {
+            (self.readconsolering)(
+                self.xch,
+                buffer.as_mut_ptr().cast(),
+                &mut chars,
+                0,
+                0,
+                &mut index,
+            )
+        };
+        assert_eq!(rc, 0);
+        let ring = String::from_utf8_lossy(&buffer[..chars as usize]).into_owned();
+        // The last report in the ring is this one.
+        let report = ring
+            .rsplit("Memory location of each domain:")
+            .next()
+            .expect("the u key printed its report");
+        let header = format!("Domain {domid} (total: ");
+        let mut lines = report.lines().skip_while(|l| !l.contains(&header));
+        let first = lines
+            .next()
+            .unwrap_or_else(|| panic!("no {header} in:\n{report}"));
+        let total: u64 = first
+            .split(&header)
+            .nth(1)
+            .unwrap()
+            .trim_end_matches("):")
+            .parse()
+            .unwrap();
+        let nodes = lines
+            .map_while(|l| {
+                let rest = l.split("    Node ").nth(1)?;
+                rest.split(": ").nth(1)?.trim().parse().ok()
+            })
+            .collect();
+        (total, nodes)
+    }
+
+    fn unpause(&self, domid: u32) {
+        // SAFETY: an open handle, a plain domid.
+        assert_eq!(unsafe { (self.unpause)(self.xch, domid) }, 0);
+    }
+
+    /// The raw domaininfo flags of `domid`.
+    fn flags(&self, domid: u32) -> u32 {
+        let mut info = Domaininfo::default();
+        // SAFETY: room for the one domaininfo asked for.
+        let n = unsafe { (self.getinfolist)(self.xch, domid, 1, &mut info) };
+        assert!(n == 1 && u32::from(info.domain) == domid);
+        info.flags
+    }
+}
+
+/// A PV domain made ready as build_pre makes it; destroyed on drop.
+struct Guest<'a> {
+    xen: &'a XenCtrl,
+    domid: u32,
+    store_port: u32,
+    console_port: u32,
+}
+
+impl<'a> Guest<'a> {
+    fn new(xen: &'a XenCtrl, mib: u64, claim: bool) -> Guest<'a> {
+        let domid = xen
+            .create_domain(&DomainConfig {
+                kind: DomainKind::Pv,
+                max_vcpus: 1,
+                max_evtchn_port: 1023,
+            })
+            .unwrap();
+        // Owned (destroyed on drop) from here on, whatever fails next.
+        let mut guest = Guest {
+            xen,
+            domid,
+            store_port: 0,
+            console_port: 0,
+        };
+        xen.set_max_vcpus(domid, 1).unwrap();
+        // libxl's LIBXL_MAXMEM_CONSTANT: 1 MiB above the target.
+        xen.set_max_memory_kib(domid, (mib << 10) + 1024).unwrap();
+        xen.set_memmap_limit(domid, mib << 10).unwrap();
+        guest.store_port = xen.alloc_unbound_evtchn(domid, 0).unwrap();
+        guest.console_port = xen.alloc_unbound_evtchn(domid, 0).unwrap();
+        if claim {
+            xen.claim_pages(domid, mib * PAGES_PER_MIB).unwrap();
+        }
+        guest
+    }
+
+    /// xenguestArgs() for this domain, control pipe on stdout.
+    fn args(&self, image: &str, ramdisk: &str, mib: u64, extra: &[&str]) -> Vec<String> {
+        let mut args: Vec<String> = [
+            "-controloutfd",
+            "1",
+            "-controlinfd",
+            "0",
+            "-mode",
+            "linux_build",
+            "-image",
+            image,
+            "-cmdline",
+            "console=hvc0 quiet",
+            "-ramdisk",
+            ramdisk,
+            "-features",
+            "",
+            "-flags",
+            "0",
+        ]
+        .map(String::from)
+        .to_vec();
+        for (name, value) in [
+            ("-domid", self.domid),
+            ("-store_port", self.store_port),
+            ("-store_domid", 0),
+            ("-console_port", self.console_port),
+            ("-console_domid", 0),
+            ("-mem_max_mib", mib as u32),
+            ("-mem_start_mib", mib as u32),
+        ] {
+            args.push(name.into());
+            args.push(value.to_string());
+        }
+        args.extend(extra.iter().map(|s| s.to_string()));
+        args
+    }
+}
+
+impl Drop for Guest<'_> {
+    fn drop(&mut self) {
+        self.xen.destroy_domain(self.domid).ok();
+    }
+}
+
+struct Run {
+    status: Option<i32>,
+    lines: Vec<String>,
+    stderr: String,
+    elapsed: Duration,
+}
+
+impl Run {
+    fn last(&self) -> &str {
+        self.lines.last().map_or("", String::as_str)
+    }
+}
+
+/// Runs the builder; kills it past the time limit (a hang fails the test).
+fn run_builder(args: &[String]) -> Run {
+    let started = Instant::now();
+    let mut child = Command::new(env("XEN_BUILDER"))
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if started.elapsed() > BUILDER_TIME_LIMIT {
+            child.kill().ok();
+            panic!("the builder ran past {BUILDER_TIME_LIMIT:?}: killed");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let elapsed = started.elapsed();
+    let (mut out, mut err) = (String::new(), String::new());
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    println!(
+        "builder exited {:?} after {elapsed:?}:\n{out}stderr: {err}",
+        status.code()
+    );
+    Run {
+        status: status.code(),
+        lines: out.lines().map(String::from).collect(),
+        stderr: err,
+        elapsed,
+    }
+}
+
+fn result_mfns(run: &Run) -> (u64, u64) {
+    let payload = run
+        .last()
+        .strip_prefix("result:")
+        .unwrap_or_else(|| panic!("no result line: {:?}\n{}", run.lines, run.stderr));
+    let mfns: Vec<u64> = payload.split(' ').map(|m| m.parse().unwrap()).collect();
+    assert_eq!(mfns.len(), 2, "{payload}");
+    (mfns[0], mfns[1])
+}
+
+#[test]
+#[ignore = "needs a real Xen dom0: npm run test:xen"]
+fn builds_a_256_mib_pv_guest_that_uses_up_its_claim_and_runs() {
+    let xen = xen();
+    let raw = RawXc::open();
+    let guest = Guest::new(&xen, GUEST_MIB, true);
+    assert_eq!(
+        xen.domain_info(guest.domid).unwrap().outstanding_pages,
+        GUEST_MIB * PAGES_PER_MIB
+    );
+    let run = run_builder(&guest.args(&env("GUEST_KERNEL"), &env("GUEST_RAMDISK"), GUEST_MIB, &[]));
+    assert_eq!(run.status, Some(0), "{}", run.stderr);
+    println!(
+        "xen-test-timing: builder, 256 MiB PV guest: {} ms",
+        run.elapsed.as_millis()
+    );
+    assert!(run
+        .lines
+        .iter()
+        .all(|l| l.starts_with("info:") || l.starts_with("result:")));
+    let (store_mfn, console_mfn) = result_mfns(&run);
+    let max_mfn = xen.physinfo().unwrap().max_mfn;
+    assert!(store_mfn != console_mfn && store_mfn > 0 && console_mfn > 0);
+    assert!(
+        store_mfn <= max_mfn && console_mfn <= max_mfn,
+        "{store_mfn} {console_mfn} {max_mfn}"
+    );
+
+    let info = xen.domain_info(guest.domid).unwrap();
+    println!("after the build: {info:?}");
+    // Every page of the build, and no more; the claim used up (meminit_pv
+    // cancels what is left, and nothing is).
+    assert_eq!(info.tot_pages, GUEST_MIB * PAGES_PER_MIB);
+    assert_eq!(info.outstanding_pages, 0);
+    let (total, _) = raw.pages_per_node(guest.domid);
+    assert_eq!(total, GUEST_MIB * PAGES_PER_MIB);
+
+    // The guest runs: a broken build (page tables, start info) crashes at
+    // once. Without xenstore and a console daemon it cannot finish booting,
+    // but it must not crash.
+    raw.unpause(guest.domid);
+    std::thread::sleep(Duration::from_secs(10));
+    let flags = raw.flags(guest.domid);
+    let cpu_time_ns = {
+        let mut info = Domaininfo::default();
+        // SAFETY: room for one domaininfo.
+        unsafe { (raw.getinfolist)(raw.xch, guest.domid, 1, &mut info) };
+        info.cpu_time
+    };
+    println!(
+        "10 s after unpause: flags {flags:#x}, cpu time {} ms",
+        cpu_time_ns / 1_000_000
+    );
+    let reason = (flags >> SHUTDOWN_REASON_SHIFT) & 0xff;
+    assert!(
+        flags & XEN_DOMINF_SHUTDOWN == 0 || reason == SHUTDOWN_POWEROFF,
+        "the guest shut down with reason {reason} (crash is {SHUTDOWN_CRASH})"
+    );
+    assert!(
+        cpu_time_ns > 100_000_000,
+        "the guest barely ran: {cpu_time_ns} ns"
+    );
+}
+
+#[test]
+#[ignore = "needs a real Xen dom0: npm run test:xen"]
+fn mem_pnode_puts_every_page_on_that_node() {
+    let xen = xen();
+    let raw = RawXc::open();
+    for node in [1u32, 0] {
+        let free_before: Vec<u64> = xen
+            .numa_info()
+            .unwrap()
+            .nodes
+            .iter()
+            .map(|n| n.unwrap().free_bytes)
+            .collect();
+        let guest = Guest::new(&xen, GUEST_MIB, true);
+        let pnode = node.to_string();
+        let run = run_builder(&guest.args(
+            &env("GUEST_KERNEL"),
+            &env("GUEST_RAMDISK"),
+            GUEST_MIB,
+            &["-mem_pnode", &pnode],
+        ));
+        assert_eq!(run.status, Some(0), "{}", run.stderr);
+        result_mfns(&run);
+        assert!(run
+            .lines
+            .iter()
+            .any(|l| l == &format!("info:all 256 MiB on node {node} (one vNUMA node)")));
+        let (total, per_node) = raw.pages_per_node(guest.domid);
+        println!("node {node}: Xen counts {total} pages: {per_node:?}");
+        assert_eq!(total, GUEST_MIB * PAGES_PER_MIB);
+        let mut expected = vec![0; 2];
+        expected[node as usize] = total;
+        assert_eq!(per_node, expected, "pages per node");
+        // The same from the free memory of each node.
+        let free_after: Vec<u64> = xen
+            .numa_info()
+            .unwrap()
+            .nodes
+            .iter()
+            .map(|n| n.unwrap().free_bytes)
+            .collect();
+        let used_mib: Vec<i64> = (0..2)
+            .map(|i| (free_before[i] as i64 - free_after[i] as i64) >> 20)
+            .collect();
+        println!("node {node}: MiB taken from each node: {used_mib:?}");
+        assert!(used_mib[node as usize] >= GUEST_MIB as i64);
+        assert!(used_mib[1 - node as usize].abs() < 4, "{used_mib:?}");
+    }
+}
+
+/// A failed build: exit 1, an `error:` line naming `function` with `errno`,
+/// quickly, and no claim of the builder's own left on the domain.
+fn assert_fails(image: &str, ramdisk: &str, function: &str, errno: i32) {
+    let xen = xen();
+    let guest = Guest::new(&xen, GUEST_MIB, false);
+    let run = run_builder(&guest.args(image, ramdisk, GUEST_MIB, &[]));
+    assert_eq!(run.status, Some(1));
+    let prefix = format!("error:xenguest: {function}: [{errno}] ");
+    assert!(
+        run.last().starts_with(&prefix),
+        "expected {prefix}..., got {:?}",
+        run.lines
+    );
+    assert!(run.elapsed < Duration::from_secs(60), "{:?}", run.elapsed);
+    assert_eq!(xen.domain_info(guest.domid).unwrap().outstanding_pages, 0);
+}
+
+#[test]
+#[ignore = "needs a real Xen dom0: npm run test:xen"]
+fn a_missing_kernel_fails_in_xc_dom_kernel_file_with_enoent() {
+    assert_fails(
+        "/nonexistent/vmlinuz",
+        &env("GUEST_RAMDISK"),
+        "xc_dom_kernel_file",
+        libc::ENOENT,
+    );
+}
+
+#[test]
+#[ignore = "needs a real Xen dom0: npm run test:xen"]
+fn a_file_that_is_not_a_kernel_fails_in_xc_dom_parse_image() {
+    // A shell script: no loader recognises it.
+    let script = std::env::current_dir().unwrap().join("run.sh");
+    assert_fails(
+        script.to_str().unwrap(),
+        "",
+        "xc_dom_parse_image",
+        libc::EINVAL,
+    );
+}
+
+#[test]
+#[ignore = "needs a real Xen dom0: npm run test:xen"]
+fn a_ramdisk_larger_than_the_memory_fails_with_enomem() {
+    // Sparse: nothing is read before the size check.
+    let path = std::env::temp_dir().join("builder-huge-ramdisk");
+    let file = std::fs::File::create(&path).unwrap();
+    file.set_len((GUEST_MIB + 64) << 20).unwrap();
+    assert_fails(
+        &env("GUEST_KERNEL"),
+        path.to_str().unwrap(),
+        "xc_dom_build_image",
+        libc::ENOMEM,
+    );
+    std::fs::remove_file(&path).ok();
+}
