@@ -36,14 +36,24 @@ function fail(reason) {
   process.exit(1)
 }
 
-if (loads()) process.exit(0)
-
-if (spawnSync('cargo', ['--version'], { stdio: 'ignore' }).status !== 0) fail('cargo is not on PATH')
-
 let napiCli = null
 try {
   napiCli = require.resolve('@napi-rs/cli/package.json', { paths: [root] })
 } catch {}
+const hasCargo = () => spawnSync('cargo', ['--version'], { stdio: 'ignore' }).status === 0
+
+// In a checkout, the domain builder too (`npm run build` makes it; the tests run it).
+if (napiCli && !fs.existsSync(path.join(native, 'xen-domain-builder')) && hasCargo()) {
+  try {
+    run(process.platform === 'win32' ? 'npm.cmd' : 'npm', ['run', 'build:builder'])
+  } catch (error) {
+    console.error(`xen-domain-build: the domain builder was not built: ${error.message || error}`)
+  }
+}
+
+if (loads()) process.exit(0)
+
+if (!hasCargo()) fail('cargo is not on PATH')
 
 try {
   if (napiCli) {

@@ -32,6 +32,9 @@ export { buildDomain, buildChannel, type BuildDomainOptions, type BuiltDomain, t
 export { buildPost, domainEntries, type BuildPostInput } from './build-post.js'
 export { SimulatedXenguest, type SimulatedXenguestOptions } from './sim-xenguest.js'
 export {
+  BUNDLED_BUILDER_PATH,
+  defaultXenguestPath,
+  HOST_XENGUEST_PATH,
   SpawnedXenguest,
   parseXenguestError,
   xenguestArgs,
