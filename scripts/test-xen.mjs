@@ -183,13 +183,15 @@ const files = await phase('initramfs and share', () => {
 })
 
 const serial = await phase('boot Xen and run the tests in dom0', () => new Promise((resolve, reject) => {
+  // guest_loglvl=all: what an HVM guest writes to port 0xE9 (hvmloader's
+  // banner) reaches Xen's console ring, where the builder's test looks.
   const args = [
     '-machine', 'q35', '-accel', 'tcg', '-cpu', 'max,-smap', '-smp', '4', '-m', '2048',
     '-object', 'memory-backend-ram,id=m0,size=1G', '-object', 'memory-backend-ram,id=m1,size=1G',
     '-numa', 'node,nodeid=0,cpus=0-1,memdev=m0', '-numa', 'node,nodeid=1,cpus=2-3,memdev=m1',
     '-numa', 'dist,src=0,dst=1,val=21',
     '-kernel', files.xen,
-    '-append', 'console=com1 com1=115200,8n1 dom0_mem=512M,max:512M dom0_max_vcpus=2',
+    '-append', 'console=com1 com1=115200,8n1 dom0_mem=512M,max:512M dom0_max_vcpus=2 guest_loglvl=all',
     '-initrd', `${files.kernel} console=hvc0 earlyprintk=xen loglevel=4,${files.initrd}`,
     '-virtfs', `local,path=${SHARE},mount_tag=host0,security_model=none`,
     '-display', 'none', '-serial', 'stdio', '-monitor', 'none', '-no-reboot',

@@ -16,7 +16,7 @@ run rust ./real_xen --ignored --test-threads=1 --nocapture
 run smoke ./node/node --no-warnings smoke.mjs
 # The guest's kernel and ramdisk from dom0's memory, not over 9p: the timings
 # compare builders, not the share.
-mkdir -p /tmp/guest && cp guest/vmlinuz guest/initrd.gz /tmp/guest/
+mkdir -p /tmp/guest && cp guest/vmlinuz guest/initrd.gz xen-4.17/boot/hvmloader /tmp/guest/
 run builder env XEN_BUILDER=/mnt/host/xen-domain-builder GUEST_KERNEL=/tmp/guest/vmlinuz \
-  GUEST_RAMDISK=/tmp/guest/initrd.gz ./builder_real_xen --ignored --test-threads=1 --nocapture
+  GUEST_RAMDISK=/tmp/guest/initrd.gz HVMLOADER=/tmp/guest/hvmloader ./builder_real_xen --ignored --test-threads=1 --nocapture
 run xl sh xl-create.sh

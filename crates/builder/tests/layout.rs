@@ -3,7 +3,7 @@
 //! against `xenguest.h` prints them and they must equal `ffi::layout`.
 //! Needs Debian's libxen-dev (`npm test` installs it).
 
-use builder::ffi::layout::{RawVmemrange, RawXcError, V4_17};
+use builder::ffi::layout::{HvmInfoTable, RawE820Entry, RawVmemrange, RawXcError, V4_17};
 use std::fmt::Write as _;
 use std::path::Path;
 use std::process::Command;
@@ -22,7 +22,7 @@ fn xen_4_17_xc_dom_image_offsets_match_the_installed_headers() {
 
     let mut expected = Vec::new();
     let mut program = String::from(
-        "#define __XEN_TOOLS__ 1\n#include <stddef.h>\n#include <stdio.h>\n#include <xenctrl.h>\n#include <xenguest.h>\nint main(void) {\n",
+        "#define __XEN_TOOLS__ 1\n#include <stddef.h>\n#include <stdio.h>\n#include <xenctrl.h>\n#include <xenguest.h>\n#include <xen/hvm/hvm_info_table.h>\nint main(void) {\n",
     );
     for (field, offset, size) in V4_17.fields() {
         writeln!(
@@ -32,7 +32,27 @@ fn xen_4_17_xc_dom_image_offsets_match_the_installed_headers() {
         .unwrap();
         expected.push(format!("{field} {offset} {size}"));
     }
-    for (name, c, size) in [
+    macro_rules! hvm_info {
+        ($($f:ident),*) => {[$(
+            (
+                concat!("hvm_info.", stringify!($f)),
+                concat!("offsetof(struct hvm_info_table, ", stringify!($f), ")"),
+                std::mem::offset_of!(HvmInfoTable, $f),
+            ),
+        )*]};
+    }
+    let hvm_info = hvm_info!(
+        signature,
+        length,
+        checksum,
+        apic_mode,
+        nr_vcpus,
+        low_mem_pgend,
+        reserved_mem_pgstart,
+        high_mem_pgend,
+        vcpu_online
+    );
+    for (name, c, size) in hvm_info.into_iter().chain([
         (
             "xen_vmemrange_t",
             "sizeof(xen_vmemrange_t)",
@@ -58,7 +78,32 @@ fn xen_4_17_xc_dom_image_offsets_match_the_installed_headers() {
             "(size_t)XC_DOM_HVM_CONTAINER",
             builder::ffi::layout::XC_DOM_HVM_CONTAINER as usize,
         ),
-    ] {
+        (
+            "hvm_info_table",
+            "sizeof(struct hvm_info_table)",
+            std::mem::size_of::<HvmInfoTable>(),
+        ),
+        (
+            "HVM_INFO_PFN",
+            "(size_t)HVM_INFO_PFN",
+            builder::ffi::layout::HVM_INFO_PFN as usize,
+        ),
+        (
+            "HVM_INFO_OFFSET",
+            "(size_t)HVM_INFO_OFFSET",
+            builder::ffi::layout::HVM_INFO_OFFSET,
+        ),
+        (
+            "HVM_MAX_VCPUS",
+            "(size_t)HVM_MAX_VCPUS",
+            builder::ffi::layout::HVM_MAX_VCPUS,
+        ),
+        (
+            "e820entry",
+            "sizeof(struct e820entry)",
+            std::mem::size_of::<RawE820Entry>(),
+        ),
+    ]) {
         writeln!(program, "  printf(\"{name} %zu\\n\", {c});").unwrap();
         expected.push(format!("{name} {size}"));
     }

@@ -5,7 +5,8 @@
 //! xenguestArgs()'s arguments, and checks what Xen says about the domain.
 //!
 //! Paths come from the environment (test-xen.mjs sets them): XEN_BUILDER,
-//! GUEST_KERNEL (dom0's vmlinuz), GUEST_RAMDISK (busybox initramfs).
+//! GUEST_KERNEL (dom0's vmlinuz), GUEST_RAMDISK (busybox initramfs),
+//! HVMLOADER (Debian's).
 
 use std::ffi::{c_char, c_int, c_uint, c_void, CString};
 use std::io::Read;
@@ -22,6 +23,15 @@ const XEN_DOMINF_SHUTDOWN: u32 = 1 << 2;
 const SHUTDOWN_REASON_SHIFT: u32 = 16;
 const SHUTDOWN_POWEROFF: u32 = 0;
 const SHUTDOWN_CRASH: u32 = 3;
+const HVM_PARAM_STORE_PFN: c_int = 1;
+const HVM_PARAM_STORE_EVTCHN: c_int = 2;
+const HVM_PARAM_CONSOLE_PFN: c_int = 17;
+const HVM_PARAM_CONSOLE_EVTCHN: c_int = 18;
+/// The HVM test guest: 256 MiB with 8 MiB of video RAM, so the build gets
+/// 248 MiB (memoryModel's buildMaxMib).
+const HVM_VIDEO_MIB: u64 = 8;
+/// libxl's VGA hole, 0xA0000-0xBFFFF: not populated.
+const VGA_HOLE_PAGES: u64 = 0x20;
 
 fn env(name: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| panic!("{name} is not set (npm run test:xen sets it)"))
@@ -47,6 +57,7 @@ struct RawXc {
     ) -> c_int,
     unpause: unsafe extern "C" fn(*mut c_void, u32) -> c_int,
     getinfolist: unsafe extern "C" fn(*mut c_void, u32, c_uint, *mut Domaininfo) -> c_int,
+    hvm_param_get: unsafe extern "C" fn(*mut c_void, u32, c_int, *mut u64) -> c_int,
     _library: libloading::Library,
 }
 
@@ -66,6 +77,7 @@ impl RawXc {
                 readconsolering: *library.get(b"xc_readconsolering\0").unwrap(),
                 unpause: *library.get(b"xc_domain_unpause\0").unwrap(),
                 getinfolist: *library.get(b"xc_domain_getinfolist\0").unwrap(),
+                hvm_param_get: *library.get(b"xc_hvm_param_get\0").unwrap(),
                 _library: library,
             }
         }
@@ -122,6 +134,36 @@ impl RawXc {
         (total, nodes)
     }
 
+    /// The whole console ring.
+    fn console(&self) -> String {
+        let mut buffer = vec![0u8; 1 << 20];
+        let mut chars = buffer.len() as c_uint;
+        let mut index = 0u32;
+        // SAFETY: the buffer holds `chars` bytes; not incremental, not cleared.
+        let rc = unsafe {
+            (self.readconsolering)(
+                self.xch,
+                buffer.as_mut_ptr().cast(),
+                &mut chars,
+                0,
+                0,
+                &mut index,
+            )
+        };
+        assert_eq!(rc, 0);
+        String::from_utf8_lossy(&buffer[..chars as usize]).into_owned()
+    }
+
+    fn hvm_param(&self, domid: u32, param: c_int) -> u64 {
+        let mut value = 0u64;
+        // SAFETY: an open handle; value is an out parameter.
+        assert_eq!(
+            unsafe { (self.hvm_param_get)(self.xch, domid, param, &mut value) },
+            0
+        );
+        value
+    }
+
     fn unpause(&self, domid: u32) {
         // SAFETY: an open handle, a plain domid.
         assert_eq!(unsafe { (self.unpause)(self.xch, domid) }, 0);
@@ -171,6 +213,40 @@ impl<'a> Guest<'a> {
             xen.claim_pages(domid, mib * PAGES_PER_MIB).unwrap();
         }
         guest
+    }
+
+    /// An HVM domain as build_pre makes it: vCPUs, then its HAP pool (libxl's
+    /// size for one vCPU and 256 MiB: 3 MiB), maxmem, two event channels.
+    fn hvm(xen: &'a XenCtrl, mib: u64) -> Guest<'a> {
+        let domid = xen
+            .create_domain(&DomainConfig {
+                kind: DomainKind::Hvm,
+                max_vcpus: 1,
+                max_evtchn_port: 1023,
+            })
+            .unwrap();
+        let mut guest = Guest {
+            xen,
+            domid,
+            store_port: 0,
+            console_port: 0,
+        };
+        xen.set_max_vcpus(domid, 1).unwrap();
+        xen.set_shadow_allocation_mib(domid, 3).unwrap();
+        xen.set_max_memory_kib(domid, (mib << 10) + 1024).unwrap();
+        guest.store_port = xen.alloc_unbound_evtchn(domid, 0).unwrap();
+        guest.console_port = xen.alloc_unbound_evtchn(domid, 0).unwrap();
+        guest
+    }
+
+    /// xenguestArgs() for an HVM build of this domain.
+    fn hvm_args(&self, build_mib: u64, extra: &[&str]) -> Vec<String> {
+        let mut args = self.args("", "", build_mib, extra);
+        // HVM has no -cmdline, -ramdisk, -features or -flags.
+        args.drain(8..16);
+        args[5] = "hvm_build".into();
+        args[7] = env("HVMLOADER");
+        args
     }
 
     /// xenguestArgs() for this domain, control pipe on stdout.
@@ -456,4 +532,93 @@ fn a_ramdisk_larger_than_the_memory_fails_with_enomem() {
         libc::ENOMEM,
     );
     std::fs::remove_file(&path).ok();
+}
+
+#[test]
+#[ignore = "needs a real Xen dom0: npm run test:xen"]
+fn builds_an_hvm_guest_that_runs_hvmloader() {
+    let xen = xen();
+    let raw = RawXc::open();
+    let guest = Guest::hvm(&xen, GUEST_MIB);
+    let build_mib = GUEST_MIB - HVM_VIDEO_MIB;
+    let run = run_builder(&guest.hvm_args(build_mib, &[]));
+    assert_eq!(run.status, Some(0), "{}", run.stderr);
+    println!(
+        "xen-test-timing: builder, 256 MiB HVM guest: {} ms",
+        run.elapsed.as_millis()
+    );
+    let (store_gfn, console_gfn) = result_mfns(&run);
+    // Guest frames, where libxenguest told Xen they are.
+    assert_eq!(store_gfn, raw.hvm_param(guest.domid, HVM_PARAM_STORE_PFN));
+    assert_eq!(
+        console_gfn,
+        raw.hvm_param(guest.domid, HVM_PARAM_CONSOLE_PFN)
+    );
+    assert_eq!(
+        raw.hvm_param(guest.domid, HVM_PARAM_STORE_EVTCHN),
+        u64::from(guest.store_port)
+    );
+    assert_eq!(
+        raw.hvm_param(guest.domid, HVM_PARAM_CONSOLE_EVTCHN),
+        u64::from(guest.console_port)
+    );
+    let info = xen.domain_info(guest.domid).unwrap();
+    println!("after the build: {info:?}");
+    assert!(info.hvm);
+    // The RAM but the VGA hole, and a few special pages (xenstore, console, ioreq...).
+    let ram_pages = build_mib * PAGES_PER_MIB - VGA_HOLE_PAGES;
+    assert!(
+        (ram_pages..ram_pages + 64).contains(&info.tot_pages),
+        "{} pages, expected {ram_pages} and a few",
+        info.tot_pages
+    );
+    assert_eq!(info.outstanding_pages, 0);
+
+    // hvmloader runs: its banner reaches Xen's console (guest_loglvl=all).
+    raw.unpause(guest.domid);
+    let banner = format!("(d{}) HVM Loader", guest.domid);
+    let started = Instant::now();
+    while !raw.console().contains(&banner) && started.elapsed() < Duration::from_secs(30) {
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let console = raw.console();
+    let lines: Vec<&str> = console
+        .lines()
+        .filter(|l| l.contains(&format!("(d{})", guest.domid)))
+        .collect();
+    println!(
+        "the guest on Xen's console:\n{}",
+        lines
+            .iter()
+            .take(20)
+            .copied()
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    assert!(console.contains(&banner), "no {banner:?} within 30 s");
+    let flags = raw.flags(guest.domid);
+    assert!(
+        flags & XEN_DOMINF_SHUTDOWN == 0,
+        "hvmloader shut the guest down: reason {}",
+        (flags >> SHUTDOWN_REASON_SHIFT) & 0xff
+    );
+}
+
+#[test]
+#[ignore = "needs a real Xen dom0: npm run test:xen"]
+fn hvm_mem_pnode_puts_every_page_on_that_node() {
+    let xen = xen();
+    let raw = RawXc::open();
+    let guest = Guest::hvm(&xen, GUEST_MIB);
+    // libxenguest allocates the RAM by the vNUMA layout, but the first 640
+    // KiB and the special pages without a node: those follow the domain's
+    // node affinity, which build_pre sets from the soft affinity (node 1's
+    // CPUs are 2 and 3).
+    xen.set_vcpu_affinity(guest.domid, 0, None, Some(&[2, 3]))
+        .unwrap();
+    let run = run_builder(&guest.hvm_args(GUEST_MIB - HVM_VIDEO_MIB, &["-mem_pnode", "1"]));
+    assert_eq!(run.status, Some(0), "{}", run.stderr);
+    let (total, per_node) = raw.pages_per_node(guest.domid);
+    println!("HVM on node 1: Xen counts {total} pages: {per_node:?}");
+    assert_eq!(per_node, vec![0, total]);
 }

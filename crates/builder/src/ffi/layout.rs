@@ -51,6 +51,35 @@ pub struct RawXcError {
     pub message: [c_char; 1024],
 }
 
+/// libxenctrl's `struct e820entry` (packed).
+#[repr(C, packed)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RawE820Entry {
+    pub addr: u64,
+    pub size: u64,
+    pub kind: u32,
+}
+
+/// `struct hvm_info_table` (xen/hvm/hvm_info_table.h), which hvmloader reads
+/// at `HVM_INFO_PFN`:`HVM_INFO_OFFSET`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct HvmInfoTable {
+    pub signature: [u8; 8],
+    pub length: u32,
+    pub checksum: u8,
+    pub apic_mode: u8,
+    pub nr_vcpus: u32,
+    pub low_mem_pgend: u32,
+    pub reserved_mem_pgstart: u32,
+    pub high_mem_pgend: u32,
+    pub vcpu_online: [u8; HVM_MAX_VCPUS / 8],
+}
+
+pub const HVM_MAX_VCPUS: usize = 128;
+pub const HVM_INFO_PFN: u64 = 0x9f;
+pub const HVM_INFO_OFFSET: usize = 0x800;
+
 /// `struct xc_dom_image`'s `container_type` values.
 pub const XC_DOM_PV_CONTAINER: c_int = 0;
 pub const XC_DOM_HVM_CONTAINER: c_int = 1;
@@ -73,6 +102,16 @@ pub struct DomImageLayout {
     pub nr_vnodes: Field<c_uint>,
     pub container_type: Field<c_int>,
     pub max_vcpus: Field<c_uint>,
+    // HVM only.
+    pub target_pages: Field<u64>,
+    pub mmio_start: Field<u64>,
+    pub mmio_size: Field<u64>,
+    pub lowmem_end: Field<u64>,
+    pub highmem_end: Field<u64>,
+    pub vga_hole_size: Field<u64>,
+    pub device_model: Field<bool>,
+    pub e820: Field<*mut RawE820Entry>,
+    pub e820_entries: Field<c_uint>,
 }
 
 impl DomImageLayout {
@@ -98,6 +137,15 @@ impl DomImageLayout {
             nr_vnodes,
             container_type,
             max_vcpus,
+            target_pages,
+            mmio_start,
+            mmio_size,
+            lowmem_end,
+            highmem_end,
+            vga_hole_size,
+            device_model,
+            e820,
+            e820_entries,
         )
     }
 }
@@ -120,6 +168,15 @@ pub const V4_17: DomImageLayout = DomImageLayout {
     nr_vnodes: Field::at(1680),
     container_type: Field::at(1712),
     max_vcpus: Field::at(1944),
+    target_pages: Field::at(1720),
+    mmio_start: Field::at(1728),
+    mmio_size: Field::at(1736),
+    lowmem_end: Field::at(1744),
+    highmem_end: Field::at(1752),
+    vga_hole_size: Field::at(1760),
+    device_model: Field::at(1768),
+    e820: Field::at(1920),
+    e820_entries: Field::at(1928),
 };
 
 /// The releases whose layout is known, as (major, minor).

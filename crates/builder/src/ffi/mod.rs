@@ -5,9 +5,11 @@
 
 pub mod layout;
 
-use crate::build::{Container, DomImage, ImageSettings, Libxenguest, Vmemrange};
+use crate::build::{
+    Container, DomImage, E820Entry, HvmMemory, ImageSettings, Libxenguest, Vmemrange,
+};
 use crate::protocol::Failure;
-use layout::{DomImageLayout, Field, RawVmemrange, RawXcError};
+use layout::{DomImageLayout, Field, RawE820Entry, RawVmemrange, RawXcError};
 use libloading::Library;
 use std::ffi::{c_char, c_int, c_uint, c_ulong, c_void, CStr, CString};
 use std::fs::File;
@@ -32,6 +34,8 @@ struct Api {
     get_last_error: unsafe extern "C" fn(Xch) -> *const RawXcError,
     clear_last_error: unsafe extern "C" fn(Xch),
     domain_getinfolist: unsafe extern "C" fn(Xch, u32, c_uint, *mut Domaininfo) -> c_int,
+    domain_set_memory_map: unsafe extern "C" fn(Xch, u32, *mut RawE820Entry, u32) -> c_int,
+    map_foreign_range: unsafe extern "C" fn(Xch, u32, c_int, c_int, c_ulong) -> *mut c_void,
     dom_allocate: unsafe extern "C" fn(Xch, *const c_char, *const c_char) -> Dom,
     dom_release: unsafe extern "C" fn(Dom),
     dom_malloc: unsafe extern "C" fn(Dom, usize) -> *mut c_void,
@@ -63,6 +67,8 @@ impl Api {
             get_last_error: symbol!(ctrl, "xc_get_last_error"),
             clear_last_error: symbol!(ctrl, "xc_clear_last_error"),
             domain_getinfolist: symbol!(ctrl, "xc_domain_getinfolist"),
+            domain_set_memory_map: symbol!(ctrl, "xc_domain_set_memory_map"),
+            map_foreign_range: symbol!(ctrl, "xc_map_foreign_range"),
             dom_allocate: symbol!(guest, "xc_dom_allocate"),
             dom_release: symbol!(guest, "xc_dom_release"),
             dom_malloc: symbol!(guest, "xc_dom_malloc"),
@@ -354,6 +360,45 @@ impl<'a> Libxenguest for &'a Xenguest {
         }
         Ok(info.max_vcpu_id.wrapping_add(1))
     }
+
+    fn update_hvm_info(
+        &self,
+        domid: u32,
+        update: &mut dyn FnMut(&mut [u8]),
+    ) -> Result<(), Failure> {
+        const PAGE_BYTES: usize = 4096;
+        clear_errno();
+        // SAFETY: a valid handle; maps one page of the guest read-write, or
+        // returns null.
+        let page = unsafe {
+            (self.api.map_foreign_range)(
+                self.xch,
+                domid,
+                PAGE_BYTES as c_int,
+                libc::PROT_READ | libc::PROT_WRITE,
+                layout::HVM_INFO_PFN as c_ulong,
+            )
+        };
+        if page.is_null() {
+            let errno = match errno() {
+                0 => libc::EIO,
+                e => e,
+            };
+            return Err(Failure::new("xc_map_foreign_range", errno, strerror(errno)));
+        }
+        // SAFETY: the mapping is PAGE_BYTES long, writable, and only this
+        // slice refers to it until it is unmapped below.
+        let table = unsafe {
+            std::slice::from_raw_parts_mut(
+                page.cast::<u8>().add(layout::HVM_INFO_OFFSET),
+                PAGE_BYTES - layout::HVM_INFO_OFFSET,
+            )
+        };
+        update(table);
+        // SAFETY: the mapping made above, no longer referred to.
+        unsafe { libc::munmap(page, PAGE_BYTES) };
+        Ok(())
+    }
 }
 
 impl DomImage for Image<'_> {
@@ -371,6 +416,41 @@ impl DomImage for Image<'_> {
         self.write(l.xenstore_domid, s.xenstore_domid);
         self.write(l.max_vcpus, s.max_vcpus);
         self.write(l.claim_enabled, c_int::from(s.claim_enabled));
+    }
+
+    fn configure_hvm(&mut self, m: &HvmMemory) {
+        let l = self.xg.layout;
+        self.write(l.target_pages, m.target_pages);
+        self.write(l.mmio_start, m.mmio_start_bytes);
+        self.write(l.mmio_size, m.mmio_size_bytes);
+        self.write(l.lowmem_end, m.lowmem_end_bytes);
+        self.write(l.highmem_end, m.highmem_end_bytes);
+        self.write(l.vga_hole_size, m.vga_hole_pages);
+        self.write(l.device_model, true);
+    }
+
+    fn set_memory_map(&mut self, domid: u32, map: &[E820Entry]) -> Result<(), Failure> {
+        let raw: Vec<RawE820Entry> = map
+            .iter()
+            .map(|e| RawE820Entry {
+                addr: e.addr_bytes,
+                size: e.size_bytes,
+                kind: e.kind,
+            })
+            .collect();
+        let entries = u32::try_from(raw.len()).map_err(|_| {
+            Failure::new("xc_domain_set_memory_map", libc::EINVAL, "too many entries")
+        })?;
+        // In xc_dom's pool: dom->e820 must live as long as the image.
+        let pooled = self.pool_alloc(&raw)?;
+        self.xg.checked("xc_domain_set_memory_map", || {
+            // SAFETY: `entries` e820 entries at `pooled`, read by the call.
+            unsafe { (self.xg.api.domain_set_memory_map)(self.xg.xch, domid, pooled, entries) }
+        })?;
+        let l = self.xg.layout;
+        self.write(l.e820, pooled);
+        self.write(l.e820_entries, entries);
+        Ok(())
     }
 
     fn kernel_file(&mut self, path: &str) -> Result<(), Failure> {
