@@ -622,3 +622,27 @@ fn hvm_mem_pnode_puts_every_page_on_that_node() {
     println!("HVM on node 1: Xen counts {total} pages: {per_node:?}");
     assert_eq!(per_node, vec![0, total]);
 }
+
+#[test]
+#[ignore = "needs a real Xen dom0: npm run test:xen"]
+fn hvm_starting_below_its_maximum_is_populated_on_demand() {
+    let xen = xen();
+    let guest = Guest::hvm(&xen, GUEST_MIB);
+    let start_mib = 128;
+    let mut args = guest.hvm_args(GUEST_MIB - HVM_VIDEO_MIB, &[]);
+    let start = args.iter().position(|a| a == "-mem_start_mib").unwrap() + 1;
+    args[start] = start_mib.to_string();
+    let run = run_builder(&args);
+    assert_eq!(run.status, Some(0), "{}", run.stderr);
+    result_mfns(&run);
+    let info = xen.domain_info(guest.domid).unwrap();
+    println!("PoD, start {start_mib} MiB of 248: {info:?}");
+    // The PoD target (the start, less the VGA hole) and the special pages:
+    // the guest's map holds 248 MiB, Xen backs 128.
+    let target_pages = start_mib * PAGES_PER_MIB - VGA_HOLE_PAGES;
+    assert!(
+        (target_pages..target_pages + 64).contains(&info.tot_pages),
+        "{} pages, expected {target_pages} and a few",
+        info.tot_pages
+    );
+}
