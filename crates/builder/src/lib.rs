@@ -5,6 +5,7 @@
 //!
 //! [`args`] and [`protocol`] are xenguest's interface, [`build`] the
 //! sequence, `ffi` the libraries; only `ffi` has `unsafe` code.
+#![deny(unsafe_code)]
 
 pub mod args;
 pub mod build;

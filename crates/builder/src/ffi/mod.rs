@@ -1,6 +1,7 @@
 //! The host's libxenguest and libxenctrl, loaded at run time (as libxl links
 //! them), and `struct xc_dom_image` reached through the offsets in [`layout`].
 //! Everything `unsafe` in the builder is in this module.
+#![allow(unsafe_code)]
 #![deny(clippy::undocumented_unsafe_blocks)]
 
 pub mod layout;
