@@ -3,17 +3,11 @@
 # `xl create -p` of the same 256 MiB PV guest (dom0's kernel, the busybox
 # initramfs), timed; then the guest is unpaused and must print its marker on
 # its console and power off. xl needs xenstored, xen-init-dom0 and
-# xenconsoled, run off the share.
+# xenconsoled: run.sh starts them.
 set -u
-XEN=/mnt/host/xen-4.17/bin
-export PATH="$XEN:$PATH"
-mkdir -p /var/run/xenstored /var/lib/xenstored /var/log/xen/console /var/lib/xen /var/run/xen /etc/xen
 # Hundredths of a second since boot.
 now() { cut -d' ' -f1 /proc/uptime | tr -d .; }
 
-xenstored --pid-file=/var/run/xenstored.pid || { echo "xenstored failed"; exit 1; }
-xen-init-dom0 || { echo "xen-init-dom0 failed"; exit 1; }
-xenconsoled --log=guest --log-dir=/var/log/xen/console || { echo "xenconsoled failed"; exit 1; }
 cat > /tmp/g1.cfg <<CFG
 name = "g1"
 type = "pv"
