@@ -60,6 +60,8 @@ pub trait DomImage {
     fn configure_hvm(&mut self, memory: &HvmMemory);
     /// `xc_domain_set_memory_map`, and `dom->e820` as libxl leaves it.
     fn set_memory_map(&mut self, domid: u32, map: &[E820Entry]) -> Result<(), Failure>;
+    /// ACPI tables for libxenguest to load at `guest_address` (PVH).
+    fn set_acpi_tables(&mut self, tables: &[u8], guest_address: u64) -> Result<(), Failure>;
     fn kernel_file(&mut self, path: &str) -> Result<(), Failure>;
     fn module_file(&mut self, path: &str, cmdline: Option<&str>) -> Result<(), Failure>;
     /// The guest's virtual NUMA layout, which libxenguest allocates by.
@@ -115,11 +117,49 @@ pub struct HvmMemory {
     /// 0 when all RAM fits below the MMIO hole.
     pub highmem_end_bytes: u64,
     pub vga_hole_pages: u64,
+    /// HVM: a device model emulates the platform; PVH: none.
+    pub device_model: bool,
 }
 
 pub fn hvm_memory(mem_max_mib: u64, mem_start_mib: u64) -> HvmMemory {
+    memory_layout(
+        mem_max_mib,
+        mem_start_mib,
+        HVM_BELOW_4G_MMIO_LENGTH_BYTES,
+        true,
+    )
+}
+
+/// Where the special pages (xenstore, console, ...) of a guest without a
+/// device model end: `X86_HVM_END_SPECIAL_REGION` (xenguest.h), a page number.
+const X86_HVM_END_SPECIAL_REGION: u64 = 0xff000;
+const X86_HVM_NR_SPECIAL_PAGES: u64 = 8;
+const E820_RESERVED: u32 = 2;
+const E820_ACPI: u32 = 3;
+
+/// A PVH guest's layout: no device model, so the hole below 4 GiB starts at
+/// the lowest of the special pages, the local APIC and the ACPI tables, as
+/// `libxl__build_hvm` computes it.
+pub fn pvh_memory(mem_max_mib: u64, mem_start_mib: u64) -> HvmMemory {
+    let special_bytes = (X86_HVM_END_SPECIAL_REGION - X86_HVM_NR_SPECIAL_PAGES) << PAGE_SHIFT;
+    let hole_start_bytes = special_bytes
+        .min(u64::from(crate::acpi::LAPIC_BASE_ADDRESS))
+        .min(crate::acpi::ACPI_TABLES_ADDRESS);
+    memory_layout(
+        mem_max_mib,
+        mem_start_mib,
+        FOUR_GIB - hole_start_bytes,
+        false,
+    )
+}
+
+fn memory_layout(
+    mem_max_mib: u64,
+    mem_start_mib: u64,
+    mmio_size_bytes: u64,
+    device_model: bool,
+) -> HvmMemory {
     let mem_bytes = mem_max_mib << 20;
-    let mmio_size_bytes = HVM_BELOW_4G_MMIO_LENGTH_BYTES;
     let mmio_start_bytes = FOUR_GIB - mmio_size_bytes;
     let (lowmem_end_bytes, highmem_end_bytes) = if mem_bytes > mmio_start_bytes {
         (mmio_start_bytes, FOUR_GIB + (mem_bytes - mmio_start_bytes))
@@ -133,7 +173,8 @@ pub fn hvm_memory(mem_max_mib: u64, mem_start_mib: u64) -> HvmMemory {
         mmio_size_bytes,
         lowmem_end_bytes,
         highmem_end_bytes,
-        vga_hole_pages: VGA_HOLE_PAGES,
+        vga_hole_pages: if device_model { VGA_HOLE_PAGES } else { 0 },
+        device_model,
     }
 }
 
@@ -173,6 +214,37 @@ pub fn hvm_e820(m: &HvmMemory) -> Vec<E820Entry> {
         size_bytes: m.lowmem_end_bytes - HVM_LOW_MEM_START_BYTES,
         kind: E820_RAM,
     }];
+    if m.highmem_end_bytes > FOUR_GIB {
+        map.push(E820Entry {
+            addr_bytes: FOUR_GIB,
+            size_bytes: m.highmem_end_bytes - FOUR_GIB,
+            kind: E820_RAM,
+        });
+    }
+    map
+}
+
+/// A PVH guest's memory map, as libxl's `domain_construct_memmap` makes it
+/// (low RAM from 0, the special pages reserved, the ACPI tables, high RAM),
+/// in address order.
+pub fn pvh_e820(m: &HvmMemory, acpi_address: u64, acpi_bytes: u64) -> Vec<E820Entry> {
+    let mut map = vec![
+        E820Entry {
+            addr_bytes: 0,
+            size_bytes: m.lowmem_end_bytes,
+            kind: E820_RAM,
+        },
+        E820Entry {
+            addr_bytes: acpi_address,
+            size_bytes: acpi_bytes.next_multiple_of(1 << PAGE_SHIFT),
+            kind: E820_ACPI,
+        },
+        E820Entry {
+            addr_bytes: (X86_HVM_END_SPECIAL_REGION - X86_HVM_NR_SPECIAL_PAGES) << PAGE_SHIFT,
+            size_bytes: X86_HVM_NR_SPECIAL_PAGES << PAGE_SHIFT,
+            kind: E820_RESERVED,
+        },
+    ];
     if m.highmem_end_bytes > FOUR_GIB {
         map.push(E820Entry {
             addr_bytes: FOUR_GIB,
@@ -298,11 +370,41 @@ pub fn build_hvm<L: Libxenguest>(
     log: &mut dyn FnMut(&str),
 ) -> Result<Built, Failure> {
     debug_assert_eq!(args.mode, Mode::Hvm);
-    let memory = hvm_memory(args.mem_max_mib, args.mem_start_mib);
+    build_hvm_container(
+        lib,
+        args,
+        hvm_memory(args.mem_max_mib, args.mem_start_mib),
+        log,
+    )
+}
+
+/// Builds a PVH guest: `libxl__build_hvm` without a device model, the
+/// kernel loaded directly with its boot modules, and the ACPI tables of
+/// [`crate::acpi`]. Returns guest frames.
+pub fn build_pvh<L: Libxenguest>(
+    lib: &L,
+    args: &BuildArgs,
+    log: &mut dyn FnMut(&str),
+) -> Result<Built, Failure> {
+    debug_assert_eq!(args.mode, Mode::Pvh);
+    build_hvm_container(
+        lib,
+        args,
+        pvh_memory(args.mem_max_mib, args.mem_start_mib),
+        log,
+    )
+}
+
+fn build_hvm_container<L: Libxenguest>(
+    lib: &L,
+    args: &BuildArgs,
+    memory: HvmMemory,
+    log: &mut dyn FnMut(&str),
+) -> Result<Built, Failure> {
     if args.mem_pnode.is_some() && memory.target_pages < memory.mem_mib << (20 - PAGE_SHIFT) {
         // libxenguest refuses vNUMA with populate-on-demand.
         return Err(Failure::new(
-            "hvm_build",
+            args.mode.name(),
             libc::EINVAL,
             "-mem_pnode needs -mem_start_mib = -mem_max_mib (no populate-on-demand)",
         ));
@@ -321,6 +423,11 @@ pub fn build_hvm<L: Libxenguest>(
     });
     dom.configure_hvm(&memory);
     step(log, "xc_dom_kernel_file", || dom.kernel_file(&args.image))?;
+    for module in &args.modules {
+        step(log, "xc_dom_module_file", || {
+            dom.module_file(&module.path, module.cmdline.as_deref())
+        })?;
+    }
     if let Some(pnode) = args.mem_pnode {
         let (ranges, vnode_to_pnode) = hvm_one_node_layout(&memory, pnode);
         dom.set_vnuma(&ranges, &vnode_to_pnode)?;
@@ -329,15 +436,28 @@ pub fn build_hvm<L: Libxenguest>(
             memory.mem_mib
         ));
     }
-    let e820 = hvm_e820(&memory);
+    let e820 = if memory.device_model {
+        hvm_e820(&memory)
+    } else {
+        let tables = crate::acpi::pvh_tables(max_vcpus)
+            .map_err(|message| Failure::new("acpi_build_tables", libc::EINVAL, message))?;
+        dom.set_acpi_tables(&tables, crate::acpi::ACPI_TABLES_ADDRESS)?;
+        pvh_e820(
+            &memory,
+            crate::acpi::ACPI_TABLES_ADDRESS,
+            tables.len() as u64,
+        )
+    };
     build_dom(&mut dom, args.domid, memory.mem_mib, Some(&e820), log)?;
-    step(log, "hvm_info_table", || {
-        let mut result = Ok(());
-        lib.update_hvm_info(args.domid, &mut |table| {
-            result = update_hvm_info(table, max_vcpus);
+    if memory.device_model {
+        step(log, "hvm_info_table", || {
+            let mut result = Ok(());
+            lib.update_hvm_info(args.domid, &mut |table| {
+                result = update_hvm_info(table, max_vcpus);
+            })?;
+            result
         })?;
-        result
-    })?;
+    }
     let (console_pfn, store_pfn) = dom.magic_pfns();
     log(&format!("{} pages", dom.total_pages()));
     Ok(Built {
@@ -461,6 +581,12 @@ mod tests {
         }
         fn set_memory_map(&mut self, domid: u32, map: &[E820Entry]) -> Result<(), Failure> {
             self.call("xc_domain_set_memory_map", format!("({domid}, {map:?})"))
+        }
+        fn set_acpi_tables(&mut self, tables: &[u8], address: u64) -> Result<(), Failure> {
+            self.call(
+                "set_acpi_tables",
+                format!("({}, {address:#x})", tables.len()),
+            )
         }
         fn kernel_file(&mut self, path: &str) -> Result<(), Failure> {
             self.call("xc_dom_kernel_file", format!("({path})"))
@@ -698,5 +824,75 @@ mod tests {
         args.mem_start_mib = 128;
         let err = build_hvm(&Fake::default(), &args, &mut |_| ()).unwrap_err();
         assert_eq!((err.function, err.errno), ("hvm_build", libc::EINVAL));
+    }
+
+    #[test]
+    fn pvh_loads_kernel_modules_and_acpi_tables_without_hvm_info() {
+        let line = "-controloutfd 1 -controlinfd 0 -mode pvh_build -image /vmlinuz -cmdline c \
+                    -features '' -flags 0 -module /initrd -cmdline m -domid 6 -store_port 3 \
+                    -console_port 4 -mem_max_mib 256 -mem_start_mib 256";
+        let argv: Vec<String> = line
+            .split(' ')
+            .map(|a| if a == "''" { String::new() } else { a.into() })
+            .collect();
+        let Command::Build(args) = parse(&argv).unwrap() else {
+            panic!()
+        };
+        let fake = Fake::default();
+        build_pvh(&fake, &args, &mut |_| ()).unwrap();
+        let calls = fake.calls.borrow();
+        let names: Vec<&str> = calls.iter().map(|c| c.split('(').next().unwrap()).collect();
+        assert_eq!(
+            names,
+            [
+                "getinfo",
+                "xc_dom_allocate",
+                "configure",
+                "configure_hvm",
+                "xc_dom_kernel_file",
+                "xc_dom_module_file",
+                "set_acpi_tables",
+                "xc_dom_boot_xen_init",
+                "xc_dom_parse_image",
+                "xc_dom_mem_init",
+                "xc_dom_boot_mem_init",
+                "xc_domain_set_memory_map",
+                "xc_dom_build_image",
+                "xc_dom_boot_image",
+                "xc_dom_gnttab_init",
+                "xc_dom_release",
+            ]
+        );
+        assert_eq!(calls[5], "xc_dom_module_file(/initrd, Some(\"m\"))");
+        assert_eq!(calls[6], "set_acpi_tables(4096, 0xfc000000)");
+        assert!(calls[3].contains("device_model: false") && calls[3].contains("vga_hole_pages: 0"));
+    }
+
+    #[test]
+    fn pvh_memory_map_reserves_the_special_pages_and_marks_the_acpi_tables() {
+        let m = pvh_memory(256, 256);
+        // The hole starts at the ACPI tables, the lowest of the three.
+        assert_eq!(m.mmio_start_bytes, 0xFC00_0000);
+        assert_eq!((m.lowmem_end_bytes, m.highmem_end_bytes), (256 << 20, 0));
+        assert_eq!(
+            pvh_e820(&m, 0xFC00_0000, 4096),
+            vec![
+                E820Entry {
+                    addr_bytes: 0,
+                    size_bytes: 256 << 20,
+                    kind: 1
+                },
+                E820Entry {
+                    addr_bytes: 0xFC00_0000,
+                    size_bytes: 4096,
+                    kind: 3
+                },
+                E820Entry {
+                    addr_bytes: 0xFEFF_8000,
+                    size_bytes: 8 << 12,
+                    kind: 2
+                },
+            ]
+        );
     }
 }

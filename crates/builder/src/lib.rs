@@ -7,6 +7,7 @@
 //! sequence, `ffi` the libraries; only `ffi` has `unsafe` code.
 #![deny(unsafe_code)]
 
+pub mod acpi;
 pub mod args;
 pub mod build;
 pub mod ffi;
@@ -21,7 +22,7 @@ pub const EXIT_FAILED: i32 = 1;
 pub const EXIT_USAGE: i32 = 2;
 
 /// What `-supports FEATURE` answers `true` to.
-pub const FEATURES: &[&str] = &["linux_build", "hvm_build", "mem_pnode"];
+pub const FEATURES: &[&str] = &["linux_build", "hvm_build", "pvh_build", "mem_pnode"];
 
 /// Runs the program; returns its exit status.
 pub fn main_with(argv: &[String], stdout: &mut dyn Write, stderr: &mut dyn Write) -> i32 {
@@ -74,17 +75,6 @@ fn run_build<W: Write>(args: &BuildArgs, control: &mut Control<W>) -> Result<(),
         args.domid,
         args.mem_start_mib
     ));
-    let hvm = match args.mode {
-        Mode::Pv => false,
-        Mode::Hvm => true,
-        // A PVH guest needs the ACPI tables libxl builds with its own libacpi
-        // (libxl__dom_load_acpi), which no shared library exports.
-        Mode::Pvh => return Err(Failure::new(
-            args.mode.name(),
-            libc::ENOSYS,
-            "not implemented by xen-domain-builder: PVH needs ACPI tables built by the toolstack",
-        )),
-    };
     if args.vgpu {
         return Err(Failure::new(
             args.mode.name(),
@@ -96,10 +86,10 @@ fn run_build<W: Write>(args: &BuildArgs, control: &mut Control<W>) -> Result<(),
     let (major, minor) = xenguest.version();
     control.info(&format!("Xen {major}.{minor}"));
     let mut log = |line: &str| control.info(line);
-    let built = if hvm {
-        build::build_hvm(&&xenguest, args, &mut log)?
-    } else {
-        build::build_pv(&&xenguest, args, &mut log)?
+    let built = match args.mode {
+        Mode::Pv => build::build_pv(&&xenguest, args, &mut log)?,
+        Mode::Hvm => build::build_hvm(&&xenguest, args, &mut log)?,
+        Mode::Pvh => build::build_pvh(&&xenguest, args, &mut log)?,
     };
     control.result(&built);
     Ok(())

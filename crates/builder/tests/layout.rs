@@ -3,7 +3,9 @@
 //! against `xenguest.h` prints them and they must equal `ffi::layout`.
 //! Needs Debian's libxen-dev (`npm test` installs it).
 
-use builder::ffi::layout::{HvmInfoTable, RawE820Entry, RawVmemrange, RawXcError, V4_17};
+use builder::ffi::layout::{
+    HvmInfoTable, RawE820Entry, RawFirmwareModule, RawVmemrange, RawXcError, V4_17,
+};
 use std::fmt::Write as _;
 use std::path::Path;
 use std::process::Command;
@@ -102,6 +104,21 @@ fn xen_4_17_xc_dom_image_offsets_match_the_installed_headers() {
             "e820entry",
             "sizeof(struct e820entry)",
             std::mem::size_of::<RawE820Entry>(),
+        ),
+        (
+            "xc_hvm_firmware_module",
+            "sizeof(struct xc_hvm_firmware_module)",
+            std::mem::size_of::<RawFirmwareModule>(),
+        ),
+        (
+            "xc_hvm_firmware_module.guest_addr_out",
+            "offsetof(struct xc_hvm_firmware_module, guest_addr_out)",
+            std::mem::offset_of!(RawFirmwareModule, guest_addr_out),
+        ),
+        (
+            "MAX_ACPI_MODULES",
+            "(size_t)MAX_ACPI_MODULES",
+            builder::ffi::layout::MAX_ACPI_MODULES,
         ),
     ]) {
         writeln!(program, "  printf(\"{name} %zu\\n\", {c});").unwrap();

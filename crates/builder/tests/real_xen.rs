@@ -4,7 +4,8 @@
 //! unbound event channels for dom0, a claim), runs the builder binary with
 //! xenguestArgs()'s arguments, and checks what Xen says about the domain;
 //! the PV guest is then booted to its init (xenstored and xenconsoled, which
-//! run.sh starts, serve it), and the HVM guest to hvmloader's banner.
+//! run.sh starts, serve it), the PVH guest as far as PVH Linux gets under
+//! this QEMU, and the HVM guest to hvmloader's banner.
 //!
 //! Paths come from the environment (test-xen.mjs sets them): XEN_BUILDER,
 //! GUEST_KERNEL (dom0's vmlinuz), GUEST_RAMDISK (busybox initramfs),
@@ -462,30 +463,75 @@ fn builds_a_256_mib_pv_guest_that_uses_up_its_claim_and_boots() {
     let (total, _) = raw.pages_per_node(guest.domid);
     assert_eq!(total, GUEST_MIB * PAGES_PER_MIB);
 
-    // The guest boots to its init: build_post's part (the console and store
-    // keys, xenstored told of the domain), then unpause; xenconsoled logs
-    // what the guest prints, and its init powers it off.
-    let name = format!("builder-pv-{}", guest.domid);
+    // The guest boots to its init, which prints its marker and powers off.
+    let flags = boot_to_marker(&raw, &guest, "builder-pv", store_mfn, console_mfn);
+    let reason = (flags >> SHUTDOWN_REASON_SHIFT) & 0xff;
+    assert!(
+        flags & XEN_DOMINF_SHUTDOWN != 0 && reason == SHUTDOWN_POWEROFF,
+        "the guest did not power off: flags {flags:#x}, reason {reason} (crash is {SHUTDOWN_CRASH})"
+    );
+}
+
+/// Does build_post's part (the console and store keys, xenstored told of the
+/// domain), unpauses the guest, and waits for its init's marker in the
+/// console log xenconsoled writes; then up to a minute for it to shut down.
+/// Returns the domain's flags.
+fn boot_to_marker(
+    raw: &RawXc,
+    guest: &Guest,
+    name: &str,
+    store_frame: u64,
+    console_frame: u64,
+) -> u32 {
+    let log = introduce_and_unpause(raw, guest, name, store_frame, console_frame);
+    let console = wait_for_console(&log, &["guest-marker:"], Duration::from_secs(120));
+    assert!(
+        console.contains("guest-marker: PV guest up"),
+        "no marker from the guest"
+    );
+    let marked = Instant::now();
+    let mut flags = raw.flags(guest.domid);
+    while flags & XEN_DOMINF_SHUTDOWN == 0 && marked.elapsed() < Duration::from_secs(60) {
+        std::thread::sleep(Duration::from_millis(500));
+        flags = raw.flags(guest.domid);
+    }
+    flags
+}
+
+/// build_post's part: the console and store keys, and xenstored told of the
+/// domain; then unpause. Returns the console log xenconsoled writes.
+fn introduce_and_unpause(
+    raw: &RawXc,
+    guest: &Guest,
+    name: &str,
+    store_frame: u64,
+    console_frame: u64,
+) -> String {
+    let name = format!("{name}-{}", guest.domid);
     let store = XenStore::open();
     let dir = format!("/local/domain/{}", guest.domid);
     for (key, value) in [
         ("name", name.clone()),
         ("domid", guest.domid.to_string()),
-        ("console/ring-ref", console_mfn.to_string()),
+        ("console/ring-ref", console_frame.to_string()),
         ("console/port", guest.console_port.to_string()),
         ("console/type", "xenconsoled".into()),
-        ("store/ring-ref", store_mfn.to_string()),
+        ("store/ring-ref", store_frame.to_string()),
         ("store/port", guest.store_port.to_string()),
     ] {
         store.write(&format!("{dir}/{key}"), &value);
     }
-    store.introduce(guest.domid, store_mfn, guest.store_port);
+    store.introduce(guest.domid, store_frame, guest.store_port);
     raw.unpause(guest.domid);
-    let log = format!("/var/log/xen/console/guest-{name}.log");
+    format!("/var/log/xen/console/guest-{name}.log")
+}
+
+/// The console log once it holds one of `until`, or after `limit`.
+fn wait_for_console(log: &str, until: &[&str], limit: Duration) -> String {
     let started = Instant::now();
     let console = loop {
-        let console = std::fs::read_to_string(&log).unwrap_or_default();
-        if console.contains("guest-marker:") || started.elapsed() > Duration::from_secs(180) {
+        let console = std::fs::read_to_string(log).unwrap_or_default();
+        if until.iter().any(|u| console.contains(u)) || started.elapsed() > limit {
             break console;
         }
         std::thread::sleep(Duration::from_millis(500));
@@ -495,20 +541,87 @@ fn builds_a_256_mib_pv_guest_that_uses_up_its_claim_and_boots() {
         started.elapsed(),
         console.trim_end()
     );
-    assert!(
-        console.contains("guest-marker: PV guest up"),
-        "no marker from the guest"
+    console
+}
+
+#[test]
+#[ignore = "needs a real Xen dom0: npm run test:xen"]
+fn builds_a_256_mib_pvh_guest_that_boots() {
+    let xen = xen();
+    let raw = RawXc::open();
+    let domid = xen
+        .create_domain(&DomainConfig {
+            kind: DomainKind::Pvh,
+            max_vcpus: 1,
+            max_evtchn_port: 1023,
+        })
+        .unwrap();
+    let mut guest = Guest {
+        xen: &xen,
+        domid,
+        store_port: 0,
+        console_port: 0,
+    };
+    xen.set_max_vcpus(domid, 1).unwrap();
+    xen.set_shadow_allocation_mib(domid, 3).unwrap();
+    xen.set_max_memory_kib(domid, (GUEST_MIB << 10) + 1024)
+        .unwrap();
+    guest.store_port = xen.alloc_unbound_evtchn(domid, 0).unwrap();
+    guest.console_port = xen.alloc_unbound_evtchn(domid, 0).unwrap();
+    // xenguestArgs() for PVH: the kernel, its command line, the ramdisk as a module.
+    let mut args = guest.args(&env("GUEST_KERNEL"), "", GUEST_MIB, &[]);
+    args[5] = "pvh_build".into();
+    // The whole boot on the console. clearcpuid=rdtscp: under this QEMU (TCG)
+    // Xen cannot emulate RDTSCP for a guest in an HVM container (TCG's SVM
+    // gives no next RIP: "SVM Insn len emulation failed" on Xen's console),
+    // and a PVH Linux using it crashes right after its FPU set-up, whoever
+    // built it: xl's PVH guest too (xl-create.sh).
+    args[9] = "console=hvc0 clearcpuid=rdtscp".into();
+    let ramdisk = args.iter().position(|a| a == "-ramdisk").unwrap();
+    args.drain(ramdisk..ramdisk + 2);
+    let domid_at = args.iter().position(|a| a == "-domid").unwrap();
+    args.splice(
+        domid_at..domid_at,
+        ["-module".to_string(), env("GUEST_RAMDISK")],
     );
-    // Then `poweroff -f`.
-    let mut flags = raw.flags(guest.domid);
-    while flags & XEN_DOMINF_SHUTDOWN == 0 && started.elapsed() < Duration::from_secs(240) {
-        std::thread::sleep(Duration::from_millis(500));
-        flags = raw.flags(guest.domid);
+    let run = run_builder(&args);
+    assert_eq!(run.status, Some(0), "{}", run.stderr);
+    println!(
+        "xen-test-timing: builder, 256 MiB PVH guest: {} ms",
+        run.elapsed.as_millis()
+    );
+    let (store_gfn, console_gfn) = result_mfns(&run);
+    assert_eq!(store_gfn, raw.hvm_param(domid, HVM_PARAM_STORE_PFN));
+    assert_eq!(console_gfn, raw.hvm_param(domid, HVM_PARAM_CONSOLE_PFN));
+    let info = xen.domain_info(domid).unwrap();
+    println!("after the build: {info:?}");
+    // The guest got what the builder gave it (the memory map, the ACPI
+    // tables, the ramdisk module, the command line) and boots to its init.
+    let log = introduce_and_unpause(&raw, &guest, "builder-pvh", store_gfn, console_gfn);
+    let console = wait_for_console(&log, &["guest-marker:"], Duration::from_secs(150));
+    for expected in [
+        "Command line: console=hvc0",
+        "BIOS-e820: [mem 0x0000000000100000-0x000000000fffffff] usable",
+        "BIOS-e820: [mem 0x00000000fc000000-0x00000000fc000fff] ACPI data",
+        "BIOS-e820: [mem 0x00000000feff8000-0x00000000feffffff] reserved",
+        "RAMDISK: [mem ",
+        "ACPI: RSDP 0x00000000FC000000",
+        "ACPI: FACP 0x00000000FC0000C0",
+        "ACPI: APIC 0x00000000FC000200",
+        "smpboot: Allowing 1 CPUs",
+        "Booting kernel on Xen PVH",
+        "guest-marker: PV guest up",
+    ] {
+        assert!(
+            console.contains(expected),
+            "no {expected:?} on the guest's console"
+        );
     }
+    let flags = raw.flags(domid);
     let reason = (flags >> SHUTDOWN_REASON_SHIFT) & 0xff;
     assert!(
-        flags & XEN_DOMINF_SHUTDOWN != 0 && reason == SHUTDOWN_POWEROFF,
-        "the guest did not power off: flags {flags:#x}, reason {reason} (crash is {SHUTDOWN_CRASH})"
+        flags & XEN_DOMINF_SHUTDOWN == 0 || reason == SHUTDOWN_POWEROFF,
+        "the guest shut down with reason {reason} (crash is {SHUTDOWN_CRASH})"
     );
 }
 
@@ -557,7 +670,11 @@ fn mem_pnode_puts_every_page_on_that_node() {
             .map(|i| (free_before[i] as i64 - free_after[i] as i64) >> 20)
             .collect();
         println!("node {node}: MiB taken from each node: {used_mib:?}");
-        assert!(used_mib[node as usize] >= GUEST_MIB as i64);
+        // Give or take what the daemons and the last destroyed domain do meanwhile.
+        assert!(
+            used_mib[node as usize] >= GUEST_MIB as i64 - 4,
+            "{used_mib:?}"
+        );
         assert!(used_mib[1 - node as usize].abs() < 4, "{used_mib:?}");
     }
 }

@@ -44,6 +44,28 @@ pub struct RawVmemrange {
     pub nid: u32,
 }
 
+/// `struct xc_hvm_firmware_module`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct RawFirmwareModule {
+    pub data: *mut u8,
+    pub length: u32,
+    pub guest_addr_out: u64,
+}
+
+impl Default for RawFirmwareModule {
+    fn default() -> Self {
+        RawFirmwareModule {
+            data: std::ptr::null_mut(),
+            length: 0,
+            guest_addr_out: 0,
+        }
+    }
+}
+
+/// `MAX_ACPI_MODULES`.
+pub const MAX_ACPI_MODULES: usize = 4;
+
 /// libxenctrl's `xc_error`.
 #[repr(C)]
 pub struct RawXcError {
@@ -112,6 +134,7 @@ pub struct DomImageLayout {
     pub device_model: Field<bool>,
     pub e820: Field<*mut RawE820Entry>,
     pub e820_entries: Field<c_uint>,
+    pub acpi_modules: Field<[RawFirmwareModule; MAX_ACPI_MODULES]>,
 }
 
 impl DomImageLayout {
@@ -146,6 +169,7 @@ impl DomImageLayout {
             device_model,
             e820,
             e820_entries,
+            acpi_modules,
         )
     }
 }
@@ -177,6 +201,7 @@ pub const V4_17: DomImageLayout = DomImageLayout {
     device_model: Field::at(1768),
     e820: Field::at(1920),
     e820_entries: Field::at(1928),
+    acpi_modules: Field::at(1800),
 };
 
 /// The releases whose layout is known, as (major, minor).

@@ -10,7 +10,7 @@ use crate::build::{
     Container, DomImage, E820Entry, HvmMemory, ImageSettings, Libxenguest, Vmemrange,
 };
 use crate::protocol::Failure;
-use layout::{DomImageLayout, Field, RawE820Entry, RawVmemrange, RawXcError};
+use layout::{DomImageLayout, Field, RawE820Entry, RawFirmwareModule, RawVmemrange, RawXcError};
 use libloading::Library;
 use std::ffi::{c_char, c_int, c_uint, c_ulong, c_void, CStr, CString};
 use std::fs::File;
@@ -427,7 +427,22 @@ impl DomImage for Image<'_> {
         self.write(l.lowmem_end, m.lowmem_end_bytes);
         self.write(l.highmem_end, m.highmem_end_bytes);
         self.write(l.vga_hole_size, m.vga_hole_pages);
-        self.write(l.device_model, true);
+        self.write(l.device_model, m.device_model);
+    }
+
+    fn set_acpi_tables(&mut self, tables: &[u8], guest_address: u64) -> Result<(), Failure> {
+        let length = u32::try_from(tables.len())
+            .map_err(|_| Failure::new("acpi_build_tables", libc::EINVAL, "tables too large"))?;
+        // In xc_dom's pool: libxenguest copies them in xc_dom_build_image.
+        let data = self.pool_alloc(tables)?;
+        let mut modules = [RawFirmwareModule::default(); layout::MAX_ACPI_MODULES];
+        modules[0] = RawFirmwareModule {
+            data,
+            length,
+            guest_addr_out: guest_address,
+        };
+        self.write(self.xg.layout.acpi_modules, modules);
+        Ok(())
     }
 
     fn set_memory_map(&mut self, domid: u32, map: &[E820Entry]) -> Result<(), Failure> {
