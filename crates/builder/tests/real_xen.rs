@@ -281,9 +281,14 @@ impl<'a> Guest<'a> {
     /// An HVM domain as build_pre makes it: vCPUs, then its HAP pool (libxl's
     /// size for one vCPU and 256 MiB: 3 MiB), maxmem, two event channels.
     fn hvm(xen: &'a XenCtrl, mib: u64) -> Guest<'a> {
+        Guest::hvm_container(xen, mib, DomainKind::Hvm)
+    }
+
+    /// The same for an HVM or a PVH domain.
+    fn hvm_container(xen: &'a XenCtrl, mib: u64, kind: DomainKind) -> Guest<'a> {
         let domid = xen
             .create_domain(&DomainConfig {
-                kind: DomainKind::Hvm,
+                kind,
                 max_vcpus: 1,
                 max_evtchn_port: 1023,
             })
@@ -309,6 +314,27 @@ impl<'a> Guest<'a> {
         args.drain(8..16);
         args[5] = "hvm_build".into();
         args[7] = env("HVMLOADER");
+        args
+    }
+
+    /// xenguestArgs() for a PVH build of this domain: dom0's kernel, its
+    /// command line, the ramdisk as a boot module.
+    fn pvh_args(&self, extra: &[&str]) -> Vec<String> {
+        let mut args = self.args(&env("GUEST_KERNEL"), "", GUEST_MIB, extra);
+        args[5] = "pvh_build".into();
+        // The whole boot on the console. clearcpuid=rdtscp: under this QEMU
+        // (TCG) Xen cannot emulate RDTSCP for a guest in an HVM container
+        // (TCG's SVM gives no next RIP: "SVM Insn len emulation failed" on
+        // Xen's console), and a PVH Linux using it crashes right after its FPU
+        // set-up, whoever built it: xl's PVH guest too (xl-create.sh).
+        args[9] = "console=hvc0 clearcpuid=rdtscp".into();
+        let ramdisk = args.iter().position(|a| a == "-ramdisk").unwrap();
+        args.drain(ramdisk..ramdisk + 2);
+        let domid_at = args.iter().position(|a| a == "-domid").unwrap();
+        args.splice(
+            domid_at..domid_at,
+            ["-module".to_string(), env("GUEST_RAMDISK")],
+        );
         args
     }
 
@@ -549,41 +575,9 @@ fn wait_for_console(log: &str, until: &[&str], limit: Duration) -> String {
 fn builds_a_256_mib_pvh_guest_that_boots() {
     let xen = xen();
     let raw = RawXc::open();
-    let domid = xen
-        .create_domain(&DomainConfig {
-            kind: DomainKind::Pvh,
-            max_vcpus: 1,
-            max_evtchn_port: 1023,
-        })
-        .unwrap();
-    let mut guest = Guest {
-        xen: &xen,
-        domid,
-        store_port: 0,
-        console_port: 0,
-    };
-    xen.set_max_vcpus(domid, 1).unwrap();
-    xen.set_shadow_allocation_mib(domid, 3).unwrap();
-    xen.set_max_memory_kib(domid, (GUEST_MIB << 10) + 1024)
-        .unwrap();
-    guest.store_port = xen.alloc_unbound_evtchn(domid, 0).unwrap();
-    guest.console_port = xen.alloc_unbound_evtchn(domid, 0).unwrap();
-    // xenguestArgs() for PVH: the kernel, its command line, the ramdisk as a module.
-    let mut args = guest.args(&env("GUEST_KERNEL"), "", GUEST_MIB, &[]);
-    args[5] = "pvh_build".into();
-    // The whole boot on the console. clearcpuid=rdtscp: under this QEMU (TCG)
-    // Xen cannot emulate RDTSCP for a guest in an HVM container (TCG's SVM
-    // gives no next RIP: "SVM Insn len emulation failed" on Xen's console),
-    // and a PVH Linux using it crashes right after its FPU set-up, whoever
-    // built it: xl's PVH guest too (xl-create.sh).
-    args[9] = "console=hvc0 clearcpuid=rdtscp".into();
-    let ramdisk = args.iter().position(|a| a == "-ramdisk").unwrap();
-    args.drain(ramdisk..ramdisk + 2);
-    let domid_at = args.iter().position(|a| a == "-domid").unwrap();
-    args.splice(
-        domid_at..domid_at,
-        ["-module".to_string(), env("GUEST_RAMDISK")],
-    );
+    let guest = Guest::hvm_container(&xen, GUEST_MIB, DomainKind::Pvh);
+    let domid = guest.domid;
+    let args = guest.pvh_args(&[]);
     let run = run_builder(&args);
     assert_eq!(run.status, Some(0), "{}", run.stderr);
     println!(
@@ -808,21 +802,27 @@ fn builds_an_hvm_guest_that_runs_hvmloader() {
 
 #[test]
 #[ignore = "needs a real Xen dom0: npm run test:xen"]
-fn hvm_mem_pnode_puts_every_page_on_that_node() {
+fn hvm_and_pvh_mem_pnode_put_every_page_on_that_node() {
     let xen = xen();
     let raw = RawXc::open();
-    let guest = Guest::hvm(&xen, GUEST_MIB);
-    // libxenguest allocates the RAM by the vNUMA layout, but the first 640
-    // KiB and the special pages without a node: those follow the domain's
-    // node affinity, which build_pre sets from the soft affinity (node 1's
-    // CPUs are 2 and 3).
-    xen.set_vcpu_affinity(guest.domid, 0, None, Some(&[2, 3]))
-        .unwrap();
-    let run = run_builder(&guest.hvm_args(GUEST_MIB - HVM_VIDEO_MIB, &["-mem_pnode", "1"]));
-    assert_eq!(run.status, Some(0), "{}", run.stderr);
-    let (total, per_node) = raw.pages_per_node(guest.domid);
-    println!("HVM on node 1: Xen counts {total} pages: {per_node:?}");
-    assert_eq!(per_node, vec![0, total]);
+    for kind in [DomainKind::Hvm, DomainKind::Pvh] {
+        let guest = Guest::hvm_container(&xen, GUEST_MIB, kind);
+        // libxenguest allocates the RAM by the vNUMA layout, but the first
+        // 640 KiB (HVM), the special pages and the ACPI tables (PVH) without
+        // a node: those follow the domain's node affinity, which build_pre
+        // sets from the soft affinity (node 1's CPUs are 2 and 3).
+        xen.set_vcpu_affinity(guest.domid, 0, None, Some(&[2, 3]))
+            .unwrap();
+        let args = match kind {
+            DomainKind::Hvm => guest.hvm_args(GUEST_MIB - HVM_VIDEO_MIB, &["-mem_pnode", "1"]),
+            _ => guest.pvh_args(&["-mem_pnode", "1"]),
+        };
+        let run = run_builder(&args);
+        assert_eq!(run.status, Some(0), "{}", run.stderr);
+        let (total, per_node) = raw.pages_per_node(guest.domid);
+        println!("{kind:?} on node 1: Xen counts {total} pages: {per_node:?}");
+        assert_eq!(per_node, vec![0, total]);
+    }
 }
 
 #[test]
