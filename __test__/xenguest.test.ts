@@ -1,8 +1,13 @@
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { XenDomainBuildError } from '../ts/errors.js'
 import { memoryModel } from '../ts/memory.js'
-import { parseXenguestError, SpawnedXenguest, xenguestArgs } from '../ts/xenguest.js'
-import { alive, FAKE_XENGUEST } from './helpers.js'
+import {
+  BUNDLED_BUILDER_PATH, defaultXenguestPath, HOST_XENGUEST_PATH, parseXenguestError, SpawnedXenguest, xenguestArgs,
+} from '../ts/xenguest.js'
+import { alive, FAKE_XENGUEST, rejected, ROOT } from './helpers.js'
 
 const memory = memoryModel({ type: 'hvm', staticMaxKib: 2 << 20, targetKib: 1 << 20, videoMib: 8, vcpus: 2 })
 const base = { domid: 7, image: '/boot/hvmloader', storePort: 1, consolePort: 2, memory }
@@ -173,5 +178,46 @@ describe('the real runner, against a fake xenguest', () => {
     expect(await runner.supports('known-feature')).toBe(true)
     expect(await runner.supports('other')).toBe(false)
     expect(await new SpawnedXenguest('/nonexistent/xenguest').supports('x')).toBe(false)
+  })
+})
+
+describe('the default domain builder', () => {
+  it('is the host xenguest when there is one, else ours, else none', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'xdb-builder-'))
+    try {
+      const host = join(dir, 'xenguest')
+      const ours = join(dir, 'xen-domain-builder')
+      const notExecutable = join(dir, 'plain')
+      writeFileSync(notExecutable, '')
+      writeFileSync(ours, '#!/bin/sh\n', { mode: 0o755 })
+      expect(defaultXenguestPath([host, ours])).toBe(ours)
+      expect(defaultXenguestPath([notExecutable, ours])).toBe(ours)
+      writeFileSync(host, '#!/bin/sh\n', { mode: 0o755 })
+      expect(defaultXenguestPath([host, ours])).toBe(host)
+      expect(defaultXenguestPath([join(dir, 'none')])).toBeNull()
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+
+  it('defaults to the host path, then the builder npm run build puts in native/', () => {
+    expect(HOST_XENGUEST_PATH).toBe('/usr/libexec/xen/bin/xenguest')
+    expect(BUNDLED_BUILDER_PATH).toBe(join(ROOT, 'native', 'xen-domain-builder'))
+    expect(defaultXenguestPath()).toBe(existsSync(HOST_XENGUEST_PATH) ? HOST_XENGUEST_PATH : BUNDLED_BUILDER_PATH)
+  })
+
+  it('ours speaks the protocol SpawnedXenguest expects: -supports, and a clean error off Xen', async () => {
+    const builder = new SpawnedXenguest(BUNDLED_BUILDER_PATH)
+    expect(await builder.supports('mem_pnode')).toBe(true)
+    expect(await builder.supports('vgpu')).toBe(false)
+    const pv = memoryModel({ type: 'pv', staticMaxKib: 256 << 10, targetKib: 256 << 10, vcpus: 1 })
+    const events: { type: string; line?: string }[] = []
+    const error = await rejected(builder.run(xenguestArgs({ ...base, type: 'pv', image: '/boot/vmlinuz', memory: pv }), { onEvent: (e) => events.push(e) }))
+    // This machine runs no Xen: the builder fails opening it, and says so on the control pipe.
+    expect(error.code).toBe('XENGUEST_FAILED')
+    const failed = (error as XenDomainBuildError & { xenguest: { function: string; code: number } }).xenguest
+    expect(['dlopen', 'xc_interface_open']).toContain(failed.function)
+    expect(failed.code).toBeGreaterThan(0)
+    expect(events.some((e) => e.line?.startsWith('xen-domain-builder ') === true)).toBe(true)
   })
 })

@@ -10,7 +10,9 @@ import { createRequire } from 'node:module'
 const cjs = createRequire(import.meta.url)('../dist/index.js')
 
 export const {
+  BUNDLED_BUILDER_PATH,
   BuildHost,
+  HOST_XENGUEST_PATH,
   InMemoryXenstore,
   NumaPlanner,
   SimulatedXenguest,
@@ -21,6 +23,7 @@ export const {
   buildPost,
   buildPre,
   buildTracingChannel,
+  defaultXenguestPath,
   domainEntries,
   domainPath,
   memoryModel,

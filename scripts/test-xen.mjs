@@ -51,8 +51,8 @@ function output(command, args, options = {}) {
 }
 
 /** Every library a binary needs, by ldd, as host paths. */
-function libraries(binary) {
-  return output('ldd', [binary]).split('\n').flatMap((line) => {
+function libraries(binary, env = process.env) {
+  return output('ldd', [binary], { env }).split('\n').flatMap((line) => {
     const m = /=>\s+(\S+)\s+\(/.exec(line) ?? /^\s*(\/\S+)\s+\(/.exec(line)
     return m ? [m[1]] : []
   })
@@ -103,12 +103,18 @@ const kernelVersion = await phase('unpack', () => {
   return version
 })
 
-const testBinary = await phase('build the tests', () => {
-  run('npm', ['run', 'build'], { cwd: ROOT, stdio: ['ignore', 'ignore', 'inherit'] })
-  const messages = output('cargo', ['test', '-p', 'xenctrl', '--test', 'real_xen', '--no-run', '--message-format=json'], { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] })
-  const executable = messages.split('\n').map((l) => JSON.parse(l)).find((m) => m.reason === 'compiler-artifact' && m.executable && m.target?.name === 'real_xen')?.executable
-  if (!executable) throw new Error('cargo built no real_xen test binary')
+/** The executable of one cargo integration test, built without running it. */
+function testExecutable(crate, test) {
+  const messages = output('cargo', ['test', '-p', crate, '--test', test, '--no-run', '--message-format=json'], { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] })
+  const executable = messages.split('\n').map((l) => JSON.parse(l)).find((m) => m.reason === 'compiler-artifact' && m.executable && m.target?.name === test)?.executable
+  if (!executable) throw new Error(`cargo built no ${crate} ${test} test binary`)
   return executable
+}
+
+const tests = await phase('build the tests', () => {
+  // npm run build also builds the domain builder into native/.
+  run('npm', ['run', 'build'], { cwd: ROOT, stdio: ['ignore', 'ignore', 'inherit'] })
+  return { xenctrl: testExecutable('xenctrl', 'real_xen'), builder: testExecutable('builder', 'real_xen') }
 })
 
 const files = await phase('initramfs and share', () => {
@@ -129,7 +135,15 @@ const files = await phase('initramfs and share', () => {
     copyFileSync(found, target)
   }
   cpSync(join(UNPACKED, 'usr', 'lib', 'x86_64-linux-gnu'), join(INITRAMFS, 'usr', 'lib', 'x86_64-linux-gnu'), { recursive: true, verbatimSymlinks: true })
-  for (const lib of new Set([...libraries(process.execPath), ...libraries(testBinary)])) copyInto(INITRAMFS, lib)
+  // xl and the daemons (the reference `xl create -p`) run off the share, with
+  // Xen's libraries from the packages and the host's for the rest.
+  const xenBin = join(UNPACKED, 'usr', 'lib', 'xen-4.17', 'bin')
+  const xenTools = ['xl', 'xenstored', 'xenconsoled', 'xen-init-dom0'].map((t) => join(xenBin, t))
+  const env = { ...process.env, LD_LIBRARY_PATH: join(UNPACKED, 'usr', 'lib', 'x86_64-linux-gnu') }
+  const hostLibraries = [process.execPath, tests.xenctrl, tests.builder, join(ROOT, 'native', 'xen-domain-builder'), ...xenTools]
+    .flatMap((binary) => libraries(binary, env))
+    .filter((lib) => !lib.startsWith(UNPACKED))
+  for (const lib of new Set(hostLibraries)) copyInto(INITRAMFS, lib)
   const initrd = join(CACHE, 'initrd.gz')
   run('sh', ['-c', `cd "${INITRAMFS}" && find . | cpio -o -H newc --quiet | gzip -1 > "${initrd}"`])
 
@@ -140,7 +154,24 @@ const files = await phase('initramfs and share', () => {
   mkdirSync(join(SHARE, 'node'), { recursive: true })
   const node = join(SHARE, 'node', 'node')
   if (!existsSync(node) || statSync(node).size !== statSync(process.execPath).size) copyFileSync(process.execPath, node)
-  copyFileSync(testBinary, join(SHARE, 'real_xen'))
+  copyFileSync(tests.xenctrl, join(SHARE, 'real_xen'))
+  copyFileSync(tests.builder, join(SHARE, 'builder_real_xen'))
+  copyFileSync(join(ROOT, 'native', 'xen-domain-builder'), join(SHARE, 'xen-domain-builder'))
+  cpSync(join(UNPACKED, 'usr', 'lib', 'xen-4.17'), join(SHARE, 'xen-4.17'), { recursive: true, verbatimSymlinks: true })
+  copyFileSync(join(ROOT, '__test__', 'xen', 'xl-create.sh'), join(SHARE, 'xl-create.sh'))
+
+  // The PV guest both builders build: dom0's kernel, and an initramfs whose
+  // init prints a marker and powers off.
+  const guest = join(CACHE, 'guest-initramfs')
+  rmSync(guest, { recursive: true, force: true })
+  mkdirSync(join(guest, 'bin'), { recursive: true })
+  copyFileSync(join(UNPACKED, 'bin', 'busybox'), join(guest, 'bin', 'busybox'))
+  writeFileSync(join(guest, 'init'), '#!/bin/busybox sh\n/bin/busybox mkdir -p /proc\n/bin/busybox mount -t proc proc /proc\n' +
+    'echo "guest-marker: PV guest up, $(/bin/busybox cat /proc/meminfo | /bin/busybox head -n 1)"\n/bin/busybox poweroff -f\n')
+  chmodSync(join(guest, 'init'), 0o755)
+  mkdirSync(join(SHARE, 'guest'), { recursive: true })
+  run('sh', ['-c', `cd "${guest}" && find . | cpio -o -H newc --quiet | gzip -1 > "${join(SHARE, 'guest', 'initrd.gz')}"`])
+  copyFileSync(join(UNPACKED, 'boot', `vmlinuz-${kernelVersion}`), join(SHARE, 'guest', 'vmlinuz'))
   copyFileSync(join(ROOT, '__test__', 'xen', 'smoke.mjs'), join(SHARE, 'smoke.mjs'))
   copyFileSync(join(ROOT, 'scripts', 'xen-test', 'run.sh'), join(SHARE, 'run.sh'))
   const pkg = join(SHARE, 'node_modules', 'xen-domain-build')
@@ -153,13 +184,15 @@ const files = await phase('initramfs and share', () => {
 })
 
 const serial = await phase('boot Xen and run the tests in dom0', () => new Promise((resolve, reject) => {
+  // guest_loglvl=all: what an HVM guest writes to port 0xE9 (hvmloader's
+  // banner) reaches Xen's console ring, where the builder's test looks.
   const args = [
     '-machine', 'q35', '-accel', 'tcg', '-cpu', 'max,-smap', '-smp', '4', '-m', '2048',
     '-object', 'memory-backend-ram,id=m0,size=1G', '-object', 'memory-backend-ram,id=m1,size=1G',
     '-numa', 'node,nodeid=0,cpus=0-1,memdev=m0', '-numa', 'node,nodeid=1,cpus=2-3,memdev=m1',
     '-numa', 'dist,src=0,dst=1,val=21',
     '-kernel', files.xen,
-    '-append', 'console=com1 com1=115200,8n1 dom0_mem=512M,max:512M dom0_max_vcpus=2',
+    '-append', 'console=com1 com1=115200,8n1 dom0_mem=512M,max:512M dom0_max_vcpus=2 guest_loglvl=all',
     '-initrd', `${files.kernel} console=hvc0 earlyprintk=xen loglevel=4,${files.initrd}`,
     '-virtfs', `local,path=${SHARE},mount_tag=host0,security_model=none`,
     '-display', 'none', '-serial', 'stdio', '-monitor', 'none', '-no-reboot',
@@ -183,7 +216,7 @@ const serial = await phase('boot Xen and run the tests in dom0', () => new Promi
 }))
 
 let failed = 0
-for (const suite of ['rust', 'smoke']) {
+for (const suite of ['rust', 'smoke', 'builder', 'xl']) {
   const status = join(SHARE, 'results', `${suite}.status`)
   if (!existsSync(status)) {
     failed++

@@ -31,6 +31,9 @@ export { buildDomain, buildChannel, buildTracingChannel, type BuildTraceContext,
 export { buildPost, domainEntries, type BuildPostInput } from './build-post.js'
 export { SimulatedXenguest, type SimulatedXenguestOptions } from './sim-xenguest.js'
 export {
+  BUNDLED_BUILDER_PATH,
+  defaultXenguestPath,
+  HOST_XENGUEST_PATH,
   SpawnedXenguest,
   parseXenguestError,
   xenguestArgs,

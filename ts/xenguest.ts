@@ -3,6 +3,8 @@
  * arguments, its control protocol, and a runner that spawns the real program.
  */
 import { spawn, type ChildProcess } from 'node:child_process'
+import { accessSync, constants } from 'node:fs'
+import { fileURLToPath } from 'node:url'
 import type { Readable, Writable } from 'node:stream'
 import { optionalMilliseconds } from './checks.js'
 import { aborted, XenDomainBuildError } from './errors.js'
@@ -343,4 +345,31 @@ export class SpawnedXenguest implements XenguestRunner {
       child.on('close', (code) => resolve(code === 0 && out.trim() === 'true'))
     })
   }
+}
+
+/** Where XenServer and XCP-ng install their xenguest. */
+export const HOST_XENGUEST_PATH = '/usr/libexec/xen/bin/xenguest'
+
+/**
+ * xen-domain-builder, ours: xenguest's command line and control protocol over
+ * the host's libxenguest, for upstream Xen. `npm run build` puts it in native/
+ * (ts/ and dist/ both sit one level below the package root).
+ */
+export const BUNDLED_BUILDER_PATH = fileURLToPath(new URL('../native/xen-domain-builder', import.meta.url))
+
+/**
+ * The domain builder to run by default: the first executable of `candidates`,
+ * that is the host's own xenguest when it has one (XenServer, XCP-ng), else
+ * ours. null when there is none.
+ */
+export function defaultXenguestPath(candidates: readonly string[] = [HOST_XENGUEST_PATH, BUNDLED_BUILDER_PATH]): string | null {
+  for (const path of candidates) {
+    try {
+      accessSync(path, constants.X_OK)
+      return path
+    } catch {
+      // Not there, or not executable: the next one.
+    }
+  }
+  return null
 }
