@@ -44,10 +44,52 @@ pub fn from_xen(e: xenctrl::XenError) -> Error {
     Error::new(Code::Xen(e.code()), e.to_string())
 }
 
-/// A JS Error for a failed hypervisor operation: `code` (the errno's name,
-/// or XEN_UNAVAILABLE, XEN_VERSION_UNSUPPORTED, INVALID_ARGUMENT), `errno`
-/// and `operation` where they apply.
-pub fn reject(env: &Env, e: &xenctrl::XenError) -> napi::Error {
+/// A failure of a native operation (hypervisor or xenstore), as `reject`
+/// shows it to JavaScript.
+pub trait NativeFailure: std::fmt::Display {
+    fn code(&self) -> String;
+    fn errno(&self) -> Option<i32>;
+    fn operation(&self) -> Option<&'static str>;
+    /// Why something is unavailable, when that is the failure.
+    fn reason(&self) -> Option<&'static str> {
+        None
+    }
+}
+
+impl NativeFailure for xenctrl::XenError {
+    fn code(&self) -> String {
+        xenctrl::XenError::code(self)
+    }
+    fn errno(&self) -> Option<i32> {
+        xenctrl::XenError::errno(self)
+    }
+    fn operation(&self) -> Option<&'static str> {
+        xenctrl::XenError::operation(self)
+    }
+}
+
+impl NativeFailure for ::xenstore::XsError {
+    fn code(&self) -> String {
+        ::xenstore::XsError::code(self)
+    }
+    fn errno(&self) -> Option<i32> {
+        ::xenstore::XsError::errno(self)
+    }
+    fn operation(&self) -> Option<&'static str> {
+        ::xenstore::XsError::operation(self)
+    }
+    fn reason(&self) -> Option<&'static str> {
+        match self {
+            ::xenstore::XsError::Unavailable(why) => Some(why.reason()),
+            _ => None,
+        }
+    }
+}
+
+/// A JS Error for a failed native operation: `code` (the errno's name, or
+/// XEN_UNAVAILABLE, XEN_VERSION_UNSUPPORTED, XENSTORE_UNAVAILABLE,
+/// INVALID_ARGUMENT), `errno`, `operation` and `reason` where they apply.
+pub fn reject(env: &Env, e: &dyn NativeFailure) -> napi::Error {
     let build = || -> napi::Result<napi::Error> {
         let mut error =
             env.create_error(napi::Error::new(Status::GenericFailure, e.to_string()))?;
@@ -57,6 +99,9 @@ pub fn reject(env: &Env, e: &xenctrl::XenError) -> napi::Error {
         }
         if let Some(operation) = e.operation() {
             error.set("operation", operation)?;
+        }
+        if let Some(reason) = e.reason() {
+            error.set("reason", reason)?;
         }
         Ok(napi::Error::from(error.to_unknown()))
     };
