@@ -5,6 +5,7 @@ import { BuildHost } from '../ts/host.js'
 import { simulateHost, type SimulatedHost } from '../ts/index.js'
 import { SimulatedXenguest } from '../ts/sim-xenguest.js'
 import { SpawnedXenguest } from '../ts/xenguest.js'
+import { createDomain } from '../ts/domain.js'
 import { InMemoryXenstore } from '../ts/xenstore.js'
 import { alive, FAKE_XENGUEST, recording, rejected, type Call } from './helpers.js'
 
@@ -16,7 +17,7 @@ async function setup(preset = 'two-socket-4-node', simOptions: object = {}) {
   const xenstore = new InMemoryXenstore()
   const host = await BuildHost.create(xen, { xenstore })
   const create = async (kind: 'hvm' | 'pv' | 'pvh', vcpus: number) => {
-    const domid = await sim.hypervisor().createDomain({ kind, maxVcpus: vcpus })
+    const domid = await createDomain(sim.hypervisor(), xenstore, { type: kind, maxVcpus: vcpus, uuid: '00000000-0000-0000-0000-000000001111' })
     calls.length = 0
     return domid
   }
@@ -35,7 +36,7 @@ describe('buildDomain on the simulated host', () => {
     const t = await setup()
     const xenguest = new SimulatedXenguest(t.sim)
     const domid = await t.create('hvm', 2)
-    await t.xenstore.write(`/local/domain/${domid}/vm`, '/vm/0000-1111')
+    const treeWrites = t.xenstore.writes.length
     const built = await buildDomain(t.host, domid, { type: 'hvm', staticMaxKib: 2 * GIB_KIB, targetKib: GIB_KIB, videoMib: 8, vcpus: 2 }, {
       xenguest,
       image: '/usr/lib/xen/boot/hvmloader',
@@ -56,7 +57,7 @@ describe('buildDomain on the simulated host', () => {
     // The memory is where it was claimed.
     expect(t.sim.domainPagesByNode(domid)).toEqual([1016 * 256, 0, 0, 0])
     const base = `/local/domain/${domid}`
-    expect(Object.fromEntries(t.xenstore.writes.filter(([p]) => p !== `${base}/vm`))).toEqual({
+    expect(Object.fromEntries(t.xenstore.writes.slice(treeWrites))).toEqual({
       [`${base}/memory/static-max`]: String(2048 * 1024),
       [`${base}/memory/target`]: String(1024 * 1024),
       [`${base}/domid`]: String(domid),
@@ -67,10 +68,22 @@ describe('buildDomain on the simulated host', () => {
       [`${base}/console/ring-ref`]: String(0xfeffd + 2 * domid),
       [`${base}/console/limit`]: '65536',
       [`${base}/platform/acpi`]: '1',
-      '/vm/0000-1111/rtc/timeoffset': '3600',
+      '/vm/00000000-0000-0000-0000-000000001111/rtc/timeoffset': '3600',
       [`/libxl/${domid}/type`]: 'HVM',
     })
     expect(t.xenstore.introductions).toEqual([{ domid, storeMfn: BigInt(0xfeffc + 2 * domid), storePort: 1 }])
+  })
+
+  it("fails build_post with ENOENT when the domain has no xenstore tree (no vm key), as xenopsd does", async () => {
+    const t = await setup()
+    const domid = await t.sim.hypervisor().createDomain({ kind: 'hvm', maxVcpus: 1 })
+    const error = await rejected(buildDomain(t.host, domid, { type: 'hvm', staticMaxKib: GIB_KIB, targetKib: GIB_KIB, videoMib: 8, vcpus: 1 }, {
+      xenguest: new SimulatedXenguest(t.sim),
+      image: '/usr/lib/xen/boot/hvmloader',
+    }))
+    expect(error).toMatchObject({ code: 'ENOENT', step: 'build_post', operation: 'xs_read' })
+    expect(error.message).toContain(`/local/domain/${domid}/vm is missing`)
+    expect(t.xenstore.introductions).toEqual([])
   })
 
   it('builds a PV guest: memmap limit, linux_build with command line and ramdisk, no shadow correction', async () => {

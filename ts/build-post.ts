@@ -2,6 +2,7 @@
  * build_post: the domain's xenstore entries, then the introduction of the
  * domain to xenstored (xenopsd's `build_post`).
  */
+import { XenDomainBuildError } from './errors.js'
 import type { DomainType } from './memory.js'
 import { domainPath, type Xenstore } from './xenstore.js'
 
@@ -43,7 +44,9 @@ export async function buildPost(xenstore: Xenstore, b: BuildPostInput): Promise<
   await xenstore.writeMany(path, domainEntries(b))
   if (b.vmKeys !== undefined && Object.keys(b.vmKeys).length > 0) {
     const vmPath = await xenstore.read(`${path}/vm`)
-    if (vmPath !== null) await xenstore.writeMany(vmPath, b.vmKeys)
+    // xenopsd raises here too: the domain was not made by Domain.make (createDomain).
+    if (vmPath === null) throw new XenDomainBuildError('ENOENT', `${path}/vm is missing: the domain's xenstore tree was not made (createDomain writes it)`, { operation: 'xs_read' })
+    await xenstore.writeMany(vmPath, b.vmKeys)
   }
   await xenstore.write(`/libxl/${b.domid}/type`, LIBXL_TYPE[b.type])
   await xenstore.introduce(b.domid, b.storeMfn, b.storePort)

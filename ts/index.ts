@@ -43,6 +43,18 @@ export {
 export { BuildHost, type Accounting, type BuildHostOptions, type NumaPolicy } from './host.js'
 export { buildPre, type BuildEvent, type BuildPreOptions, type BuildPreResult, type VmConfig } from './build-pre.js'
 export { memoryModel, type DomainType, type MemoryModel, type VmMemory } from './memory.js'
-export { InMemoryXenstore, domainPath, type Xenstore } from './xenstore.js'
+export {
+  InMemoryXenstore,
+  RealXenstore,
+  domainPath,
+  openXenstore,
+  type Access,
+  type InMemoryXenstoreOptions,
+  type Introduction,
+  type Permission,
+  type TransactionOptions,
+  type Xenstore,
+  type XenstoreOperations,
+} from './xenstore.js'
 export type { Placement, ClaimKind } from './placement.js'
 export { parseScenario, playScenario, type PlacementScenario, type ScenarioResult } from './scenario.js'

@@ -7,6 +7,7 @@
 import { monitorEventLoopDelay } from 'node:perf_hooks'
 import type { VmConfig } from './build-pre.js'
 import { buildDomain, type DomainBuildEvent } from './build.js'
+import { createDomain } from './domain.js'
 import { BuildHost, type Accounting, type NumaPolicy } from './host.js'
 import { simulateHost, type SimulatedHost } from './hypervisor.js'
 import type { Placement } from './placement.js'
@@ -145,7 +146,7 @@ export async function runStorm(options: StormOptions): Promise<StormReport> {
   })
   const build = async ({ sizeMib, vcpus }: (typeof specs)[number]): Promise<StormVm> => {
     const vm: VmConfig = { type: 'hvm', staticMaxKib: sizeMib * 1024, targetKib: sizeMib * 1024, vcpus }
-    const domid = await xen.createDomain({ kind: 'hvm', maxVcpus: vcpus })
+    const domid = await createDomain(xen, host.xenstore, { type: 'hvm', maxVcpus: vcpus })
     try {
       const built = await buildDomain(host, domid, vm, { xenguest, image: '/usr/lib/xen/boot/hvmloader', onEvent: options.onEvent })
       const pagesByNode = sim.domainPagesByNode(domid)
