@@ -149,6 +149,11 @@ export class CallsXenstore implements Xenstore {
     this.#calls = calls
   }
 
+  /** The calls behind the store (to wrap them, e.g. to inject faults in tests). */
+  get calls(): XenstoreCalls {
+    return this.#calls
+  }
+
   #view(tx: number): XenstoreOperations {
     // Read at call time: views are made before the constructor body runs.
     const calls = new Proxy({} as XenstoreCalls, { get: (_, name) => {

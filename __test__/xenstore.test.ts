@@ -1,0 +1,66 @@
+import { describe, expect, it } from 'vitest'
+import { openXenstore } from '../ts/index.js'
+import { InMemoryXenstore } from '../ts/xenstore.js'
+import { checks, runCheck } from './xenstore-conformance.mjs'
+import { rejected } from './helpers.js'
+
+describe('InMemoryXenstore conforms to xenstored (the suite the real xenstored runs in test:xen)', () => {
+  for (const name of Object.keys(checks)) {
+    it(name, async () => {
+      const store = new InMemoryXenstore()
+      await runCheck(name, { store, asDomain: (domid) => store.asDomain(domid) })
+    })
+  }
+})
+
+describe('InMemoryXenstore', () => {
+  it('keeps only the newest writes in its log', async () => {
+    const store = new InMemoryXenstore({ writesKept: 10 })
+    for (let i = 0; i < 100; i++) await store.write(`/log/${i}`, String(i))
+    expect(store.writes.length).toBeLessThanOrEqual(20)
+    expect(store.writes.at(-1)).toEqual(['/log/99', '99'])
+    expect(store.entries.size).toBe(101) // the tree keeps every node
+  })
+
+  it('resolves a relative path below the caller\'s home', async () => {
+    const store = new InMemoryXenstore()
+    await store.mkdir('/local/domain/5')
+    await store.setPermissions('/local/domain/5', [{ domid: 5, access: 'none' }])
+    await store.asDomain(5).write('data/x', '1')
+    expect(await store.read('/local/domain/5/data/x')).toBe('1')
+  })
+
+  it('counts its round trips: a writeMany is a transaction of one request per key', async () => {
+    const store = new InMemoryXenstore()
+    await store.writeMany('/a', { x: '1', y: '2', z: '3' })
+    expect(store.roundTrips).toBe(5)
+  })
+
+  it('introduces and releases domains as xenstored does', async () => {
+    const store = new InMemoryXenstore()
+    await store.introduce(3, 0xfeffcn, 1)
+    expect(store.introduced.get(3)).toEqual({ domid: 3, storeMfn: 0xfeffcn, storePort: 1 })
+    await store.release(3)
+    expect(store.introduced.has(3)).toBe(false)
+    expect((await rejected(store.release(3))).code).toBe('ENOENT')
+    expect((await rejected(store.release(0))).code).toBe('EINVAL')
+  })
+})
+
+describe('openXenstore on a machine without xenstored', () => {
+  it('rejects XENSTORE_UNAVAILABLE saying xenstored is missing', async () => {
+    const error = await rejected(openXenstore({ probeTimeoutMs: 500 }))
+    expect(error).toMatchObject({ name: 'XenDomainBuildError', code: 'XENSTORE_UNAVAILABLE', reason: 'no-xenstored' })
+    expect(error.message).toMatch(/^xenstore is unavailable: no xenstored: /)
+  })
+
+  it('rejects XENSTORE_UNAVAILABLE saying the library is missing', async () => {
+    const error = await rejected(openXenstore({ libraryPath: '/nonexistent/libxenstore.so.4' }))
+    expect(error).toMatchObject({ code: 'XENSTORE_UNAVAILABLE', reason: 'no-library' })
+    expect(error.message).toContain('/nonexistent/libxenstore.so.4')
+  })
+
+  it('refuses bad options as INVALID_ARGUMENT', async () => {
+    expect((await rejected(openXenstore({ probeTimeoutMs: -1 }))).code).toBe('INVALID_ARGUMENT')
+  })
+})
