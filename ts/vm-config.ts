@@ -9,12 +9,14 @@ import { checkVmMemory } from './memory.js'
 
 const KEYS = [
   'type', 'pvShim', 'staticMaxKib', 'targetKib', 'videoMib', 'vcpus', 'shadowMultiplier', 'hardAffinity',
-  'image', 'cmdline', 'ramdisk', 'modules', 'nvidiaVgpu',
+  'image', 'cmdline', 'ramdisk', 'modules', 'nvidiaVgpu', 'uuid', 'name', 'platform',
 ] as const
 
 export interface VmConfigFile {
   vm: VmConfig
   image: DomainImage
+  /** What `createDomain` writes: the VM's UUID, name, `platform/*`. */
+  domain: { uuid?: string; name?: string; platform?: Record<string, string> }
 }
 
 export function parseVmConfig(text: string, source: string): VmConfigFile {
@@ -48,8 +50,17 @@ export function parseVmConfig(text: string, source: string): VmConfigFile {
   } catch (error) {
     throw invalidArgument(source, (error as Error).message)
   }
+  const platform = o.platform
+  if (platform !== undefined && (platform === null || typeof platform !== 'object' || Array.isArray(platform) || Object.values(platform).some((v) => typeof v !== 'string'))) {
+    throw invalidArgument(`${source}.platform`, 'expected an object of strings')
+  }
+  const domain: VmConfigFile['domain'] = {}
+  if (o.uuid !== undefined) domain.uuid = text_('uuid')
+  if (o.name !== undefined) domain.name = text_('name')
+  if (platform !== undefined) domain.platform = platform as Record<string, string>
   return {
     vm,
+    domain,
     image: {
       image,
       cmdline: text_('cmdline'),
