@@ -3,6 +3,8 @@ import type { Permission, Xenstore } from '../ts/xenstore.js'
 
 export interface ConformanceEnv {
   store: Xenstore
+  /** A domain that exists (the permission checks name it). */
+  guest: number
   /** A view of the same store acting as domain `domid`, where the store can give one. */
   asDomain?: (domid: number) => Xenstore
 }

@@ -1,9 +1,11 @@
 // What a Xenstore must do, written once and run against every store:
 // InMemoryXenstore by vitest (__test__/xenstore.test.ts), and the real
 // xenstored in dom0 by `npm run test:xen` (__test__/xen/xenstore.mjs, plain
-// node). Each check is an async function taking `{ store, base, asDomain }`:
-// `store` acts as dom0, `base` is a fresh path the check may use and removes,
-// `asDomain(domid)` (when the store can act as a guest) a view as that domain.
+// node). Each check is an async function taking `{ store, base, guest,
+// asDomain }`: `store` acts as dom0, `base` is a fresh path the check may use
+// and removes, `guest` a domid that exists (xenstored refuses permissions
+// naming a domain that does not: ENOENT), `asDomain(domid)` (when the store
+// can act as a guest) a view as that domain.
 // A check throws (node:assert) when the store does not conform.
 import assert from 'node:assert/strict'
 
@@ -40,8 +42,7 @@ export async function treeBasics({ store, base }) {
   assert.equal(await store.getDomainPath(7), '/local/domain/7')
 }
 
-export async function permissions({ store, base, asDomain }) {
-  const guest = 42
+export async function permissions({ store, base, guest, asDomain }) {
   await store.mkdir(`${base}/ro`)
   await store.setPermissions(`${base}/ro`, [{ domid: 0, access: 'none' }, { domid: guest, access: 'read' }])
   assert.deepEqual(await store.getPermissions(`${base}/ro`), [{ domid: 0, access: 'none' }, { domid: guest, access: 'read' }])
@@ -51,6 +52,8 @@ export async function permissions({ store, base, asDomain }) {
   await store.setPermissions(`${base}/rw`, [{ domid: guest, access: 'none' }])
   assert.deepEqual(await store.getPermissions(`${base}/rw`), [{ domid: guest, access: 'none' }])
   assert.equal(await codeOf(store.getPermissions(`${base}/nothing`)), 'ENOENT')
+  assert.equal(await codeOf(store.setPermissions(`${base}/ro`, [{ domid: 0, access: 'none' }, { domid: 31999, access: 'read' }])), 'ENOENT', 'permissions for a domain that does not exist')
+  assert.deepEqual(await store.getPermissions(`${base}/ro`), [{ domid: 0, access: 'none' }, { domid: guest, access: 'read' }])
   if (asDomain === undefined) return
   // What a guest may do, as xenstored checks it.
   const g = asDomain(guest)
@@ -172,7 +175,7 @@ export async function domainRelease({ store }) {
 /** Every check, by name, in the order to run them. */
 export const checks = { treeBasics, permissions, limits, transactionConflict, transactionsAreAllOrNothing, domainRelease }
 
-/** Runs one check on a fresh base path and removes it after. */
+/** Runs one check on a fresh base path and removes it after; `env.guest` must name an existing domain. */
 export async function runCheck(name, env) {
   const base = `/conformance/${name}-${process.pid}-${Math.floor(Math.random() * 1e9)}`
   await env.store.mkdir(base)

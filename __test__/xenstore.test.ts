@@ -7,8 +7,8 @@ import { rejected } from './helpers.js'
 describe('InMemoryXenstore conforms to xenstored (the suite the real xenstored runs in test:xen)', () => {
   for (const name of Object.keys(checks)) {
     it(name, async () => {
-      const store = new InMemoryXenstore()
-      await runCheck(name, { store, asDomain: (domid) => store.asDomain(domid) })
+      const store = new InMemoryXenstore({ domainExists: (domid) => domid === 42 || domid === 43 })
+      await runCheck(name, { store, guest: 42, asDomain: (domid) => store.asDomain(domid) })
     })
   }
 })

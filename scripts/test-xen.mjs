@@ -1,5 +1,6 @@
 #!/usr/bin/env node
-// `npm run test:xen`: the hypercall layer and build_pre against a real Xen.
+// `npm run test:xen`: the hypercall layer, build_pre, and xenstore (Debian's
+// xenstored, started in dom0) against a real Xen.
 // Everything comes from Debian's packages: QEMU on the host, and Xen 4.17, a
 // dom0 kernel, Xen's tools and libraries and busybox fetched with
 // `apt-get download` into .xen-cache/ (reused when present). It builds a
@@ -129,7 +130,18 @@ const files = await phase('initramfs and share', () => {
     copyFileSync(found, target)
   }
   cpSync(join(UNPACKED, 'usr', 'lib', 'x86_64-linux-gnu'), join(INITRAMFS, 'usr', 'lib', 'x86_64-linux-gnu'), { recursive: true, verbatimSymlinks: true })
-  for (const lib of new Set([...libraries(process.execPath), ...libraries(testBinary)])) copyInto(INITRAMFS, lib)
+  // xenstored, xen-init-dom0 and xenstore-ls for the xenstore suite.
+  const xenTools = ['usr/lib/xen-4.17/bin/xenstored', 'usr/lib/xen-4.17/bin/xen-init-dom0']
+  for (const tool of xenTools) {
+    mkdirSync(dirname(join(INITRAMFS, tool)), { recursive: true })
+    copyFileSync(join(UNPACKED, tool), join(INITRAMFS, tool))
+  }
+  mkdirSync(join(INITRAMFS, 'usr', 'bin'), { recursive: true })
+  for (const name of readdirSync(join(UNPACKED, 'usr', 'bin')).filter((n) => n.startsWith('xenstore'))) {
+    cpSync(join(UNPACKED, 'usr', 'bin', name), join(INITRAMFS, 'usr', 'bin', name), { verbatimSymlinks: true })
+  }
+  const toolLibraries = [...xenTools, 'usr/bin/xenstore'].flatMap((tool) => libraries(join(UNPACKED, tool)))
+  for (const lib of new Set([...libraries(process.execPath), ...libraries(testBinary), ...toolLibraries])) copyInto(INITRAMFS, lib)
   const initrd = join(CACHE, 'initrd.gz')
   run('sh', ['-c', `cd "${INITRAMFS}" && find . | cpio -o -H newc --quiet | gzip -1 > "${initrd}"`])
 
@@ -142,6 +154,9 @@ const files = await phase('initramfs and share', () => {
   if (!existsSync(node) || statSync(node).size !== statSync(process.execPath).size) copyFileSync(process.execPath, node)
   copyFileSync(testBinary, join(SHARE, 'real_xen'))
   copyFileSync(join(ROOT, '__test__', 'xen', 'smoke.mjs'), join(SHARE, 'smoke.mjs'))
+  copyFileSync(join(ROOT, '__test__', 'xen', 'xenstore.mjs'), join(SHARE, 'xenstore.mjs'))
+  copyFileSync(join(ROOT, '__test__', 'xenstore-conformance.mjs'), join(SHARE, 'xenstore-conformance.mjs'))
+  copyFileSync(join(ROOT, 'scripts', 'xen-test', 'xenstored.sh'), join(SHARE, 'xenstored.sh'))
   copyFileSync(join(ROOT, 'scripts', 'xen-test', 'run.sh'), join(SHARE, 'run.sh'))
   const pkg = join(SHARE, 'node_modules', 'xen-domain-build')
   for (const part of ['package.json', 'dist', 'native', 'scripts/platform.cjs']) cpSync(join(ROOT, part), join(pkg, part), { recursive: true })
@@ -182,7 +197,7 @@ const serial = await phase('boot Xen and run the tests in dom0', () => new Promi
 }))
 
 let failed = 0
-for (const suite of ['rust', 'smoke']) {
+for (const suite of ['rust', 'smoke', 'xenstore']) {
   const status = join(SHARE, 'results', `${suite}.status`)
   if (!existsSync(status)) {
     failed++

@@ -275,7 +275,7 @@ async function build(args: string[], out: Out): Promise<number> {
   if (values.sim !== undefined) {
     if (!simulatorPresets().some((p) => p.name === values.sim)) throw new UsageError(`--sim: unknown host ${values.sim} (one of ${presetNames()})`)
     const sim = simulateHost({ preset: values.sim })
-    host = await BuildHost.create(sim.hypervisor(), { numaPolicy, xenstore: new InMemoryXenstore() })
+    host = await BuildHost.create(sim.hypervisor(), { numaPolicy, xenstore: new InMemoryXenstore({ domainExists: (domid) => sim.domains().includes(domid) }) })
     const domid = await createDomain(sim.hypervisor(), host.xenstore, domainConfig)
     built = await buildDomain(host, domid, config.vm, { ...config.image, xenguest: new SimulatedXenguest(sim) })
   } else {

@@ -206,8 +206,8 @@ export async function destroyDomain(hypervisor: Hypervisor, xenstore: Xenstore, 
     if ((error as { code?: string }).code !== 'ESRCH') destroyFailure = error
   }
   await xenstore.release(domid).catch((error: { code?: string }) => {
-    // Never introduced, or xenstored noticed the death first.
-    if (error.code !== 'ENOENT') throw error
+    // Never introduced, or xenstored noticed the death first: fine. Anything else is reported once the trees are gone.
+    if (error.code !== 'ENOENT') destroyFailure ??= error
   })
   await xenstore.transaction(async (t) => {
     if (vmPath !== null && vmPath.startsWith('/vm/')) {

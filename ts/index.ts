@@ -30,6 +30,7 @@ export {
 export { runStorm, seededRandom, type NodeLocality, type StormOptions, type StormReport, type StormVm } from './storm.js'
 export { buildDomain, buildChannel, type BuildDomainOptions, type BuiltDomain, type DomainBuildEvent, type DomainImage } from './build.js'
 export { buildPost, domainEntries, type BuildPostInput } from './build-post.js'
+export { createDomain, destroyDomain, guestReadOnly, guestReadWrite, type CreateDomainConfig } from './domain.js'
 export { SimulatedXenguest, type SimulatedXenguestOptions } from './sim-xenguest.js'
 export {
   SpawnedXenguest,

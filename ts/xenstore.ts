@@ -139,6 +139,11 @@ export interface XenstoreCalls {
 
 const DEFAULT_ATTEMPTS = 16
 
+/** After a conflict: a random pause, longer with each attempt (at most 50 ms), so that writers spread out. */
+function backOff(attempt: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, Math.random() * Math.min(2 ** attempt, 50)))
+}
+
 /** A `Xenstore` over a set of calls; counts the requests it makes. */
 export class CallsXenstore implements Xenstore {
   readonly #calls: XenstoreCalls
@@ -231,22 +236,25 @@ export class CallsXenstore implements Xenstore {
     for (let attempt = 1; ; attempt++) {
       this.roundTrips++
       const tx = await this.#calls.transactionStart()
+      const conflict = (error: unknown) => (error as { code?: string }).code === 'EAGAIN' && attempt < attempts
       let result: T
       try {
         result = await fn(this.#view(tx))
       } catch (error) {
         this.roundTrips++
         await this.#calls.transactionEnd(tx, true).catch(() => undefined)
-        throw error
+        // xenstored may also answer EAGAIN inside a transaction: run it again then too.
+        if (!conflict(error)) throw error
+        await backOff(attempt)
+        continue
       }
       try {
         this.roundTrips++
         await this.#calls.transactionEnd(tx, false)
         return result
       } catch (error) {
-        if ((error as { code?: string }).code !== 'EAGAIN' || attempt >= attempts) throw error
-        // Another writer won: back off a little (more each time), then run again.
-        await new Promise((resolve) => setTimeout(resolve, Math.random() * Math.min(2 ** attempt, 50)))
+        if (!conflict(error)) throw error
+        await backOff(attempt)
       }
     }
   }
@@ -401,7 +409,10 @@ class MemoryState {
   readonly introduced = new Map<number, Introduction>()
   readonly introductions: Introduction[] = []
   readonly writes: [string, string][] = []
-  constructor(readonly writesKept: number) {}
+  constructor(
+    readonly writesKept: number,
+    readonly domainExists: (domid: number) => boolean,
+  ) {}
 
   logWrite(path: string, value: string): void {
     this.writes.push([path, value])
@@ -556,6 +567,8 @@ class MemoryCalls implements XenstoreCalls {
     if (node === undefined) throw xsError('ENOENT', 'xs_set_permissions', p)
     // A domain other than dom0 may not give its node away.
     if (this.domid !== 0 && permissions[0]?.domid !== node.perms[0]?.domid) throw xsError('EPERM', 'xs_set_permissions', `${p}: only dom0 changes an owner`)
+    const absent = permissions.find((perm) => perm.domid !== 0 && !this.state.domainExists(perm.domid))
+    if (absent !== undefined) throw xsError('ENOENT', 'xs_set_permissions', `domain ${absent.domid} does not exist`)
     const perms = permissions.map((perm) => ({ ...perm }))
     this.#change(tx, [p], (root, gen) =>
       p === '/' ? { ...root, perms, gen } : put(root, split(p), 0, (old) => (old === undefined ? undefined : { ...old, perms, gen }), gen, 0),
@@ -619,6 +632,11 @@ const VIEW = Symbol('view')
 export interface InMemoryXenstoreOptions {
   /** How many of the newest writes `writes` keeps; 1000. */
   writesKept?: number
+  /**
+   * Whether a domain exists: xenstored refuses permissions naming one that
+   * does not (ENOENT). Every domain exists when absent.
+   */
+  domainExists?: (domid: number) => boolean
 }
 
 /**
@@ -633,7 +651,7 @@ export class InMemoryXenstore extends CallsXenstore {
 
   constructor(options: InMemoryXenstoreOptions = {}) {
     const view = (options as { [VIEW]?: [MemoryState, number] })[VIEW]
-    const state = view?.[0] ?? new MemoryState(options.writesKept ?? 1000)
+    const state = view?.[0] ?? new MemoryState(options.writesKept ?? 1000, options.domainExists ?? (() => true))
     const domid = view?.[1] ?? 0
     super(new MemoryCalls(state, domid))
     this.#state = state

@@ -14,3 +14,5 @@ run() {
 }
 run rust ./real_xen --ignored --test-threads=1 --nocapture
 run smoke ./node/node --no-warnings smoke.mjs
+# Starts without xenstored (checks what opening gives then), and starts it (xenstored.sh).
+run xenstore ./node/node --no-warnings xenstore.mjs
