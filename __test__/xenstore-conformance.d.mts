@@ -3,7 +3,7 @@ import type { Permission, Xenstore } from '../ts/xenstore.js'
 
 export interface ConformanceEnv {
   store: Xenstore
-  /** A domain that exists (the permission checks name it). */
+  /** A domain that exists (the permission checks make it an owner). */
   guest: number
   /** A view of the same store acting as domain `domid`, where the store can give one. */
   asDomain?: (domid: number) => Xenstore

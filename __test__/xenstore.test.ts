@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import { openXenstore } from '../ts/index.js'
-import { InMemoryXenstore } from '../ts/xenstore.js'
+import { CallsXenstore, InMemoryXenstore } from '../ts/xenstore.js'
 import { checks, runCheck } from './xenstore-conformance.mjs'
 import { rejected } from './helpers.js'
 
@@ -11,6 +11,27 @@ describe('InMemoryXenstore conforms to xenstored (the suite the real xenstored r
       await runCheck(name, { store, guest: 42, asDomain: (domid) => store.asDomain(domid) })
     })
   }
+})
+
+describe('the conformance suite', () => {
+  it('catches a store whose transactions are neither isolated nor checked for conflicts', async () => {
+    // Every call goes straight to the tree (transaction id 0); ending a transaction does nothing.
+    const memory = new InMemoryXenstore()
+    const calls = memory.calls
+    const naive = new CallsXenstore(
+      new Proxy(calls, {
+        get: (target, name) => {
+          if (name === 'transactionStart') return async () => 1
+          if (name === 'transactionEnd') return async () => undefined
+          const call = Reflect.get(target, name) as (...args: unknown[]) => Promise<unknown>
+          const takesTx = ['read', 'write', 'writeAll', 'mkdir', 'rm', 'directory', 'getPermissions', 'setPermissions'].includes(String(name))
+          return (...args: unknown[]) => call.apply(target, takesTx ? [0, ...args.slice(1)] : args)
+        },
+      }),
+    )
+    await expect(runCheck('transactionConflict', { store: naive, guest: 42 })).rejects.toThrow(/both increments landed/)
+    await expect(runCheck('transactionsAreAllOrNothing', { store: naive, guest: 42 })).rejects.toThrow(/aborted transaction leaves nothing/)
+  })
 })
 
 describe('InMemoryXenstore', () => {

@@ -567,8 +567,9 @@ class MemoryCalls implements XenstoreCalls {
     if (node === undefined) throw xsError('ENOENT', 'xs_set_permissions', p)
     // A domain other than dom0 may not give its node away.
     if (this.domid !== 0 && permissions[0]?.domid !== node.perms[0]?.domid) throw xsError('EPERM', 'xs_set_permissions', `${p}: only dom0 changes an owner`)
-    const absent = permissions.find((perm) => perm.domid !== 0 && !this.state.domainExists(perm.domid))
-    if (absent !== undefined) throw xsError('ENOENT', 'xs_set_permissions', `domain ${absent.domid} does not exist`)
+    // xenstored accounts a node to its owner, which must exist (other entries naming missing domains are kept, and match nobody).
+    const owner = permissions[0]?.domid ?? 0
+    if (owner !== 0 && !this.state.domainExists(owner)) throw xsError('ENOENT', 'xs_set_permissions', `the owner, domain ${owner}, does not exist`)
     const perms = permissions.map((perm) => ({ ...perm }))
     this.#change(tx, [p], (root, gen) =>
       p === '/' ? { ...root, perms, gen } : put(root, split(p), 0, (old) => (old === undefined ? undefined : { ...old, perms, gen }), gen, 0),
@@ -633,8 +634,8 @@ export interface InMemoryXenstoreOptions {
   /** How many of the newest writes `writes` keeps; 1000. */
   writesKept?: number
   /**
-   * Whether a domain exists: xenstored refuses permissions naming one that
-   * does not (ENOENT). Every domain exists when absent.
+   * Whether a domain exists: xenstored refuses a node owned by one that does
+   * not (ENOENT). Every domain exists when absent.
    */
   domainExists?: (domid: number) => boolean
 }

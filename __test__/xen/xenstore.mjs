@@ -39,7 +39,7 @@ check('xenstored started', started.status === 0, (started.stdout + started.stder
 const xs = await openXenstore()
 check('open', xs.libraryName === 'libxenstore.so.4', xs.libraryName)
 const xen = await openHypervisor()
-// xenstored takes permissions naming existing domains only: a real one for the checks.
+// xenstored refuses a node owned by a domain that does not exist: a real one for the checks.
 const guest = await xen.createDomain({ kind: 'pv', maxVcpus: 1 })
 for (const name of Object.keys(checks)) {
   try {
