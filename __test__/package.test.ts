@@ -58,6 +58,7 @@ describe('the published package', () => {
       'crates/numa/Cargo.toml', 'crates/numa/src/lib.rs', 'crates/numa/benches/plan.rs',
       'crates/xenctrl/Cargo.toml', 'crates/xenctrl/src/lib.rs', 'crates/xenctrl/src/real/layouts.rs',
       'crates/xen-sim/Cargo.toml', 'crates/xen-sim/src/lib.rs',
+      'crates/xenstore/Cargo.toml', 'crates/xenstore/src/lib.rs', 'crates/xenstore/src/real.rs',
       'scripts/install.cjs', 'scripts/platform.cjs', 'native/binding.js', 'native/binding.d.ts',
       'dist/index.js', 'dist/index.mjs', 'dist/index.d.ts', 'dist/cli.js',
     ]) {
