@@ -160,11 +160,7 @@ export class CallsXenstore implements Xenstore {
   }
 
   #view(tx: number): XenstoreOperations {
-    // Read at call time: views are made before the constructor body runs.
-    const calls = new Proxy({} as XenstoreCalls, { get: (_, name) => {
-      const method = Reflect.get(this.#calls, name) as (...args: unknown[]) => unknown
-      return method.bind(this.#calls)
-    } })
+    const calls = this.#calls
     const count = (n = 1) => {
       this.roundTrips += n
     }
@@ -216,14 +212,33 @@ export class CallsXenstore implements Xenstore {
     }
   }
 
-  readonly #direct = this.#view(0)
-  read = (path: string) => this.#direct.read(path)
-  write = (path: string, value: string) => this.#direct.write(path, value)
-  mkdir = (path: string) => this.#direct.mkdir(path)
-  rm = (path: string) => this.#direct.rm(path)
-  directory = (path: string) => this.#direct.directory(path)
-  getPermissions = (path: string) => this.#direct.getPermissions(path)
-  setPermissions = (path: string, permissions: readonly Permission[]) => this.#direct.setPermissions(path, permissions)
+  #directView: XenstoreOperations | undefined
+  get #direct(): XenstoreOperations {
+    this.#directView ??= this.#view(0)
+    return this.#directView
+  }
+
+  read(path: string): Promise<string | null> {
+    return this.#direct.read(path)
+  }
+  write(path: string, value: string): Promise<void> {
+    return this.#direct.write(path, value)
+  }
+  mkdir(path: string): Promise<void> {
+    return this.#direct.mkdir(path)
+  }
+  rm(path: string): Promise<void> {
+    return this.#direct.rm(path)
+  }
+  directory(path: string): Promise<string[]> {
+    return this.#direct.directory(path)
+  }
+  getPermissions(path: string): Promise<Permission[]> {
+    return this.#direct.getPermissions(path)
+  }
+  setPermissions(path: string, permissions: readonly Permission[]): Promise<void> {
+    return this.#direct.setPermissions(path, permissions)
+  }
 
   /** All or nothing: one transaction, retried on conflict. */
   writeMany(base: string, entries: Readonly<Record<string, string>>): Promise<void> {
@@ -302,13 +317,13 @@ export async function openXenstore(options?: XenstoreOpenOptions): Promise<RealX
 // ---------------------------------------------------------------------------
 // The in-memory store.
 
-/** A node of the in-memory tree; nodes are never changed, only replaced. */
-interface Node {
-  readonly value: string
-  readonly perms: readonly Permission[]
-  readonly children: ReadonlyMap<string, Node>
-  /** The generation of the node's last change (value, permissions, children added or removed). */
-  readonly gen: number
+/** A node: its value, permissions, children's names, and the generation of its last change. */
+interface Entry {
+  value: string
+  perms: Permission[]
+  children: Set<string>
+  /** Moves when the value, the permissions or the set of children changes. */
+  gen: number
 }
 
 /** A missing node's generation, in conflict checks. */
@@ -320,17 +335,17 @@ function xsError(code: keyof typeof ERRNO, operation: string, what: string): Xen
   return new XenDomainBuildError(code, `${operation} failed: ${code} (${what})`, { errno: ERRNO[code], operation })
 }
 
-function split(path: string): string[] {
-  return path === '/' ? [] : path.slice(1).split('/')
+function parentOf(path: string): string {
+  const slash = path.lastIndexOf('/')
+  return slash <= 0 ? '/' : path.slice(0, slash)
 }
 
-function nodeAt(root: Node, parts: readonly string[]): Node | undefined {
-  let node: Node | undefined = root
-  for (const part of parts) {
-    node = node.children.get(part)
-    if (node === undefined) return undefined
-  }
-  return node
+function nameOf(path: string): string {
+  return path.slice(path.lastIndexOf('/') + 1)
+}
+
+function childPath(path: string, name: string): string {
+  return path === '/' ? `/${name}` : `${path}/${name}`
 }
 
 /** xenstored's `perm_for_conn`: dom0 may do anything, the owner too, then the ACL, then "others". */
@@ -349,48 +364,15 @@ function inherited(parent: readonly Permission[], creator: number): Permission[]
   return perms
 }
 
-/** The parent with `name` set to `child` (or removed); its generation moves when its children change. */
-function withChild(parent: Node, name: string, child: Node | undefined, gen: number): Node {
-  const children = new Map(parent.children)
-  const had = children.has(name)
-  if (child === undefined) children.delete(name)
-  else children.set(name, child)
-  return { ...parent, children, gen: had === (child !== undefined) ? parent.gen : gen }
-}
-
 /**
- * The tree with the node at `parts` replaced by `leaf(old, parent)`;
- * missing parents are created (empty, with inherited permissions).
+ * A transaction, as xenstored keeps one: the nodes it changed (its own
+ * copies; null: removed), and the generation of every node it read or
+ * changed, taken when it first touched it. It commits only if none of those
+ * has changed since. A call outside any transaction is one that commits at once.
  */
-function put(node: Node, parts: readonly string[], i: number, leaf: (old: Node | undefined, parent: Node) => Node | undefined, gen: number, creator: number): Node {
-  const name = parts[i] as string
-  const child = node.children.get(name)
-  let replaced: Node | undefined
-  if (i === parts.length - 1) replaced = leaf(child, node)
-  else {
-    const base = child ?? { value: '', perms: inherited(node.perms, creator), children: new Map(), gen }
-    replaced = put(base, parts, i + 1, leaf, gen, creator)
-  }
-  return withChild(node, name, replaced, gen)
-}
-
-function descendants(node: Node, path: string, into: string[]): void {
-  for (const [name, child] of node.children) {
-    const childPath = path === '/' ? `/${name}` : `${path}/${name}`
-    into.push(childPath)
-    descendants(child, childPath, into)
-  }
-}
-
 interface OpenTransaction {
-  /** The committed tree when the transaction started. */
-  readonly snapshot: Node
-  /** The transaction's own view: the snapshot and its changes. */
-  root: Node
-  /** Every node the transaction read or changed: compared at commit. */
-  readonly touched: Set<string>
-  /** Its changes, replayed on the committed tree at commit. */
-  readonly changes: ((root: Node, gen: number) => Node)[]
+  readonly own: Map<string, Entry | null>
+  readonly seen: Map<string, number>
   readonly writes: [string, string][]
 }
 
@@ -402,7 +384,8 @@ export interface Introduction {
 
 /** The shared state of an in-memory store and its per-domain views. */
 class MemoryState {
-  root: Node = { value: '', perms: [{ domid: 0, access: 'none' }], children: new Map(), gen: 0 }
+  /** The committed tree, by path; changed in place at each commit. */
+  readonly nodes = new Map<string, Entry>([['/', { value: '', perms: [{ domid: 0, access: 'none' }], children: new Set(), gen: 0 }]])
   generation = 0
   nextTx = 1
   readonly transactions = new Map<number, OpenTransaction>()
@@ -419,6 +402,66 @@ class MemoryState {
     // Keep the newest writes only: a long-lived store must not grow without bound.
     if (this.writes.length > 2 * this.writesKept) this.writes.splice(0, this.writes.length - this.writesKept)
   }
+
+  /** Applies a transaction: EAGAIN if anything it touched changed since it touched it. */
+  commit(tx: OpenTransaction): void {
+    for (const [path, gen] of tx.seen) {
+      if ((this.nodes.get(path)?.gen ?? MISSING) !== gen) throw xsError('EAGAIN', 'xs_transaction_end', `${path} changed since the transaction read it`)
+    }
+    if (tx.own.size === 0) return
+    const gen = ++this.generation
+    for (const [path, entry] of tx.own) {
+      if (entry === null) this.nodes.delete(path)
+      else this.nodes.set(path, { ...entry, gen })
+    }
+    for (const write of tx.writes) this.logWrite(...write)
+  }
+}
+
+/** What a call sees: the committed tree, through a transaction's own changes. */
+class TxView {
+  constructor(
+    readonly state: MemoryState,
+    readonly tx: OpenTransaction,
+  ) {}
+
+  get(path: string): Entry | undefined {
+    const own = this.tx.own.get(path)
+    if (own !== undefined) return own ?? undefined
+    const entry = this.state.nodes.get(path)
+    if (!this.tx.seen.has(path)) this.tx.seen.set(path, entry?.gen ?? MISSING)
+    return entry
+  }
+
+  /** The transaction's own copy of an existing node, to change. */
+  mine(path: string): Entry {
+    const own = this.tx.own.get(path)
+    if (own) return own
+    const entry = this.get(path) as Entry
+    const copy = { value: entry.value, perms: entry.perms, children: new Set(entry.children), gen: entry.gen }
+    this.tx.own.set(path, copy)
+    return copy
+  }
+
+  /** Creates the node and its missing parents, which inherit their parent's permissions. */
+  create(path: string, value: string, creator: number): Entry {
+    const parentPath = parentOf(path)
+    const parent = this.get(parentPath) ?? this.create(parentPath, '', creator)
+    const entry = { value, perms: inherited(parent.perms, creator), children: new Set<string>(), gen: 0 }
+    this.mine(parentPath).children.add(nameOf(path))
+    this.get(path) // note it was missing
+    this.tx.own.set(path, entry)
+    return entry
+  }
+
+  /** Removes the node and everything below it. */
+  remove(path: string): void {
+    const entry = this.get(path)
+    if (entry === undefined) return
+    for (const name of entry.children) this.remove(childPath(path, name))
+    this.tx.own.set(path, null)
+    this.mine(parentOf(path)).children.delete(nameOf(path))
+  }
 }
 
 /** The calls of the in-memory store, made as one domain. */
@@ -429,73 +472,55 @@ class MemoryCalls implements XenstoreCalls {
   ) {}
 
   #absolute(path: string): string {
-    if (path.startsWith('/')) return path
-    return `${domainPath(this.domid)}/${path}`
+    return path.startsWith('/') ? path : `${domainPath(this.domid)}/${path}`
   }
 
-  #tx(operation: string, tx: number): OpenTransaction | undefined {
-    if (tx === 0) return undefined
-    const open = this.state.transactions.get(tx)
-    if (open === undefined) throw xsError('ENOENT', operation, `no transaction ${tx}`)
-    return open
-  }
-
-  /** The tree the call sees, and a note of what it touched. */
-  #view(tx: OpenTransaction | undefined): Node {
-    return tx?.root ?? this.state.root
+  /** Runs `op` in the transaction `txId`, or (0) in one of its own that commits at once. */
+  #in<T>(operation: string, txId: number, op: (view: TxView, tx: OpenTransaction) => T): T {
+    if (txId !== 0) {
+      const tx = this.state.transactions.get(txId)
+      if (tx === undefined) throw xsError('ENOENT', operation, `no transaction ${txId}`)
+      return op(new TxView(this.state, tx), tx)
+    }
+    const tx: OpenTransaction = { own: new Map(), seen: new Map(), writes: [] }
+    const result = op(new TxView(this.state, tx), tx)
+    this.state.commit(tx)
+    return result
   }
 
   /** Checks the domain's access to an existing node, or to a missing node's nearest ancestor. */
-  #check(operation: string, root: Node, path: string, need: 'read' | 'write' | 'owner'): Node | undefined {
-    const parts = split(path)
-    let node: Node = root
-    for (const part of parts) {
-      const child = node.children.get(part)
-      if (child === undefined) {
-        // Missing: the caller may learn that only if it may read the parent (xenstored's ENOENT_OK rule).
-        if (need === 'read' && !accessOf(node.perms, this.domid).read) throw xsError('EACCES', operation, path)
-        if (need === 'write' && !accessOf(node.perms, this.domid).write) throw xsError('EACCES', operation, path)
-        return undefined
-      }
-      node = child
+  #check(operation: string, view: TxView, path: string, need: 'read' | 'write' | 'owner'): Entry | undefined {
+    const entry = view.get(path)
+    if (entry !== undefined) {
+      if (!accessOf(entry.perms, this.domid)[need]) throw xsError('EACCES', operation, path)
+      return entry
     }
-    const access = accessOf(node.perms, this.domid)
-    if (!access[need]) throw xsError('EACCES', operation, path)
-    return node
-  }
-
-  /** Applies a change now (outside a transaction) or in the transaction's view. */
-  #change(tx: OpenTransaction | undefined, touched: string[], change: (root: Node, gen: number) => Node, write?: [string, string]): void {
-    if (tx === undefined) {
-      this.state.generation++
-      this.state.root = change(this.state.root, this.state.generation)
-      if (write) this.state.logWrite(...write)
-      return
+    // Missing: the caller may learn that only if it may read (or write, to create) the nearest ancestor.
+    let ancestor = parentOf(path)
+    let found = view.get(ancestor)
+    while (found === undefined) {
+      ancestor = parentOf(ancestor)
+      found = view.get(ancestor)
     }
-    for (const path of touched) tx.touched.add(path)
-    tx.root = change(tx.root, this.state.generation + 1)
-    tx.changes.push(change)
-    if (write) tx.writes.push(write)
+    const access = accessOf(found.perms, this.domid)
+    if ((need === 'read' && !access.read) || (need === 'write' && !access.write)) throw xsError('EACCES', operation, path)
+    return undefined
   }
 
   async read(txId: number, path: string): Promise<string | null> {
-    const tx = this.#tx('xs_read', txId)
+    checkPath('xs_read', path)
     const p = this.#absolute(path)
-    tx?.touched.add(p)
-    return this.#check('xs_read', this.#view(tx), p, 'read')?.value ?? null
+    return this.#in('xs_read', txId, (view) => this.#check('xs_read', view, p, 'read')?.value ?? null)
   }
 
   async write(txId: number, path: string, value: string): Promise<void> {
     checkWrite('xs_write', path, value)
-    const tx = this.#tx('xs_write', txId)
     const p = this.#absolute(path)
-    this.#check('xs_write', this.#view(tx), p, 'write')
-    const creator = this.domid
-    const change = (root: Node, gen: number): Node =>
-      p === '/'
-        ? { ...root, value, gen }
-        : put(root, split(p), 0, (old, parent) => ({ value, perms: old?.perms ?? inherited(parent.perms, creator), children: old?.children ?? new Map(), gen }), gen, creator)
-    this.#change(tx, this.#touchedBy(this.#view(tx), p), change, [p, value])
+    this.#in('xs_write', txId, (view, tx) => {
+      if (this.#check('xs_write', view, p, 'write') === undefined) view.create(p, value, this.domid)
+      else view.mine(p).value = value
+      tx.writes.push([p, value])
+    })
   }
 
   async writeAll(txId: number, base: string, keys: string[], values: string[]): Promise<void> {
@@ -505,108 +530,70 @@ class MemoryCalls implements XenstoreCalls {
 
   async mkdir(txId: number, path: string): Promise<void> {
     checkPath('xs_mkdir', path)
-    const tx = this.#tx('xs_mkdir', txId)
     const p = this.#absolute(path)
-    if (this.#check('xs_mkdir', this.#view(tx), p, 'write') !== undefined) {
-      tx?.touched.add(p)
-      return
-    }
-    const creator = this.domid
-    this.#change(tx, this.#touchedBy(this.#view(tx), p), (root, gen) =>
-      put(root, split(p), 0, (old, parent) => old ?? { value: '', perms: inherited(parent.perms, creator), children: new Map(), gen }, gen, creator),
-    )
+    this.#in('xs_mkdir', txId, (view) => {
+      if (this.#check('xs_mkdir', view, p, 'write') === undefined) view.create(p, '', this.domid)
+    })
   }
 
   async rm(txId: number, path: string): Promise<void> {
     checkPath('xs_rm', path)
-    const tx = this.#tx('xs_rm', txId)
     const p = this.#absolute(path)
     if (p === '/') throw xsError('EINVAL', 'xs_rm', 'the root cannot be removed')
-    const root = this.#view(tx)
-    const node = this.#check('xs_rm', root, p, 'write')
-    const parentPath = p.slice(0, p.lastIndexOf('/')) || '/'
-    if (node === undefined) {
-      tx?.touched.add(p)
+    this.#in('xs_rm', txId, (view) => {
+      if (this.#check('xs_rm', view, p, 'write') !== undefined) view.remove(p)
       // xenstored: removing a missing node is fine when its parent exists.
-      if (nodeAt(root, split(parentPath)) === undefined) throw xsError('ENOENT', 'xs_rm', p)
-      return
-    }
-    const touched = [p, parentPath]
-    descendants(node, p, touched)
-    this.#change(tx, touched, (r, gen) => {
-      // Replayed on a tree where the node may be gone already: nothing to do then.
-      if (nodeAt(r, split(p)) === undefined) return r
-      return put(r, split(p), 0, () => undefined, gen, 0)
+      else if (view.get(parentOf(p)) === undefined) throw xsError('ENOENT', 'xs_rm', p)
     })
   }
 
   async directory(txId: number, path: string): Promise<string[]> {
-    const tx = this.#tx('xs_directory', txId)
+    checkPath('xs_directory', path)
     const p = this.#absolute(path)
-    tx?.touched.add(p)
-    const node = this.#check('xs_directory', this.#view(tx), p, 'read')
-    if (node === undefined) throw xsError('ENOENT', 'xs_directory', p)
-    return [...node.children.keys()]
+    return this.#in('xs_directory', txId, (view) => {
+      const entry = this.#check('xs_directory', view, p, 'read')
+      if (entry === undefined) throw xsError('ENOENT', 'xs_directory', p)
+      return [...entry.children]
+    })
   }
 
   async getPermissions(txId: number, path: string): Promise<Permission[]> {
-    const tx = this.#tx('xs_get_permissions', txId)
+    checkPath('xs_get_permissions', path)
     const p = this.#absolute(path)
-    tx?.touched.add(p)
-    const node = this.#check('xs_get_permissions', this.#view(tx), p, 'read')
-    if (node === undefined) throw xsError('ENOENT', 'xs_get_permissions', p)
-    return node.perms.map((perm) => ({ ...perm }))
+    return this.#in('xs_get_permissions', txId, (view) => {
+      const entry = this.#check('xs_get_permissions', view, p, 'read')
+      if (entry === undefined) throw xsError('ENOENT', 'xs_get_permissions', p)
+      return entry.perms.map((perm) => ({ ...perm }))
+    })
   }
 
   async setPermissions(txId: number, path: string, permissions: Permission[]): Promise<void> {
     checkPath('xs_set_permissions', path)
     checkPermissions('xs_set_permissions', permissions)
-    const tx = this.#tx('xs_set_permissions', txId)
     const p = this.#absolute(path)
-    const node = this.#check('xs_set_permissions', this.#view(tx), p, 'owner')
-    if (node === undefined) throw xsError('ENOENT', 'xs_set_permissions', p)
-    // A domain other than dom0 may not give its node away.
-    if (this.domid !== 0 && permissions[0]?.domid !== node.perms[0]?.domid) throw xsError('EPERM', 'xs_set_permissions', `${p}: only dom0 changes an owner`)
-    // xenstored accounts a node to its owner, which must exist (other entries naming missing domains are kept, and match nobody).
-    const owner = permissions[0]?.domid ?? 0
-    if (owner !== 0 && !this.state.domainExists(owner)) throw xsError('ENOENT', 'xs_set_permissions', `the owner, domain ${owner}, does not exist`)
-    const perms = permissions.map((perm) => ({ ...perm }))
-    this.#change(tx, [p], (root, gen) =>
-      p === '/' ? { ...root, perms, gen } : put(root, split(p), 0, (old) => (old === undefined ? undefined : { ...old, perms, gen }), gen, 0),
-    )
-  }
-
-  /** What a write to `path` touches: the node, and if it is missing, the
-   * missing parents and the nearest existing one (whose children change). */
-  #touchedBy(root: Node, path: string): string[] {
-    const parts = split(path)
-    const list = [path]
-    for (let i = parts.length - 1; i >= 0; i--) {
-      const ancestor = i === 0 ? '/' : `/${parts.slice(0, i).join('/')}`
-      if (nodeAt(root, parts.slice(0, i + 1)) !== undefined) break
-      list.push(ancestor)
-    }
-    return list
+    this.#in('xs_set_permissions', txId, (view) => {
+      const entry = this.#check('xs_set_permissions', view, p, 'owner')
+      if (entry === undefined) throw xsError('ENOENT', 'xs_set_permissions', p)
+      // A domain other than dom0 may not give its node away.
+      if (this.domid !== 0 && permissions[0]?.domid !== entry.perms[0]?.domid) throw xsError('EPERM', 'xs_set_permissions', `${p}: only dom0 changes an owner`)
+      // xenstored accounts a node to its owner, which must exist (other entries naming missing domains are kept, and match nobody).
+      const owner = permissions[0]?.domid ?? 0
+      if (owner !== 0 && !this.state.domainExists(owner)) throw xsError('ENOENT', 'xs_set_permissions', `the owner, domain ${owner}, does not exist`)
+      view.mine(p).perms = permissions.map((perm) => ({ ...perm }))
+    })
   }
 
   async transactionStart(): Promise<number> {
     const id = this.state.nextTx++
-    this.state.transactions.set(id, { snapshot: this.state.root, root: this.state.root, touched: new Set(), changes: [], writes: [] })
+    this.state.transactions.set(id, { own: new Map(), seen: new Map(), writes: [] })
     return id
   }
 
   async transactionEnd(txId: number, abort: boolean): Promise<void> {
-    const tx = this.#tx('xs_transaction_end', txId) as OpenTransaction
+    const tx = this.state.transactions.get(txId)
+    if (tx === undefined) throw xsError('ENOENT', 'xs_transaction_end', `no transaction ${txId}`)
     this.state.transactions.delete(txId)
-    if (abort) return
-    const genIn = (root: Node, path: string) => nodeAt(root, split(path))?.gen ?? MISSING
-    for (const path of tx.touched) {
-      if (genIn(tx.snapshot, path) !== genIn(this.state.root, path)) throw xsError('EAGAIN', 'xs_transaction_end', `${path} changed since the transaction started`)
-    }
-    if (tx.changes.length === 0) return
-    this.state.generation++
-    for (const change of tx.changes) this.state.root = change(this.state.root, this.state.generation)
-    for (const write of tx.writes) this.state.logWrite(...write)
+    if (!abort) this.state.commit(tx)
   }
 
   async introduceDomain(domid: number, storeMfn: bigint, storePort: number): Promise<void> {
@@ -668,14 +655,14 @@ export class InMemoryXenstore extends CallsXenstore {
   /** Every node but the root, with its value (empty for a directory). */
   get entries(): Map<string, string> {
     const map = new Map<string, string>()
-    const walk = (node: Node, path: string) => {
-      for (const [name, child] of node.children) {
-        const childPath = path === '/' ? `/${name}` : `${path}/${name}`
-        map.set(childPath, child.value)
-        walk(child, childPath)
+    const walk = (path: string) => {
+      for (const name of this.#state.nodes.get(path)?.children ?? []) {
+        const child = childPath(path, name)
+        map.set(child, this.#state.nodes.get(child)?.value ?? '')
+        walk(child)
       }
     }
-    walk(this.#state.root, '/')
+    walk('/')
     return map
   }
 
