@@ -111,12 +111,67 @@ describe('buildPre', () => {
       ['setVcpuAffinity', domid, 1, { hard: [6] }],
       ['setVcpuAffinity', domid, 2, { hard: [4, 5] }],
     ])
-    expect(result.placement).toMatchObject({ plan: null, claim: 'host', reason: 'the VM has hard affinity' })
-    expect(t.calls).toContainEqual(['claimPages', domid, result.memory.buildClaimPages])
+    // xenopsd returns before any claim for a VM with hard affinity.
+    expect(result.placement).toMatchObject({ plan: null, claim: 'none', reason: 'the VM has hard affinity' })
+    expect(t.calls.map((c) => c[0])).not.toContain('claimPages')
+    expect((await t.xen.domainInfo(domid)).outstandingPages).toBe(0)
+    // Its memory goes where its hard affinity is (CPUs 4-6 are node 1's): the ledger counts it there.
+    expect(result.placement.promisedBytesByNode).toEqual([0, result.memory.buildClaimPages * 4096, 0, 0])
+  })
+
+  it('makes a host-wide claim for hard affinity and policy any only when asked (alwaysClaim)', async () => {
+    for (const numaPolicy of ['any', 'best_effort'] as const) {
+      const t = await setup('two-socket-4-node', {}, { numaPolicy, alwaysClaim: true })
+      const domid = await t.domain('hvm', 1)
+      const vm = numaPolicy === 'any' ? hvm(1, 1) : hvm(1, 1, { hardAffinity: [[4]] })
+      const result = await buildPre(t.host, domid, vm)
+      expect(result.placement, numaPolicy).toMatchObject({ plan: null, claim: 'host' })
+      expect(t.calls, numaPolicy).toContainEqual(['claimPages', domid, result.memory.buildClaimPages])
+    }
+  })
+
+  it('builds a VM with more vCPUs than the host has CPUs, as Xen and xenopsd allow', async () => {
+    const t = await setup('qemu-2-node')
+    const domid = await t.domain('hvm', 6)
+    const result = await buildPre(t.host, domid, hvm(6, 1))
+    // No node set has 6 CPUs: no placement, a host-wide claim.
+    expect(result.placement).toMatchObject({ plan: null, claim: 'host', reason: 'no node set fits' })
+    expect(t.calls).toContainEqual(['setMaxVcpus', domid, 6])
+  })
+
+  it('falls back to a host-wide claim when node memory cannot be read, as xenopsd does', async () => {
+    const t = await setup('two-socket-4-node')
+    t.sim.injectFault({ operation: 'xc_numainfo', errno: 'EIO', mode: 'once' })
+    const domid = await t.domain('hvm', 1)
+    const result = await buildPre(t.host, domid, hvm(1, 1))
+    expect(result.placement).toMatchObject({ plan: null, affinity: null, claim: 'host', reason: 'node memory unavailable (EIO)' })
+    expect((await t.xen.domainInfo(domid)).outstandingPages).toBe(result.memory.buildClaimPages)
+  })
+
+  it('fails on a negative timer mode, as xenopsd (whose Xen refuses it) does', async () => {
+    const t = await setup('qemu-2-node')
+    const domid = await t.domain('hvm', 1)
+    await t.xenstore.write(`/local/domain/${domid}/platform/timer_mode`, '-1')
+    const error = await rejected(buildPre(t.host, domid, hvm(1, 1)))
+    expect(error).toMatchObject({ code: 'INVALID_ARGUMENT', step: 'timer_mode', domid })
+    expect(error.message).toContain('platform/timer_mode: -1 is not a timer mode')
+    expect(t.calls.map((c) => c[0])).not.toContain('setHvmParam')
+  })
+
+  it('uses a shadow multiplier of 1.0 for PV whatever the VM says, as xenopsd', async () => {
+    const t = await setup('qemu-2-node', { shadowPaging: true })
+    const domid = await t.domain('pv', 1)
+    const events: string[] = []
+    const result = await buildPre(t.host, domid, { type: 'pv', staticMaxKib: 512 * 1024, targetKib: 512 * 1024, vcpus: 1, shadowMultiplier: 4 }, {
+      onEvent: (e) => e.type === 'info' && events.push(e.message),
+    })
+    expect(result.memory.shadowMib).toBe(5)
+    expect(t.calls).toContainEqual(['setShadowAllocationMib', domid, 5])
+    expect(events).toContain('shadowMultiplier 4 ignored for a PV guest (1.0, as xenopsd)')
   })
 
   it.each([
-    ['any', { plan: null, affinity: null, claim: 'host', node: null }],
+    ['any', { plan: null, affinity: null, claim: 'none', node: null }],
     ['best_effort', { plan: { nodes: [0, 1] }, affinity: 'soft', claim: 'host', node: null }],
     ['best_effort_hard', { plan: { nodes: [0, 1] }, affinity: 'hard', claim: 'host', node: null }],
     ['prio_mem_only', { plan: { nodes: [0] }, affinity: 'soft', claim: 'node', node: 0 }],
@@ -159,7 +214,7 @@ describe('buildPre', () => {
     })
 
     it('a host-wide claim that meets ENOMEM fails the build', async () => {
-      const t = await setup('qemu-2-node', {}, { numaPolicy: 'any' })
+      const t = await setup('qemu-2-node', {}, { numaPolicy: 'any', alwaysClaim: true })
       t.sim.injectFault({ operation: 'xc_domain_claim_pages', errno: 'ENOMEM', mode: 'once' })
       const domid = await t.domain('hvm', 1)
       const error = await rejected(buildPre(t.host, domid, hvm(1, 1)))
@@ -168,7 +223,7 @@ describe('buildPre', () => {
     })
 
     it('any other claim error means claims are unsupported: the build goes on', async () => {
-      const t = await setup('qemu-2-node', {}, { numaPolicy: 'any' })
+      const t = await setup('qemu-2-node', {}, { numaPolicy: 'any', alwaysClaim: true })
       t.sim.injectFault({ operation: 'xc_domain_claim_pages', errno: 'EOPNOTSUPP', mode: 'always' })
       const domid = await t.domain('hvm', 1)
       const result = await buildPre(t.host, domid, hvm(1, 1))
@@ -249,6 +304,30 @@ describe('buildPre', () => {
       expect(error.message).toMatch(/still, after \d+ ms/)
     })
 
+    it('retries a transient physinfo failure instead of failing every waiting build', async () => {
+      const t = await setup('qemu-2-node', { scrubPagesPerSecondPerNode: 1024 * MIB_PAGES, scrubReporting: 'xenserver' })
+      await dirty(t, 2048 * MIB_PAGES)
+      const domids = await Promise.all(Array.from({ length: 30 }, () => t.sim.hypervisor().createDomain({ kind: 'hvm', maxVcpus: 1 })))
+      const builds = domids.map((domid) => buildPre(t.host, domid, hvm(1, 0.03125)))
+      await new Promise((r) => setTimeout(r, 30))
+      // One EAGAIN while they all wait: the shared watcher tries again.
+      t.sim.injectFault({ operation: 'xc_physinfo', errno: 'EAGAIN', mode: 'once' })
+      await new Promise((r) => setTimeout(r, 30))
+      t.sim.advanceClock(1000)
+      const results = await Promise.all(builds)
+      expect(results).toHaveLength(30)
+    })
+
+    it('fails every waiting build at once on a physinfo failure that will not pass', async () => {
+      const t = await setup('qemu-2-node', { scrubReporting: 'xenserver' })
+      await dirty(t, 2048 * MIB_PAGES)
+      const domid = await t.domain('hvm', 1)
+      const build = buildPre(t.host, domid, hvm(1, 1))
+      await new Promise((r) => setTimeout(r, 30))
+      t.sim.injectFault({ operation: 'xc_physinfo', errno: 'EACCES', mode: 'always' })
+      expect(await rejected(build)).toMatchObject({ code: 'EACCES', step: 'wait_for_memory' })
+    })
+
     it('can be cancelled', async () => {
       const t = await setup('qemu-2-node', { scrubReporting: 'xenserver' })
       await dirty(t, 2048 * MIB_PAGES)
@@ -266,7 +345,6 @@ describe('buildPre', () => {
     const bad: [number, VmConfig, string][] = [
       [domid, hvm(0, 1), 'vm.vcpus'],
       [domid, hvm(-1, 1), 'vm.vcpus'],
-      [domid, hvm(5, 1), "vm.vcpus: 5 is more than the host's 4 CPUs"],
       [domid, hvm(1, 1, { targetKib: 2 * GIB_KIB }), 'vm.targetKib'],
       [domid, hvm(1, 1, { staticMaxKib: 2 ** 60 }), 'vm.staticMaxKib'],
       [domid, hvm(1, 1, { hardAffinity: [[7]] }), 'vm.hardAffinity[0][0]'],

@@ -1,6 +1,7 @@
 import diagnostics from 'node:diagnostics_channel'
 import { describe, expect, it } from 'vitest'
 import { buildDomain, type BuildDomainOptions, type DomainBuildEvent } from '../ts/build.js'
+import { buildPre } from '../ts/build-pre.js'
 import { BuildHost } from '../ts/host.js'
 import { simulateHost, type SimulatedHost } from '../ts/index.js'
 import { SimulatedXenguest } from '../ts/sim-xenguest.js'
@@ -74,18 +75,6 @@ describe('buildDomain on the simulated host', () => {
     expect(t.xenstore.introductions).toEqual([{ domid, storeMfn: BigInt(0xfeffc + 2 * domid), storePort: 1 }])
   })
 
-  it("fails build_post with ENOENT when the domain has no xenstore tree (no vm key), as xenopsd does", async () => {
-    const t = await setup()
-    const domid = await t.sim.hypervisor().createDomain({ kind: 'hvm', maxVcpus: 1 })
-    const error = await rejected(buildDomain(t.host, domid, { type: 'hvm', staticMaxKib: GIB_KIB, targetKib: GIB_KIB, videoMib: 8, vcpus: 1 }, {
-      xenguest: new SimulatedXenguest(t.sim),
-      image: '/usr/lib/xen/boot/hvmloader',
-    }))
-    expect(error).toMatchObject({ code: 'ENOENT', step: 'build_post', operation: 'xs_read' })
-    expect(error.message).toContain(`/local/domain/${domid}/vm is missing`)
-    expect(t.xenstore.introductions).toEqual([])
-  })
-
   it('builds a PV guest: memmap limit, linux_build with command line and ramdisk, no shadow correction', async () => {
     const t = await setup('two-socket-4-node', { nodeClaims: false })
     const xenguest = new SimulatedXenguest(t.sim)
@@ -140,11 +129,100 @@ describe('buildDomain on the simulated host', () => {
   })
 })
 
+describe('what buildDomain checks and writes as xenopsd does', () => {
+  const vm = { type: 'pv' as const, staticMaxKib: GIB_KIB, targetKib: GIB_KIB, vcpus: 1 }
+
+  it.each([
+    ['image', { image: '/nonexistent/vmlinuz' }],
+    ['ramdisk', { image: FAKE_XENGUEST, ramdisk: '/nonexistent/initrd' }],
+    ['modules[1].path', { image: FAKE_XENGUEST, modules: [{ path: FAKE_XENGUEST }, { path: '/nonexistent/module' }] }],
+  ])('refuses an unreadable %s before any hypercall', async (field, image) => {
+    const t = await setup()
+    const domid = await t.create('pv', 1)
+    const error = await rejected(buildDomain(t.host, domid, vm, { xenguest: new SpawnedXenguest(FAKE_XENGUEST), ...image }))
+    expect(error).toMatchObject({ code: 'INVALID_ARGUMENT', step: 'check_files', domid })
+    expect(error.message).toContain(`${field}: /nonexistent/`)
+    expect(error.message).toContain('is not readable (ENOENT)')
+    expect(t.calls).toEqual([])
+  })
+
+  it('writes an empty rtc/timeoffset by default for HVM and PVH, as xenopsd', async () => {
+    for (const type of ['hvm', 'pvh'] as const) {
+      const t = await setup()
+      const domid = await t.create(type, 1)
+      await buildDomain(t.host, domid, { ...vm, type }, { xenguest: new SimulatedXenguest(t.sim), image: 'kernel' })
+      const vmPath = await t.xenstore.read(`/local/domain/${domid}/vm`)
+      expect(t.xenstore.entries.get(`${vmPath}/rtc/timeoffset`), type).toBe('')
+    }
+  })
+
+  it('fails in build_post, releasing its claim, when the domain has no vm key (xenopsd raises too)', async () => {
+    const t = await setup()
+    const domid = await t.create('hvm', 1)
+    await t.xenstore.rm(`/local/domain/${domid}/vm`)
+    const error = await rejected(buildDomain(t.host, domid, { ...vm, type: 'hvm' }, { xenguest: new SimulatedXenguest(t.sim), image: 'x' }))
+    expect(error).toMatchObject({ code: 'ENOENT', step: 'build_post', domid })
+    expect(error.message).toContain(`/local/domain/${domid}/vm is missing`)
+    await noClaimLeft(t.sim)
+    expect(t.xenstore.introductions).toEqual([])
+  })
+})
+
+describe('bad input to buildDomain is refused before any hypercall', () => {
+  const vm = { type: 'pv' as const, staticMaxKib: GIB_KIB, targetKib: GIB_KIB, vcpus: 1 }
+
+  it.each([
+    ['options', null],
+    ['options.xenguest', { xenguest: undefined, image: 'k' }],
+    ['options.image', { image: 'k\0x' }],
+    ['options.cmdline', { image: 'k', cmdline: 'x'.repeat(1024) }],
+    ['options.cmdline', { image: 'k', cmdline: 'a\0b' }],
+    ['options.extraArgs', { image: 'k', extraArgs: '-x' }],
+    ['options.extraArgs[1]', { image: 'k', extraArgs: ['-x', 5] }],
+    ['options.modules[0].path', { image: 'k', modules: [{ cmdline: 'c' }] }],
+    ['options.modules[0]', { image: 'k', modules: [null] }],
+    ['options.xenguestTimeoutMs', { image: 'k', xenguestTimeoutMs: Infinity }],
+    ['options.xenguestTimeoutMs', { image: 'k', xenguestTimeoutMs: -5 }],
+    ['options.memoryTimeoutMs', { image: 'k', memoryTimeoutMs: NaN }],
+    ['options.storeDomid', { image: 'k', storeDomid: 70_000 }],
+    ['options.extraKeys', { image: 'k', extraKeys: { '/abs': 'x' } }],
+    ['options.extraKeys.big', { image: 'k', extraKeys: { big: 'x'.repeat(5000) } }],
+    ['options.signal', { image: 'k', signal: {} }],
+  ])('%s', async (field, given) => {
+    const t = await setup()
+    const domid = await t.create('pv', 1)
+    const options = given === null ? null : { xenguest: new SimulatedXenguest(t.sim), ...given }
+    const error = await rejected(buildDomain(t.host, domid, vm, options as never))
+    expect(error.code).toBe('INVALID_ARGUMENT')
+    expect(error.message.startsWith(`${field}`), error.message).toBe(true)
+    expect(t.calls).toEqual([])
+  })
+
+  it('refuses bad host options, and a shadow multiplier no allocation can hold', async () => {
+    const xen = simulateHost({ preset: 'qemu-2-node' }).hypervisor()
+    for (const [field, options] of [
+      ['options.numaPolicy', { numaPolicy: 'fastest' }],
+      ['options.accounting', { accounting: 'optimistic' }],
+      ['options.memoryPollMs', { memoryPollMs: NaN }],
+      ['options', null],
+    ] as const) {
+      const error = await rejected(BuildHost.create(xen, options as never))
+      expect(error.message.startsWith(field), error.message).toBe(true)
+    }
+    const t = await setup()
+    const domid = await t.create('hvm', 1)
+    const error = await rejected(buildPre(t.host, domid, { type: 'hvm', staticMaxKib: GIB_KIB, targetKib: GIB_KIB, vcpus: 1, shadowMultiplier: 1e308 }))
+    expect(error).toMatchObject({ code: 'INVALID_ARGUMENT', message: expect.stringContaining('vm.shadowMultiplier') })
+    expect(t.calls).toEqual([])
+  })
+})
+
 describe('buildDomain with the real runner and a fake xenguest', () => {
   const vm = { type: 'hvm' as const, staticMaxKib: GIB_KIB, targetKib: GIB_KIB, vcpus: 1 }
   const real = (mode: string, extra: Partial<BuildDomainOptions> = {}): BuildDomainOptions => ({
     xenguest: new SpawnedXenguest(FAKE_XENGUEST, { exitGraceMs: 200 }),
-    image: '/usr/lib/xen/boot/hvmloader',
+    // Any readable file: the fake reads none, but buildDomain checks it can be read.
+    image: FAKE_XENGUEST,
     extraArgs: ['-fake-mode', mode],
     ...extra,
   })
@@ -221,7 +299,7 @@ describe('cancellation leaves no process and no claim', () => {
     let pid = 0
     const build = buildDomain(t.host, domid, vm, {
       xenguest: new SpawnedXenguest(FAKE_XENGUEST),
-      image: 'x',
+      image: FAKE_XENGUEST,
       extraArgs: ['-fake-mode', 'hang'],
       signal: controller.signal,
       onEvent: (e) => {
@@ -240,7 +318,7 @@ describe('cancellation leaves no process and no claim', () => {
   it('a xenguest timeout kills it and releases the claim', async () => {
     const t = await setup()
     const domid = await t.create('hvm', 1)
-    const build = buildDomain(t.host, domid, vm, { xenguest: new SpawnedXenguest(FAKE_XENGUEST), image: 'x', extraArgs: ['-fake-mode', 'hang'], xenguestTimeoutMs: 300 })
+    const build = buildDomain(t.host, domid, vm, { xenguest: new SpawnedXenguest(FAKE_XENGUEST), image: FAKE_XENGUEST, extraArgs: ['-fake-mode', 'hang'], xenguestTimeoutMs: 300 })
     expect(await rejected(build)).toMatchObject({ code: 'TIMEOUT', step: 'xenguest' })
     await noClaimLeft(t.sim)
   })

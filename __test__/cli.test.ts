@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs'
+import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
-import { cli, sharedData } from './helpers.js'
+import { cli, readJson, ROOT, sharedData } from './helpers.js'
 
 describe('xen-domain-build plan', () => {
   for (const name of ['small', 'tiebreak']) {
@@ -68,7 +69,7 @@ describe('xen-domain-build build', () => {
     // The domain was made as xenopsd makes one: its VM's tree, and the key build_post follows to it.
     const vmPath = built.xenstore['/local/domain/1/vm']
     expect(vmPath).toMatch(/^\/vm\/[0-9a-f-]{36}$/)
-    expect(built.xenstore[`${vmPath}/rtc/timeoffset`]).toBe('0')
+    expect(built.xenstore[`${vmPath}/rtc/timeoffset`]).toBe('')
   })
 
   it('takes the new domain\'s uuid, name and platform keys from the config', () => {
@@ -96,10 +97,13 @@ describe('xen-domain-build build', () => {
   it('refuses a bad config file with one line and exit code 2', () => {
     const cases: [string, RegExp][] = [
       ['{"type": "hvm"', /stdin: not JSON/],
-      [JSON.stringify({ ...vm, vcpu: 2 }), /unknown keys vcpu/],
-      [JSON.stringify({ ...vm, vcpus: 0 }), /vm.vcpus/],
+      [JSON.stringify({ ...vm, vcpu: 2 }), /stdin: unknown key "vcpu" \(known: type, /],
+      [JSON.stringify({ ...vm, vcpus: 0 }), /stdin.vcpus: 0 is below 1/],
+      [JSON.stringify({ ...vm, type: 'xen' }), /stdin.type: "xen" is not one of "hvm", "pv", "pvh"/],
+      [JSON.stringify({ ...vm, hardAffinity: [[0, -1]] }), /stdin.hardAffinity\[0\]\[1\]: -1 is below 0/],
+      [JSON.stringify({ ...vm, modules: [{ cmdline: 'x' }] }), /stdin.modules\[0\].path: is required/],
       [JSON.stringify({ ...vm, targetKib: 3 << 20 }), /vm.targetKib: .* is above staticMaxKib/],
-      [JSON.stringify({ ...vm, image: 5 }), /stdin.image: expected a string/],
+      [JSON.stringify({ ...vm, image: 5 }), /stdin.image: expected a string, got integer/],
     ]
     for (const [config, message] of cases) {
       const run = cli(['build', '--sim', 'qemu-2-node', '--config', '-'], config)
@@ -122,5 +126,16 @@ describe('every command', () => {
     const run = cli([])
     expect(run.status).toBe(2)
     expect(run.stdout).toContain('Exit codes: 0 success, 1 failure, 2 usage error or invalid input, 3 Xen unavailable')
+  })
+})
+
+describe('xen-domain-build --version', () => {
+  it("prints the package's version", () => {
+    const { version } = readJson<{ version: string }>(join(ROOT, 'package.json'))
+    for (const flag of ['--version', '-V']) {
+      const run = cli([flag])
+      expect(run.status).toBe(0)
+      expect(run.stdout.trim()).toBe(version)
+    }
   })
 })

@@ -11,10 +11,19 @@ function files(dir: string, prefix = ''): string[] {
   )
 }
 
-describe('the fixtures copied from shared/data', () => {
-  it.skipIf(!existsSync(SHARED_DATA))('are the same files as ../shared/data, byte for byte', () => {
-    expect(files(COPY).sort()).toEqual(files(SHARED_DATA).sort())
-    for (const file of files(SHARED_DATA)) {
+/** The data files: the top-level README.md describes them and is ours, not a copy. */
+function dataFiles(dir: string): string[] {
+  return files(dir).filter((file) => file !== 'README.md').sort()
+}
+
+// xenopsd's topologies and decisions (see fixtures/xenopsd/README.md) are a
+// copy of a folder kept beside the repository where the project was written.
+// Where that folder exists, the copy must not have drifted from it; elsewhere
+// there is nothing to compare with, and the check is skipped.
+describe('the xenopsd fixtures', () => {
+  it.skipIf(!existsSync(SHARED_DATA))('are the same data files as their original, byte for byte', () => {
+    expect(dataFiles(COPY)).toEqual(dataFiles(SHARED_DATA))
+    for (const file of dataFiles(SHARED_DATA)) {
       expect(readFileSync(join(COPY, file)).equals(readFileSync(join(SHARED_DATA, file))), file).toBe(true)
     }
   })

@@ -7,17 +7,19 @@ import { fileURLToPath } from 'node:url'
 
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..')
 
-/** The steering repository's data, beside this one (absent outside this workplace). */
+/**
+ * The folder `fixtures/xenopsd` was copied from, beside the repository where the
+ * project was written. Absent elsewhere: fixtures.test.ts then skips its check.
+ */
 export const SHARED_DATA = join(ROOT, '..', 'shared', 'data')
 
 /**
- * xenopsd's topologies and decisions: the copy of `shared/data` in
- * `fixtures/xenopsd` (fixtures.test.ts checks it against the original), or
- * `XDB_SHARED_DATA`.
+ * xenopsd's topologies and decisions: `fixtures/xenopsd` (see its README.md),
+ * or the folder `XDB_SHARED_DATA` names.
  */
 export function sharedData(...parts: string[]): string {
   const dir = process.env.XDB_SHARED_DATA ?? join(ROOT, '__test__', 'fixtures', 'xenopsd')
-  if (!existsSync(dir)) throw new Error(`shared data not found at ${dir} (set XDB_SHARED_DATA)`)
+  if (!existsSync(dir)) throw new Error(`xenopsd fixtures not found at ${dir} (set XDB_SHARED_DATA)`)
   return join(dir, ...parts)
 }
 

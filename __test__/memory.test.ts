@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest'
 import { memoryModel } from '../ts/memory.js'
 
-// Each expected value is worked out by hand from DESIGN §1's formulas.
+// Each expected value is worked out by hand from the formulas in
+// docs/ARCHITECTURE.md#memory-model.
 describe('the memory model', () => {
   it('HVM: 4 GiB static max, 2 GiB target, 8 MiB video, 2 vCPUs', () => {
     // shadow = max(1, ceil((256·2 + 2·4096) / 256) · 1) = ceil(8704/256) = 34
@@ -81,5 +82,12 @@ describe('the memory model', () => {
     for (const [vm, message] of bad) {
       expect(() => memoryModel(vm as never), JSON.stringify(vm)).toThrow(expect.objectContaining({ code: 'INVALID_ARGUMENT', message: expect.stringMatching(message) }))
     }
+  })
+
+  it('PV ignores the shadow multiplier (1.0), as xenopsd does; HVM uses it', () => {
+    const base = { staticMaxKib: 1024 * 1024, targetKib: 1024 * 1024, vcpus: 1, shadowMultiplier: 3 }
+    // ceil((256 + 2048) / 256) = 9 MiB at 1.0; 27 MiB at 3.0
+    expect(memoryModel({ ...base, type: 'pv' }).shadowMib).toBe(9)
+    expect(memoryModel({ ...base, type: 'hvm' }).shadowMib).toBe(27)
   })
 })

@@ -60,7 +60,7 @@ describe('the published package', () => {
       'crates/xen-sim/Cargo.toml', 'crates/xen-sim/src/lib.rs',
       'crates/xenstore/Cargo.toml', 'crates/xenstore/src/lib.rs', 'crates/xenstore/src/real.rs',
       'scripts/install.cjs', 'scripts/platform.cjs', 'native/binding.js', 'native/binding.d.ts',
-      'dist/index.js', 'dist/index.mjs', 'dist/index.d.ts', 'dist/cli.js',
+      'dist/index.js', 'dist/index.mjs', 'dist/index.d.ts', 'dist/cli.js', 'schema/vm-config.schema.json',
     ]) {
       expect(files.has(path), path).toBe(true)
     }

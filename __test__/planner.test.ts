@@ -81,6 +81,7 @@ describe('NumaPlanner', () => {
     expectInvalid(() => new NumaPlanner({ ...twoNodes, distances: [[10, 21], [21]] }), 'topology.distances[1]')
     expectInvalid(() => new NumaPlanner({ ...twoNodes, nodeCores: [1] }), 'topology.nodeCores')
     expectInvalid(() => new NumaPlanner({ ...twoNodes, cpuToNode: [0, 2] }), 'topology.cpuToNode[1]')
+    expectInvalid(() => new NumaPlanner({ ...twoNodes, cpuToNode: [0, 64] }), 'topology.cpuToNode[1]: node 64 does not exist')
     expectInvalid(() => new NumaPlanner({ ...twoNodes, cpuToNode: [0, -1] }), 'topology.cpuToNode[1]')
     expectInvalid(() => new NumaPlanner({ ...twoNodes, cpuToNode: [0, 0.5] }), 'topology.cpuToNode[1]')
     expectInvalid(() => new NumaPlanner({ ...twoNodes, nodeCores: [1, Number.NaN] }), 'topology.nodeCores[1]')

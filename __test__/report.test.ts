@@ -49,3 +49,26 @@ describe('the storm report', () => {
     expect(readFileSync(png).subarray(1, 4).toString()).toBe('PNG')
   })
 })
+
+describe('the live view', () => {
+  it('fits the terminal, hides the cursor while it draws and gives it back', async () => {
+    const { LiveView } = await import('../ts/tools/live.js')
+    for (const columns of [60, 80, 132]) {
+      let written = ''
+      const out = { columns, write: (text: string) => (written += text) } as unknown as NodeJS.WriteStream
+      const view = new LiveView(out, 'storm: 256 VMs on amd-opteron-6272 (no node claims), in-flight accounting', 256)
+      const node = { totalBytes: 16 * 2 ** 30, usedBytes: 9 * 2 ** 30, promisedBytes: 2 * 2 ** 30 }
+      view.draw({ ms: 1234, done: 100, failed: 2, inFlight: 40, nodes: Array(8).fill(node) })
+      view.draw({ ms: 2345, done: 256, failed: 2, inFlight: 0, nodes: Array(8).fill(node) })
+      view.close()
+      expect(written.startsWith('\x1b[?25l')).toBe(true)
+      expect(written.endsWith('\x1b[?25h')).toBe(true)
+      // The second frame moves up over the first, whose 11 lines all fit.
+      expect(written).toContain('\x1b[11A')
+      // eslint-disable-next-line no-control-regex
+      const lines = written.replace(/\x1b\[\?25[lh]|\x1b\[\d+A|\x1b\[2K/g, '').split('\n').filter((l) => l !== '')
+      expect(lines).toHaveLength(22)
+      for (const line of lines) expect([...line].length, `${columns}: ${line}`).toBeLessThan(columns)
+    }
+  })
+})

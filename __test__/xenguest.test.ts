@@ -123,6 +123,46 @@ describe('the real runner, against a fake xenguest', () => {
     expect(result).toEqual({ storeMfn: 7n, consoleMfn: 8n })
   })
 
+  it.each([
+    ['orphan-holds-pipes', 'TIMEOUT'],
+  ])('%s: the timeout ends the build and the whole process group (%s)', async (mode, code) => {
+    const { error } = await run(mode, { timeoutMs: 300 })
+    expect(error?.code).toBe(code)
+  })
+
+  it('a result is taken from a builder that exits, even if a helper it left holds the pipes', async () => {
+    const { result } = await run('orphan-after-result')
+    expect(result).toEqual({ storeMfn: 5n, consoleMfn: 6n })
+  })
+
+  it('an abort ends a builder whose helper holds its pipes', async () => {
+    const controller = new AbortController()
+    setTimeout(() => controller.abort(), 200)
+    const { error } = await run('orphan-holds-pipes', { signal: controller.signal })
+    expect(error).toMatchObject({ code: 'ABORTED', name: 'AbortError' })
+  })
+
+  it('keeps the protocol at its limits', async () => {
+    // A final result without a newline still counts.
+    expect((await run('result-no-newline')).result).toEqual({ storeMfn: 9n, consoleMfn: 10n })
+    // A result followed by a failing exit is not a success.
+    expect((await run('result-then-fail')).error).toMatchObject({ code: 'XENGUEST_PROTOCOL', message: expect.stringContaining('exited with code 1 after its result') })
+    // A line over the limit is refused however many reads it comes in.
+    expect((await run('split-long-line')).error).toMatchObject({ code: 'XENGUEST_PROTOCOL', message: expect.stringContaining('longer than') })
+    // An MFN beyond 64 bits is no MFN.
+    expect((await run('huge-mfn')).error).toMatchObject({ code: 'XENGUEST_PROTOCOL', message: expect.stringContaining('malformed result') })
+  })
+
+  it('refuses what is not a timeout, and takes long ones', async () => {
+    const runner = new SpawnedXenguest(FAKE_XENGUEST)
+    for (const timeoutMs of [Infinity, NaN, -1, 0, 1.5]) {
+      await expect(runner.run(['-fake-mode', 'success'], { timeoutMs })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' })
+    }
+    // Beyond setTimeout's 2^31 - 1 ms: no immediate kill.
+    const args = xenguestArgs({ ...base, type: 'hvm', extraArgs: ['-fake-mode', 'slow'] })
+    expect(await runner.run(args, { timeoutMs: 2 ** 33 })).toEqual({ storeMfn: 1n, consoleMfn: 2n })
+  })
+
   it('a program that cannot be started is a protocol error', async () => {
     const runner = new SpawnedXenguest('/nonexistent/xenguest')
     await expect(runner.run(['-mode', 'hvm_build'])).rejects.toMatchObject({ code: 'XENGUEST_PROTOCOL', message: expect.stringContaining('could not be started') })

@@ -1,7 +1,10 @@
 // `npm run bench`: µs per NumaPlanner.plan call through N-API, and ms per
 // planner construction, on the foundation issue's workload; with the ratios
 // to xenopsd's own figures (target: at least 3x faster through JS).
+import { createRequire } from 'node:module'
 import { NumaPlanner } from '../dist/index.mjs'
+
+const require = createRequire(import.meta.url)
 
 const CALLS = 10_000
 const ROUNDS = 5
@@ -74,6 +77,12 @@ for (const matrix of ['10/21', '11/21']) {
   }
 }
 
+// The floor: a method call into the addon that does nothing.
+const nativePlanner = new (require('../native/binding.js').NativePlanner)(topology('10/21', 2))
+const noop = best(ROUNDS, CALLS, () => {
+  for (let i = 0; i < CALLS; i++) nativePlanner.noop()
+})
+
 const cell = (key, scale) => (results.has(key) ? (results.get(key) * scale).toFixed(3) : '-')
 console.log(`NumaPlanner through N-API (µs per plan call, ${CALLS} calls per class; ms per planner built), best of ${ROUNDS}:`)
 console.log('| matrix, nodes | small | multi | unplaceable | planner build |')
@@ -91,4 +100,12 @@ for (const [matrix, nodes, theirs] of XENOPSD) {
   const k = `${matrix},${nodes}`
   const ratio = (what, i, scale) => `${(theirs[i] / (results.get(`${k},${what}`) * scale)).toFixed(0)}x`
   console.log(`| ${matrix}, ${nodes} | ${ratio('small', 0, 1e6)} | ${ratio('multi', 1, 1e6)} | ${ratio('unplaceable', 2, 1e6)} | ${ratio('topology', 3, 1e3)} |`)
+}
+
+console.log(`\nthe crossing: a no-op method call into the addon takes ${(noop * 1e6).toFixed(3)} µs; a plan call (small) against it (target ≤ 1.5x):`)
+console.log('| matrix, nodes | plan call | no-op call | ratio |')
+console.log('| --- | --- | --- | --- |')
+for (const nodes of SIZES) {
+  const plan = results.get(`10/21,${nodes},small`)
+  console.log(`| 10/21, ${nodes} | ${(plan * 1e6).toFixed(3)} µs | ${(noop * 1e6).toFixed(3)} µs | ${(plan / noop).toFixed(2)}x |`)
 }

@@ -1,106 +1,102 @@
 //! The one place where failures become JS errors with a stable `code`.
 //!
-//! Synchronous calls throw `napi::Error<Code>`; a hypervisor operation, which
-//! runs on the libuv pool, rejects with a JS Error that also carries the errno
-//! and the operation that failed (see [`reject`]).
+//! Every failing call, synchronous or run on the libuv pool, ends here: the
+//! JS error has the message, the `code`, and for a hypervisor or xenstore
+//! error its `errno` and `operation` (the libxenctrl or libxenstore
+//! function), and `reason` for XENSTORE_UNAVAILABLE. The façade only turns
+//! these into `XenDomainBuildError`s; it decides no code of its own.
 
 use napi::bindgen_prelude::{Env, JsValue, Status};
 
-/// The `code` of a JS error thrown by the binding's synchronous calls.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Code {
-    /// The caller passed a value the operation cannot take.
-    InvalidArgument,
-    /// A hypervisor error's own code (see [`xenctrl::XenError::code`]).
-    Xen(String),
+/// A failure a caller can act on, before it becomes a JS error.
+#[derive(Debug)]
+pub enum Failure {
+    /// The caller passed a value the operation cannot take; the message names it.
+    InvalidArgument(String),
+    /// The object was closed.
+    Closed(&'static str),
+    /// A hypervisor error (see [`xenctrl::XenError::code`]).
+    Xen(xenctrl::XenError),
+    /// A xenstore error (see [`xenstore::XsError::code`]).
+    Xenstore(::xenstore::XsError),
+    /// A panic, caught before it reached JavaScript.
+    Internal(String),
 }
 
-impl AsRef<str> for Code {
-    fn as_ref(&self) -> &str {
+impl From<xenctrl::XenError> for Failure {
+    fn from(e: xenctrl::XenError) -> Self {
+        Failure::Xen(e)
+    }
+}
+
+impl From<::xenstore::XsError> for Failure {
+    fn from(e: ::xenstore::XsError) -> Self {
+        Failure::Xenstore(e)
+    }
+}
+
+impl Failure {
+    pub fn code(&self) -> String {
         match self {
-            Code::InvalidArgument => "INVALID_ARGUMENT",
-            Code::Xen(code) => code,
+            Failure::InvalidArgument(_) => "INVALID_ARGUMENT".into(),
+            Failure::Closed(_) => "CLOSED".into(),
+            Failure::Xen(e) => e.code(),
+            Failure::Xenstore(e) => e.code(),
+            Failure::Internal(_) => "INTERNAL".into(),
+        }
+    }
+
+    fn message(&self) -> String {
+        match self {
+            Failure::InvalidArgument(message) => message.clone(),
+            Failure::Closed(what) => format!("the {what} was closed"),
+            Failure::Xen(e) => e.to_string(),
+            Failure::Xenstore(e) => e.to_string(),
+            Failure::Internal(what) => format!("xen-domain-build internal error: {what}"),
         }
     }
 }
 
-pub type Error = napi::Error<Code>;
-pub type Result<T> = std::result::Result<T, Error>;
+pub type Result<T> = std::result::Result<T, Failure>;
 
-pub fn invalid_argument(message: impl Into<String>) -> Error {
-    Error::new(Code::InvalidArgument, message.into())
+pub fn invalid_argument(message: impl Into<String>) -> Failure {
+    Failure::InvalidArgument(message.into())
 }
 
-pub fn from_topology(e: numa::TopologyError) -> Error {
+pub fn from_topology(e: numa::TopologyError) -> Failure {
     invalid_argument(format!("topology.{e}"))
 }
 
-pub fn from_plan(e: numa::PlanError) -> Error {
+pub fn from_plan(e: numa::PlanError) -> Failure {
     invalid_argument(e.to_string())
 }
 
-/// A hypervisor error from a synchronous call (the simulator's controls).
-pub fn from_xen(e: xenctrl::XenError) -> Error {
-    Error::new(Code::Xen(e.code()), e.to_string())
-}
-
-/// A failure of a native operation (hypervisor or xenstore), as `reject`
-/// shows it to JavaScript.
-pub trait NativeFailure: std::fmt::Display {
-    fn code(&self) -> String;
-    fn errno(&self) -> Option<i32>;
-    fn operation(&self) -> Option<&'static str>;
-    /// Why something is unavailable, when that is the failure.
-    fn reason(&self) -> Option<&'static str> {
-        None
-    }
-}
-
-impl NativeFailure for xenctrl::XenError {
-    fn code(&self) -> String {
-        xenctrl::XenError::code(self)
-    }
-    fn errno(&self) -> Option<i32> {
-        xenctrl::XenError::errno(self)
-    }
-    fn operation(&self) -> Option<&'static str> {
-        xenctrl::XenError::operation(self)
-    }
-}
-
-impl NativeFailure for ::xenstore::XsError {
-    fn code(&self) -> String {
-        ::xenstore::XsError::code(self)
-    }
-    fn errno(&self) -> Option<i32> {
-        ::xenstore::XsError::errno(self)
-    }
-    fn operation(&self) -> Option<&'static str> {
-        ::xenstore::XsError::operation(self)
-    }
-    fn reason(&self) -> Option<&'static str> {
-        match self {
-            ::xenstore::XsError::Unavailable(why) => Some(why.reason()),
-            _ => None,
-        }
-    }
-}
-
-/// A JS Error for a failed native operation: `code` (the errno's name, or
-/// XEN_UNAVAILABLE, XEN_VERSION_UNSUPPORTED, XENSTORE_UNAVAILABLE,
-/// INVALID_ARGUMENT), `errno`, `operation` and `reason` where they apply.
-pub fn reject(env: &Env, e: &dyn NativeFailure) -> napi::Error {
+/// The JS error for a failure: thrown by a synchronous call, or the
+/// rejection of an operation's Promise.
+pub fn to_js(env: &Env, failure: Failure) -> napi::Error {
     let build = || -> napi::Result<napi::Error> {
         let mut error =
-            env.create_error(napi::Error::new(Status::GenericFailure, e.to_string()))?;
-        error.set("code", e.code())?;
-        if let Some(errno) = e.errno() {
+            env.create_error(napi::Error::new(Status::GenericFailure, failure.message()))?;
+        error.set("code", failure.code())?;
+        let (errno, operation, reason) = match &failure {
+            Failure::Xen(e) => (e.errno(), e.operation(), None),
+            Failure::Xenstore(e) => (
+                e.errno(),
+                e.operation(),
+                match e {
+                    ::xenstore::XsError::Unavailable(why) => Some(why.reason()),
+                    _ => None,
+                },
+            ),
+            _ => (None, None, None),
+        };
+        if let Some(errno) = errno {
             error.set("errno", errno)?;
         }
-        if let Some(operation) = e.operation() {
+        if let Some(operation) = operation {
             error.set("operation", operation)?;
         }
-        if let Some(reason) = e.reason() {
+        if let Some(reason) = reason {
             error.set("reason", reason)?;
         }
         Ok(napi::Error::from(error.to_unknown()))
@@ -108,15 +104,21 @@ pub fn reject(env: &Env, e: &dyn NativeFailure) -> napi::Error {
     build().unwrap_or_else(|failed| failed)
 }
 
-/// An internal failure (a panic caught before it reached JavaScript).
-pub fn internal(panic: Box<dyn std::any::Any + Send>) -> napi::Error {
+/// A caught panic, as a failure.
+pub fn internal(panic: Box<dyn std::any::Any + Send>) -> Failure {
     let what = panic
         .downcast_ref::<&str>()
         .map(|s| s.to_string())
         .or_else(|| panic.downcast_ref::<String>().cloned())
         .unwrap_or_else(|| "unknown panic".into());
-    napi::Error::new(
-        Status::GenericFailure,
-        format!("xen-domain-build internal error: {what}"),
-    )
+    Failure::Internal(what)
+}
+
+/// Runs a synchronous binding call: its failure, or its panic, becomes the
+/// JS error it throws.
+pub fn sync<T>(env: &Env, call: impl FnOnce() -> Result<T>) -> napi::Result<T> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(call))
+        .map_err(internal)
+        .and_then(|result| result)
+        .map_err(|failure| to_js(env, failure))
 }

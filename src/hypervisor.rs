@@ -1,46 +1,52 @@
 //! `Hypervisor`: one object for the real host's libxenctrl and for a
 //! simulated host. Every operation runs on the libuv pool and returns a
-//! Promise; panics are caught there.
+//! Promise: its arguments are checked there too, so a failure, whatever it
+//! is, is a rejection (never a synchronous throw); panics are caught there.
 
 use crate::convert::{to_u32, to_u64};
-use crate::error::{internal, invalid_argument, reject, Result};
+use crate::error::{internal, to_js, Failure, Result};
 use napi::bindgen_prelude::{AsyncTask, Env, Task, ToNapiValue, TypeName};
 use napi_derive::napi;
 use std::panic::AssertUnwindSafe;
-use std::sync::Arc;
-use xenctrl::{DomainConfig, DomainKind, Hypervisor as Backend, XenError};
+use std::sync::{Arc, RwLock};
+use xenctrl::{DomainConfig, Hypervisor as Backend};
 
-type Operation<T> = Box<dyn FnOnce(&dyn Backend) -> xenctrl::Result<T> + Send>;
+type Operation<T> = Box<dyn FnOnce(&dyn Backend) -> Result<T> + Send>;
 
 /// One hypervisor operation on the libuv pool.
 pub struct HypervisorTask<T: Send + 'static, J> {
-    backend: Arc<dyn Backend>,
+    /// `None` when the hypervisor was closed: the task fails with CLOSED.
+    backend: Option<Arc<dyn Backend>>,
     operation: Option<Operation<T>>,
     to_js: fn(T) -> J,
 }
 
 impl<T: Send + 'static, J: ToNapiValue + TypeName> Task for HypervisorTask<T, J> {
-    type Output = std::result::Result<T, XenError>;
+    type Output = Result<T>;
     type JsValue = J;
 
     fn compute(&mut self) -> napi::Result<Self::Output> {
-        let operation = self.operation.take().expect("a task computes once");
-        let backend = self.backend.clone();
-        std::panic::catch_unwind(AssertUnwindSafe(|| operation(&*backend))).map_err(internal)
+        let (Some(backend), Some(operation)) = (self.backend.take(), self.operation.take()) else {
+            return Ok(Err(Failure::Closed("hypervisor")));
+        };
+        Ok(
+            std::panic::catch_unwind(AssertUnwindSafe(|| operation(&*backend)))
+                .unwrap_or_else(|panic| Err(internal(panic))),
+        )
     }
 
     fn resolve(&mut self, env: Env, output: Self::Output) -> napi::Result<J> {
-        output.map(self.to_js).map_err(|e| reject(&env, &e))
+        output.map(self.to_js).map_err(|f| to_js(&env, f))
     }
 }
 
 pub(crate) fn task<T: Send + 'static, J: ToNapiValue + TypeName>(
-    backend: &Arc<dyn Backend>,
+    backend: Option<Arc<dyn Backend>>,
     to_js: fn(T) -> J,
-    operation: impl FnOnce(&dyn Backend) -> xenctrl::Result<T> + Send + 'static,
+    operation: impl FnOnce(&dyn Backend) -> Result<T> + Send + 'static,
 ) -> AsyncTask<HypervisorTask<T, J>> {
     AsyncTask::new(HypervisorTask {
-        backend: backend.clone(),
+        backend,
         operation: Some(Box::new(operation)),
         to_js,
     })
@@ -111,6 +117,7 @@ pub struct DomainInfoJs {
     pub domid: u32,
     pub hvm: bool,
     pub dying: bool,
+    pub paused: bool,
     pub tot_pages: f64,
     pub max_pages: f64,
     pub outstanding_pages: f64,
@@ -131,10 +138,27 @@ pub struct AffinityInput {
     pub soft: Option<Vec<f64>>,
 }
 
+/// The kind of a domain.
+#[napi(string_enum = "lowercase")]
+pub enum DomainKind {
+    Pv,
+    Hvm,
+    Pvh,
+}
+
+impl From<DomainKind> for xenctrl::DomainKind {
+    fn from(kind: DomainKind) -> Self {
+        match kind {
+            DomainKind::Pv => xenctrl::DomainKind::Pv,
+            DomainKind::Hvm => xenctrl::DomainKind::Hvm,
+            DomainKind::Pvh => xenctrl::DomainKind::Pvh,
+        }
+    }
+}
+
 #[napi(object)]
 pub struct DomainConfigInput {
-    /// "pv", "hvm" or "pvh".
-    pub kind: String,
+    pub kind: DomainKind,
     pub max_vcpus: f64,
     pub max_evtchn_port: Option<f64>,
     /// Grant table frames (1 to 64); the hypervisor's default (64) when absent.
@@ -209,6 +233,7 @@ fn domain_js(d: xenctrl::DomainInfo) -> DomainInfoJs {
         domid: d.domid,
         hvm: d.hvm,
         dying: d.dying,
+        paused: d.paused,
         tot_pages: pages(d.tot_pages),
         max_pages: pages(d.max_pages),
         outstanding_pages: pages(d.outstanding_pages),
@@ -236,16 +261,37 @@ fn cpu_list(field: &str, cpus: &[f64]) -> Result<Vec<u32>> {
         .collect()
 }
 
-/// A Xen host: the real one (`openHypervisor`) or a simulated one (`SimHost.hypervisor()`).
+/// A Xen host: the real one (`openHypervisor`) or a simulated one (`SimulatedHost.hypervisor()`).
 #[napi]
 pub struct Hypervisor {
-    backend: Arc<dyn Backend>,
+    /// `None` once closed. Operations in flight hold their own reference, so
+    /// the library is let go when the last of them ends.
+    backend: RwLock<Option<Arc<dyn Backend>>>,
+    version: xenctrl::XenVersion,
     simulated: bool,
 }
 
 impl Hypervisor {
     pub(crate) fn new(backend: Arc<dyn Backend>, simulated: bool) -> Self {
-        Hypervisor { backend, simulated }
+        Hypervisor {
+            version: backend.version(),
+            backend: RwLock::new(Some(backend)),
+            simulated,
+        }
+    }
+
+    /// An operation on this hypervisor, run on the libuv pool.
+    fn run<T: Send + 'static, J: ToNapiValue + TypeName>(
+        &self,
+        to_js: fn(T) -> J,
+        operation: impl FnOnce(&dyn Backend) -> Result<T> + Send + 'static,
+    ) -> AsyncTask<HypervisorTask<T, J>> {
+        let backend = self
+            .backend
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone();
+        task(backend, to_js, operation)
     }
 }
 
@@ -254,10 +300,9 @@ impl Hypervisor {
     /// The hypervisor's version.
     #[napi(getter)]
     pub fn version(&self) -> XenVersionJs {
-        let v = self.backend.version();
         XenVersionJs {
-            major: v.major,
-            minor: v.minor,
+            major: self.version.major,
+            minor: self.version.minor,
         }
     }
 
@@ -267,30 +312,38 @@ impl Hypervisor {
         self.simulated
     }
 
+    /// Lets go of the hypervisor (for the real one, libxenctrl's handle and
+    /// library once the operations in flight end); later calls fail with
+    /// `CLOSED`. Closing twice is fine.
+    #[napi]
+    pub fn close(&self) {
+        self.backend
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .take();
+    }
+
     #[napi(ts_return_type = "Promise<PhysInfoJs>")]
     pub fn physinfo(&self) -> AsyncTask<HypervisorTask<xenctrl::PhysInfo, PhysInfoJs>> {
-        task(&self.backend, physinfo_js, |h| h.physinfo())
+        self.run(physinfo_js, |h| Ok(h.physinfo()?))
     }
 
     #[napi(ts_return_type = "Promise<NumaInfoJs>")]
     pub fn numa_info(&self) -> AsyncTask<HypervisorTask<xenctrl::NumaInfo, NumaInfoJs>> {
-        task(&self.backend, numa_js, |h| h.numa_info())
+        self.run(numa_js, |h| Ok(h.numa_info()?))
     }
 
     #[napi(ts_return_type = "Promise<CpuTopologyJs>")]
     pub fn cpu_topology(&self) -> AsyncTask<HypervisorTask<xenctrl::CpuTopology, CpuTopologyJs>> {
-        task(&self.backend, topology_js, |h| h.cpu_topology())
+        self.run(topology_js, |h| Ok(h.cpu_topology()?))
     }
 
     #[napi(ts_return_type = "Promise<DomainInfoJs>")]
     pub fn domain_info(
         &self,
         domid: f64,
-    ) -> Result<AsyncTask<HypervisorTask<xenctrl::DomainInfo, DomainInfoJs>>> {
-        let domid = self::domid(domid)?;
-        Ok(task(&self.backend, domain_js, move |h| {
-            h.domain_info(domid)
-        }))
+    ) -> AsyncTask<HypervisorTask<xenctrl::DomainInfo, DomainInfoJs>> {
+        self.run(domain_js, move |h| Ok(h.domain_info(self::domid(domid)?)?))
     }
 
     #[napi(ts_return_type = "Promise<void>")]
@@ -299,30 +352,20 @@ impl Hypervisor {
         domid: f64,
         param: f64,
         value: f64,
-    ) -> Result<AsyncTask<HypervisorTask<(), ()>>> {
-        let (domid, param, value) = (
-            self::domid(domid)?,
-            to_u32(param, || "param".into())?,
-            to_u64(value, || "value".into())?,
-        );
-        Ok(task(&self.backend, nothing, move |h| {
-            h.set_hvm_param(domid, param, value)
-        }))
+    ) -> AsyncTask<HypervisorTask<(), ()>> {
+        self.run(nothing, move |h| {
+            let param = to_u32(param, || "param".into())?;
+            let value = to_u64(value, || "value".into())?;
+            Ok(h.set_hvm_param(self::domid(domid)?, param, value)?)
+        })
     }
 
     #[napi(ts_return_type = "Promise<void>")]
-    pub fn set_max_vcpus(
-        &self,
-        domid: f64,
-        max_vcpus: f64,
-    ) -> Result<AsyncTask<HypervisorTask<(), ()>>> {
-        let (domid, max) = (
-            self::domid(domid)?,
-            to_u32(max_vcpus, || "maxVcpus".into())?,
-        );
-        Ok(task(&self.backend, nothing, move |h| {
-            h.set_max_vcpus(domid, max)
-        }))
+    pub fn set_max_vcpus(&self, domid: f64, max_vcpus: f64) -> AsyncTask<HypervisorTask<(), ()>> {
+        self.run(nothing, move |h| {
+            let max = to_u32(max_vcpus, || "maxVcpus".into())?;
+            Ok(h.set_max_vcpus(self::domid(domid)?, max)?)
+        })
     }
 
     #[napi(ts_return_type = "Promise<void>")]
@@ -330,22 +373,18 @@ impl Hypervisor {
         &self,
         domid: f64,
         limit_kib: f64,
-    ) -> Result<AsyncTask<HypervisorTask<(), ()>>> {
-        let (domid, kib) = (
-            self::domid(domid)?,
-            to_u64(limit_kib, || "limitKib".into())?,
-        );
-        Ok(task(&self.backend, nothing, move |h| {
-            h.set_memmap_limit(domid, kib)
-        }))
+    ) -> AsyncTask<HypervisorTask<(), ()>> {
+        self.run(nothing, move |h| {
+            let kib = to_u64(limit_kib, || "limitKib".into())?;
+            Ok(h.set_memmap_limit(self::domid(domid)?, kib)?)
+        })
     }
 
     #[napi(ts_return_type = "Promise<number>")]
-    pub fn shadow_allocation_mib(&self, domid: f64) -> Result<AsyncTask<HypervisorTask<u32, u32>>> {
-        let domid = self::domid(domid)?;
-        Ok(task(&self.backend, same, move |h| {
-            h.shadow_allocation_mib(domid)
-        }))
+    pub fn shadow_allocation_mib(&self, domid: f64) -> AsyncTask<HypervisorTask<u32, u32>> {
+        self.run(same, move |h| {
+            Ok(h.shadow_allocation_mib(self::domid(domid)?)?)
+        })
     }
 
     #[napi(ts_return_type = "Promise<void>")]
@@ -353,11 +392,11 @@ impl Hypervisor {
         &self,
         domid: f64,
         mib: f64,
-    ) -> Result<AsyncTask<HypervisorTask<(), ()>>> {
-        let (domid, mib) = (self::domid(domid)?, to_u32(mib, || "mib".into())?);
-        Ok(task(&self.backend, nothing, move |h| {
-            h.set_shadow_allocation_mib(domid, mib)
-        }))
+    ) -> AsyncTask<HypervisorTask<(), ()>> {
+        self.run(nothing, move |h| {
+            let mib = to_u32(mib, || "mib".into())?;
+            Ok(h.set_shadow_allocation_mib(self::domid(domid)?, mib)?)
+        })
     }
 
     /// Sets a vCPU's hard and/or soft affinity; resolves to the effective masks.
@@ -367,24 +406,26 @@ impl Hypervisor {
         domid: f64,
         vcpu: f64,
         affinity: AffinityInput,
-    ) -> Result<AsyncTask<HypervisorTask<xenctrl::VcpuAffinity, VcpuAffinityJs>>> {
-        let (domid, vcpu) = (self::domid(domid)?, to_u32(vcpu, || "vcpu".into())?);
-        let hard = affinity
-            .hard
-            .as_deref()
-            .map(|c| cpu_list("affinity.hard", c))
-            .transpose()?;
-        let soft = affinity
-            .soft
-            .as_deref()
-            .map(|c| cpu_list("affinity.soft", c))
-            .transpose()?;
-        if hard.is_none() && soft.is_none() {
-            return Err(invalid_argument("affinity: give hard, soft or both"));
-        }
-        Ok(task(&self.backend, affinity_js, move |h| {
-            h.set_vcpu_affinity(domid, vcpu, hard.as_deref(), soft.as_deref())
-        }))
+    ) -> AsyncTask<HypervisorTask<xenctrl::VcpuAffinity, VcpuAffinityJs>> {
+        self.run(affinity_js, move |h| {
+            let (domid, vcpu) = (self::domid(domid)?, to_u32(vcpu, || "vcpu".into())?);
+            let hard = affinity
+                .hard
+                .as_deref()
+                .map(|c| cpu_list("affinity.hard", c))
+                .transpose()?;
+            let soft = affinity
+                .soft
+                .as_deref()
+                .map(|c| cpu_list("affinity.soft", c))
+                .transpose()?;
+            if hard.is_none() && soft.is_none() {
+                return Err(Failure::InvalidArgument(
+                    "affinity: give hard, soft or both".into(),
+                ));
+            }
+            Ok(h.set_vcpu_affinity(domid, vcpu, hard.as_deref(), soft.as_deref())?)
+        })
     }
 
     #[napi(ts_return_type = "Promise<VcpuAffinityJs>")]
@@ -392,20 +433,20 @@ impl Hypervisor {
         &self,
         domid: f64,
         vcpu: f64,
-    ) -> Result<AsyncTask<HypervisorTask<xenctrl::VcpuAffinity, VcpuAffinityJs>>> {
-        let (domid, vcpu) = (self::domid(domid)?, to_u32(vcpu, || "vcpu".into())?);
-        Ok(task(&self.backend, affinity_js, move |h| {
-            h.vcpu_affinity(domid, vcpu)
-        }))
+    ) -> AsyncTask<HypervisorTask<xenctrl::VcpuAffinity, VcpuAffinityJs>> {
+        self.run(affinity_js, move |h| {
+            let vcpu = to_u32(vcpu, || "vcpu".into())?;
+            Ok(h.vcpu_affinity(self::domid(domid)?, vcpu)?)
+        })
     }
 
     /// A host-wide claim of `pages` 4 KiB pages in all; 0 releases the claim.
     #[napi(ts_return_type = "Promise<void>")]
-    pub fn claim_pages(&self, domid: f64, pages: f64) -> Result<AsyncTask<HypervisorTask<(), ()>>> {
-        let (domid, pages) = (self::domid(domid)?, to_u64(pages, || "pages".into())?);
-        Ok(task(&self.backend, nothing, move |h| {
-            h.claim_pages(domid, pages)
-        }))
+    pub fn claim_pages(&self, domid: f64, pages: f64) -> AsyncTask<HypervisorTask<(), ()>> {
+        self.run(nothing, move |h| {
+            let pages = to_u64(pages, || "pages".into())?;
+            Ok(h.claim_pages(self::domid(domid)?, pages)?)
+        })
     }
 
     /// A claim on one node; rejects with ENOSYS where the hypervisor has none.
@@ -415,15 +456,12 @@ impl Hypervisor {
         domid: f64,
         node: f64,
         pages: f64,
-    ) -> Result<AsyncTask<HypervisorTask<(), ()>>> {
-        let (domid, node, pages) = (
-            self::domid(domid)?,
-            to_u32(node, || "node".into())?,
-            to_u64(pages, || "pages".into())?,
-        );
-        Ok(task(&self.backend, nothing, move |h| {
-            h.claim_pages_on_node(domid, node, pages)
-        }))
+    ) -> AsyncTask<HypervisorTask<(), ()>> {
+        self.run(nothing, move |h| {
+            let node = to_u32(node, || "node".into())?;
+            let pages = to_u64(pages, || "pages".into())?;
+            Ok(h.claim_pages_on_node(self::domid(domid)?, node, pages)?)
+        })
     }
 
     #[napi(ts_return_type = "Promise<number>")]
@@ -431,56 +469,45 @@ impl Hypervisor {
         &self,
         domid: f64,
         remote_domid: f64,
-    ) -> Result<AsyncTask<HypervisorTask<u32, u32>>> {
-        let (domid, remote) = (
-            self::domid(domid)?,
-            to_u32(remote_domid, || "remoteDomid".into())?,
-        );
-        Ok(task(&self.backend, same, move |h| {
-            h.alloc_unbound_evtchn(domid, remote)
-        }))
+    ) -> AsyncTask<HypervisorTask<u32, u32>> {
+        self.run(same, move |h| {
+            let remote = to_u32(remote_domid, || "remoteDomid".into())?;
+            Ok(h.alloc_unbound_evtchn(self::domid(domid)?, remote)?)
+        })
     }
 
     #[napi(ts_return_type = "Promise<number>")]
-    pub fn create_domain(
-        &self,
-        config: DomainConfigInput,
-    ) -> Result<AsyncTask<HypervisorTask<u32, u32>>> {
-        let kind = match config.kind.as_str() {
-            "pv" => DomainKind::Pv,
-            "hvm" => DomainKind::Hvm,
-            "pvh" => DomainKind::Pvh,
-            other => {
-                return Err(invalid_argument(format!(
-                    "config.kind: {other:?} is not \"pv\", \"hvm\" or \"pvh\""
-                )))
-            }
-        };
-        let config = DomainConfig {
-            kind,
-            max_vcpus: to_u32(config.max_vcpus, || "config.maxVcpus".into())?,
-            max_evtchn_port: match config.max_evtchn_port {
-                Some(p) => to_u32(p, || "config.maxEvtchnPort".into())?,
-                None => DomainConfig::default().max_evtchn_port,
-            },
-            max_grant_frames: config
-                .max_grant_frames
-                .map(|f| to_u32(f, || "config.maxGrantFrames".into()))
-                .transpose()?,
-            max_maptrack_frames: config
-                .max_maptrack_frames
-                .map(|f| to_u32(f, || "config.maxMaptrackFrames".into()))
-                .transpose()?,
-        };
-        Ok(task(&self.backend, same, move |h| h.create_domain(&config)))
+    pub fn create_domain(&self, config: DomainConfigInput) -> AsyncTask<HypervisorTask<u32, u32>> {
+        self.run(same, move |h| {
+            let config = DomainConfig {
+                kind: config.kind.into(),
+                max_vcpus: to_u32(config.max_vcpus, || "config.maxVcpus".into())?,
+                max_evtchn_port: match config.max_evtchn_port {
+                    Some(p) => to_u32(p, || "config.maxEvtchnPort".into())?,
+                    None => DomainConfig::default().max_evtchn_port,
+                },
+                max_grant_frames: config
+                    .max_grant_frames
+                    .map(|f| to_u32(f, || "config.maxGrantFrames".into()))
+                    .transpose()?,
+                max_maptrack_frames: config
+                    .max_maptrack_frames
+                    .map(|f| to_u32(f, || "config.maxMaptrackFrames".into()))
+                    .transpose()?,
+            };
+            Ok(h.create_domain(&config)?)
+        })
     }
 
     #[napi(ts_return_type = "Promise<void>")]
-    pub fn destroy_domain(&self, domid: f64) -> Result<AsyncTask<HypervisorTask<(), ()>>> {
-        let domid = self::domid(domid)?;
-        Ok(task(&self.backend, nothing, move |h| {
-            h.destroy_domain(domid)
-        }))
+    pub fn destroy_domain(&self, domid: f64) -> AsyncTask<HypervisorTask<(), ()>> {
+        self.run(nothing, move |h| Ok(h.destroy_domain(self::domid(domid)?)?))
+    }
+
+    /// Lets a built domain run (domains are created paused).
+    #[napi(ts_return_type = "Promise<void>")]
+    pub fn unpause_domain(&self, domid: f64) -> AsyncTask<HypervisorTask<(), ()>> {
+        self.run(nothing, move |h| Ok(h.unpause_domain(self::domid(domid)?)?))
     }
 
     #[napi(ts_return_type = "Promise<void>")]
@@ -488,12 +515,21 @@ impl Hypervisor {
         &self,
         domid: f64,
         max_kib: f64,
-    ) -> Result<AsyncTask<HypervisorTask<(), ()>>> {
-        let (domid, kib) = (self::domid(domid)?, to_u64(max_kib, || "maxKib".into())?);
-        Ok(task(&self.backend, nothing, move |h| {
-            h.set_max_memory_kib(domid, kib)
-        }))
+    ) -> AsyncTask<HypervisorTask<(), ()>> {
+        self.run(nothing, move |h| {
+            let kib = to_u64(max_kib, || "maxKib".into())?;
+            Ok(h.set_max_memory_kib(self::domid(domid)?, kib)?)
+        })
     }
+}
+
+/// What libxenctrl's own logging does.
+#[napi(string_enum = "lowercase")]
+pub enum LibxenctrlLog {
+    /// Nothing: failures reach JS as errors (the default).
+    Quiet,
+    /// libxenctrl's own `xc: error: ...` messages on stderr too.
+    Stderr,
 }
 
 #[napi(object)]
@@ -502,48 +538,44 @@ pub struct OpenOptionsInput {
     pub library_path: Option<String>,
     /// Default: /dev/xen/privcmd.
     pub privcmd_path: Option<String>,
-    /// "quiet" (the default: failures reach JS as errors) or "stderr"
-    /// (libxenctrl's own `xc: error: ...` messages too).
-    pub libxenctrl_log: Option<String>,
+    pub libxenctrl_log: Option<LibxenctrlLog>,
 }
 
 pub struct OpenTask(xenctrl::OpenOptions);
 
 impl Task for OpenTask {
-    type Output = std::result::Result<xenctrl::XenCtrl, XenError>;
+    type Output = Result<xenctrl::XenCtrl>;
     type JsValue = Hypervisor;
 
     fn compute(&mut self) -> napi::Result<Self::Output> {
-        std::panic::catch_unwind(AssertUnwindSafe(|| xenctrl::XenCtrl::open(&self.0)))
-            .map_err(internal)
+        Ok(
+            std::panic::catch_unwind(AssertUnwindSafe(|| xenctrl::XenCtrl::open(&self.0)))
+                .map_err(internal)
+                .and_then(|opened| opened.map_err(Failure::from)),
+        )
     }
 
     fn resolve(&mut self, env: Env, output: Self::Output) -> napi::Result<Hypervisor> {
         match output {
             Ok(xen) => Ok(Hypervisor::new(Arc::new(xen), false)),
-            Err(e) => Err(reject(&env, &e)),
+            Err(f) => Err(to_js(&env, f)),
         }
     }
 }
 
 /// Opens the real host's hypervisor through its libxenctrl.
 #[napi(ts_return_type = "Promise<Hypervisor>")]
-pub fn open_hypervisor(options: Option<OpenOptionsInput>) -> Result<AsyncTask<OpenTask>> {
+pub fn open_hypervisor(options: Option<OpenOptionsInput>) -> AsyncTask<OpenTask> {
     let mut open = xenctrl::OpenOptions::default();
     if let Some(options) = options {
         open.library_path = options.library_path.map(Into::into);
         if let Some(path) = options.privcmd_path {
             open.privcmd_path = path.into();
         }
-        open.library_log = match options.libxenctrl_log.as_deref() {
-            None | Some("quiet") => xenctrl::LibraryLog::Quiet,
-            Some("stderr") => xenctrl::LibraryLog::Stderr,
-            Some(other) => {
-                let message =
-                    format!("options.libxenctrlLog: {other:?} is not \"quiet\" or \"stderr\"");
-                return Err(invalid_argument(message));
-            }
+        open.library_log = match options.libxenctrl_log {
+            None | Some(LibxenctrlLog::Quiet) => xenctrl::LibraryLog::Quiet,
+            Some(LibxenctrlLog::Stderr) => xenctrl::LibraryLog::Stderr,
         };
     }
-    Ok(AsyncTask::new(OpenTask(open)))
+    AsyncTask::new(OpenTask(open))
 }

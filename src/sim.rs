@@ -1,10 +1,10 @@
-//! `SimHost`: a simulated Xen host, its hypervisor, and the simulator's own
+//! `SimulatedHost`: a simulated Xen host, its hypervisor, and the simulator's own
 //! controls (clock, scrubber, faults, where each domain's memory is).
 
 use crate::convert::{to_u32, to_u64};
-use crate::error::{from_xen, invalid_argument, Result};
+use crate::error::{invalid_argument, sync, Result};
 use crate::hypervisor::{task, Hypervisor, HypervisorTask};
-use napi::bindgen_prelude::AsyncTask;
+use napi::bindgen_prelude::{AsyncTask, Env};
 use napi_derive::napi;
 use std::sync::Arc;
 use xen_sim::{Clock, Fault, FaultMode, HostSpec, ScrubReporting};
@@ -18,26 +18,53 @@ pub struct SimCpuInput {
 }
 
 #[napi(object)]
-pub struct SimHostInput {
+pub struct SimulatedHostInput {
     pub distances: Vec<Vec<f64>>,
     pub cpus: Vec<SimCpuInput>,
     pub node_memory_bytes: Vec<f64>,
 }
 
 #[napi(object)]
-pub struct SimHostOptions {
-    /// A preset host (see `SimHost.presets()`); or give `host`.
+pub struct SimulatedHostOptions {
+    /// A preset host (see `SimulatedHost.presets()`); or give `host`.
     pub preset: Option<String>,
-    pub host: Option<SimHostInput>,
+    pub host: Option<SimulatedHostInput>,
     /// XenServer's Xen has node claims (the default); upstream's answers ENOSYS.
     pub node_claims: Option<bool>,
     /// Shadow paging built in (the default, as XenServer's Xen); Debian's Xen has none.
     pub shadow_paging: Option<bool>,
-    /// "xenserver" (physinfo counts pages to scrub, the default) or "upstream" (always 0).
-    pub scrub_reporting: Option<String>,
+    pub scrub_reporting: Option<ScrubReportingJs>,
     pub scrub_pages_per_second_per_node: Option<f64>,
-    /// "manual" (moves with `advanceClock`, the default) or "real-time".
-    pub clock: Option<String>,
+    pub clock: Option<ClockJs>,
+}
+
+/// How physinfo reports memory waiting to be scrubbed.
+#[napi(string_enum = "lowercase", js_name = "ScrubReporting")]
+pub enum ScrubReportingJs {
+    /// XenServer's Xen counts it in `scrub_pages` (the default).
+    XenServer,
+    /// Upstream Xen: always 0.
+    Upstream,
+}
+
+/// Where the simulated host's time comes from.
+#[napi(string_enum = "kebab-case", js_name = "Clock")]
+pub enum ClockJs {
+    /// Moves only with `advanceClock` (the default): for tests.
+    Manual,
+    /// Real time: for demos and benchmarks.
+    RealTime,
+}
+
+/// When an injected fault fires.
+#[napi(string_enum = "lowercase", js_name = "FaultMode")]
+pub enum FaultModeJs {
+    Once,
+    Always,
+    /// Latency only.
+    Never,
+    /// With the fault's `probability`, from a seeded generator.
+    Probability,
 }
 
 #[napi(object)]
@@ -46,8 +73,7 @@ pub struct FaultInput {
     pub operation: String,
     /// The errno to fail with, as a number or a name (`ENOMEM`).
     pub errno: Option<napi::Either<f64, String>>,
-    /// "once", "always", "never" (latency only); or a probability with `probability`.
-    pub mode: String,
+    pub mode: FaultModeJs,
     pub probability: Option<f64>,
     pub latency_ms: Option<f64>,
 }
@@ -66,7 +92,7 @@ pub struct PresetJs {
     pub description: String,
 }
 
-fn spec_from(options: &SimHostOptions) -> Result<HostSpec> {
+fn spec_from(options: &SimulatedHostOptions) -> Result<HostSpec> {
     let mut spec = match (&options.preset, &options.host) {
         (Some(name), None) => xen_sim::preset(name).ok_or_else(|| {
             let names: Vec<&str> = xen_sim::PRESETS.iter().map(|p| p.name).collect();
@@ -120,14 +146,9 @@ fn spec_from(options: &SimHostOptions) -> Result<HostSpec> {
         spec.shadow_paging = on;
     }
     if let Some(reporting) = &options.scrub_reporting {
-        spec.scrub_reporting = match reporting.as_str() {
-            "xenserver" => ScrubReporting::XenServer,
-            "upstream" => ScrubReporting::Upstream,
-            other => {
-                return Err(invalid_argument(format!(
-                    "scrubReporting: {other:?} is not \"xenserver\" or \"upstream\""
-                )))
-            }
+        spec.scrub_reporting = match reporting {
+            ScrubReportingJs::XenServer => ScrubReporting::XenServer,
+            ScrubReportingJs::Upstream => ScrubReporting::Upstream,
         };
     }
     if let Some(rate) = options.scrub_pages_per_second_per_node {
@@ -135,14 +156,9 @@ fn spec_from(options: &SimHostOptions) -> Result<HostSpec> {
             to_u64(rate, || "scrubPagesPerSecondPerNode".into())?;
     }
     if let Some(clock) = &options.clock {
-        spec.clock = match clock.as_str() {
-            "manual" => Clock::Manual,
-            "real-time" => Clock::RealTime,
-            other => {
-                return Err(invalid_argument(format!(
-                    "clock: {other:?} is not \"manual\" or \"real-time\""
-                )))
-            }
+        spec.clock = match clock {
+            ClockJs::Manual => Clock::Manual,
+            ClockJs::RealTime => Clock::RealTime,
         };
     }
     Ok(spec)
@@ -156,14 +172,16 @@ fn fault_from(input: FaultInput) -> Result<Fault> {
             invalid_argument(format!("fault.errno: {name:?} is not an errno name"))
         })?,
     };
-    let mode = match (input.mode.as_str(), input.probability) {
-        ("once", None) => FaultMode::Once,
-        ("always", None) => FaultMode::Always,
-        ("never", None) => FaultMode::Never,
-        ("probability", Some(p)) if (0.0..=1.0).contains(&p) => FaultMode::Probability(p),
+    let mode = match (input.mode, input.probability) {
+        (FaultModeJs::Once, None) => FaultMode::Once,
+        (FaultModeJs::Always, None) => FaultMode::Always,
+        (FaultModeJs::Never, None) => FaultMode::Never,
+        (FaultModeJs::Probability, Some(p)) if (0.0..=1.0).contains(&p) => {
+            FaultMode::Probability(p)
+        }
         _ => {
             return Err(invalid_argument(
-                "fault.mode: \"once\", \"always\", \"never\", or \"probability\" with a probability from 0 to 1",
+                "fault.probability: from 0 to 1 with mode \"probability\", and only with it",
             ))
         }
     };
@@ -192,18 +210,20 @@ fn nothing(_: ()) {}
 
 /// A simulated Xen host with Xen's semantics.
 #[napi]
-pub struct SimHost {
+pub struct SimulatedHost {
     host: Arc<xen_sim::SimHost>,
 }
 
 #[napi]
-impl SimHost {
-    #[napi(constructor, catch_unwind)]
-    pub fn new(options: SimHostOptions) -> Result<Self> {
-        let host = xen_sim::SimHost::new(spec_from(&options)?)
-            .map_err(|e| invalid_argument(format!("host.{e}")))?;
-        Ok(SimHost {
-            host: Arc::new(host),
+impl SimulatedHost {
+    #[napi(constructor)]
+    pub fn new(env: &Env, options: SimulatedHostOptions) -> napi::Result<Self> {
+        sync(env, || {
+            let host = xen_sim::SimHost::new(spec_from(&options)?)
+                .map_err(|e| invalid_argument(format!("host.{e}")))?;
+            Ok(SimulatedHost {
+                host: Arc::new(host),
+            })
         })
     }
 
@@ -226,10 +246,12 @@ impl SimHost {
     }
 
     /// Moves the manual clock on; the scrubber runs.
-    #[napi(catch_unwind)]
-    pub fn advance_clock(&self, ms: f64) -> Result<()> {
-        self.host.advance_clock(to_u64(ms, || "ms".into())?);
-        Ok(())
+    #[napi]
+    pub fn advance_clock(&self, env: &Env, ms: f64) -> napi::Result<()> {
+        sync(env, || {
+            self.host.advance_clock(to_u64(ms, || "ms".into())?);
+            Ok(())
+        })
     }
 
     #[napi(getter)]
@@ -238,10 +260,12 @@ impl SimHost {
     }
 
     /// Makes an operation fail, or slows it down.
-    #[napi(catch_unwind)]
-    pub fn inject_fault(&self, fault: FaultInput) -> Result<()> {
-        self.host.inject_fault(fault_from(fault)?);
-        Ok(())
+    #[napi]
+    pub fn inject_fault(&self, env: &Env, fault: FaultInput) -> napi::Result<()> {
+        sync(env, || {
+            self.host.inject_fault(fault_from(fault)?);
+            Ok(())
+        })
     }
 
     #[napi]
@@ -249,40 +273,44 @@ impl SimHost {
         self.host.clear_faults();
     }
 
-    #[napi(catch_unwind)]
-    pub fn seed_faults(&self, seed: f64) -> Result<()> {
-        self.host.seed_faults(to_u64(seed, || "seed".into())?);
-        Ok(())
+    #[napi]
+    pub fn seed_faults(&self, env: &Env, seed: f64) -> napi::Result<()> {
+        sync(env, || {
+            self.host.seed_faults(to_u64(seed, || "seed".into())?);
+            Ok(())
+        })
     }
 
     /// Populates a domain's memory as the domain builder does (claimed node,
     /// then affine nodes interleaved, then anywhere).
     #[napi(ts_return_type = "Promise<void>")]
-    pub fn populate(&self, domid: f64, pages: f64) -> Result<AsyncTask<HypervisorTask<(), ()>>> {
-        let (domid, pages) = (
-            to_u32(domid, || "domid".into())?,
-            to_u64(pages, || "pages".into())?,
-        );
+    pub fn populate(&self, domid: f64, pages: f64) -> AsyncTask<HypervisorTask<(), ()>> {
         let host = self.host.clone();
         let backend: Arc<dyn xenctrl::Hypervisor> = self.host.clone();
-        Ok(task(&backend, nothing, move |_| {
-            host.populate(domid, pages)
-        }))
+        task(Some(backend), nothing, move |_| {
+            let domid = to_u32(domid, || "domid".into())?;
+            let pages = to_u64(pages, || "pages".into())?;
+            Ok(host.populate(domid, pages)?)
+        })
     }
 
     /// Pages of each node the domain holds.
-    #[napi(catch_unwind)]
-    pub fn domain_pages_by_node(&self, domid: f64) -> Result<Vec<f64>> {
-        let domid = to_u32(domid, || "domid".into())?;
-        let by_node = self.host.domain_pages_by_node(domid).map_err(from_xen)?;
-        Ok(by_node.into_iter().map(pages).collect())
+    #[napi]
+    pub fn domain_pages_by_node(&self, env: &Env, domid: f64) -> napi::Result<Vec<f64>> {
+        sync(env, || {
+            let domid = to_u32(domid, || "domid".into())?;
+            let by_node = self.host.domain_pages_by_node(domid)?;
+            Ok(by_node.into_iter().map(pages).collect())
+        })
     }
 
     /// The nodes Xen derives from the domain's vCPU affinity for its memory.
-    #[napi(catch_unwind)]
-    pub fn node_affinity(&self, domid: f64) -> Result<Vec<u32>> {
-        let domid = to_u32(domid, || "domid".into())?;
-        self.host.node_affinity(domid).map_err(from_xen)
+    #[napi]
+    pub fn node_affinity(&self, env: &Env, domid: f64) -> napi::Result<Vec<u32>> {
+        sync(env, || {
+            let domid = to_u32(domid, || "domid".into())?;
+            self.host.node_affinity(domid).map_err(Into::into)
+        })
     }
 
     /// Each node's total, free, to-be-scrubbed and node-claimed pages.

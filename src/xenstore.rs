@@ -4,48 +4,41 @@
 //! INVALID_ARGUMENT), `errno` and `operation`.
 
 use crate::convert::{to_u32, to_u64};
-use crate::error::{internal, invalid_argument, reject, Result};
-use ::xenstore::{Access, Permission, TxId, Xenstore as Store, XsError};
+use crate::error::{internal, invalid_argument, to_js, Failure, Result};
+use ::xenstore::{Access, Permission, TxId, Xenstore as Store};
 use napi::bindgen_prelude::{AsyncTask, BigInt, Env, Task, ToNapiValue, TypeName};
 use napi_derive::napi;
 use std::panic::AssertUnwindSafe;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-type Operation<T> = Box<dyn FnOnce(&Store) -> ::xenstore::Result<T> + Send>;
+type Operation<T> = Box<dyn FnOnce(&Store) -> Result<T> + Send>;
 
 /// One xenstore operation on the libuv pool.
 pub struct XenstoreTask<T: Send + 'static, J> {
-    store: Arc<Store>,
+    /// `None` when the store was closed: the task fails with CLOSED.
+    store: Option<Arc<Store>>,
     operation: Option<Operation<T>>,
     to_js: fn(T) -> J,
 }
 
 impl<T: Send + 'static, J: ToNapiValue + TypeName> Task for XenstoreTask<T, J> {
-    type Output = std::result::Result<T, XsError>;
+    type Output = Result<T>;
     type JsValue = J;
 
     fn compute(&mut self) -> napi::Result<Self::Output> {
-        let operation = self.operation.take().expect("a task computes once");
-        let store = self.store.clone();
-        std::panic::catch_unwind(AssertUnwindSafe(|| operation(&store))).map_err(internal)
+        let (Some(store), Some(operation)) = (self.store.take(), self.operation.take()) else {
+            return Ok(Err(Failure::Closed("xenstore")));
+        };
+        Ok(
+            std::panic::catch_unwind(AssertUnwindSafe(|| operation(&store)))
+                .unwrap_or_else(|panic| Err(internal(panic))),
+        )
     }
 
     fn resolve(&mut self, env: Env, output: Self::Output) -> napi::Result<J> {
-        output.map(self.to_js).map_err(|e| reject(&env, &e))
+        output.map(self.to_js).map_err(|f| to_js(&env, f))
     }
-}
-
-fn task<T: Send + 'static, J: ToNapiValue + TypeName>(
-    store: &Arc<Store>,
-    to_js: fn(T) -> J,
-    operation: impl FnOnce(&Store) -> ::xenstore::Result<T> + Send + 'static,
-) -> AsyncTask<XenstoreTask<T, J>> {
-    AsyncTask::new(XenstoreTask {
-        store: store.clone(),
-        operation: Some(Box::new(operation)),
-        to_js,
-    })
 }
 
 fn nothing(_: ()) {}
@@ -112,7 +105,28 @@ fn permissions(list: &[PermissionInput]) -> Result<Vec<Permission>> {
 /// `transactionStart`, or 0 for none.
 #[napi]
 pub struct NativeXenstore {
-    store: Arc<Store>,
+    /// `None` once closed; operations in flight hold their own reference.
+    store: RwLock<Option<Arc<Store>>>,
+    library_name: String,
+}
+
+impl NativeXenstore {
+    fn run<T: Send + 'static, J: ToNapiValue + TypeName>(
+        &self,
+        to_js: fn(T) -> J,
+        operation: impl FnOnce(&Store) -> Result<T> + Send + 'static,
+    ) -> AsyncTask<XenstoreTask<T, J>> {
+        let store = self
+            .store
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone();
+        AsyncTask::new(XenstoreTask {
+            store,
+            operation: Some(Box::new(operation)),
+            to_js,
+        })
+    }
 }
 
 #[napi]
@@ -120,27 +134,30 @@ impl NativeXenstore {
     /// The library that was loaded.
     #[napi(getter)]
     pub fn library_name(&self) -> String {
-        self.store.library_name().into()
+        self.library_name.clone()
+    }
+
+    /// Lets go of the connection (once the operations in flight end); later
+    /// calls fail with `CLOSED`. Closing twice is fine.
+    #[napi]
+    pub fn close(&self) {
+        self.store
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .take();
     }
 
     /// The value at `path`, or null when there is no such node.
     #[napi(ts_return_type = "Promise<string | null>")]
-    pub fn read(&self, tx: f64, path: String) -> Result<AsyncTask<ReadTask>> {
-        let tx = tx_id(tx)?;
-        Ok(task(&self.store, text, move |s| s.read(tx, &path)))
+    pub fn read(&self, tx: f64, path: String) -> AsyncTask<ReadTask> {
+        self.run(text, move |s| Ok(s.read(tx_id(tx)?, &path)?))
     }
 
     #[napi(ts_return_type = "Promise<void>")]
-    pub fn write(
-        &self,
-        tx: f64,
-        path: String,
-        value: String,
-    ) -> Result<AsyncTask<XenstoreTask<(), ()>>> {
-        let tx = tx_id(tx)?;
-        Ok(task(&self.store, nothing, move |s| {
-            s.write(tx, &path, value.as_bytes())
-        }))
+    pub fn write(&self, tx: f64, path: String, value: String) -> AsyncTask<XenstoreTask<(), ()>> {
+        self.run(nothing, move |s| {
+            Ok(s.write(tx_id(tx)?, &path, value.as_bytes())?)
+        })
     }
 
     /// Writes `values[i]` at `base/keys[i]`, in order, in one trip to the
@@ -152,16 +169,16 @@ impl NativeXenstore {
         base: String,
         keys: Vec<String>,
         values: Vec<String>,
-    ) -> Result<AsyncTask<XenstoreTask<(), ()>>> {
-        let tx = tx_id(tx)?;
-        if keys.len() != values.len() {
-            return Err(invalid_argument(format!(
-                "writeAll: {} keys and {} values",
-                keys.len(),
-                values.len()
-            )));
-        }
-        Ok(task(&self.store, nothing, move |s| {
+    ) -> AsyncTask<XenstoreTask<(), ()>> {
+        self.run(nothing, move |s| {
+            let tx = tx_id(tx)?;
+            if keys.len() != values.len() {
+                return Err(invalid_argument(format!(
+                    "writeAll: {} keys and {} values",
+                    keys.len(),
+                    values.len()
+                )));
+            }
             let paths: Vec<String> = keys.iter().map(|k| format!("{base}/{k}")).collect();
             for (path, value) in paths.iter().zip(&values) {
                 ::xenstore::check_write("xs_write", path, value.as_bytes())?;
@@ -170,20 +187,18 @@ impl NativeXenstore {
                 s.write(tx, path, value.as_bytes())?;
             }
             Ok(())
-        }))
+        })
     }
 
     #[napi(ts_return_type = "Promise<void>")]
-    pub fn mkdir(&self, tx: f64, path: String) -> Result<AsyncTask<XenstoreTask<(), ()>>> {
-        let tx = tx_id(tx)?;
-        Ok(task(&self.store, nothing, move |s| s.mkdir(tx, &path)))
+    pub fn mkdir(&self, tx: f64, path: String) -> AsyncTask<XenstoreTask<(), ()>> {
+        self.run(nothing, move |s| Ok(s.mkdir(tx_id(tx)?, &path)?))
     }
 
     /// Removes the node and everything below it.
     #[napi(ts_return_type = "Promise<void>")]
-    pub fn rm(&self, tx: f64, path: String) -> Result<AsyncTask<XenstoreTask<(), ()>>> {
-        let tx = tx_id(tx)?;
-        Ok(task(&self.store, nothing, move |s| s.rm(tx, &path)))
+    pub fn rm(&self, tx: f64, path: String) -> AsyncTask<XenstoreTask<(), ()>> {
+        self.run(nothing, move |s| Ok(s.rm(tx_id(tx)?, &path)?))
     }
 
     /// The names of the node's children.
@@ -192,9 +207,8 @@ impl NativeXenstore {
         &self,
         tx: f64,
         path: String,
-    ) -> Result<AsyncTask<XenstoreTask<Vec<String>, Vec<String>>>> {
-        let tx = tx_id(tx)?;
-        Ok(task(&self.store, same, move |s| s.directory(tx, &path)))
+    ) -> AsyncTask<XenstoreTask<Vec<String>, Vec<String>>> {
+        self.run(same, move |s| Ok(s.directory(tx_id(tx)?, &path)?))
     }
 
     #[napi(ts_return_type = "Promise<PermissionJs[]>")]
@@ -202,11 +216,10 @@ impl NativeXenstore {
         &self,
         tx: f64,
         path: String,
-    ) -> Result<AsyncTask<XenstoreTask<Vec<Permission>, Vec<PermissionJs>>>> {
-        let tx = tx_id(tx)?;
-        Ok(task(&self.store, permissions_js, move |s| {
-            s.get_permissions(tx, &path)
-        }))
+    ) -> AsyncTask<XenstoreTask<Vec<Permission>, Vec<PermissionJs>>> {
+        self.run(permissions_js, move |s| {
+            Ok(s.get_permissions(tx_id(tx)?, &path)?)
+        })
     }
 
     /// The first entry is the owner and what other domains get.
@@ -216,27 +229,23 @@ impl NativeXenstore {
         tx: f64,
         path: String,
         permissions: Vec<PermissionInput>,
-    ) -> Result<AsyncTask<XenstoreTask<(), ()>>> {
-        let tx = tx_id(tx)?;
-        let list = self::permissions(&permissions)?;
-        Ok(task(&self.store, nothing, move |s| {
-            s.set_permissions(tx, &path, &list)
-        }))
+    ) -> AsyncTask<XenstoreTask<(), ()>> {
+        self.run(nothing, move |s| {
+            let list = self::permissions(&permissions)?;
+            Ok(s.set_permissions(tx_id(tx)?, &path, &list)?)
+        })
     }
 
     #[napi(ts_return_type = "Promise<number>")]
     pub fn transaction_start(&self) -> AsyncTask<XenstoreTask<TxId, u32>> {
-        task(&self.store, same, |s| s.transaction_start())
+        self.run(same, |s| Ok(s.transaction_start()?))
     }
 
     /// Commits, or with `abort` drops, a transaction; EAGAIN: it conflicted
     /// with another writer and nothing of it was applied.
     #[napi(ts_return_type = "Promise<void>")]
-    pub fn transaction_end(&self, tx: f64, abort: bool) -> Result<AsyncTask<XenstoreTask<(), ()>>> {
-        let tx = tx_id(tx)?;
-        Ok(task(&self.store, nothing, move |s| {
-            s.transaction_end(tx, abort)
-        }))
+    pub fn transaction_end(&self, tx: f64, abort: bool) -> AsyncTask<XenstoreTask<(), ()>> {
+        self.run(nothing, move |s| Ok(s.transaction_end(tx_id(tx)?, abort)?))
     }
 
     #[napi(ts_return_type = "Promise<void>")]
@@ -245,28 +254,26 @@ impl NativeXenstore {
         domid: f64,
         store_mfn: BigInt,
         store_port: f64,
-    ) -> Result<AsyncTask<XenstoreTask<(), ()>>> {
-        let domid = self::domid(domid)?;
-        let (signed, mfn, lossless) = store_mfn.get_u64();
-        if signed || !lossless {
-            return Err(invalid_argument("storeMfn: not an unsigned 64-bit integer"));
-        }
-        let port = to_u32(store_port, || "storePort".into())?;
-        Ok(task(&self.store, nothing, move |s| {
-            s.introduce_domain(domid, mfn, port)
-        }))
+    ) -> AsyncTask<XenstoreTask<(), ()>> {
+        self.run(nothing, move |s| {
+            let domid = self::domid(domid)?;
+            let (signed, mfn, lossless) = store_mfn.get_u64();
+            if signed || !lossless {
+                return Err(invalid_argument("storeMfn: not an unsigned 64-bit integer"));
+            }
+            let port = to_u32(store_port, || "storePort".into())?;
+            Ok(s.introduce_domain(domid, mfn, port)?)
+        })
     }
 
     #[napi(ts_return_type = "Promise<void>")]
-    pub fn release_domain(&self, domid: f64) -> Result<AsyncTask<XenstoreTask<(), ()>>> {
-        let domid = self::domid(domid)?;
-        Ok(task(&self.store, nothing, move |s| s.release_domain(domid)))
+    pub fn release_domain(&self, domid: f64) -> AsyncTask<XenstoreTask<(), ()>> {
+        self.run(nothing, move |s| Ok(s.release_domain(self::domid(domid)?)?))
     }
 
     #[napi(ts_return_type = "Promise<string>")]
-    pub fn get_domain_path(&self, domid: f64) -> Result<AsyncTask<XenstoreTask<String, String>>> {
-        let domid = self::domid(domid)?;
-        Ok(task(&self.store, same, move |s| s.get_domain_path(domid)))
+    pub fn get_domain_path(&self, domid: f64) -> AsyncTask<XenstoreTask<String, String>> {
+        self.run(same, move |s| Ok(s.get_domain_path(self::domid(domid)?)?))
     }
 }
 
@@ -279,36 +286,41 @@ pub struct XenstoreOpenOptions {
     pub probe_timeout_ms: Option<f64>,
 }
 
-pub struct OpenXenstoreTask(::xenstore::OpenOptions);
+pub struct OpenXenstoreTask(Option<XenstoreOpenOptions>);
 
 impl Task for OpenXenstoreTask {
-    type Output = std::result::Result<Store, XsError>;
+    type Output = Result<Store>;
     type JsValue = NativeXenstore;
 
     fn compute(&mut self) -> napi::Result<Self::Output> {
-        std::panic::catch_unwind(AssertUnwindSafe(|| Store::open(&self.0))).map_err(internal)
+        let options = self.0.take();
+        Ok(std::panic::catch_unwind(AssertUnwindSafe(|| {
+            let mut open = ::xenstore::OpenOptions::default();
+            if let Some(options) = options {
+                open.library_path = options.library_path.map(Into::into);
+                if let Some(ms) = options.probe_timeout_ms {
+                    let ms = to_u64(ms, || "options.probeTimeoutMs".into())?;
+                    open.probe_timeout = Duration::from_millis(ms);
+                }
+            }
+            Ok(Store::open(&open)?)
+        }))
+        .unwrap_or_else(|panic| Err(internal(panic))))
     }
 
     fn resolve(&mut self, env: Env, output: Self::Output) -> napi::Result<NativeXenstore> {
         match output {
             Ok(store) => Ok(NativeXenstore {
-                store: Arc::new(store),
+                library_name: store.library_name().into(),
+                store: RwLock::new(Some(Arc::new(store))),
             }),
-            Err(e) => Err(reject(&env, &e)),
+            Err(f) => Err(to_js(&env, f)),
         }
     }
 }
 
 /// Connects to xenstored through the host's libxenstore.
 #[napi(ts_return_type = "Promise<NativeXenstore>")]
-pub fn open_xenstore(options: Option<XenstoreOpenOptions>) -> Result<AsyncTask<OpenXenstoreTask>> {
-    let mut open = ::xenstore::OpenOptions::default();
-    if let Some(options) = options {
-        open.library_path = options.library_path.map(Into::into);
-        if let Some(ms) = options.probe_timeout_ms {
-            let ms = to_u64(ms, || "options.probeTimeoutMs".into())?;
-            open.probe_timeout = Duration::from_millis(ms);
-        }
-    }
-    Ok(AsyncTask::new(OpenXenstoreTask(open)))
+pub fn open_xenstore(options: Option<XenstoreOpenOptions>) -> AsyncTask<OpenXenstoreTask> {
+    AsyncTask::new(OpenXenstoreTask(options))
 }

@@ -4,6 +4,7 @@
  */
 import { XenDomainBuildError } from './errors.js'
 import type { DomainType } from './memory.js'
+import { kibOfMib } from './units.js'
 import { domainPath, type Xenstore } from './xenstore.js'
 
 export interface BuildPostInput {
@@ -24,8 +25,8 @@ export interface BuildPostInput {
 /** The entries written below `/local/domain/DOMID`, in xenopsd's order. */
 export function domainEntries(b: BuildPostInput): Record<string, string> {
   return {
-    'memory/static-max': String(b.staticMaxMib * 1024),
-    'memory/target': String(b.targetMib * 1024),
+    'memory/static-max': String(kibOfMib(b.staticMaxMib)),
+    'memory/target': String(kibOfMib(b.targetMib)),
     domid: String(b.domid),
     'store/port': String(b.storePort),
     'store/ring-ref': String(b.storeMfn),
@@ -44,8 +45,11 @@ export async function buildPost(xenstore: Xenstore, b: BuildPostInput): Promise<
   await xenstore.writeMany(path, domainEntries(b))
   if (b.vmKeys !== undefined && Object.keys(b.vmKeys).length > 0) {
     const vmPath = await xenstore.read(`${path}/vm`)
-    // xenopsd raises here too: the domain was not made by Domain.make (createDomain).
-    if (vmPath === null) throw new XenDomainBuildError('ENOENT', `${path}/vm is missing: the domain's xenstore tree was not made (createDomain writes it)`, { operation: 'xs_read' })
+    // xenopsd reads it and fails the build without it: the toolstack that
+    // made the domain did not give it a VM path.
+    if (vmPath === null) {
+      throw new XenDomainBuildError('ENOENT', `${path}/vm is missing: the domain has no VM path to write ${Object.keys(b.vmKeys).join(', ')} under`, { errno: 2, operation: 'xenstore read' })
+    }
     await xenstore.writeMany(vmPath, b.vmKeys)
   }
   await xenstore.write(`/libxl/${b.domid}/type`, LIBXL_TYPE[b.type])

@@ -1,14 +1,17 @@
 /**
- * build_pre (DESIGN §1): prepares an empty domain for the domain builder, in
- * xenopsd's order. Bad VM settings are refused before any hypercall; a failed
- * step names itself, its errno and the domain; a failure or cancellation
- * after the claim releases it.
+ * build_pre (docs/ARCHITECTURE.md#the-job-and-the-steps-of-a-build): prepares
+ * an empty domain for the domain builder, in xenopsd's order. Bad VM settings
+ * are refused before any hypercall; a failed step names itself, its errno and
+ * the domain; a failure or cancellation after the claim releases it.
  */
-import { describe, inStep, invalidArgument, XenDomainBuildError } from './errors.js'
-import type { BuildHost } from './host.js'
+import { MAX_DOMID, optionalFunction, optionalMilliseconds, optionalSignal, optionsObject } from './checks.js'
+import { aborted, describe, invalidArgument, XenDomainBuildError } from './errors.js'
+import { BuildHost } from './host.js'
 import { checkVmMemory, memoryModel, type MemoryModel, type VmMemory } from './memory.js'
 import { placeDomain, type Placement } from './placement.js'
-import { aborted, type WaitProgress } from './wait-memory.js'
+import { StepRunner, type StepEvent } from './step.js'
+import { kibOfMib, MIB, pagesOfMib } from './units.js'
+import type { WaitProgress } from './wait-memory.js'
 import { domainPath } from './xenstore.js'
 
 export interface VmConfig extends VmMemory {
@@ -17,7 +20,7 @@ export interface VmConfig extends VmMemory {
 }
 
 export type BuildEvent =
-  | { type: 'step'; domid: number; step: string; ms: number }
+  | StepEvent
   | ({ type: 'memory.wait'; domid: number } & WaitProgress)
   | { type: 'numa.placement'; domid: number; placement: Placement }
   | { type: 'info'; domid: number; message: string }
@@ -58,17 +61,15 @@ export function parseTimerMode(value: string | null): number | null {
   return Number.isSafeInteger(mode) ? mode : null
 }
 
-const MAX_DOMID = 0x7fef
 const HVM_PARAM_TIMER_MODE = 10
 
 function checkConfig(host: BuildHost, domid: number, vm: VmConfig): void {
+  if (!(host instanceof BuildHost)) throw invalidArgument('host', `expected a BuildHost, got ${describe(host)}`)
   if (!Number.isSafeInteger(domid) || domid < 1 || domid > MAX_DOMID) {
     throw invalidArgument('domid', `${describe(domid)} is not a domain id from 1 to ${MAX_DOMID}`)
   }
+  // More vCPUs than host CPUs is a valid VM (Xen and xenopsd allow it).
   checkVmMemory(vm)
-  if (vm.vcpus > host.cpuCount) {
-    throw invalidArgument('vm.vcpus', `${vm.vcpus} is more than the host's ${host.cpuCount} CPUs`)
-  }
   if (vm.hardAffinity !== undefined) {
     if (!Array.isArray(vm.hardAffinity) || vm.hardAffinity.length === 0) {
       throw invalidArgument('vm.hardAffinity', 'expected a non-empty array of CPU lists')
@@ -91,40 +92,36 @@ export async function buildPre(
   host: BuildHost,
   domid: number,
   vm: VmConfig,
-  options: BuildPreOptions = {},
+  given?: BuildPreOptions,
 ): Promise<BuildPreResult> {
+  const options = optionsObject('options', given)
+  optionalSignal('options.signal', options.signal)
+  optionalMilliseconds('options.memoryTimeoutMs', options.memoryTimeoutMs)
+  optionalFunction('options.onEvent', options.onEvent)
   checkConfig(host, domid, vm)
+  if (host.closed) throw new XenDomainBuildError('CLOSED', `domain ${domid}: the build host was closed`)
   const memory = memoryModel(vm)
   const xen = host.hypervisor
   const { signal, onEvent } = options
-  const timingsMs: Record<string, number> = {}
+  const steps = new StepRunner(domid, { signal, onEvent })
+  const step = <T>(name: string, work: () => Promise<T>) => steps.run(name, work)
   let placement: Placement | undefined
-  let settled = false
+  const reservation = host.ledger.open(domid)
+  let released = false
 
   const release = async () => {
-    if (settled) return
-    settled = true
-    host.settle(domid)
-    if (placement !== undefined && placement.claim !== 'unsupported') {
+    if (released) return
+    released = true
+    reservation.release()
+    if (placement?.claim === 'node' || placement?.claim === 'host') {
       await xen.claimPages(domid, 0).catch(() => undefined)
     }
   }
 
-  const step = async <T>(name: string, run: () => Promise<T>): Promise<T> => {
-    const started = performance.now()
-    try {
-      if (signal?.aborted) throw aborted(`build_pre of domain ${domid}`, signal.reason)
-      return await run()
-    } catch (error) {
-      throw inStep(error, name, domid)
-    } finally {
-      const ms = performance.now() - started
-      timingsMs[name] = ms
-      onEvent?.({ type: 'step', domid, step: name, ms })
-    }
+  reservation.expectPool(memory.shadowMib * MIB)
+  if (vm.type === 'pv' && (vm.shadowMultiplier ?? 1) !== 1) {
+    onEvent?.({ type: 'info', domid, message: `shadowMultiplier ${vm.shadowMultiplier} ignored for a PV guest (1.0, as xenopsd)` })
   }
-
-  host.expectPool(domid, memory.shadowMib * 2 ** 20)
   try {
     const info = await step('domain_info', async () => {
       const found = await xen.domainInfo(domid)
@@ -133,7 +130,7 @@ export async function buildPre(
       }
       return found
     })
-    const requiredKib = memory.requiredHostFreeMib * 1024
+    const requiredKib = kibOfMib(memory.requiredHostFreeMib)
     await step('wait_for_memory', () =>
       host.memory.waitForFreeMemory(requiredKib, {
         signal,
@@ -143,20 +140,22 @@ export async function buildPre(
     )
     const timerMode = await step('timer_mode', async () => {
       const mode = parseTimerMode(await host.xenstore.read(`${domainPath(domid)}/platform/timer_mode`))
-      // A PV domain has no HVM parameters (xenopsd would try, and fail the
-      // build); a negative mode is no mode Xen knows.
-      if (mode !== null && mode >= 0 && vm.type !== 'pv') await xen.setHvmParam(domid, HVM_PARAM_TIMER_MODE, mode)
+      // A PV domain has no HVM parameters: xenopsd would try, and fail the build.
+      if (mode === null || vm.type === 'pv') return mode
+      // xenopsd passes a negative mode to Xen, which refuses it: the build fails there too.
+      if (mode < 0) throw invalidArgument(`${domainPath(domid)}/platform/timer_mode`, `${mode} is not a timer mode`)
+      await xen.setHvmParam(domid, HVM_PARAM_TIMER_MODE, mode)
       return mode
     })
-    if (timerMode !== null && (vm.type === 'pv' || timerMode < 0)) {
-      onEvent?.({ type: 'info', domid, message: `timer_mode ${timerMode} ignored for this ${vm.type} domain` })
+    if (timerMode !== null && vm.type === 'pv') {
+      onEvent?.({ type: 'info', domid, message: `timer_mode ${timerMode} ignored for this pv domain` })
     }
     await step('max_vcpus', () => xen.setMaxVcpus(domid, vm.vcpus))
-    if (vm.type === 'pv') await step('memmap_limit', () => xen.setMemmapLimit(domid, memory.xenMaxMib * 1024))
+    if (vm.type === 'pv') await step('memmap_limit', () => xen.setMemmapLimit(domid, kibOfMib(memory.xenMaxMib)))
     // A claim may not exceed the domain's maximum: raise it to xen_max where
     // the toolstack left it lower, as libxl's build_pre does.
-    if (info.maxPages < memory.xenMaxMib * 256) {
-      await step('max_memory', () => xen.setMaxMemoryKib(domid, memory.xenMaxMib * 1024))
+    if (info.maxPages < pagesOfMib(memory.xenMaxMib)) {
+      await step('max_memory', () => xen.setMaxMemoryKib(domid, kibOfMib(memory.xenMaxMib)))
     }
     if (vm.type === 'pv' && !host.capabilities.includes('shadow')) {
       // A Xen without shadow paging (Debian's) has no shadow pool for a PV
@@ -165,7 +164,7 @@ export async function buildPre(
     } else {
       await step('shadow_allocation', () => xen.setShadowAllocationMib(domid, memory.shadowMib))
     }
-    host.poolAllocated(domid)
+    reservation.poolAllocated()
     const masks = vm.hardAffinity
     if (masks !== undefined) {
       await step('hard_affinity', () =>
@@ -177,7 +176,7 @@ export async function buildPre(
       )
     }
     placement = await step('numa_placement', () =>
-      placeDomain(host, domid, { vcpus: vm.vcpus, claimPages: memory.buildClaimPages, hasHardAffinity: masks !== undefined }, signal),
+      placeDomain(host, reservation, { vcpus: vm.vcpus, claimPages: memory.buildClaimPages, hardAffinityCpus: masks?.flat() ?? null }, signal),
     )
     onEvent?.({ type: 'numa.placement', domid, placement })
     const [storePort, consolePort] = await step('event_channels', async () => [
@@ -190,8 +189,8 @@ export async function buildPre(
       storePort,
       consolePort,
       placement,
-      timingsMs,
-      memoryPopulated: () => host.settle(domid),
+      timingsMs: steps.timingsMs,
+      memoryPopulated: () => reservation.populated(),
       release,
     }
   } catch (error) {

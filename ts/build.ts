@@ -6,17 +6,42 @@
  * Events: `onEvent` gets each one, and the `xen-domain-build` diagnostics
  * channel publishes them (node:diagnostics_channel), for tracing.
  */
-import diagnostics from 'node:diagnostics_channel'
+import { channel, tracingChannel } from 'node:diagnostics_channel'
+import { access, constants } from 'node:fs/promises'
 import { buildPre, type BuildEvent, type BuildPreResult, type VmConfig } from './build-pre.js'
 import { buildPost } from './build-post.js'
-import { inStep } from './errors.js'
+import {
+  cString,
+  MAX_PV_CMDLINE_BYTES,
+  MAX_XENSTORE_VALUE_BYTES,
+  optionalBoolean,
+  optionalCString,
+  optionalDomid,
+  optionalFunction,
+  optionalMilliseconds,
+  optionalSignal,
+  optionsObject,
+} from './checks.js'
+import { describe, inStep, invalidArgument } from './errors.js'
 import type { BuildHost } from './host.js'
 import type { MemoryModel } from './memory.js'
 import type { Placement } from './placement.js'
-import { aborted } from './wait-memory.js'
+import { StepRunner } from './step.js'
 import { xenguestArgs, type XenguestLog, type XenguestRunner } from './xenguest.js'
 
-export const buildChannel = diagnostics.channel('xen-domain-build')
+/** Every build event, as `onEvent` gets them. */
+export const buildChannel = channel('xen-domain-build')
+
+/**
+ * Each build as a traced operation (`start`, `end`, `asyncStart`,
+ * `asyncEnd`, `error`), with `{ domid, vm }` as its context: for APM tools.
+ */
+export const buildTracingChannel = tracingChannel<unknown, BuildTraceContext>('xen-domain-build:build')
+
+export interface BuildTraceContext {
+  domid: number
+  vm: VmConfig
+}
 
 export type DomainBuildEvent =
   | BuildEvent
@@ -44,7 +69,7 @@ export interface BuildDomainOptions extends DomainImage {
   extraArgs?: readonly string[]
   storeDomid?: number
   consoleDomid?: number
-  /** HVM and PVH: the RTC offset written to the VM's rtc/timeoffset. */
+  /** HVM and PVH: the RTC offset written to the VM's rtc/timeoffset ("" by default, as xenopsd). */
   timeoffset?: string
   extraKeys?: Readonly<Record<string, string>>
   onEvent?: (event: DomainBuildEvent) => void
@@ -63,30 +88,98 @@ export interface BuiltDomain {
   timingsMs: Record<string, number>
 }
 
-export async function buildDomain(host: BuildHost, domid: number, vm: VmConfig, options: BuildDomainOptions): Promise<BuiltDomain> {
+/**
+ * xenopsd's `assert_file_is_readable`, before any hypercall: a kernel,
+ * ramdisk or module that cannot be read is found before the claim, not in
+ * the builder after it. (xenopsd checks the kernel and a PV ramdisk; we check
+ * PVH modules too.)
+ */
+async function checkReadable(image: DomainImage): Promise<void> {
+  const files: [string, unknown][] = [
+    ['image', image.image],
+    ['ramdisk', image.ramdisk],
+    ...(image.modules ?? []).map((m, i): [string, unknown] => [`modules[${i}].path`, m?.path]),
+  ]
+  for (const [field, path] of files) {
+    if (path === undefined || (field === 'ramdisk' && path === '')) continue
+    if (typeof path !== 'string' || path === '') throw invalidArgument(field, `expected a file path, got ${describe(path)}`)
+    try {
+      await access(path, constants.R_OK)
+    } catch (error) {
+      throw invalidArgument(field, `${path} is not readable (${(error as NodeJS.ErrnoException).code ?? 'unknown'})`)
+    }
+  }
+}
+
+export function buildDomain(host: BuildHost, domid: number, vm: VmConfig, options: BuildDomainOptions): Promise<BuiltDomain> {
+  return buildTracingChannel.tracePromise(() => build(host, domid, vm, options), { domid, vm })
+}
+
+/**
+ * Every option a caller gives, checked before the first hypercall: types,
+ * NUL bytes (they become C strings), and the limits of argv, of a PV
+ * command line and of xenstore values.
+ */
+function checkOptions(vm: VmConfig, given: BuildDomainOptions): BuildDomainOptions {
+  const options = optionsObject('options', given)
+  const runner = options.xenguest as Partial<XenguestRunner> | undefined
+  if (runner === null || typeof runner !== 'object' || typeof runner.run !== 'function') {
+    throw invalidArgument('options.xenguest', `expected a domain builder (SpawnedXenguest, SimulatedXenguest, ...), got ${describe(runner)}`)
+  }
+  cString('options.image', options.image)
+  if (options.image === '') throw invalidArgument('options.image', 'is empty')
+  const pv = (vm as Partial<VmConfig> | null)?.type === 'pv'
+  optionalCString('options.cmdline', options.cmdline, pv ? MAX_PV_CMDLINE_BYTES - 1 : undefined)
+  optionalCString('options.ramdisk', options.ramdisk)
+  if (options.modules !== undefined) {
+    if (!Array.isArray(options.modules)) throw invalidArgument('options.modules', `expected an array, got ${describe(options.modules)}`)
+    options.modules.forEach((m: unknown, i) => {
+      const module = optionsObject(`options.modules[${i}]`, m as { path?: unknown; cmdline?: unknown } | undefined)
+      cString(`options.modules[${i}].path`, module.path)
+      optionalCString(`options.modules[${i}].cmdline`, module.cmdline)
+    })
+  }
+  if (options.extraArgs !== undefined) {
+    if (!Array.isArray(options.extraArgs)) throw invalidArgument('options.extraArgs', `expected an array, got ${describe(options.extraArgs)}`)
+    options.extraArgs.forEach((arg: unknown, i) => cString(`options.extraArgs[${i}]`, arg))
+  }
+  optionalSignal('options.signal', options.signal)
+  optionalMilliseconds('options.xenguestTimeoutMs', options.xenguestTimeoutMs)
+  optionalMilliseconds('options.memoryTimeoutMs', options.memoryTimeoutMs)
+  optionalBoolean('options.force', options.force)
+  optionalBoolean('options.nvidiaVgpu', options.nvidiaVgpu)
+  optionalDomid('options.storeDomid', options.storeDomid)
+  optionalDomid('options.consoleDomid', options.consoleDomid)
+  optionalCString('options.timeoffset', options.timeoffset, MAX_XENSTORE_VALUE_BYTES)
+  optionalFunction('options.onEvent', options.onEvent)
+  const keys = optionsObject('options.extraKeys', options.extraKeys)
+  for (const [key, value] of Object.entries(keys)) {
+    if (!/^[A-Za-z0-9_@-][A-Za-z0-9/_@-]*$/.test(key) || key.includes('//')) {
+      throw invalidArgument(`options.extraKeys[${JSON.stringify(key.slice(0, 40))}]`, 'is not a relative xenstore path')
+    }
+    cString(`options.extraKeys.${key}`, value, MAX_XENSTORE_VALUE_BYTES)
+  }
+  return options as BuildDomainOptions
+}
+
+async function build(host: BuildHost, domid: number, vm: VmConfig, given: BuildDomainOptions): Promise<BuiltDomain> {
   const started = performance.now()
+  const options = checkOptions(vm, given)
   const emit = (event: DomainBuildEvent) => {
     options.onEvent?.(event)
     if (buildChannel.hasSubscribers) buildChannel.publish(event)
   }
   const { signal } = options
   let pre: BuildPreResult | undefined
-  const timed = async <T>(step: string, run: () => Promise<T>): Promise<T> => {
-    const t = performance.now()
-    try {
-      if (signal?.aborted) throw aborted(`the build of domain ${domid}`, signal.reason)
-      return await run()
-    } catch (error) {
-      throw inStep(error, step, domid)
-    } finally {
-      const ms = performance.now() - t
-      if (pre !== undefined) pre.timingsMs[step] = ms
-      emit({ type: 'step', domid, step, ms })
-    }
-  }
   try {
+    if (options.xenguest.readsHostFiles !== false) await checkReadable(options).catch((error: unknown) => {
+      throw inStep(error, 'check_files', domid)
+    })
     pre = await buildPre(host, domid, vm, { signal, memoryTimeoutMs: options.memoryTimeoutMs, onEvent: emit })
     const built = pre
+    // The steps after build_pre, timed into the same record.
+    const steps = new StepRunner(domid, { signal, onEvent: emit, timingsMs: built.timingsMs })
+    const timed = <T>(step: string, work: () => Promise<T>) => steps.run(step, work)
     const args = xenguestArgs({
       type: vm.type,
       domid,
@@ -133,7 +226,7 @@ export async function buildDomain(host: BuildHost, domid: number, vm: VmConfig, 
         consoleMfn: result.consoleMfn,
         consolePort: built.consolePort,
         extraKeys: options.extraKeys,
-        vmKeys: vm.type === 'pv' ? {} : { 'rtc/timeoffset': options.timeoffset ?? '0' },
+        vmKeys: vm.type === 'pv' ? {} : { 'rtc/timeoffset': options.timeoffset ?? '' },
       }),
     )
     const ms = performance.now() - started

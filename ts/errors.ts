@@ -18,6 +18,8 @@ export type ErrorCode =
   | 'XENGUEST_PROTOCOL'
   | 'ABORTED'
   | 'TIMEOUT'
+  | 'CLOSED'
+  | 'INTERNAL'
 
 export interface ErrorDetails {
   cause?: unknown
@@ -42,7 +44,8 @@ export class XenDomainBuildError extends Error {
 
   constructor(code: ErrorCode, message: string, details: ErrorDetails = {}) {
     super(message, details.cause === undefined ? undefined : { cause: details.cause })
-    this.name = 'XenDomainBuildError'
+    // Node's convention for a cancelled operation; `code` stays ABORTED.
+    this.name = code === 'ABORTED' ? 'AbortError' : 'XenDomainBuildError'
     this.code = code
     if (details.errno !== undefined) this.errno = details.errno
     if (details.operation !== undefined) this.operation = details.operation
@@ -67,6 +70,11 @@ export function inStep(error: unknown, step: string, domid: number): unknown {
     if (!(key in stepped)) Object.assign(stepped, { [key]: value })
   }
   return stepped
+}
+
+/** A cancelled operation: an `AbortError` whose cause is the abort signal's reason. */
+export function aborted(what: string, reason?: unknown): XenDomainBuildError {
+  return new XenDomainBuildError('ABORTED', `${what} was cancelled`, reason === undefined ? {} : { cause: reason })
 }
 
 export function invalidArgument(field: string, problem: string): XenDomainBuildError {
@@ -96,20 +104,7 @@ export function describe(value: unknown): string {
   return typeof value === 'object' ? 'an object' : String(value)
 }
 
-const CODES = new Set<string>([
-  'INVALID_ARGUMENT',
-  'XEN_UNAVAILABLE',
-  'XEN_VERSION_UNSUPPORTED',
-  'XENSTORE_UNAVAILABLE',
-  'NOT_ENOUGH_MEMORY',
-  'ENOMEM',
-  'XENGUEST_FAILED',
-  'XENGUEST_PROTOCOL',
-  'ABORTED',
-  'TIMEOUT',
-])
-
-/** napi-rs's own statuses for a JS value of the wrong type. */
+/** napi-rs's own statuses for a JS value of the wrong type: bad input. */
 const NAPI_TYPE_STATUSES = new Set([
   'InvalidArg',
   'ObjectExpected',
@@ -121,53 +116,17 @@ const NAPI_TYPE_STATUSES = new Set([
 ])
 
 /**
- * Wraps a native object so that its methods throw (or reject with)
- * `XenDomainBuildError`s; objects its methods return are wrapped too.
- */
-export function mapNativeErrors<T extends object>(native: T): T {
-  return new Proxy(native, {
-    get(target, property) {
-      const value: unknown = Reflect.get(target, property, target)
-      if (typeof value !== 'function') return value
-      return (...args: unknown[]) => {
-        let result: unknown
-        try {
-          result = (value as (...a: unknown[]) => unknown).apply(target, args)
-        } catch (error) {
-          throw fromNative(error)
-        }
-        if (result instanceof Promise) {
-          return result.then(wrapResult, (error: unknown) => {
-            throw fromNative(error)
-          })
-        }
-        return wrapResult(result)
-      }
-    },
-  })
-}
-
-/** Native class instances are wrapped; plain values pass through. */
-function wrapResult(value: unknown): unknown {
-  const isNativeInstance =
-    value !== null && typeof value === 'object' && Object.getPrototypeOf(value) !== Object.prototype && !Array.isArray(value)
-  return isNativeInstance ? mapNativeErrors(value as object) : value
-}
-
-/**
- * The one place where an error thrown by the native binding becomes a
- * `XenDomainBuildError`. The binding already sets our codes; napi-rs's type
- * statuses mean a JS value of the wrong type got through, which is bad input.
+ * An error thrown by the native binding, as a `XenDomainBuildError`. The
+ * binding gives every failure its code, errno and operation (`src/error.rs`);
+ * only napi-rs's own statuses remain, for a JS value of the wrong type (bad
+ * input) and anything else it could not convert (`INTERNAL`).
  */
 export function fromNative(error: unknown): unknown {
-  if (!(error instanceof Error)) return error
+  if (!(error instanceof Error) || error instanceof XenDomainBuildError) return error
   const { code, errno, operation, reason } = error as Error & { code?: string; errno?: number; operation?: string; reason?: string }
   const options = { cause: error, errno, operation, reason }
-  if (code !== undefined && (CODES.has(code) || /^E[A-Z0-9]+$/.test(code))) {
-    return new XenDomainBuildError(code as ErrorCode, error.message, options)
+  if (code === undefined || NAPI_TYPE_STATUSES.has(code)) {
+    return new XenDomainBuildError(code === undefined ? 'INTERNAL' : 'INVALID_ARGUMENT', error.message, options)
   }
-  if (code !== undefined && NAPI_TYPE_STATUSES.has(code)) {
-    return new XenDomainBuildError('INVALID_ARGUMENT', error.message, options)
-  }
-  return error
+  return new XenDomainBuildError(/^[A-Z][A-Z0-9_]*$/.test(code) ? (code as ErrorCode) : 'INTERNAL', error.message, options)
 }

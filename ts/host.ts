@@ -7,13 +7,16 @@
  */
 import type { Hypervisor } from '../native/binding.js'
 import { readHostTopology, type HostLayout } from './hypervisor.js'
+import { InFlightLedger } from './ledger.js'
 import { NumaPlanner, type PlannerOptions } from './numa.js'
+import { optionalBoolean, optionalChoice, optionalMilliseconds, optionsObject } from './checks.js'
+import { aborted, describe, invalidArgument } from './errors.js'
 import { MemoryWatcher } from './wait-memory.js'
 import { InMemoryXenstore, type Xenstore } from './xenstore.js'
-import { aborted } from './wait-memory.js'
 
-/** xenopsd's NUMA placement policies (DESIGN §5). */
+/** xenopsd's NUMA placement policies (see the README's "What it does"). */
 export type NumaPolicy = 'any' | 'best_effort' | 'best_effort_hard' | 'prio_mem_only'
+export const NUMA_POLICIES: readonly NumaPolicy[] = ['any', 'best_effort', 'best_effort_hard', 'prio_mem_only']
 
 /**
  * What the planner subtracts from each node's free memory.
@@ -22,6 +25,7 @@ export type NumaPolicy = 'any' | 'best_effort' | 'best_effort_hard' | 'prio_mem_
  *   per node, so parallel builds see the same free memory (xenopsd's race).
  */
 export type Accounting = 'in-flight' | 'xenopsd'
+export const ACCOUNTING_MODES: readonly Accounting[] = ['in-flight', 'xenopsd']
 
 export interface BuildHostOptions extends PlannerOptions {
   numaPolicy?: NumaPolicy
@@ -29,26 +33,41 @@ export interface BuildHostOptions extends PlannerOptions {
   xenstore?: Xenstore
   /** How often the free-memory watcher polls while builds wait; 20 ms. */
   memoryPollMs?: number
+  /**
+   * Also make a host-wide claim where xenopsd makes none: with policy `any`,
+   * and for a VM with hard affinity. Off by default, as in xenopsd.
+   */
+  alwaysClaim?: boolean
 }
 
-/** One build's promise of memory, per node, until it is populated. */
-interface Promised {
-  bytesByNode: number[]
-  /** A node claim: Xen itself keeps that memory for the build. */
-  nodeClaim: boolean
-}
-
-/** Runs critical sections one at a time, in arrival order. */
+/**
+ * Runs critical sections one at a time, in arrival order. A caller whose
+ * signal aborts while it waits is rejected at once; its turn, when it comes,
+ * passes straight to the next caller.
+ */
 export class Lock {
-  #tail: Promise<unknown> = Promise.resolve()
+  #tail: Promise<void> = Promise.resolve()
 
   run<T>(section: () => Promise<T>, signal?: AbortSignal): Promise<T> {
-    const result = this.#tail.then(() => {
-      if (signal?.aborted) throw aborted('waiting for the placement lock', signal.reason)
-      return section()
+    const previous = this.#tail
+    let release!: () => void
+    this.#tail = new Promise<void>((resolve) => (release = resolve))
+    return new Promise<T>((resolve, reject) => {
+      const onAbort = () => reject(aborted('waiting for the placement lock', signal?.reason))
+      if (signal?.aborted) onAbort()
+      else signal?.addEventListener('abort', onAbort, { once: true })
+      void previous.then(async () => {
+        signal?.removeEventListener('abort', onAbort)
+        try {
+          if (signal?.aborted) return onAbort()
+          resolve(await section())
+        } catch (error) {
+          reject(error)
+        } finally {
+          release()
+        }
+      })
     })
-    this.#tail = result.catch(() => undefined)
-    return result
   }
 }
 
@@ -59,14 +78,15 @@ export class BuildHost {
   readonly planner: NumaPlanner
   readonly numaPolicy: NumaPolicy
   readonly accounting: Accounting
+  readonly alwaysClaim: boolean
   readonly cpuCount: number
   /** What the hypervisor can do (`hvm`, `pv`, `hap`, `shadow`), from physinfo. */
   readonly capabilities: readonly string[]
   readonly memory: MemoryWatcher
+  /** @internal The lock that makes placement one critical section. */
   readonly placementLock = new Lock()
-  readonly #promised = new Map<number, Promised>()
-  /** Shadow pools of builds that have not allocated theirs yet: bytes by domain. */
-  readonly #pendingPools = new Map<number, number>()
+  /** @internal Memory promised to builds in flight, by node: one reservation per build. */
+  readonly ledger: InFlightLedger
 
   private constructor(hypervisor: Hypervisor, layout: HostLayout, capabilities: string[], options: BuildHostOptions) {
     this.hypervisor = hypervisor
@@ -75,62 +95,59 @@ export class BuildHost {
     this.planner = new NumaPlanner(layout, options)
     this.numaPolicy = options.numaPolicy ?? 'best_effort'
     this.accounting = options.accounting ?? 'in-flight'
+    this.alwaysClaim = options.alwaysClaim ?? false
     this.xenstore = options.xenstore ?? new InMemoryXenstore()
     this.cpuCount = layout.cpuToNode.length
     this.memory = new MemoryWatcher(hypervisor, { intervalMs: options.memoryPollMs })
+    this.ledger = new InFlightLedger(layout.distances.length)
   }
 
-  static async create(hypervisor: Hypervisor, options: BuildHostOptions = {}): Promise<BuildHost> {
+  #closed = false
+
+  /** Whether `close()` was called: new builds are then refused with CLOSED. */
+  get closed(): boolean {
+    return this.#closed
+  }
+
+  /**
+   * Lets go of what the host holds: the free-memory watcher stops (waiting
+   * builds reject with CLOSED) and new builds are refused. The hypervisor is
+   * the caller's: close it too when done with it.
+   */
+  close(): void {
+    this.#closed = true
+    this.memory.close()
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    this.close()
+  }
+
+  static async create(hypervisor: Hypervisor, given?: BuildHostOptions): Promise<BuildHost> {
+    const options = optionsObject('options', given)
+    optionalChoice('options.numaPolicy', options.numaPolicy, NUMA_POLICIES)
+    optionalChoice('options.accounting', options.accounting, ACCOUNTING_MODES)
+    optionalChoice('options.largeHostCandidates', options.largeHostCandidates, ['single-nodes', 'neighbourhoods'])
+    optionalMilliseconds('options.memoryPollMs', options.memoryPollMs)
+    optionalBoolean('options.alwaysClaim', options.alwaysClaim)
+    const xenstore = options.xenstore as Partial<Xenstore> | undefined
+    if (xenstore !== undefined && (xenstore === null || typeof xenstore.read !== 'function' || typeof xenstore.writeMany !== 'function')) {
+      throw invalidArgument('options.xenstore', `expected a Xenstore, got ${describe(xenstore)}`)
+    }
     const [layout, physinfo] = await Promise.all([readHostTopology(hypervisor), hypervisor.physinfo()])
     return new BuildHost(hypervisor, layout, physinfo.capabilities, options)
   }
 
-  /** Records memory promised to a build, by node. */
-  promise(domid: number, bytesByNode: number[], nodeClaim: boolean): void {
-    this.#promised.set(domid, { bytesByNode, nodeClaim })
-  }
-
-  /** The build's memory is populated (now counted by Xen), or the build ended. */
-  settle(domid: number): void {
-    this.#promised.delete(domid)
-    this.#pendingPools.delete(domid)
-  }
-
   /**
-   * A build will allocate a shadow pool of `bytes` before it is placed: with
-   * no affinity yet, Xen spreads it over every node, eating into memory
-   * promised to builds placed before it. In-flight accounting reserves it.
-   */
-  expectPool(domid: number, bytes: number): void {
-    this.#pendingPools.set(domid, bytes)
-  }
-
-  /** The build's shadow pool is allocated (Xen counts it now). */
-  poolAllocated(domid: number): void {
-    this.#pendingPools.delete(domid)
-  }
-
-  /**
-   * What the planner subtracts from each node's free memory: by the
-   * accounting mode, or (`all`) everything promised to builds in flight.
+   * @internal What the planner subtracts from each node's free memory: by
+   * the accounting mode, or (`all`) everything promised to builds in flight.
    */
   promisedBytesByNode(all = false): number[] {
-    const nodes = this.layout.distances.length
-    const inFlight = all || this.accounting === 'in-flight'
-    let pools = 0
-    if (inFlight) for (const bytes of this.#pendingPools.values()) pools += bytes
-    const totals = this.layout.distances.map(() => Math.ceil(pools / nodes))
-    for (const { bytesByNode, nodeClaim } of this.#promised.values()) {
-      if (!all && this.accounting === 'xenopsd' && !nodeClaim) continue
-      bytesByNode.forEach((bytes, node) => {
-        totals[node] = (totals[node] ?? 0) + bytes
-      })
-    }
-    return totals
+    return this.ledger.promisedBytesByNode(all || this.accounting === 'in-flight' ? 'in-flight' : 'node-claims')
   }
 
   /** Builds with memory promised and not yet populated. */
   get buildsInFlight(): number {
-    return this.#promised.size
+    return this.ledger.buildsInFlight
   }
 }

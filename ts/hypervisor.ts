@@ -10,10 +10,10 @@ import type {
   Hypervisor,
   OpenOptionsInput,
   PresetJs,
-  SimHost,
-  SimHostOptions,
+  SimulatedHost,
+  SimulatedHostOptions,
 } from '../native/binding.js'
-import { fromNative, mapNativeErrors } from './errors.js'
+import { fromNative } from './errors.js'
 import { binding } from './native.js'
 import type { HostTopology } from './numa.js'
 
@@ -28,24 +28,24 @@ export type {
   NumaInfoJs as NumaInfo,
   OpenOptionsInput as OpenOptions,
   PhysInfoJs as PhysInfo,
-  SimHost as SimulatedHost,
-  SimHostOptions as SimulatedHostOptions,
+  SimulatedHost,
+  SimulatedHostOptions,
   VcpuAffinityJs as VcpuAffinity,
 } from '../native/binding.js'
 
 /** Opens the real host's hypervisor (libxenctrl of the running Xen). */
 export async function openHypervisor(options?: OpenOptionsInput): Promise<Hypervisor> {
   try {
-    return mapNativeErrors(await binding().openHypervisor(options))
+    return await binding().openHypervisor(options)
   } catch (error) {
     throw fromNative(error)
   }
 }
 
 /** A simulated Xen host, from a preset or a host description. */
-export function simulateHost(options: SimHostOptions): SimHost {
+export function simulateHost(options: SimulatedHostOptions): SimulatedHost {
   try {
-    return mapNativeErrors(new (binding().SimHost)(options))
+    return new (binding().SimulatedHost)(options)
   } catch (error) {
     throw fromNative(error)
   }
@@ -53,7 +53,7 @@ export function simulateHost(options: SimHostOptions): SimHost {
 
 /** The simulator's preset hosts. */
 export function simulatorPresets(): PresetJs[] {
-  return binding().SimHost.presets()
+  return binding().SimulatedHost.presets()
 }
 
 export interface HostLayout extends HostTopology {
@@ -63,14 +63,16 @@ export interface HostLayout extends HostTopology {
 
 /**
  * Reads what NUMA placement needs from a hypervisor: distances, the node of
- * each CPU (null when offline), and physical cores per node (distinct
- * socket/core pairs).
+ * each CPU (null when offline), and physical cores per node counted as
+ * xenopsd counts them: distinct `core` ids among the node's CPUs. (Core ids
+ * repeat across sockets, so a node that spans two sockets counts a shared id
+ * once; xenopsd's plans depend on that count, so ours use it too.)
  */
 export async function readHostTopology(hypervisor: Hypervisor): Promise<HostLayout> {
   const [numa, topology] = await Promise.all([hypervisor.numaInfo(), hypervisor.cpuTopology()])
-  const cores = numa.distances.map(() => new Set<string>())
+  const cores = numa.distances.map(() => new Set<number>())
   for (const cpu of topology.cpus) {
-    if (cpu !== null && cpu !== undefined) cores[cpu.node]?.add(`${cpu.socket}/${cpu.core}`)
+    if (cpu !== null && cpu !== undefined) cores[cpu.node]?.add(cpu.core)
   }
   return {
     distances: numa.distances,

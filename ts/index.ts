@@ -27,8 +27,7 @@ export {
   type NumaRequest,
   type PlannerOptions,
 } from './numa.js'
-export { runStorm, seededRandom, type NodeLocality, type StormOptions, type StormReport, type StormVm } from './storm.js'
-export { buildDomain, buildChannel, type BuildDomainOptions, type BuiltDomain, type DomainBuildEvent, type DomainImage } from './build.js'
+export { buildDomain, buildChannel, buildTracingChannel, type BuildTraceContext, type BuildDomainOptions, type BuiltDomain, type DomainBuildEvent, type DomainImage } from './build.js'
 export { buildPost, domainEntries, type BuildPostInput } from './build-post.js'
 export { createDomain, destroyDomain, guestReadOnly, guestReadWrite, type CreateDomainConfig } from './domain.js'
 export { SimulatedXenguest, type SimulatedXenguestOptions } from './sim-xenguest.js'
@@ -58,4 +57,3 @@ export {
   type XenstoreOperations,
 } from './xenstore.js'
 export type { Placement, ClaimKind } from './placement.js'
-export { parseScenario, playScenario, type PlacementScenario, type ScenarioResult } from './scenario.js'

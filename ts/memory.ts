@@ -1,9 +1,11 @@
 /**
- * xenopsd's memory model (DESIGN §1): from a VM's static max, target, video
- * memory, vCPUs and shadow multiplier, what to build, what Xen must allow,
- * what the host must have free, and what to claim. All MiB unless named.
+ * xenopsd's memory model (docs/ARCHITECTURE.md#memory-model): from a VM's
+ * static max, target, video memory, vCPUs and shadow multiplier, what to
+ * build, what Xen must allow, what the host must have free, and what to
+ * claim. All MiB unless named.
  */
 import { describe, invalidArgument } from './errors.js'
+import { mibOfKibUsed, pagesOfMib } from './units.js'
 
 export type DomainType = 'hvm' | 'pv' | 'pvh'
 
@@ -16,7 +18,7 @@ export interface VmMemory {
   /** HVM and PVH; must be 0 for PV. */
   videoMib?: number
   vcpus: number
-  /** 1.0 by default. */
+  /** 1.0 by default; ignored for PV, which always uses 1.0 (as xenopsd). */
   shadowMultiplier?: number
 }
 
@@ -33,8 +35,6 @@ export interface MemoryModel {
   buildClaimPages: number
 }
 
-const PAGES_PER_MIB = 256
-
 /** (extra internal, extra external, shim) per memory model. */
 interface ModelData {
   extraInternalMib: number
@@ -49,11 +49,6 @@ const PV_IN_PVH: ModelData = { extraInternalMib: 1, extraExternalMib: 1, shimMib
 function model(vm: VmMemory): ModelData {
   if (vm.type === 'pv') return LINUX
   return vm.type === 'pvh' && vm.pvShim ? PV_IN_PVH : HVM
-}
-
-/** Amounts used round up (xenopsd's mib_of_kib_used). */
-export function mibOfKibUsed(kib: number): number {
-  return Math.ceil(kib / 1024)
 }
 
 function wholeNumber(field: string, value: unknown, min = 0): number {
@@ -89,16 +84,17 @@ export function checkVmMemory(vm: VmMemory, field = 'vm'): void {
   }
 }
 
-/** Every field of DESIGN §1's memory model. */
+/** Every field of the memory model (docs/ARCHITECTURE.md#memory-model). */
 export function memoryModel(vm: VmMemory): MemoryModel {
   checkVmMemory(vm)
   const data = model(vm)
   const staticMaxMib = mibOfKibUsed(vm.staticMaxKib)
   const targetMib = mibOfKibUsed(vm.targetKib)
   const videoMib = vm.videoMib ?? 0
+  const multiplier = vm.type === 'pv' ? 1 : (vm.shadowMultiplier ?? 1)
   const shadowMib = Math.max(
     1,
-    Math.trunc(Math.ceil((256 * vm.vcpus + 2 * staticMaxMib) / 256) * (vm.shadowMultiplier ?? 1)),
+    Math.trunc(Math.ceil((256 * vm.vcpus + 2 * staticMaxMib) / 256) * multiplier),
   )
   const overheadMib =
     data.extraInternalMib +
@@ -107,6 +103,10 @@ export function memoryModel(vm: VmMemory): MemoryModel {
     Math.ceil((38 * vm.vcpus) / 256) +
     data.shimMib(staticMaxMib)
   const buildStartMib = targetMib - videoMib + data.shimMib(targetMib)
+  // set_shadow_allocation takes a 32-bit MiB count: a multiplier beyond it is no allocation Xen can make.
+  if (shadowMib > 0xffff_ffff) {
+    throw invalidArgument('vm.shadowMultiplier', `${vm.shadowMultiplier} gives a ${shadowMib} MiB shadow allocation, beyond Xen's 2^32 - 1 MiB`)
+  }
   return {
     staticMaxMib,
     targetMib,
@@ -116,6 +116,6 @@ export function memoryModel(vm: VmMemory): MemoryModel {
     shadowMib,
     overheadMib,
     requiredHostFreeMib: targetMib + overheadMib,
-    buildClaimPages: buildStartMib * PAGES_PER_MIB,
+    buildClaimPages: pagesOfMib(buildStartMib),
   }
 }

@@ -5,7 +5,7 @@
  */
 import { createRequire } from 'node:module'
 import type * as Binding from '../native/binding.js'
-import { XenDomainBuildError } from './errors.js'
+import { fromNative, XenDomainBuildError } from './errors.js'
 
 // Both ts/ and dist/ sit one level below the package root.
 const require = createRequire(import.meta.url)
@@ -17,12 +17,31 @@ interface Platform {
   addonPackageName(): string
 }
 
+declare module '../native/binding.js' {
+  interface Hypervisor {
+    /** `await using hypervisor = ...`: closes it. */
+    [Symbol.asyncDispose](): Promise<void>
+  }
+}
+
 let loaded: typeof Binding | undefined
 
 export function binding(): typeof Binding {
   if (loaded === undefined) {
     try {
       loaded = require('../native/binding.js') as typeof Binding
+      const hypervisorSync = new Set(['close'])
+      mapErrorsOf(loaded.Hypervisor.prototype, (name) => !hypervisorSync.has(name))
+      mapErrorsOf(loaded.SimulatedHost.prototype, (name) => name === 'populate')
+      mapErrorsOf(loaded.NativeXenstore.prototype, (name) => name !== 'close' && name !== 'libraryName')
+      // NativePlanner is left as it is: its one user, NumaPlanner, maps its
+      // errors with the same fromNative, and the plan call stays one hop.
+      // `await using hypervisor = ...`: the native class gets its dispose here.
+      Object.defineProperty(loaded.Hypervisor.prototype, Symbol.asyncDispose, {
+        value: async function (this: Binding.Hypervisor) {
+          this.close()
+        },
+      })
     } catch (cause) {
       const platform = require('../scripts/platform.cjs') as Platform
       throw new XenDomainBuildError(
@@ -36,4 +55,37 @@ export function binding(): typeof Binding {
     }
   }
   return loaded
+}
+
+/**
+ * Every method of a native class, once, at load: what it throws, or its
+ * Promise rejects with, becomes a `XenDomainBuildError` (`fromNative`); a
+ * method that returns a Promise never throws, even when napi-rs refuses an
+ * argument before the call. No per-object wrapper: instances stay the native
+ * objects they are.
+ */
+function mapErrorsOf(prototype: object, returnsPromise: (name: string) => boolean): void {
+  for (const name of Object.getOwnPropertyNames(prototype)) {
+    const descriptor = Object.getOwnPropertyDescriptor(prototype, name)
+    const method: unknown = descriptor?.value
+    if (name === 'constructor' || typeof method !== 'function') continue
+    const promised = returnsPromise(name)
+    Object.defineProperty(prototype, name, {
+      ...descriptor,
+      value: function (this: unknown, ...args: unknown[]) {
+        let result: unknown
+        try {
+          result = method.apply(this, args)
+        } catch (error) {
+          if (promised) return Promise.reject(fromNative(error))
+          throw fromNative(error)
+        }
+        return result instanceof Promise
+          ? result.catch((error: unknown) => {
+              throw fromNative(error)
+            })
+          : result
+      },
+    })
+  }
 }

@@ -1,7 +1,9 @@
 /**
- * NUMA placement: xenopsd's decisions (DESIGN §4), made by the Rust engine.
+ * NUMA placement: xenopsd's decisions, made by the Rust engine. The rules:
+ * docs/ARCHITECTURE.md#numa-placement.
  */
-import type { NativePlanner } from '../native/binding.js'
+import type { LargeHostCandidates, NativePlanner } from '../native/binding.js'
+import { optionsObject } from './checks.js'
 import { describe, fromNative, invalidArgument } from './errors.js'
 import { binding } from './native.js'
 
@@ -21,7 +23,7 @@ export interface PlannerOptions {
    * xenopsd's rule (a VM larger than one node is not placed); `neighbourhoods`
    * adds, for each node, the sets grown from it by its nearest nodes.
    */
-  largeHostCandidates?: 'single-nodes' | 'neighbourhoods'
+  largeHostCandidates?: LargeHostCandidates
 }
 
 export interface NumaRequest {
@@ -67,6 +69,9 @@ function checkCount(field: string, value: unknown): asserts value is number {
   if (typeof value !== 'number') throw invalidArgument(field, `expected a number, got ${describe(value)}`)
 }
 
+/** memoryBytes, vcpus, cores: what precedes each node's free bytes in a plan call. */
+const REQUEST_FIELDS = 3
+
 /**
  * One host's planner. Its balancing counters live as long as it does, as in
  * xenopsd: keep one planner per host. Planning is synchronous and takes
@@ -74,11 +79,16 @@ function checkCount(field: string, value: unknown): asserts value is number {
  */
 export class NumaPlanner {
   readonly #native: NativePlanner
-  /** Reused between calls, so the hot path allocates nothing. */
-  readonly #nodeFreeBytes: Float64Array
+  /**
+   * The whole plan call, `[memoryBytes, vcpus, cores, nodeFreeBytes...]`,
+   * reused between calls: the hot path allocates nothing and crosses N-API
+   * with one argument.
+   */
+  readonly #call: Float64Array
   readonly #plans: (NumaCandidate | undefined)[] = []
 
-  constructor(topology: HostTopology, options: PlannerOptions = {}) {
+  constructor(topology: HostTopology, given?: PlannerOptions) {
+    const options = optionsObject('options', given)
     checkTopology(topology)
     try {
       this.#native = new (binding().NativePlanner)({
@@ -90,11 +100,12 @@ export class NumaPlanner {
     } catch (error) {
       throw fromNative(error)
     }
-    this.#nodeFreeBytes = new Float64Array(this.#native.nodeCount)
+    this.#call = new Float64Array(REQUEST_FIELDS + this.#native.nodeCount)
+    this.#native.useCallBuffer(this.#call)
   }
 
   get nodeCount(): number {
-    return this.#nodeFreeBytes.length
+    return this.#call.length - REQUEST_FIELDS
   }
 
   /** Why NUMA placement is off for this host (not an error), or null when it is on. */
@@ -118,17 +129,22 @@ export class NumaPlanner {
     if (nodeFreeBytes === null || typeof nodeFreeBytes !== 'object' || typeof nodeFreeBytes.length !== 'number') {
       throw invalidArgument('nodeFreeBytes', `expected an array, got ${describe(nodeFreeBytes)}`)
     }
-    // A wrong length is reported by the engine, which knows the node count.
-    const free =
-      nodeFreeBytes.length === this.#nodeFreeBytes.length ? this.#nodeFreeBytes : new Float64Array(nodeFreeBytes.length)
-    for (let i = 0; i < free.length; i++) {
+    if (nodeFreeBytes.length !== this.nodeCount) {
+      throw invalidArgument('nodeFreeBytes', `${nodeFreeBytes.length} entries, expected one per node (${this.nodeCount})`)
+    }
+    const call = this.#call
+    call[0] = memoryBytes
+    call[1] = vcpus
+    call[2] = cores
+    for (let i = 0; i < nodeFreeBytes.length; i++) {
       const bytes = nodeFreeBytes[i]
       if (typeof bytes !== 'number') throw invalidArgument(`nodeFreeBytes[${i}]`, `expected a number, got ${describe(bytes)}`)
-      free[i] = bytes
+      call[REQUEST_FIELDS + i] = bytes
     }
+    // Whether each number is a whole number in range is the engine's check, once.
     let index: number
     try {
-      index = this.#native.planIndex(memoryBytes, vcpus, cores, free)
+      index = this.#native.planIndex()
     } catch (error) {
       throw fromNative(error)
     }

@@ -1,21 +1,27 @@
 /**
- * NUMA placement with claims (DESIGN §5). Reading node memory, planning,
- * claiming and setting affinity is one critical section per host: two builds
- * never plan against the same free memory.
+ * NUMA placement with claims, as xenopsd's `numa_placement` and the claim
+ * fallbacks of its `build_pre` do it. Reading node memory, planning, claiming
+ * and setting affinity is one critical section per host: two builds never
+ * plan against the same free memory.
  */
-import { XenDomainBuildError } from './errors.js'
+import { aborted, XenDomainBuildError } from './errors.js'
 import type { BuildHost, NumaPolicy } from './host.js'
+import { xenSpread, type Reservation } from './ledger.js'
 import type { NumaPlan } from './numa.js'
-import { PAGE_BYTES } from './wait-memory.js'
+import { bytesOfPages } from './units.js'
 
 export interface PlacementRequest {
   vcpus: number
   claimPages: number
-  /** A VM with hard affinity gets no NUMA placement (xenopsd). */
-  hasHardAffinity: boolean
+  /**
+   * The CPUs of the VM's hard affinity masks, or null. A VM with hard
+   * affinity gets no NUMA placement and no claim (xenopsd).
+   */
+  hardAffinityCpus: readonly number[] | null
 }
 
-export type ClaimKind = 'node' | 'host' | 'unsupported'
+/** `none`: no claim was made, as xenopsd makes none (policy `any`, hard affinity). */
+export type ClaimKind = 'node' | 'host' | 'unsupported' | 'none'
 
 export interface Placement {
   policy: NumaPolicy
@@ -28,135 +34,171 @@ export interface Placement {
   claim: ClaimKind
   /** Why the placement is what it is, for logs. */
   reason: string
-  /** Memory promised to this build, by node, until it is populated. */
+  /** Memory promised to this build, by node, until it is populated: where Xen will put it. */
   promisedBytesByNode: number[]
   /** When planned: each node's free memory as Xen reported it... */
   nodeFreeBytes?: number[]
   /** ...and what builds in flight had been promised there, whatever the accounting. */
   inFlightBytesByNode?: number[]
+  /** How long the build waited for builds in flight whose memory it would have displaced. */
+  waitedForInFlightMs?: number
 }
 
-function isErrno(error: unknown, code: string): boolean {
+function isCode(error: unknown, code: string): boolean {
   return error instanceof XenDomainBuildError && error.code === code
 }
 
-/** Spreads memory over nodes as Xen interleaves it: evenly, within what each has. */
-export function interleave(bytes: number, nodes: readonly number[], freeBytes: readonly number[], nodeCount: number) {
-  const byNode = Array<number>(nodeCount).fill(0)
-  let remaining = bytes
-  let open = nodes.filter((n) => (freeBytes[n] ?? 0) > 0)
-  while (remaining > 0 && open.length > 0) {
-    const share = Math.ceil(remaining / open.length)
-    for (const n of open) {
-      const take = Math.min(share, remaining, (freeBytes[n] ?? 0) - (byNode[n] ?? 0))
-      byNode[n] = (byNode[n] ?? 0) + take
-      remaining -= take
-    }
-    open = open.filter((n) => (byNode[n] ?? 0) < (freeBytes[n] ?? 0))
-  }
-  return byNode
+/** Rejects as soon as `signal` aborts; otherwise settles as `promise` does. */
+function abortable<T>(promise: Promise<T>, signal: AbortSignal | undefined, what: string): Promise<T> {
+  if (signal === undefined) return promise
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(aborted(what, signal.reason))
+    if (signal.aborted) return onAbort()
+    signal.addEventListener('abort', onAbort, { once: true })
+    promise.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort))
+  })
 }
 
 /**
- * Places a domain and claims its memory. On ENOMEM from a host-wide claim it
- * throws (the build cannot go on); any claim it made is then released.
+ * Places a domain and claims its memory, recording in `reservation` where
+ * its memory will land. On ENOMEM from a host-wide claim it throws (the
+ * build cannot go on); any claim it made is then released.
  */
-export async function placeDomain(
+export function placeDomain(host: BuildHost, reservation: Reservation, request: PlacementRequest, signal?: AbortSignal): Promise<Placement> {
+  return host.placementLock.run(async () => {
+    const claim = { made: false }
+    try {
+      return await placeLocked(host, reservation, request, claim, signal)
+    } catch (error) {
+      // Whatever failed after a claim: release it, forget the promise.
+      reservation.release()
+      if (claim.made) await host.hypervisor.claimPages(reservation.domid, 0).catch(() => undefined)
+      throw error
+    }
+  }, signal)
+}
+
+async function placeLocked(
   host: BuildHost,
-  domid: number,
+  reservation: Reservation,
   request: PlacementRequest,
-  signal?: AbortSignal,
+  claim: { made: boolean },
+  signal: AbortSignal | undefined,
 ): Promise<Placement> {
   const xen = host.hypervisor
+  const domid = reservation.domid
   const policy = host.numaPolicy
-  const bytes = request.claimPages * PAGE_BYTES
+  const bytes = bytesOfPages(request.claimPages)
   const nodeCount = host.layout.distances.length
   const none = Array<number>(nodeCount).fill(0)
+  const inFlight = host.accounting === 'in-flight'
+  type Unclaimed = Omit<Placement, 'claim'>
 
-  const claimHost = async (placement: Omit<Placement, 'claim'>): Promise<Placement> => {
+  const claimHost = async (placement: Unclaimed): Promise<Placement> => {
     try {
       await xen.claimPages(domid, request.claimPages)
+      claim.made = true
       return { ...placement, claim: 'host' }
     } catch (error) {
-      if (isErrno(error, 'ENOMEM')) throw error
+      if (isCode(error, 'ENOMEM')) throw error
       // Any other error: this Xen has no claims; the build goes on without one.
       return { ...placement, claim: 'unsupported', reason: `${placement.reason}; no claims on this host` }
     }
   }
 
-  const skip =
-    policy === 'any'
-      ? 'policy any'
-      : request.hasHardAffinity
-        ? 'the VM has hard affinity'
-        : host.planner.numaOffReason !== null
-          ? `NUMA placement is off: ${host.planner.numaOffReason}`
-          : null
-  if (skip !== null) {
-    return host.placementLock.run(
-      () => claimHost({ policy, plan: null, affinity: null, node: null, reason: skip, promisedBytesByNode: none }),
-      signal,
-    )
+  /**
+   * Where Xen will put the memory of a domain whose node affinity is
+   * `nodes`: spread evenly over them. Where that would take memory promised
+   * to builds in flight (in-flight accounting), waits until those builds have
+   * populated theirs, so that neither lands off its plan.
+   */
+  let nodeFreeBytes: number[] = []
+  let waitedForInFlightMs = 0
+  const spreadOver = async (nodes: readonly number[]): Promise<number[]> => {
+    for (;;) {
+      const spread = xenSpread(bytes, nodes, nodeFreeBytes, nodeCount)
+      if (!inFlight) return spread
+      const promised = host.ledger.promisedBytesByNode('in-flight')
+      const displaced = nodes.filter((n) => (spread[n] ?? 0) > Math.max(0, (nodeFreeBytes[n] ?? 0) - (promised[n] ?? 0)))
+      if (displaced.length === 0 || !host.ledger.hasPromisesOn(displaced, reservation)) return spread
+      const started = performance.now()
+      await abortable(host.ledger.settledOn(displaced, reservation), signal, `placement of domain ${domid}`)
+      waitedForInFlightMs += performance.now() - started
+      nodeFreeBytes = (await xen.numaInfo()).nodes.map((n) => n?.freeBytes ?? 0)
+    }
+  }
+  const validNodes = host.layout.nodeMemoryBytes.flatMap((size, node) => (size === null ? [] : [node]))
+
+  // xenopsd skips placement, and makes no claim, for policy `any` and for a
+  // VM with hard affinity.
+  if (policy === 'any' || request.hardAffinityCpus !== null) {
+    const reason = policy === 'any' ? 'policy any' : 'the VM has hard affinity'
+    let promisedBytesByNode = none
+    if (request.hardAffinityCpus !== null && policy !== 'any') {
+      // Its memory goes where its hard affinity is: count it, so builds placed
+      // meanwhile do not plan on it.
+      const nodes = [...new Set(request.hardAffinityCpus.map((cpu) => host.layout.cpuToNode[cpu]))]
+      const affine = nodes.filter((n): n is number => n !== null && n !== undefined)
+      nodeFreeBytes = (await xen.numaInfo()).nodes.map((n) => n?.freeBytes ?? 0)
+      promisedBytesByNode = await spreadOver(affine)
+      reservation.promise(promisedBytesByNode, false)
+    }
+    const placement: Unclaimed = { policy, plan: null, affinity: null, node: null, reason, promisedBytesByNode }
+    return host.alwaysClaim ? claimHost(placement) : { ...placement, claim: 'none' }
+  }
+  if (host.planner.numaOffReason !== null) {
+    const reason = `NUMA placement is off: ${host.planner.numaOffReason}`
+    return claimHost({ policy, plan: null, affinity: null, node: null, reason, promisedBytesByNode: none })
   }
 
-  return host.placementLock.run(async () => {
-    let claimed = false
+  try {
+    nodeFreeBytes = (await xen.numaInfo()).nodes.map((n) => n?.freeBytes ?? 0)
+  } catch (error) {
+    if (isCode(error, 'ABORTED')) throw error
+    // xenopsd: no node memory, no placement; a host-wide claim still.
+    const code = (error as { code?: string }).code ?? 'unknown error'
+    const reason = `node memory unavailable (${code})`
+    return claimHost({ policy, plan: null, affinity: null, node: null, reason, promisedBytesByNode: none })
+  }
+  const inFlightBytesByNode = host.promisedBytesByNode(true)
+  const promised = host.promisedBytesByNode()
+  const free = nodeFreeBytes.map((b, i) => Math.max(0, b - (promised[i] ?? 0)))
+  const cores = policy === 'prio_mem_only' ? 0 : request.vcpus
+  const plan = host.planner.plan({ memoryBytes: bytes, vcpus: request.vcpus, cores }, free)
+  const affinity = policy === 'best_effort_hard' ? 'hard' : 'soft'
+  const setAffinity = async (cpus: readonly number[]) => {
+    const mask = { [affinity]: [...cpus] }
+    await Promise.all(Array.from({ length: request.vcpus }, (_, vcpu) => xen.setVcpuAffinity(domid, vcpu, mask)))
+  }
+  const seen = () => ({ nodeFreeBytes, inFlightBytesByNode, ...(waitedForInFlightMs > 0 ? { waitedForInFlightMs } : {}) })
+  /** No node placement: Xen spreads the memory over every node. */
+  const unplaced = async (reason: string): Promise<Placement> => {
+    const promisedBytesByNode = await spreadOver(validNodes)
+    reservation.promise(promisedBytesByNode, false)
+    return claimHost({ policy, plan, affinity: null, node: null, reason, promisedBytesByNode, ...seen() })
+  }
+
+  if (plan === null) return unplaced('no node set fits')
+  const [only] = plan.nodes
+  if (plan.nodes.length === 1 && only !== undefined) {
     try {
-      return await planAndClaim()
+      await xen.claimPagesOnNode(domid, only, request.claimPages)
+      claim.made = true
     } catch (error) {
-      // Whatever failed after a claim: release it, forget the promise.
-      host.settle(domid)
-      if (claimed) await xen.claimPages(domid, 0).catch(() => undefined)
-      throw error
+      // The node cannot hold it after all: no node placement.
+      if (isCode(error, 'ENOMEM')) return unplaced(`node ${only} claim: ENOMEM`)
+      // Any other error: no node claims here (upstream Xen). Affinity alone, and a host-wide claim.
     }
-
-    async function planAndClaim(): Promise<Placement> {
-      const numa = await xen.numaInfo()
-      const nodeFreeBytes = numa.nodes.map((n) => n?.freeBytes ?? 0)
-      const inFlightBytesByNode = host.promisedBytesByNode(true)
-      const promised = host.promisedBytesByNode()
-      const free = nodeFreeBytes.map((bytes, i) => Math.max(0, bytes - (promised[i] ?? 0)))
-      const seen = { nodeFreeBytes, inFlightBytesByNode }
-      const cores = policy === 'prio_mem_only' ? 0 : request.vcpus
-      const plan = host.planner.plan({ memoryBytes: bytes, vcpus: request.vcpus, cores }, free)
-      const affinity = policy === 'best_effort_hard' ? 'hard' : 'soft'
-      const setAffinity = async (cpus: readonly number[]) => {
-        const mask = { [affinity]: [...cpus] }
-        await Promise.all(Array.from({ length: request.vcpus }, (_, vcpu) => xen.setVcpuAffinity(domid, vcpu, mask)))
-      }
-      const claimHostCounted = async (placement: Omit<Placement, 'claim'>) => {
-        const result = await claimHost(placement)
-        claimed = result.claim === 'host'
-        return result
-      }
-
-      if (plan === null) {
-        return claimHostCounted({ policy, plan, affinity: null, node: null, reason: 'no node set fits', promisedBytesByNode: none, ...seen })
-      }
-      const byNode = interleave(bytes, plan.nodes, free, nodeCount)
-      const [only] = plan.nodes
-      if (plan.nodes.length === 1 && only !== undefined) {
-        try {
-          await xen.claimPagesOnNode(domid, only, request.claimPages)
-          claimed = true
-        } catch (error) {
-          if (isErrno(error, 'ENOMEM')) {
-            // The node cannot hold it after all: no node placement.
-            const reason = `node ${only} claim: ENOMEM`
-            return claimHostCounted({ policy, plan, affinity: null, node: null, reason, promisedBytesByNode: none, ...seen })
-          }
-          // Any other error: no node claims here (upstream Xen). Affinity alone, and a host-wide claim.
-        }
-        if (claimed) {
-          await setAffinity(plan.cpus)
-          host.promise(domid, byNode, true)
-          return { policy, plan, affinity, node: only, claim: 'node', reason: `node ${only} claimed`, promisedBytesByNode: byNode, ...seen }
-        }
-      }
-      await setAffinity(plan.cpus)
-      host.promise(domid, byNode, false)
-      const reason = plan.nodes.length === 1 ? `node ${only}, without a node claim` : `nodes ${plan.nodes.join(',')}`
-      return claimHostCounted({ policy, plan, affinity, node: null, reason, promisedBytesByNode: byNode, ...seen })
+    const promisedBytesByNode = xenSpread(bytes, [only], free, nodeCount)
+    await setAffinity(plan.cpus)
+    reservation.promise(promisedBytesByNode, claim.made)
+    if (claim.made) {
+      return { policy, plan, affinity, node: only, claim: 'node', reason: `node ${only} claimed`, promisedBytesByNode, ...seen() }
     }
-  }, signal)
+    return claimHost({ policy, plan, affinity, node: null, reason: `node ${only}, without a node claim`, promisedBytesByNode, ...seen() })
+  }
+  const promisedBytesByNode = await spreadOver(plan.nodes)
+  await setAffinity(plan.cpus)
+  reservation.promise(promisedBytesByNode, false)
+  return claimHost({ policy, plan, affinity, node: null, reason: `nodes ${plan.nodes.join(',')}`, promisedBytesByNode, ...seen() })
 }

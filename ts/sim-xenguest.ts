@@ -4,13 +4,14 @@
  * allocates from the claimed node, else the affine nodes, else anywhere),
  * takes a configurable time on a timer, and answers like xenguest.
  */
-import { XenDomainBuildError } from './errors.js'
+import { aborted, type XenDomainBuildError } from './errors.js'
+import { pagesOfMib } from './units.js'
 import type { SimulatedHost } from './hypervisor.js'
 import { xenguestFailed, type XenguestResult, type XenguestRunner, type XenguestRunOptions } from './xenguest.js'
 
 export interface SimulatedXenguestOptions {
   /** How long a build takes (20 ms), or a function that says, per build. */
-  buildMs?: number | (() => number)
+  builderMs?: number | (() => number)
   /** Like some HVM builders: leave the shadow pool at this size (MiB). */
   lowerShadowToMib?: number
 }
@@ -21,6 +22,8 @@ function argument(args: readonly string[], name: string): string | undefined {
 }
 
 export class SimulatedXenguest implements XenguestRunner {
+  /** Its images are names: the simulated host has no files. */
+  readonly readsHostFiles = false
   readonly #sim: SimulatedHost
   readonly #options: SimulatedXenguestOptions
   /** The arguments of every run, in order. */
@@ -41,20 +44,20 @@ export class SimulatedXenguest implements XenguestRunner {
     }
     await new Promise<void>((resolve, reject) => {
       const { signal } = options
-      if (signal?.aborted) return reject(new XenDomainBuildError('ABORTED', 'xenguest was cancelled'))
+      if (signal?.aborted) return reject(aborted('xenguest', signal.reason))
       const onAbort = () => {
         clearTimeout(timer)
-        reject(new XenDomainBuildError('ABORTED', 'xenguest was cancelled and killed'))
+        reject(aborted('xenguest (killed)', signal?.reason))
       }
       const timer = setTimeout(() => {
         signal?.removeEventListener('abort', onAbort)
         resolve()
-      }, typeof this.#options.buildMs === 'function' ? this.#options.buildMs() : (this.#options.buildMs ?? 20))
+      }, typeof this.#options.builderMs === 'function' ? this.#options.builderMs() : (this.#options.builderMs ?? 20))
       signal?.addEventListener('abort', onAbort, { once: true })
     })
     options.onEvent?.({ type: 'xenguest.log', stream: 'info', line: `populating ${startMib} MiB of domain ${domid}` })
     try {
-      await this.#sim.populate(domid, startMib * 256)
+      await this.#sim.populate(domid, pagesOfMib(startMib))
     } catch (error) {
       const e = error as XenDomainBuildError
       throw xenguestFailed(`${mode}_mem ${e.errno ?? 12} ${e.message}`)

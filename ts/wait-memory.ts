@@ -1,16 +1,21 @@
 /**
- * Waiting until Xen has enough free memory (DESIGN §6), with xenopsd's rules:
- * enough free memory, go; not enough and nothing being scrubbed, fail at
- * once; past the time limit (64 s), fail. Unlike xenopsd's 1 s poll, one
+ * Waiting until Xen has enough free memory, with xenopsd's rules
+ * (docs/ARCHITECTURE.md#waiting-for-free-memory): enough free memory, go;
+ * not enough and nothing being scrubbed, fail at once; past the time limit
+ * (64 s), fail. Unlike xenopsd's 1 s poll, one
  * watcher per host polls physinfo every 20 ms while anyone waits, and every
  * waiter is checked against the same reading: freed memory is noticed within
- * a tick, and a thousand waiting builds cost one hypercall per tick.
+ * a tick, and a thousand waiting builds cost one hypercall per tick. A poll
+ * that fails with an error that may pass (EAGAIN, EBUSY, ...) is retried with
+ * backoff within each wait's time limit; any other error ends every wait.
  */
 import type { Hypervisor, PhysInfoJs as PhysInfo } from '../native/binding.js'
-import { XenDomainBuildError } from './errors.js'
+import { aborted, XenDomainBuildError } from './errors.js'
+import { bytesOfKib, kibOfPages } from './units.js'
 
-export const PAGE_BYTES = 4096
-const KIB_PER_PAGE = 4
+
+/** Errors of a physinfo poll that may pass: retried within the wait's time limit. */
+const TRANSIENT_CODES = new Set(['EAGAIN', 'EINTR', 'EBUSY', 'ETIMEDOUT', 'ENOMEM', 'ENOBUFS'])
 
 export interface WaitProgress {
   requiredKib: number
@@ -50,11 +55,7 @@ export function notEnoughMemory(requiredKib: number, freeKib: number, why: strin
     'NOT_ENOUGH_MEMORY',
     `not enough free memory: ${requiredKib} KiB required, ${freeKib} KiB free (${why})`,
   )
-  return Object.assign(error, { requiredBytes: requiredKib * 1024, freeBytes: freeKib * 1024 })
-}
-
-export function aborted(what: string, reason?: unknown): XenDomainBuildError {
-  return new XenDomainBuildError('ABORTED', `${what} was cancelled`, reason === undefined ? {} : { cause: reason })
+  return Object.assign(error, { requiredBytes: bytesOfKib(requiredKib), freeBytes: bytesOfKib(freeKib) })
 }
 
 export class MemoryWatcher {
@@ -63,10 +64,22 @@ export class MemoryWatcher {
   readonly #waiters = new Set<Waiter>()
   #timer: NodeJS.Timeout | undefined
   #polling = false
+  #closed = false
+  /** Failed polls in a row: the retry backs off with them. */
+  #failedPolls = 0
 
   constructor(hypervisor: Hypervisor, options: { intervalMs?: number } = {}) {
     this.#hypervisor = hypervisor
     this.#intervalMs = options.intervalMs ?? 20
+  }
+
+  /** Stops polling; every wait, now and later, rejects with CLOSED. */
+  close(): void {
+    this.#closed = true
+    for (const waiter of [...this.#waiters]) {
+      this.#remove(waiter)
+      waiter.reject(new XenDomainBuildError('CLOSED', 'waiting for free memory: the build host was closed'))
+    }
   }
 
   /** Resolves once free memory reaches `requiredKib`; see the module comment for the rules. */
@@ -74,6 +87,7 @@ export class MemoryWatcher {
     return new Promise((resolve, reject) => {
       const { signal } = options
       if (signal?.aborted) return reject(aborted('waiting for free memory', signal.reason))
+      if (this.#closed) return reject(new XenDomainBuildError('CLOSED', 'waiting for free memory: the build host was closed'))
       const started = performance.now()
       const onAbort = () => {
         this.#remove(waiter)
@@ -116,17 +130,27 @@ export class MemoryWatcher {
     try {
       info = await this.#hypervisor.physinfo()
     } catch (error) {
+      this.#polling = false
+      this.#failedPolls++
+      const now = performance.now()
+      const transient = TRANSIENT_CODES.has((error as { code?: string }).code ?? '')
       for (const waiter of [...this.#waiters]) {
+        // A transient failure is retried within the wait's time limit; one
+        // that will not pass ends every wait at once.
+        if (transient && now < waiter.deadline) continue
         this.#remove(waiter)
         waiter.reject(error)
       }
-      this.#polling = false
+      // Backing off: 2, 4, 8... polls' time, at most a second.
+      const backoffMs = Math.min(1000, this.#intervalMs * 2 ** Math.min(10, this.#failedPolls))
+      if (this.#waiters.size > 0) this.#timer = setTimeout(() => void this.#poll(), backoffMs)
       return
     }
     this.#polling = false
+    this.#failedPolls = 0
     const now = performance.now()
-    const freeKib = info.freePages * KIB_PER_PAGE
-    const scrubKib = info.scrubPages * KIB_PER_PAGE
+    const freeKib = kibOfPages(info.freePages)
+    const scrubKib = kibOfPages(info.scrubPages)
     for (const waiter of [...this.#waiters]) {
       waiter.polls++
       const waitedMs = now - waiter.started

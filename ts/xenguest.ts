@@ -1,10 +1,11 @@
 /**
- * xenguest, the external domain builder (DESIGN §7): its arguments, its
- * control protocol, and a runner that spawns the real program.
+ * xenguest, the external domain builder (docs/ARCHITECTURE.md#xenguest): its
+ * arguments, its control protocol, and a runner that spawns the real program.
  */
 import { spawn, type ChildProcess } from 'node:child_process'
 import type { Readable, Writable } from 'node:stream'
-import { XenDomainBuildError } from './errors.js'
+import { optionalMilliseconds } from './checks.js'
+import { aborted, XenDomainBuildError } from './errors.js'
 import type { DomainType, MemoryModel } from './memory.js'
 
 export interface XenguestBuild {
@@ -36,7 +37,7 @@ export interface XenguestBuild {
 export const CONTROL_OUT_FD = 3
 export const CONTROL_IN_FD = 4
 
-/** xenguest's arguments, in DESIGN §7's order (control pipes first). */
+/** xenguest's arguments, in xenopsd's order (control pipes first; docs/ARCHITECTURE.md#xenguest). */
 export function xenguestArgs(b: XenguestBuild): string[] {
   const mode = { hvm: 'hvm_build', pv: 'linux_build', pvh: 'pvh_build' }[b.type]
   const args = ['-controloutfd', String(CONTROL_OUT_FD), '-controlinfd', String(CONTROL_IN_FD), '-mode', mode, '-image', b.image]
@@ -82,6 +83,12 @@ export interface XenguestRunOptions {
 
 /** Runs a domain builder. The real one spawns xenguest; the simulator has its own. */
 export interface XenguestRunner {
+  /**
+   * Whether the builder reads the kernel, ramdisk and modules from this
+   * host's files (true when absent): then `buildDomain` checks that they are
+   * readable before any hypercall, as xenopsd does.
+   */
+  readonly readsHostFiles?: boolean
   run(args: readonly string[], options?: XenguestRunOptions): Promise<XenguestResult>
   /** Whether the builder supports a feature (`xenguest -supports FEATURE`). */
   supports(feature: string): Promise<boolean>
@@ -113,18 +120,20 @@ export function xenguestFailed(payload: string): XenDomainBuildError {
   )
 }
 
-const MFN = /^(0x[\da-fA-F]+|\d+)$/
+/** An MFN: decimal or 0x hex, within 64 bits. */
+const MFN = /^(0x[\da-fA-F]{1,16}|\d{1,20})$/
+const MAX_MFN = 2n ** 64n - 1n
 
 /** A `result:` payload: `<store_mfn> <console_mfn>[ <protocol>]`. */
 export function parseXenguestResult(payload: string): XenguestResult {
   const [store, consoleMfn, protocol, ...rest] = payload.trim().split(/\s+/)
-  if (store === undefined || consoleMfn === undefined || !MFN.test(store) || !MFN.test(consoleMfn) || rest.length > 0) {
+  if (store === undefined || consoleMfn === undefined || !MFN.test(store) || !MFN.test(consoleMfn) || rest.length > 0 || BigInt(store) > MAX_MFN || BigInt(consoleMfn) > MAX_MFN) {
     throw protocolError(`malformed result: ${JSON.stringify(payload.slice(0, 200))}`)
   }
   return { storeMfn: BigInt(store), consoleMfn: BigInt(consoleMfn), ...(protocol === undefined ? {} : { protocol }) }
 }
 
-/** Control lines longer than this are a protocol failure, not memory to fill. */
+/** Control lines longer than this many characters (64 Ki) are a protocol failure, not memory to fill. */
 export const MAX_CONTROL_LINE = 64 * 1024
 
 /**
@@ -156,71 +165,138 @@ export function interpretControlLine(line: string): { log: XenguestLog } | { res
   }
 }
 
-/** Splits a stream into lines, refusing lines past MAX_CONTROL_LINE. */
-function eachLine(stream: Readable, onLine: (line: string) => void, onTooLong: () => void): void {
+/**
+ * Splits a stream into lines, refusing a line longer than `maxLine` however
+ * many reads it arrives in; a last line without a newline still counts when
+ * the stream ends.
+ */
+function eachLine(stream: Readable, maxLine: number, onLine: (line: string) => void, onTooLong: () => void): void {
   let buffered = ''
+  let refused = false
+  const take = (line: string) => {
+    if (refused) return
+    if (line.length > maxLine) {
+      refused = true
+      onTooLong()
+    } else onLine(line)
+  }
   stream.setEncoding('utf8')
   stream.on('data', (chunk: string) => {
     buffered += chunk
     let newline: number
     while ((newline = buffered.indexOf('\n')) >= 0) {
-      onLine(buffered.slice(0, newline))
+      take(buffered.slice(0, newline))
       buffered = buffered.slice(newline + 1)
     }
-    if (buffered.length > MAX_CONTROL_LINE) {
+    if (buffered.length > maxLine) {
       buffered = ''
-      onTooLong()
+      take('x'.repeat(maxLine + 1))
     }
+  })
+  stream.on('end', () => {
+    if (buffered !== '') take(buffered)
+    buffered = ''
   })
 }
 
+/** The longest timeout Node's timers take in one go (2^31 - 1 ms). */
+const MAX_TIMER_MS = 2 ** 31 - 1
+
+/** setTimeout for any safe number of milliseconds: longer ones are chained. */
+export function setLongTimeout(ms: number, fire: () => void): { clear(): void } {
+  let timer: NodeJS.Timeout
+  const arm = (left: number) => {
+    timer = setTimeout(() => (left > MAX_TIMER_MS ? arm(left - MAX_TIMER_MS) : fire()), Math.min(left, MAX_TIMER_MS))
+  }
+  arm(ms)
+  return { clear: () => clearTimeout(timer) }
+}
+
 export interface SpawnedXenguestOptions {
-  /** How long a finished xenguest may take to exit before it is killed. */
+  /**
+   * How long xenguest may linger after its result before it is killed, and
+   * how long the build waits for the control pipe's last lines once
+   * xenguest has exited: 5 s.
+   */
   exitGraceMs?: number
 }
 
-/** The real domain builder: the `xenguest` program. */
+/**
+ * The real domain builder: the `xenguest` program. It runs in a process
+ * group of its own, and a timeout, an abort or a lingering builder ends the
+ * whole group: a helper it started, or a shell wrapper's child, cannot keep
+ * the build pending by holding its pipes.
+ */
 export class SpawnedXenguest implements XenguestRunner {
+  readonly readsHostFiles = true
   readonly path: string
   readonly #exitGraceMs: number
 
   constructor(path: string, options: SpawnedXenguestOptions = {}) {
     this.path = path
+    optionalMilliseconds('exitGraceMs', options.exitGraceMs)
     this.#exitGraceMs = options.exitGraceMs ?? 5000
   }
 
   run(args: readonly string[], options: XenguestRunOptions = {}): Promise<XenguestResult> {
     const { signal, timeoutMs, onEvent } = options
     return new Promise((resolve, reject) => {
-      if (signal?.aborted) return reject(new XenDomainBuildError('ABORTED', 'xenguest was cancelled before it started'))
+      optionalMilliseconds('timeoutMs', timeoutMs)
+      if (signal?.aborted) return reject(aborted('xenguest, before it started,', signal.reason))
       // No shell; stdin closed; stdout and stderr become log events; fds 3 and
-      // 4 are the control pipes (out of xenguest, into xenguest).
-      const child: ChildProcess = spawn(this.path, [...args], { stdio: ['ignore', 'pipe', 'pipe', 'pipe', 'pipe'] })
+      // 4 are the control pipes (out of xenguest, into xenguest). `detached`:
+      // a new process group, so that the whole of it can be ended.
+      const child: ChildProcess = spawn(this.path, [...args], { stdio: ['ignore', 'pipe', 'pipe', 'pipe', 'pipe'], detached: true })
       let outcome: { result: XenguestResult } | { error: XenDomainBuildError } | undefined
-      let timer: NodeJS.Timeout | undefined
-      let graceTimer: NodeJS.Timeout | undefined
+      let killedByUs = false
+      let settled = false
+      const timers: { clear(): void }[] = []
+      const later = (ms: number, fire: () => void) => timers.push(setLongTimeout(ms, fire))
 
+      const killGroup = () => {
+        killedByUs = true
+        try {
+          if (child.pid !== undefined) process.kill(-child.pid, 'SIGKILL')
+        } catch {
+          // The group is gone already.
+        }
+      }
+      const settle = () => {
+        if (settled) return
+        settled = true
+        for (const timer of timers) timer.clear()
+        signal?.removeEventListener('abort', onAbort)
+        for (const stream of child.stdio) stream?.destroy()
+        const end = outcome ?? { error: protocolError('ended without a result') }
+        if ('result' in end) resolve(end.result)
+        else reject(end.error)
+      }
       const finish = (end: NonNullable<typeof outcome>, kill: boolean) => {
         if (outcome !== undefined) return
         outcome = end
-        clearTimeout(timer)
-        signal?.removeEventListener('abort', onAbort)
-        if (kill) child.kill('SIGKILL')
-        else graceTimer = setTimeout(() => child.kill('SIGKILL'), this.#exitGraceMs)
+        if (kill) {
+          killGroup()
+          // Even if the group will not die (a process stuck in the kernel), the build ends.
+          later(this.#exitGraceMs, settle)
+        } else later(this.#exitGraceMs, killGroup)
       }
-      const onAbort = () => finish({ error: new XenDomainBuildError('ABORTED', 'xenguest was cancelled and killed', { cause: signal?.reason }) }, true)
+      const onAbort = () => finish({ error: aborted('xenguest (killed)', signal?.reason) }, true)
       signal?.addEventListener('abort', onAbort, { once: true })
       if (timeoutMs !== undefined) {
-        timer = setTimeout(() => finish({ error: new XenDomainBuildError('TIMEOUT', `xenguest took more than ${timeoutMs} ms and was killed`) }, true), timeoutMs)
+        later(timeoutMs, () => finish({ error: new XenDomainBuildError('TIMEOUT', `xenguest took more than ${timeoutMs} ms and was killed`) }, true))
       }
 
-      child.on('error', (error) => finish({ error: new XenDomainBuildError('XENGUEST_PROTOCOL', `xenguest could not be started: ${error.message}`, { cause: error }) }, true))
+      child.on('error', (error) => {
+        finish({ error: new XenDomainBuildError('XENGUEST_PROTOCOL', `xenguest could not be started: ${error.message}`, { cause: error }) }, true)
+        settle()
+      })
       if (child.pid !== undefined) onEvent?.({ type: 'xenguest.spawn', pid: child.pid, args: [...args] })
       const control = child.stdio[CONTROL_OUT_FD] as Readable
       // Nothing is sent to xenguest during a build; the pipe stays open for it.
       void (child.stdio[CONTROL_IN_FD] as Writable)
       eachLine(
         control,
+        MAX_CONTROL_LINE,
         (line) => {
           if (outcome !== undefined) return
           const meaning = interpretControlLine(line)
@@ -228,20 +304,32 @@ export class SpawnedXenguest implements XenguestRunner {
           else if ('result' in meaning) finish(meaning, false)
           else finish(meaning, true)
         },
-        () => finish({ error: protocolError(`a control line longer than ${MAX_CONTROL_LINE} bytes`) }, true),
+        () => finish({ error: protocolError(`a control line longer than ${MAX_CONTROL_LINE} characters`) }, true),
       )
       for (const stream of ['stdout', 'stderr'] as const) {
-        eachLine(child[stream] as Readable, (line) => onEvent?.({ type: 'xenguest.log', stream, line }), () => undefined)
+        eachLine(child[stream] as Readable, MAX_CONTROL_LINE, (line) => onEvent?.({ type: 'xenguest.log', stream, line }), () => undefined)
       }
+      child.on('exit', (code, killedBy) => {
+        const how = killedBy !== null ? `was killed by ${killedBy}` : `exited with code ${code}`
+        // A result is a success only from a builder that then exits cleanly
+        // (or that we ended for lingering).
+        if (outcome !== undefined && 'result' in outcome && code !== 0 && !killedByUs) {
+          outcome = { error: protocolError(`${how} after its result`) }
+        }
+        // The last control lines may still be in the pipe: wait for them, but
+        // not for processes the builder left holding its pipes.
+        later(Math.min(this.#exitGraceMs, 500), () => {
+          if (outcome === undefined) outcome = { error: protocolError(`${how} without a result`) }
+          killGroup()
+          settle()
+        })
+      })
       child.on('close', (code, killedBy) => {
-        clearTimeout(graceTimer)
         if (outcome === undefined) {
           const how = killedBy !== null ? `was killed by ${killedBy}` : `exited with code ${code}`
-          finish({ error: protocolError(`${how} without a result`) }, false)
+          outcome = { error: protocolError(`${how} without a result`) }
         }
-        const end = outcome as NonNullable<typeof outcome>
-        if ('result' in end) resolve(end.result)
-        else reject(end.error)
+        settle()
       })
     })
   }

@@ -6,7 +6,7 @@
  * detection, the same input limits. A toolstack may plug in its own client.
  */
 import type { NativeXenstore, XenstoreOpenOptions } from '../native/binding.js'
-import { fromNative, invalidArgument, mapNativeErrors, XenDomainBuildError } from './errors.js'
+import { fromNative, invalidArgument, XenDomainBuildError } from './errors.js'
 import { binding } from './native.js'
 
 /** What a domain may do to a node. */
@@ -296,7 +296,8 @@ export class RealXenstore extends CallsXenstore {
   readonly libraryName: string
 
   constructor(native: NativeXenstore) {
-    super(mapNativeErrors(native) as unknown as XenstoreCalls)
+    // Its methods' errors are XenDomainBuildErrors already (see native.ts).
+    super(native as unknown as XenstoreCalls)
     this.libraryName = native.libraryName
   }
 }

@@ -4,7 +4,7 @@
 //! removed, measured on a machine of this kind).
 
 use criterion::{criterion_group, BenchmarkId, Criterion};
-use numa::{LargeHostCandidates, Planner, Request, Topology, TopologySpec};
+use numa::{LargeHostCandidates, NodeId, Planner, Request, Topology, TopologySpec};
 use std::cell::RefCell;
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -41,7 +41,9 @@ fn spec(matrix: &str, nodes: usize) -> TopologySpec {
         .collect();
     TopologySpec {
         distances,
-        cpu_to_node: (0..4 * nodes).map(|cpu| Some(cpu / 4)).collect(),
+        cpu_to_node: (0..4 * nodes)
+            .map(|cpu| Some(NodeId::new(cpu / 4).expect("SIZES stay below MAX_NODES")))
+            .collect(),
         node_cores: vec![2; nodes],
         large_host: LargeHostCandidates::SingleNodes,
     }

@@ -1,11 +1,9 @@
 //! A set of NUMA node ids, as one 64-bit word (Xen's x86 MAX_NUMNODES is 64).
 
 use crate::cpuset::BitIter;
+use crate::ids::NodeId;
 
-/// The most NUMA nodes a topology may have.
-pub const MAX_NODES: usize = 64;
-
-/// A set of node ids below [`MAX_NODES`].
+/// A set of node ids (each below [`crate::MAX_NODES`], one bit each).
 ///
 /// Its integer order is the balancing tie-break of xenopsd: there, a plan's
 /// nodes are a list in descending id order and lists compare element by
@@ -17,16 +15,8 @@ pub struct NodeSet(u64);
 impl NodeSet {
     pub const EMPTY: NodeSet = NodeSet(0);
 
-    /// `None` when a node id is not below [`MAX_NODES`].
-    pub fn from_ids<I: IntoIterator<Item = usize>>(ids: I) -> Option<Self> {
-        let mut bits = 0u64;
-        for id in ids {
-            if id >= MAX_NODES {
-                return None;
-            }
-            bits |= 1 << id;
-        }
-        Some(NodeSet(bits))
+    pub fn from_ids<I: IntoIterator<Item = NodeId>>(ids: I) -> Self {
+        ids.into_iter().fold(NodeSet::EMPTY, NodeSet::with)
     }
 
     pub fn bits(self) -> u64 {
@@ -41,23 +31,31 @@ impl NodeSet {
         self.0 == 0
     }
 
-    pub fn contains(self, node: usize) -> bool {
-        node < MAX_NODES && self.0 & (1 << node) != 0
+    pub fn contains(self, node: NodeId) -> bool {
+        self.0 & (1 << node.index()) != 0
     }
 
-    pub(crate) fn with(self, node: usize) -> Self {
-        NodeSet(self.0 | (1 << node))
+    pub(crate) fn with(self, node: NodeId) -> Self {
+        NodeSet(self.0 | (1 << node.index()))
     }
 
     /// The node ids in ascending order.
-    pub fn iter(self) -> impl Iterator<Item = usize> {
-        BitIter(self.0).map(|bit| bit as usize)
+    pub fn iter(self) -> impl Iterator<Item = NodeId> {
+        BitIter(self.0).map(NodeId::from_mask_bit)
+    }
+}
+
+impl FromIterator<NodeId> for NodeSet {
+    fn from_iter<I: IntoIterator<Item = NodeId>>(iter: I) -> Self {
+        NodeSet::from_ids(iter)
     }
 }
 
 impl std::fmt::Debug for NodeSet {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_set().entries(self.iter()).finish()
+        f.debug_set()
+            .entries(self.iter().map(NodeId::index))
+            .finish()
     }
 }
 
@@ -65,10 +63,14 @@ impl std::fmt::Debug for NodeSet {
 mod tests {
     use super::*;
 
+    fn nodes(ids: &[usize]) -> NodeSet {
+        NodeSet::from_ids(ids.iter().map(|&id| NodeId::new(id).unwrap()))
+    }
+
     /// xenopsd's lists in descending order, compared as OCaml compares lists.
     fn xenopsd_list_order(a: NodeSet, b: NodeSet) -> std::cmp::Ordering {
-        let mut a: Vec<usize> = a.iter().collect();
-        let mut b: Vec<usize> = b.iter().collect();
+        let mut a: Vec<NodeId> = a.iter().collect();
+        let mut b: Vec<NodeId> = b.iter().collect();
         a.reverse();
         b.reverse();
         a.cmp(&b)
@@ -86,15 +88,18 @@ mod tests {
 
     #[test]
     fn one_two_beats_zero_three() {
-        let a = NodeSet::from_ids([1, 2]).unwrap();
-        let b = NodeSet::from_ids([0, 3]).unwrap();
-        assert!(a < b);
+        assert!(nodes(&[1, 2]) < nodes(&[0, 3]));
     }
 
     #[test]
-    fn ids_beyond_the_limit_are_refused() {
-        assert!(NodeSet::from_ids([63]).is_some());
-        assert!(NodeSet::from_ids([64]).is_none());
-        assert!(!NodeSet::from_ids([1]).unwrap().contains(64));
+    fn the_highest_node_id_has_a_bit() {
+        let set = nodes(&[0, crate::MAX_NODES - 1]);
+        assert_eq!(set.bits(), 1 | 1 << 63);
+        assert!(set.contains(NodeId::new(63).unwrap()) && !set.contains(NodeId::new(62).unwrap()));
+        assert_eq!(
+            set.iter().map(NodeId::index).collect::<Vec<_>>(),
+            vec![0, 63]
+        );
+        assert_eq!(format!("{set:?}"), "{0, 63}");
     }
 }

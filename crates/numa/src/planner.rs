@@ -100,7 +100,7 @@ impl Planner {
             return Ok(None);
         };
         for node in plan.nodes.iter() {
-            self.usage[node] += 1;
+            self.usage[node.index()] += 1;
         }
         Ok(Some(plan))
     }
@@ -109,38 +109,33 @@ impl Planner {
         // Fit is monotone: when all valid nodes together do not fit, no subset
         // does, and an unplaceable request costs O(nodes), not a full scan.
         let all = self.topology.valid_nodes();
-        let everything = Candidate {
-            nodes: all,
-            max_distance: 0,
-            average_distance: 0.0,
-            cpu_count: all
-                .iter()
-                .map(|n| self.topology.node_cpus(n).len() as u32)
-                .sum(),
-            core_count: all
-                .iter()
-                .map(|n| u64::from(self.topology.node_cores(n)))
-                .sum(),
-        };
-        if self.topology.candidates().is_empty() || !fits(&everything, request, free) {
+        let all_cpus: u32 = all
+            .iter()
+            .map(|n| self.topology.node_cpus(n).len() as u32)
+            .sum();
+        let all_cores: u64 = all
+            .iter()
+            .map(|n| u64::from(self.topology.node_cores(n)))
+            .sum();
+        if self.topology.candidates().is_empty() || !fits(all, all_cpus, all_cores, request, free) {
             return None;
         }
 
         let candidates = self.topology.candidates();
-        let first = candidates.iter().position(|c| fits(c, request, free))?;
-        let first_average = candidates[first].average_distance;
+        let first = candidates
+            .iter()
+            .position(|c| candidate_fits(c, request, free))?;
+        let first_average = candidates[first].average_distance();
         let key = |index: usize| {
-            (
-                self.usage_of(candidates[index].nodes),
-                candidates[index].nodes,
-            )
+            let nodes = candidates[index].nodes();
+            (self.usage_of(nodes), nodes)
         };
         let mut best = (key(first), first);
         for (index, candidate) in candidates.iter().enumerate().skip(first + 1) {
-            if !fits(candidate, request, free) {
+            if !candidate_fits(candidate, request, free) {
                 continue;
             }
-            if (candidate.average_distance - first_average).abs() >= AVERAGE_TOLERANCE {
+            if (candidate.average_distance() - first_average).abs() >= AVERAGE_TOLERANCE {
                 break;
             }
             let k = key(index);
@@ -151,22 +146,31 @@ impl Planner {
         let (_, candidate) = best;
         Some(Plan {
             candidate,
-            nodes: candidates[candidate].nodes,
+            nodes: candidates[candidate].nodes(),
         })
     }
 
     fn usage_of(&self, nodes: NodeSet) -> u64 {
-        nodes.iter().map(|n| self.usage[n]).sum()
+        nodes.iter().map(|n| self.usage[n.index()]).sum()
     }
 }
 
+fn candidate_fits(candidate: &Candidate, request: &Request, free: &[u64]) -> bool {
+    fits(
+        candidate.nodes(),
+        candidate.cpu_count(),
+        candidate.core_count(),
+        request,
+        free,
+    )
+}
+
 /// Totals over the set, not per node: memory, vCPUs and physical cores.
-fn fits(candidate: &Candidate, request: &Request, free: &[u64]) -> bool {
-    request.vcpus <= candidate.cpu_count
-        && u64::from(request.cores) <= candidate.core_count
+fn fits(nodes: NodeSet, cpu_count: u32, core_count: u64, request: &Request, free: &[u64]) -> bool {
+    request.vcpus <= cpu_count
+        && u64::from(request.cores) <= core_count
         && request.memory_bytes
-            <= candidate
-                .nodes
+            <= nodes
                 .iter()
-                .fold(0u64, |sum, n| sum.saturating_add(free[n]))
+                .fold(0u64, |sum, n| sum.saturating_add(free[n.index()]))
 }

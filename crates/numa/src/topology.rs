@@ -1,10 +1,8 @@
 //! A host's NUMA topology and its candidate node sets (xenopsd's `NUMA.make`).
 
 use crate::cpuset::CpuSet;
-use crate::nodeset::{NodeSet, MAX_NODES};
-
-/// The most CPUs a topology may have (Xen's largest x86 `NR_CPUS`, rounded up).
-pub const MAX_CPUS: usize = 16_384;
+use crate::ids::{all_cpu_ids, all_node_ids, CpuId, NodeId, MAX_CPUS, MAX_NODES};
+use crate::nodeset::NodeSet;
 
 /// What Xen reports for a pair of nodes with no path between them, and the
 /// value such a pair counts as when candidates are ranked.
@@ -47,8 +45,9 @@ pub enum LargeHostCandidates {
 pub struct TopologySpec {
     /// Node-to-node distances, row-major, as reported (see [`normalize_distance`]).
     pub distances: Vec<Vec<i64>>,
-    /// The node of each CPU; `None` for a CPU with no node (offline).
-    pub cpu_to_node: Vec<Option<usize>>,
+    /// The node of each CPU, indexed by CPU id; `None` for a CPU with no
+    /// node (offline).
+    pub cpu_to_node: Vec<Option<NodeId>>,
     /// Physical cores per node.
     pub node_cores: Vec<u32>,
     pub large_host: LargeHostCandidates,
@@ -63,8 +62,9 @@ pub enum TopologyError {
     TooManyCpus {
         cpus: usize,
     },
+    /// The row of `node` does not have one entry per node.
     NotSquare {
-        row: usize,
+        node: NodeId,
         len: usize,
         nodes: usize,
     },
@@ -73,8 +73,8 @@ pub enum TopologyError {
         nodes: usize,
     },
     CpuNodeOutOfRange {
-        cpu: usize,
-        node: usize,
+        cpu: CpuId,
+        node: NodeId,
         nodes: usize,
     },
 }
@@ -107,9 +107,9 @@ impl std::fmt::Display for TopologyError {
                     "cpuToNode: {cpus} CPUs, at most {MAX_CPUS} are supported"
                 )
             }
-            TopologyError::NotSquare { row, len, nodes } => write!(
+            TopologyError::NotSquare { node, len, nodes } => write!(
                 f,
-                "distances[{row}]: {len} entries, expected {nodes} (the matrix must be square)"
+                "distances[{node}]: {len} entries, expected {nodes} (the matrix must be square)"
             ),
             TopologyError::NodeCoresLength { len, nodes } => {
                 write!(
@@ -134,8 +134,8 @@ pub enum NumaOff {
     NoCpuOnValidNode,
     /// A reachable self-distance other than 10, or a reachable entry below 10.
     UnreasonableDistance {
-        from: usize,
-        to: usize,
+        from: NodeId,
+        to: NodeId,
         distance: u32,
     },
 }
@@ -159,16 +159,69 @@ impl std::fmt::Display for NumaOff {
 }
 
 /// A set of nodes a VM may be placed on, with its ranking key and the
-/// static totals the fit test needs.
+/// static totals the fit test needs. Candidates come only from
+/// [`Topology::candidates`], computed from their nodes, so a candidate's key
+/// and totals always are those of its nodes.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Candidate {
-    pub nodes: NodeSet,
+    nodes: NodeSet,
+    max_distance: u32,
+    average_distance: f64,
+    cpu_count: u32,
+    core_count: u64,
+}
+
+impl Candidate {
+    /// The candidate for a set of valid nodes of `topology`.
+    pub(crate) fn new(topology: &Topology, nodes: NodeSet) -> Candidate {
+        let mut max_distance = 0;
+        let mut sum: u64 = 0;
+        for a in nodes.iter() {
+            for b in nodes.iter() {
+                let d = topology.distance(a, b);
+                max_distance = max_distance.max(d);
+                sum += u64::from(d);
+            }
+        }
+        let pairs = (nodes.len() * nodes.len()) as f64;
+        Candidate {
+            nodes,
+            max_distance,
+            average_distance: sum as f64 / pairs,
+            cpu_count: nodes
+                .iter()
+                .map(|n| topology.node_cpu_count[n.index()])
+                .sum(),
+            core_count: nodes
+                .iter()
+                .map(|n| u64::from(topology.node_cores[n.index()]))
+                .sum(),
+        }
+    }
+
+    pub fn nodes(&self) -> NodeSet {
+        self.nodes
+    }
+
     /// The largest distance over all ordered pairs of the set, self-pairs included.
-    pub max_distance: u32,
+    pub fn max_distance(&self) -> u32 {
+        self.max_distance
+    }
+
     /// The average of those distances.
-    pub average_distance: f64,
-    pub cpu_count: u32,
-    pub core_count: u64,
+    pub fn average_distance(&self) -> f64 {
+        self.average_distance
+    }
+
+    /// CPUs on the set's nodes.
+    pub fn cpu_count(&self) -> u32 {
+        self.cpu_count
+    }
+
+    /// Physical cores on the set's nodes.
+    pub fn core_count(&self) -> u64 {
+        self.core_count
+    }
 }
 
 /// A validated host topology. Its candidates are computed once, sorted.
@@ -193,15 +246,13 @@ impl Topology {
         if node_count > MAX_NODES {
             return Err(TopologyError::TooManyNodes { nodes: node_count });
         }
-        if let Some((row, r)) = spec
-            .distances
-            .iter()
-            .enumerate()
-            .find(|(_, r)| r.len() != node_count)
+        if let Some((node, row)) = all_node_ids()
+            .zip(&spec.distances)
+            .find(|(_, row)| row.len() != node_count)
         {
             return Err(TopologyError::NotSquare {
-                row,
-                len: r.len(),
+                node,
+                len: row.len(),
                 nodes: node_count,
             });
         }
@@ -216,11 +267,9 @@ impl Topology {
                 cpus: spec.cpu_to_node.len(),
             });
         }
-        if let Some((cpu, node)) = spec
-            .cpu_to_node
-            .iter()
-            .enumerate()
-            .find_map(|(cpu, node)| node.filter(|&n| n >= node_count).map(|n| (cpu, n)))
+        if let Some((cpu, node)) = all_cpu_ids()
+            .zip(&spec.cpu_to_node)
+            .find_map(|(cpu, node)| node.filter(|n| n.index() >= node_count).map(|n| (cpu, n)))
         {
             return Err(TopologyError::CpuNodeOutOfRange {
                 cpu,
@@ -234,15 +283,17 @@ impl Topology {
             .iter()
             .flat_map(|row| row.iter().map(|&d| normalize_distance(d)))
             .collect();
-        let distance = |a: usize, b: usize| distances[a * node_count + b];
+        let distance = |a: NodeId, b: NodeId| distances[a.index() * node_count + b.index()];
 
         // A node unreachable from itself is not a node CPUs can be scheduled on.
-        let valid = NodeSet::from_ids((0..node_count).filter(|&n| distance(n, n) != UNREACHABLE))
-            .unwrap_or_default();
+        let valid: NodeSet = all_node_ids()
+            .take(node_count)
+            .filter(|&n| distance(n, n) != UNREACHABLE)
+            .collect();
         let mut node_cpus = vec![CpuSet::new(); node_count];
-        for (cpu, node) in spec.cpu_to_node.iter().enumerate() {
+        for (cpu, node) in all_cpu_ids().zip(&spec.cpu_to_node) {
             if let Some(node) = node.filter(|&n| valid.contains(n)) {
-                node_cpus[node].insert(cpu);
+                node_cpus[node.index()].insert(cpu);
             }
         }
         let node_cpu_count: Vec<u32> = node_cpus.iter().map(|s| s.len() as u32).collect();
@@ -279,8 +330,8 @@ impl Topology {
     }
 
     /// The normalized distance from node `a` to node `b`.
-    pub fn distance(&self, a: usize, b: usize) -> u32 {
-        self.distances[a * self.node_count + b]
+    pub fn distance(&self, a: NodeId, b: NodeId) -> u32 {
+        self.distances[a.index() * self.node_count + b.index()]
     }
 
     /// Nodes that are reachable from themselves.
@@ -288,12 +339,12 @@ impl Topology {
         self.valid
     }
 
-    pub fn node_cpus(&self, node: usize) -> &CpuSet {
-        &self.node_cpus[node]
+    pub fn node_cpus(&self, node: NodeId) -> &CpuSet {
+        &self.node_cpus[node.index()]
     }
 
-    pub fn node_cores(&self, node: usize) -> u32 {
-        self.node_cores[node]
+    pub fn node_cores(&self, node: NodeId) -> u32 {
+        self.node_cores[node.index()]
     }
 
     /// Why NUMA placement is off for this host, if it is.
@@ -309,35 +360,14 @@ impl Topology {
     /// All CPUs of the given nodes.
     pub fn cpus_of(&self, nodes: NodeSet) -> CpuSet {
         let mut cpus = CpuSet::new();
-        for node in nodes.iter().filter(|&n| n < self.node_count) {
-            cpus.union_with(&self.node_cpus[node]);
+        for node in nodes.iter().filter(|n| n.index() < self.node_count) {
+            cpus.union_with(&self.node_cpus[node.index()]);
         }
         cpus
     }
 
-    /// The candidate for a set of valid nodes, with its ranking key.
-    pub(crate) fn candidate(&self, nodes: NodeSet) -> Candidate {
-        let mut max_distance = 0;
-        let mut sum: u64 = 0;
-        for a in nodes.iter() {
-            for b in nodes.iter() {
-                let d = self.distance(a, b);
-                max_distance = max_distance.max(d);
-                sum += u64::from(d);
-            }
-        }
-        let pairs = (nodes.len() * nodes.len()) as f64;
-        Candidate {
-            nodes,
-            max_distance,
-            average_distance: sum as f64 / pairs,
-            cpu_count: nodes.iter().map(|n| self.node_cpu_count[n]).sum(),
-            core_count: nodes.iter().map(|n| u64::from(self.node_cores[n])).sum(),
-        }
-    }
-
     fn generate_candidates(&self, large_host: LargeHostCandidates) -> Vec<Candidate> {
-        let valid: Vec<usize> = self.valid.iter().collect();
+        let valid: Vec<NodeId> = self.valid.iter().collect();
         let mut candidates: Vec<Candidate> = if valid.len() <= MAX_NODES_ALL_SUBSETS {
             // Bit i of `mask` selects the i-th valid node: generation order is
             // the order of increasing masks, which the stable sort keeps for ties.
@@ -345,13 +375,15 @@ impl Topology {
                 .map(|mask| {
                     let nodes = crate::cpuset::BitIter(u64::from(mask))
                         .fold(NodeSet::EMPTY, |set, i| set.with(valid[i as usize]));
-                    self.candidate(nodes)
+                    Candidate::new(self, nodes)
                 })
                 .collect()
         } else {
             let singles = valid.iter().map(|&n| NodeSet::EMPTY.with(n));
             match large_host {
-                LargeHostCandidates::SingleNodes => singles.map(|s| self.candidate(s)).collect(),
+                LargeHostCandidates::SingleNodes => {
+                    singles.map(|s| Candidate::new(self, s)).collect()
+                }
                 LargeHostCandidates::Neighbourhoods => {
                     let mut seen = std::collections::HashSet::new();
                     singles
@@ -361,7 +393,7 @@ impl Topology {
                                 .flat_map(|&seed| self.neighbourhoods(seed, &valid)),
                         )
                         .filter(|set| seen.insert(*set))
-                        .map(|s| self.candidate(s))
+                        .map(|s| Candidate::new(self, s))
                         .collect()
                 }
             }
@@ -376,8 +408,8 @@ impl Topology {
 
     /// The sets of 2 to [`MAX_NEIGHBOURHOOD_NODES`] nodes grown from `seed`,
     /// nearest first (ties by node id).
-    fn neighbourhoods(&self, seed: usize, valid: &[usize]) -> Vec<NodeSet> {
-        let mut others: Vec<usize> = valid.iter().copied().filter(|&n| n != seed).collect();
+    fn neighbourhoods(&self, seed: NodeId, valid: &[NodeId]) -> Vec<NodeSet> {
+        let mut others: Vec<NodeId> = valid.iter().copied().filter(|&n| n != seed).collect();
         others.sort_by_key(|&n| (self.distance(seed, n), n));
         others
             .iter()
@@ -391,9 +423,10 @@ impl Topology {
 }
 
 fn first_unreasonable_distance(node_count: usize, distances: &[u32]) -> Option<NumaOff> {
-    (0..node_count).find_map(|from| {
-        (0..node_count).find_map(|to| {
-            let distance = distances[from * node_count + to];
+    let nodes = all_node_ids().take(node_count);
+    nodes.clone().find_map(|from| {
+        nodes.clone().find_map(|to| {
+            let distance = distances[from.index() * node_count + to.index()];
             let reasonable = distance == UNREACHABLE
                 || if from == to {
                     distance == LOCAL_DISTANCE

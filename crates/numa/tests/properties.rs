@@ -1,10 +1,13 @@
-//! Property tests: the engine against the plain reference of DESIGN §4, and
-//! the invariants every plan must keep.
+//! Property tests: the engine against a plain reference implementation of
+//! xenopsd's rule, and the invariants every plan must keep.
 
 mod common;
 
-use common::reference;
-use numa::{LargeHostCandidates, Planner, Request, Topology, TopologySpec, AVERAGE_TOLERANCE};
+use common::{ids, node, reference};
+use numa::{
+    LargeHostCandidates, NodeId, NodeSet, Planner, Request, Topology, TopologySpec,
+    AVERAGE_TOLERANCE,
+};
 use proptest::prelude::*;
 
 /// Distances drawn so that ties, unreachable pairs, negative values and
@@ -26,7 +29,7 @@ fn spec(max_nodes: usize) -> impl Strategy<Value = TopologySpec> {
     (1..=max_nodes).prop_flat_map(|n| {
         (
             prop::collection::vec(prop::collection::vec(distance(), n), n),
-            prop::collection::vec(prop::option::weighted(0.95, 0..n), 0..=3 * n),
+            prop::collection::vec(prop::option::weighted(0.95, node_id(n)), 0..=3 * n),
             prop::collection::vec(0u32..4, n),
         )
             .prop_map(|(mut distances, cpu_to_node, node_cores)| {
@@ -46,13 +49,18 @@ fn spec(max_nodes: usize) -> impl Strategy<Value = TopologySpec> {
     })
 }
 
+/// A node id below `count`.
+fn node_id(count: usize) -> impl Strategy<Value = NodeId> {
+    (0..count).prop_map(node)
+}
+
 fn request() -> impl Strategy<Value = Request> {
     (0u64..=64, 0u32..=12, 0u32..=8)
         .prop_map(|(gib, vcpus, cores)| Request::new(gib << 28, vcpus, cores))
 }
 
-fn fits(topology: &Topology, nodes: numa::NodeSet, request: &Request, free: &[u64]) -> bool {
-    let memory: u128 = nodes.iter().map(|n| u128::from(free[n])).sum();
+fn fits(topology: &Topology, nodes: NodeSet, request: &Request, free: &[u64]) -> bool {
+    let memory: u128 = nodes.iter().map(|n| u128::from(free[n.index()])).sum();
     let cpus: usize = nodes.iter().map(|n| topology.node_cpus(n).len()).sum();
     let cores: u64 = nodes
         .iter()
@@ -78,7 +86,7 @@ proptest! {
             let got: Vec<(u64, f64, Vec<usize>)> = topology
                 .candidates()
                 .iter()
-                .map(|c| (u64::from(c.max_distance), c.average_distance, c.nodes.iter().collect()))
+                .map(|c| (u64::from(c.max_distance()), c.average_distance(), ids(c.nodes())))
                 .collect();
             prop_assert_eq!(&got, expected);
         }
@@ -86,7 +94,7 @@ proptest! {
         let mut planner = Planner::new(topology);
         for (request, free_gib) in steps {
             let free: Vec<u64> = free_gib.iter().take(n).map(|g| g << 28).collect();
-            let ours = planner.plan(&request, &free).unwrap().map(|p| p.nodes.iter().collect::<Vec<_>>());
+            let ours = planner.plan(&request, &free).unwrap().map(|p| ids(p.nodes));
             let theirs = reference::plan(&mut host, request.memory_bytes, u64::from(request.vcpus), u64::from(request.cores), &free);
             prop_assert_eq!(ours, theirs);
             prop_assert_eq!(planner.usage(), &host.usage[..]);
@@ -107,7 +115,7 @@ proptest! {
             let before = planner.usage().to_vec();
             let plan = planner.plan(&request, &free).unwrap();
             let topology = planner.topology();
-            let first_fit = topology.candidates().iter().position(|c| fits(topology, c.nodes, &request, &free));
+            let first_fit = topology.candidates().iter().position(|c| fits(topology, c.nodes(), &request, &free));
             match plan {
                 None => {
                     prop_assert!(first_fit.is_none());
@@ -115,11 +123,11 @@ proptest! {
                 }
                 Some(plan) => {
                     let chosen = &topology.candidates()[plan.candidate];
-                    prop_assert_eq!(chosen.nodes, plan.nodes);
+                    prop_assert_eq!(chosen.nodes(), plan.nodes);
                     prop_assert!(fits(topology, plan.nodes, &request, &free));
                     let first = &topology.candidates()[first_fit.unwrap()];
                     prop_assert!(first_fit.unwrap() <= plan.candidate);
-                    prop_assert!((chosen.average_distance - first.average_distance).abs() < AVERAGE_TOLERANCE);
+                    prop_assert!((chosen.average_distance() - first.average_distance()).abs() < AVERAGE_TOLERANCE);
                     placed_nodes += plan.nodes.len() as u64;
                 }
             }
@@ -130,7 +138,7 @@ proptest! {
     #[test]
     fn any_input_is_refused_or_built_never_a_panic(
         distances in prop::collection::vec(prop::collection::vec(any::<i64>(), 0..5), 0..5),
-        cpu_to_node in prop::collection::vec(prop::option::of(0usize..8), 0..10),
+        cpu_to_node in prop::collection::vec(prop::option::of(node_id(8)), 0..10),
         node_cores in prop::collection::vec(any::<u32>(), 0..5),
         free in prop::collection::vec(any::<u64>(), 0..5),
         memory in any::<u64>(), vcpus in any::<u32>(), cores in any::<u32>(),
@@ -149,14 +157,14 @@ proptest! {
         let distances: Vec<Vec<i64>> = (0..n)
             .map(|i| (0..n).map(|j| if i == j { 10 } else { 12 + ((i * 7 + j * 3 + seed) % 20) as i64 }).collect())
             .collect();
-        let cpu_to_node = (0..2 * n).map(|c| Some(c / 2)).collect();
+        let cpu_to_node = (0..2 * n).map(|c| Some(node(c / 2))).collect();
         let mut spec = TopologySpec { distances, cpu_to_node, node_cores: vec![1; n], large_host: LargeHostCandidates::SingleNodes };
         let singles = Topology::new(&spec).unwrap();
         prop_assert_eq!(singles.candidates().len(), n);
-        prop_assert!(singles.candidates().iter().all(|c| c.nodes.len() == 1));
+        prop_assert!(singles.candidates().iter().all(|c| c.nodes().len() == 1));
         spec.large_host = LargeHostCandidates::Neighbourhoods;
         let grown = Topology::new(&spec).unwrap();
-        prop_assert!(grown.candidates().iter().any(|c| c.nodes.len() == numa::MAX_NEIGHBOURHOOD_NODES));
+        prop_assert!(grown.candidates().iter().any(|c| c.nodes().len() == numa::MAX_NEIGHBOURHOOD_NODES));
         // A VM of three nodes' CPUs: placed only with neighbourhoods.
         let free = vec![1u64 << 30; n];
         let request = Request::new(1 << 20, 5, 0);

@@ -1,13 +1,14 @@
-//! The topologies and scenarios of `../shared/data`, with xenopsd's decisions.
+//! xenopsd's topologies and scenarios, with its decisions: the fixtures in
+//! `__test__/fixtures/xenopsd` (described in its README.md).
 
 mod common;
 
-use common::{read_json, topology_from_json};
+use common::{ids, node, read_json, topology_from_json};
 use numa::{NumaOff, Planner, Request, Topology, UNREACHABLE};
 use serde_json::{json, Value};
 
-/// Plays a scenario as `../shared/data/README.md` says: one planner, memory
-/// taken from the chosen nodes in ascending id order.
+/// Plays a scenario as `__test__/fixtures/xenopsd/README.md` says: one
+/// planner, memory taken from the chosen nodes in ascending id order.
 fn play(scenario: &Value) -> Vec<Value> {
     let mut planner = Planner::new(topology_from_json(scenario));
     let mut free: Vec<u64> = scenario["node_free"]
@@ -28,12 +29,17 @@ fn play(scenario: &Value) -> Vec<Value> {
             Some(plan) => {
                 let mut remaining = request.memory_bytes;
                 for n in plan.nodes.iter() {
-                    let take = remaining.min(free[n]);
-                    free[n] -= take;
+                    let take = remaining.min(free[n.index()]);
+                    free[n.index()] -= take;
                     remaining -= take;
                 }
-                let nodes: Vec<usize> = plan.nodes.iter().collect();
-                let cpus: Vec<usize> = planner.topology().cpus_of(plan.nodes).iter().collect();
+                let nodes = ids(plan.nodes);
+                let cpus: Vec<usize> = planner
+                    .topology()
+                    .cpus_of(plan.nodes)
+                    .iter()
+                    .map(numa::CpuId::index)
+                    .collect();
                 lines.push(json!({"nodes": nodes, "cpus": cpus}));
             }
         }
@@ -84,7 +90,7 @@ fn unreachable_cases_give_xenopsd_candidates() {
                 let got: Vec<(f64, Vec<usize>)> = topology
                     .candidates()
                     .iter()
-                    .map(|c| (c.average_distance, c.nodes.iter().collect()))
+                    .map(|c| (c.average_distance(), ids(c.nodes())))
                     .collect();
                 let want: Vec<(f64, Vec<usize>)> = expected
                     .iter()
@@ -113,10 +119,10 @@ fn unreachable_pair_between_valid_nodes_sorts_last_but_is_usable() {
     }));
     let topology = Topology::new(&spec).unwrap();
     let last = topology.candidates().last().unwrap();
-    assert_eq!(last.nodes.iter().collect::<Vec<_>>(), vec![0, 1]);
-    assert_eq!(last.max_distance, UNREACHABLE);
+    assert_eq!(ids(last.nodes()), vec![0, 1]);
+    assert_eq!(last.max_distance(), UNREACHABLE);
     assert_eq!(
-        last.average_distance,
+        last.average_distance(),
         (10.0 + 10.0 + 2.0 * f64::from(UNREACHABLE)) / 4.0
     );
     let mut planner = Planner::new(topology);
@@ -124,17 +130,17 @@ fn unreachable_pair_between_valid_nodes_sorts_last_but_is_usable() {
         .plan(&Request::new(0, 2, 0), &[0, 0])
         .unwrap()
         .unwrap();
-    assert_eq!(plan.nodes.iter().collect::<Vec<_>>(), vec![0, 1]);
+    assert_eq!(ids(plan.nodes), vec![0, 1]);
 }
 
 #[test]
 fn documented_eight_node_example_prefers_0_1_4_over_0_1_2() {
     let topology = topology_from_json(&read_json("numa/topology_mli_doc_8node.json"));
-    let position = |ids: &[usize]| {
+    let position = |wanted: &[usize]| {
         topology
             .candidates()
             .iter()
-            .position(|c| c.nodes.iter().eq(ids.iter().copied()))
+            .position(|c| ids(c.nodes()) == wanted)
             .unwrap()
     };
     assert!(position(&[0, 1, 4]) < position(&[0, 1, 2]));
@@ -147,13 +153,13 @@ fn two_socket_host_ranks_socket_pairs_before_cross_socket_pairs() {
         .candidates()
         .iter()
         .take(6)
-        .map(|c| c.nodes.iter().collect())
+        .map(|c| ids(c.nodes()))
         .collect();
     assert_eq!(
         first_six,
         vec![vec![0], vec![1], vec![2], vec![3], vec![0, 1], vec![2, 3]]
     );
-    assert_eq!(topology.candidates()[4].average_distance, 10.5);
+    assert_eq!(topology.candidates()[4].average_distance(), 10.5);
     assert_eq!(topology.candidates().len(), 15);
 }
 
@@ -195,10 +201,10 @@ fn linear_64_node_host_is_single_node_only_with_far_pairs_unreachable() {
         .find(|s| s["numa"] == 64)
         .unwrap();
     let topology = topology_from_json(scenario);
-    assert_eq!(topology.distance(0, 22), 10 + 11 * 22);
-    assert_eq!(topology.distance(0, 23), UNREACHABLE);
+    assert_eq!(topology.distance(node(0), node(22)), 10 + 11 * 22);
+    assert_eq!(topology.distance(node(0), node(23)), UNREACHABLE);
     assert_eq!(topology.candidates().len(), 64);
-    assert!(topology.candidates().iter().all(|c| c.nodes.len() == 1));
+    assert!(topology.candidates().iter().all(|c| c.nodes().len() == 1));
 }
 
 #[test]
@@ -223,15 +229,15 @@ fn a_run_skips_unfitting_candidates_outside_the_tolerance() {
     let order: Vec<Vec<usize>> = topology
         .candidates()
         .iter()
-        .map(|c| c.nodes.iter().collect())
+        .map(|c| ids(c.nodes()))
         .collect();
     assert_eq!(order[4..7], [vec![0, 1], vec![1, 3], vec![0, 2]]);
     let mut planner = Planner::new(topology);
     let free = [1 << 30, 1 << 30, 1 << 30, 0];
     let request = Request::new(3 << 29, 2, 0);
     let first = planner.plan(&request, &free).unwrap().unwrap();
-    assert_eq!(first.nodes.iter().collect::<Vec<_>>(), vec![0, 1]);
+    assert_eq!(ids(first.nodes), vec![0, 1]);
     // {0,1} now has usage 2 and {0,2} usage 1.
     let second = planner.plan(&request, &free).unwrap().unwrap();
-    assert_eq!(second.nodes.iter().collect::<Vec<_>>(), vec![0, 2]);
+    assert_eq!(ids(second.nodes), vec![0, 2]);
 }

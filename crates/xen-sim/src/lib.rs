@@ -7,6 +7,8 @@
 //!
 //! Each rule names the Xen behaviour it follows; `tests/` has one test each.
 
+#![forbid(unsafe_code)]
+
 mod faults;
 mod presets;
 mod state;

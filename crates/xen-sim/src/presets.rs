@@ -1,6 +1,6 @@
 //! Hosts to simulate: the real NUMA topologies of xenopsd's tests and
-//! documentation (`shared/data/numa`), and the 2-node machine the real-Xen
-//! tests boot under QEMU.
+//! documentation (`__test__/fixtures/xenopsd/numa`, see its README.md), and
+//! the 2-node machine the real-Xen tests boot under QEMU.
 
 use crate::HostSpec;
 use xenctrl::CpuLocation;

@@ -12,8 +12,11 @@ use xenctrl::{
 };
 
 const PAGES_PER_MIB: u64 = 256;
-/// The domain builder allocates 2 MiB superpages where it can.
+/// The domain builder populates 2 MiB superpages where it can.
 const EXTENT_PAGES: u64 = 512;
+/// Xen grows a shadow or HAP pool one page at a time (`alloc_domheap_page`),
+/// so the pool spreads evenly over the nodes it may use.
+const POOL_EXTENT_PAGES: u64 = 1;
 /// Xen's HVM timer modes are 0 to 3 (HVMPTM_*).
 const MAX_TIMER_MODE: u64 = 3;
 /// Xen's limit on vCPUs per domain in the simulation (HVM_MAX_VCPUS is 128).
@@ -58,6 +61,8 @@ struct Domain {
     evtchns: BTreeMap<u32, DomId>,
     /// Where the next interleaved extent goes (Xen's `last_alloc_node`).
     next_node: usize,
+    /// Paused by the toolstack (`XEN_DOMINF_paused`) until unpaused.
+    paused: bool,
 }
 
 impl Domain {
@@ -94,13 +99,16 @@ pub struct SimHost {
     state: Mutex<State>,
 }
 
-/// Takes up to `pages` from `candidates` in round-robin extents, as Xen
-/// interleaves a domain's allocations over its nodes, starting at `*next`;
-/// `available(nodes, n)` says what node `n` may give. Returns what it took.
+/// Takes up to `pages` from `candidates` in round-robin extents of
+/// `extent_pages`, as Xen interleaves a domain's allocations over its nodes
+/// (each allocation goes to the node after the last one, `cycle_node`),
+/// starting at `*next`; `available(nodes, n)` says what node `n` may give.
+/// Returns what it took.
 fn interleave(
     nodes: &mut [Node],
     candidates: &[usize],
     next: &mut usize,
+    extent_pages: u64,
     mut pages: u64,
     taken: &mut [u64],
     available: impl Fn(&[Node], usize) -> u64,
@@ -110,7 +118,7 @@ fn interleave(
         let found = (0..candidates.len())
             .map(|i| (i, candidates[(*next + i) % candidates.len()]))
             .find_map(|(i, n)| {
-                let got = pages.min(EXTENT_PAGES).min(available(nodes, n));
+                let got = pages.min(extent_pages).min(available(nodes, n));
                 (got > 0).then_some((i, n, got))
             });
         let Some((i, n, got)) = found else { break };
@@ -325,7 +333,13 @@ impl SimHost {
         let mut next = domain.next_node;
         for candidates in [&affine, &all] {
             remaining -= interleave(
-                nodes, candidates, &mut next, remaining, &mut taken, available,
+                nodes,
+                candidates,
+                &mut next,
+                EXTENT_PAGES,
+                remaining,
+                &mut taken,
+                available,
             );
         }
         if remaining > 0 {
@@ -484,6 +498,8 @@ impl Domain {
             max_evtchn_port,
             evtchns: BTreeMap::new(),
             next_node: 0,
+            // Xen creates domains paused by the toolstack.
+            paused: true,
         }
     }
 }
@@ -567,6 +583,7 @@ impl Hypervisor for SimHost {
             domid,
             hvm: d.kind != DomainKind::Pv,
             dying: false,
+            paused: d.paused,
             tot_pages: d.tot_pages(),
             max_pages: d.max_pages,
             outstanding_pages: d.outstanding(),
@@ -673,7 +690,15 @@ impl Hypervisor for SimHost {
         let mut next = d.next_node;
         let mut taken = vec![0u64; nodes.len()];
         for candidates in [&affine, &all] {
-            need -= interleave(nodes, candidates, &mut next, need, &mut taken, unclaimed);
+            need -= interleave(
+                nodes,
+                candidates,
+                &mut next,
+                POOL_EXTENT_PAGES,
+                need,
+                &mut taken,
+                unclaimed,
+            );
         }
         d.next_node = next;
         for (mine, got) in d.shadow_pages_per_node.iter_mut().zip(taken) {
@@ -834,6 +859,19 @@ impl Hypervisor for SimHost {
         // XEN_DOMCTL_max_mem: no check against tot_pages; a domain above its
         // new maximum just cannot allocate more.
         d.max_pages = max_kib / (PAGE_SIZE_BYTES / 1024);
+        Ok(())
+    }
+
+    fn unpause_domain(&self, domid: DomId) -> Result<()> {
+        const OP: &str = "xc_domain_unpause";
+        self.enter(OP)?;
+        let mut state = self.lock();
+        let d = state.domains.get_mut(&domid).ok_or_else(|| esrch(OP))?;
+        // domain_unpause_by_systemcontroller: EINVAL when it is not paused.
+        if !d.paused {
+            return Err(einval(OP));
+        }
+        d.paused = false;
         Ok(())
     }
 }

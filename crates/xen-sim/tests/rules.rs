@@ -423,3 +423,27 @@ fn the_shadow_pool_interleaves_over_the_domains_nodes() {
     h.set_shadow_allocation_mib(d, 12).unwrap();
     assert_eq!(h.node_pages()[3].1, 16 * GIB_PAGES - 512 - 1024);
 }
+
+#[test]
+fn a_small_pool_spreads_page_by_page_not_in_superpages() {
+    // Xen grows the pool with order-0 allocations, each on the next node: a
+    // 2 MiB pool puts 128 pages on each of 4 nodes, not 512 on the first.
+    let h = host();
+    let d = domain(&h, DomainKind::Hvm, 1, 1);
+    h.set_shadow_allocation_mib(d, 2).unwrap();
+    let free: Vec<u64> = h.node_pages().iter().map(|n| n.1).collect();
+    assert_eq!(free, vec![16 * GIB_PAGES - 128; 4]);
+}
+
+#[test]
+fn a_created_domain_is_paused_until_unpaused_once() {
+    // Xen creates domains paused by the toolstack; unpausing one that is not
+    // paused is EINVAL (domain_unpause_by_systemcontroller).
+    let h = host();
+    let d = domain(&h, DomainKind::Pv, 1, 1);
+    assert!(h.domain_info(d).unwrap().paused);
+    h.unpause_domain(d).unwrap();
+    assert!(!h.domain_info(d).unwrap().paused);
+    assert_eq!(errno(h.unpause_domain(d)), "EINVAL");
+    assert_eq!(errno(h.unpause_domain(999)), "ESRCH");
+}

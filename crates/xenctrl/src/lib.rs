@@ -1,8 +1,9 @@
 //! The hypervisor interface of xen-domain-build.
 //!
-//! [`Hypervisor`] has the operations domain build needs (DESIGN §3). Two
-//! implementations: [`XenCtrl`], the host's real libxenctrl loaded at run
-//! time, and the simulated host of the `xen-sim` crate.
+//! [`Hypervisor`] has the operations domain build needs (see
+//! `docs/ARCHITECTURE.md#hypervisor-interface`). Two implementations:
+//! [`XenCtrl`], the host's real libxenctrl loaded at run time, and the
+//! simulated host of the `xen-sim` crate.
 
 mod error;
 mod real;
@@ -44,4 +45,6 @@ pub trait Hypervisor: Send + Sync {
     fn create_domain(&self, config: &DomainConfig) -> Result<DomId>;
     fn destroy_domain(&self, domid: DomId) -> Result<()>;
     fn set_max_memory_kib(&self, domid: DomId, max_kib: u64) -> Result<()>;
+    /// Lets a built domain run (domains are created paused).
+    fn unpause_domain(&self, domid: DomId) -> Result<()>;
 }

@@ -101,6 +101,8 @@ pub struct DomainInfo {
     pub domid: DomId,
     pub hvm: bool,
     pub dying: bool,
+    /// Paused by the toolstack: created domains are, until unpaused.
+    pub paused: bool,
     pub tot_pages: u64,
     pub max_pages: u64,
     pub outstanding_pages: u64,

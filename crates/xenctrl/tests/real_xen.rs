@@ -248,6 +248,18 @@ fn event_channels_are_allocated_unbound() {
 
 #[test]
 #[ignore = "needs a real Xen dom0: npm run test:xen"]
+fn a_created_domain_is_paused_until_unpaused_once() {
+    let xen = xen();
+    let d = Domain::pv(&xen);
+    assert!(xen.domain_info(d.domid).unwrap().paused);
+    xen.unpause_domain(d.domid).unwrap();
+    assert!(!xen.domain_info(d.domid).unwrap().paused);
+    // Not paused any more: Xen refuses a second unpause.
+    assert_eq!(errno(xen.unpause_domain(d.domid)), "EINVAL");
+}
+
+#[test]
+#[ignore = "needs a real Xen dom0: npm run test:xen"]
 fn destroy_and_a_domain_that_does_not_exist() {
     let xen = xen();
     let domid = Domain::pv(&xen).domid; // created and destroyed

@@ -1,14 +1,14 @@
 //! Helpers shared by the integration tests: the shared data folder, JSON
-//! topologies, and a literal reference implementation of DESIGN §4.
+//! topologies, id conversions, and a literal reference implementation of
+//! xenopsd's candidates and plans.
 #![allow(dead_code)]
 
-use numa::{LargeHostCandidates, Topology, TopologySpec};
+use numa::{LargeHostCandidates, NodeId, NodeSet, Topology, TopologySpec};
 use serde_json::Value;
 use std::path::PathBuf;
 
-/// xenopsd's topologies and decisions: the copy of `shared/data` in
-/// `__test__/fixtures/xenopsd` (checked against the original by the JS tests),
-/// or `XDB_SHARED_DATA`.
+/// xenopsd's topologies and decisions: `__test__/fixtures/xenopsd` (see its
+/// README.md), or the folder `XDB_SHARED_DATA` names.
 pub fn shared_data() -> PathBuf {
     let dir = std::env::var_os("XDB_SHARED_DATA")
         .map(PathBuf::from)
@@ -17,10 +17,20 @@ pub fn shared_data() -> PathBuf {
         });
     assert!(
         dir.is_dir(),
-        "shared data not found at {} (set XDB_SHARED_DATA)",
+        "xenopsd fixtures not found at {} (set XDB_SHARED_DATA)",
         dir.display()
     );
     dir
+}
+
+/// A node id the test knows to be in range.
+pub fn node(id: usize) -> NodeId {
+    NodeId::new(id).unwrap_or_else(|| panic!("node id {id} out of range"))
+}
+
+/// A node set as plain ids, ascending, to compare with expected lists.
+pub fn ids(nodes: NodeSet) -> Vec<usize> {
+    nodes.iter().map(NodeId::index).collect()
 }
 
 pub fn read_json(relative: &str) -> Value {
@@ -48,9 +58,9 @@ pub fn spec_from_json(v: &Value) -> TopologySpec {
             .as_array()
             .unwrap()
             .iter()
-            .map(|x| Some(x.as_u64().unwrap() as usize))
+            .map(|x| Some(node(x.as_u64().unwrap() as usize)))
             .collect(),
-        None => (0..n).map(Some).collect(),
+        None => (0..n).map(|id| Some(node(id))).collect(),
     };
     let node_cores = match v.get("node_cores") {
         Some(c) => c
@@ -73,8 +83,15 @@ pub fn topology_from_json(v: &Value) -> Topology {
     Topology::new(&spec_from_json(v)).expect("valid topology")
 }
 
-/// DESIGN §4 written out as plainly as possible: lists, full scans, no tricks.
+/// The rule written out as plainly as possible, with lists, full scans, no
+/// tricks and plain integers for ids: every non-empty subset of the valid
+/// nodes is a candidate (single nodes only past 16 valid nodes), ranked by
+/// largest then average distance; a plan takes, of the fitting candidates
+/// whose average is within 1e-3 of the first fitting one's, the least used,
+/// then the one whose descending id list is smallest.
 pub mod reference {
+    use numa::NodeId;
+
     pub const UNREACHABLE: u64 = 0xFFFF_FFFF;
 
     pub struct Host {
@@ -86,7 +103,7 @@ pub mod reference {
         pub usage: Vec<u64>,
     }
 
-    pub fn make(distances: &[Vec<i64>], cpu_to_node: &[Option<usize>], cores: &[u32]) -> Host {
+    pub fn make(distances: &[Vec<i64>], cpu_to_node: &[Option<NodeId>], cores: &[u32]) -> Host {
         let d: Vec<Vec<u64>> = distances
             .iter()
             .map(|r| {
@@ -105,7 +122,7 @@ pub mod reference {
         let valid: Vec<usize> = (0..n).filter(|&i| d[i][i] != UNREACHABLE).collect();
         let mut node_cpus = vec![Vec::new(); n];
         for (cpu, node) in cpu_to_node.iter().enumerate() {
-            if let Some(node) = *node {
+            if let Some(node) = node.map(NodeId::index) {
                 if valid.contains(&node) {
                     node_cpus[node].push(cpu);
                 }

@@ -6,13 +6,14 @@
  */
 import { randomUUID } from 'node:crypto'
 import { monitorEventLoopDelay } from 'node:perf_hooks'
-import type { VmConfig } from './build-pre.js'
-import { buildDomain, type DomainBuildEvent } from './build.js'
-import { BuildHost, type Accounting, type NumaPolicy } from './host.js'
-import { simulateHost, type SimulatedHost } from './hypervisor.js'
-import type { Placement } from './placement.js'
-import { SimulatedXenguest } from './sim-xenguest.js'
-import { domainPath } from './xenstore.js'
+import type { VmConfig } from '../build-pre.js'
+import { buildDomain, type DomainBuildEvent } from '../build.js'
+import { BuildHost, type Accounting, type NumaPolicy } from '../host.js'
+import { simulateHost, type SimulatedHost } from '../hypervisor.js'
+import type { Placement } from '../placement.js'
+import { SimulatedXenguest } from '../sim-xenguest.js'
+import { bytesOfPages, kibOfMib, MIB } from '../units.js'
+import { domainPath } from '../xenstore.js'
 
 export interface StormOptions {
   preset: string
@@ -24,8 +25,8 @@ export interface StormOptions {
   /** XenServer's node claims (default: off, as upstream Xen). */
   nodeClaims?: boolean
   /** How long the (simulated) domain builder takes per VM: 20 ms. */
-  populateLatencyMs?: number
-  /** Each build's builder time varies by up to this share either way (0). */
+  builderMs?: number
+  /** Each build's builder time varies by up to this share either way (0.5, as the CLI). */
   builderJitter?: number
   /** Builds running at once (default: all of them). */
   concurrency?: number
@@ -117,7 +118,7 @@ export function seededRandom(seed: number): () => number {
 const SIZE_UNITS = [1, 2, 1, 12]
 
 function defaultSizesMib(host: BuildHost, vms: number, load: number): number[] {
-  const hostMib = host.layout.nodeMemoryBytes.reduce<number>((sum, bytes) => sum + (bytes ?? 0), 0) / 2 ** 20
+  const hostMib = host.layout.nodeMemoryBytes.reduce<number>((sum, bytes) => sum + (bytes ?? 0), 0) / MIB
   const meanUnits = SIZE_UNITS.reduce((a, b) => a + b, 0) / SIZE_UNITS.length
   const unitMib = (load * hostMib) / (vms * meanUnits)
   // Whole multiples of 4 MiB, at least 32 MiB.
@@ -130,7 +131,7 @@ export async function runStorm(options: StormOptions): Promise<StormReport> {
   const xen = sim.hypervisor()
   // The domain builder is a process of its own (xenguest): its time passes on
   // a timer, not on one of libuv's few pool threads.
-  const builderMs = options.populateLatencyMs ?? 20
+  const builderMs = options.builderMs ?? 20
   const host = await BuildHost.create(xen, { accounting, numaPolicy: options.numaPolicy ?? 'best_effort' })
   const random = seededRandom(options.seed ?? 1)
   const sizes = options.sizesMib ?? defaultSizesMib(host, options.vms, options.load ?? 0.85)
@@ -141,15 +142,14 @@ export async function runStorm(options: StormOptions): Promise<StormReport> {
     vcpus: pick(vcpuChoices),
   }))
 
-  const jitter = options.builderJitter ?? 0
+  const jitter = options.builderJitter ?? 0.5
   const xenguest = new SimulatedXenguest(sim, {
-    buildMs: jitter > 0 ? () => builderMs * (1 - jitter + 2 * jitter * random()) : builderMs,
+    builderMs: jitter > 0 ? () => builderMs * (1 - jitter + 2 * jitter * random()) : builderMs,
   })
   const build = async ({ sizeMib, vcpus }: (typeof specs)[number]): Promise<StormVm> => {
-    const vm: VmConfig = { type: 'hvm', staticMaxKib: sizeMib * 1024, targetKib: sizeMib * 1024, vcpus }
-    // The storm measures builds: the domain is made bare (not Domain.make's whole xenstore tree, see
-    // createDomain), with the one key build_post follows, its VM's path.
+    const vm: VmConfig = { type: 'hvm', staticMaxKib: kibOfMib(sizeMib), targetKib: kibOfMib(sizeMib), vcpus }
     const domid = await xen.createDomain({ kind: 'hvm', maxVcpus: vcpus })
+    // The VM path build_post writes rtc/timeoffset under, as the toolstack that made the domain would.
     await host.xenstore.write(`${domainPath(domid)}/vm`, `/vm/${randomUUID()}`)
     try {
       const built = await buildDomain(host, domid, vm, { xenguest, image: '/usr/lib/xen/boot/hvmloader', onEvent: options.onEvent })
@@ -179,8 +179,8 @@ export async function runStorm(options: StormOptions): Promise<StormReport> {
       failed,
       inFlight: host.buildsInFlight,
       nodes: sim.nodePages().map((n, i) => ({
-        totalBytes: n.totalPages * 4096,
-        usedBytes: (n.totalPages - n.freePages) * 4096,
+        totalBytes: bytesOfPages(n.totalPages),
+        usedBytes: bytesOfPages(n.totalPages - n.freePages),
         promisedBytes: promised[i] ?? 0,
       })),
     }

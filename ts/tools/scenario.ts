@@ -1,10 +1,10 @@
 /**
- * Placement scenarios in the format of `shared/data/README.md`: one planner,
- * a list of requests, and each plan's memory taken from its nodes in
- * ascending id order, from each as much as it has.
+ * Placement scenarios in the format of `__test__/fixtures/xenopsd/README.md`:
+ * one planner, a list of requests, and each plan's memory taken from its
+ * nodes in ascending id order, from each as much as it has.
  */
-import { describe, invalidArgument, parseJsonObject } from './errors.js'
-import { NumaPlanner, type PlannerOptions } from './numa.js'
+import { describe, invalidArgument, parseJsonObject } from '../errors.js'
+import { NumaPlanner, type PlannerOptions } from '../numa.js'
 
 export interface PlacementScenario {
   distances: number[][]

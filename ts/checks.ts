@@ -1,0 +1,70 @@
+/**
+ * Checks of what a caller passes, each refusing with INVALID_ARGUMENT naming
+ * the field, so that bad input is found before the first hypercall.
+ */
+import { describe, invalidArgument } from './errors.js'
+
+/** Linux's limit on one argument of a program (MAX_ARG_STRLEN, NUL included). */
+export const MAX_ARGUMENT_BYTES = 131_072
+/** Xen's room for a PV kernel's command line (MAX_GUEST_CMDLINE, NUL included). */
+export const MAX_PV_CMDLINE_BYTES = 1024
+/** xenstore's largest value (XENSTORE_PAYLOAD_MAX). */
+export const MAX_XENSTORE_VALUE_BYTES = 4096
+/** The largest domain id a guest can have (DOMID_FIRST_RESERVED - 1). */
+export const MAX_DOMID = 0x7fef
+
+/** An options object: absent is fine (`{}`), anything but a plain object is not. */
+export function optionsObject<T extends object>(field: string, value: T | undefined | null): Partial<T> {
+  if (value === undefined) return {}
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+    throw invalidArgument(field, `expected an object, got ${describe(value)}`)
+  }
+  return value
+}
+
+/** A string without NUL bytes (it becomes a C string), of at most `maxBytes` in UTF-8. */
+export function cString(field: string, value: unknown, maxBytes = MAX_ARGUMENT_BYTES - 1): string {
+  if (typeof value !== 'string') throw invalidArgument(field, `expected a string, got ${describe(value)}`)
+  if (value.includes('\0')) throw invalidArgument(field, 'contains a NUL byte')
+  const bytes = Buffer.byteLength(value)
+  if (bytes > maxBytes) throw invalidArgument(field, `is ${bytes} bytes, more than ${maxBytes}`)
+  return value
+}
+
+export function optionalCString(field: string, value: unknown, maxBytes?: number): string | undefined {
+  return value === undefined ? undefined : cString(field, value, maxBytes)
+}
+
+export function optionalBoolean(field: string, value: unknown): void {
+  if (value !== undefined && typeof value !== 'boolean') throw invalidArgument(field, `expected a boolean, got ${describe(value)}`)
+}
+
+export function optionalFunction(field: string, value: unknown): void {
+  if (value !== undefined && typeof value !== 'function') throw invalidArgument(field, `expected a function, got ${describe(value)}`)
+}
+
+export function optionalSignal(field: string, value: unknown): void {
+  if (value !== undefined && !(value instanceof AbortSignal)) throw invalidArgument(field, `expected an AbortSignal, got ${describe(value)}`)
+}
+
+export function optionalDomid(field: string, value: unknown): void {
+  if (value !== undefined && (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0 || value > MAX_DOMID)) {
+    throw invalidArgument(field, `${describe(value)} is not a domain id from 0 to ${MAX_DOMID}`)
+  }
+}
+
+/** One of `choices`, or absent. */
+export function optionalChoice<T extends string>(field: string, value: unknown, choices: readonly T[]): T | undefined {
+  if (value === undefined) return undefined
+  if (typeof value !== 'string' || !(choices as readonly string[]).includes(value)) {
+    throw invalidArgument(field, `${describe(value)} is not one of ${choices.map((c) => JSON.stringify(c)).join(', ')}`)
+  }
+  return value as T
+}
+
+/** A positive, finite, whole number of milliseconds, or absent. */
+export function optionalMilliseconds(field: string, value: unknown): void {
+  if (value !== undefined && (typeof value !== 'number' || !Number.isSafeInteger(value) || value <= 0)) {
+    throw invalidArgument(field, `${describe(value)} is not a whole number of milliseconds above 0`)
+  }
+}
