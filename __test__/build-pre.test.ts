@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import { BuildHost, type BuildHostOptions } from '../ts/host.js'
-import { buildPre, parseTimerMode, type VmConfig } from '../ts/build-pre.js'
+import { buildPre, parseTimerMode, type BuildEvent, type VmConfig } from '../ts/build-pre.js'
 import { simulateHost, type Hypervisor, type SimulatedHost } from '../ts/index.js'
 import { InMemoryXenstore } from '../ts/xenstore.js'
 import { recording, type Call, rejected } from './helpers.js'
@@ -239,6 +239,32 @@ describe('buildPre', () => {
       expect((await t.xen.physinfo()).outstandingPages).toBe(0)
       expect(t.sim.nodePages().map((n) => n.claimedPages)).toEqual([0, 0, 0, 0])
       expect(t.host.buildsInFlight).toBe(0)
+    })
+
+    it('a claim release that fails is retried, and said in an event if it never succeeds', async () => {
+      for (const mode of ['once', 'always'] as const) {
+        const t = await setup('two-socket-4-node', { nodeClaims: false })
+        t.sim.injectFault({ operation: 'xc_evtchn_alloc_unbound', errno: 'ENOSPC', mode: 'always' })
+        const domid = await t.domain('hvm', 1)
+        const events: BuildEvent[] = []
+        const build = buildPre(t.host, domid, hvm(1, 1), {
+          onEvent: (e) => {
+            events.push(e)
+            // The claim is made: from now on releasing it fails.
+            if (e.type === 'numa.placement') t.sim.injectFault({ operation: 'xc_domain_claim_pages', errno: 'EIO', mode })
+          },
+        })
+        expect(await rejected(build)).toMatchObject({ code: 'ENOSPC', step: 'event_channels' })
+        const failed = events.filter((e) => e.type === 'claim.release.failed')
+        if (mode === 'once') {
+          // The retry released it.
+          expect(failed).toEqual([])
+          expect((await t.xen.domainInfo(domid)).outstandingPages).toBe(0)
+        } else {
+          expect(failed).toEqual([{ type: 'claim.release.failed', domid, attempts: 4, error: expect.objectContaining({ code: 'EIO' }) }])
+          expect((await t.xen.domainInfo(domid)).outstandingPages).toBeGreaterThan(0)
+        }
+      }
     })
 
     it('a claim is released when the build is cancelled after it', async () => {

@@ -48,8 +48,10 @@ describe('buildDomain on the simulated host', () => {
     expect(Object.keys(built.timingsMs)).toEqual(expect.arrayContaining(['wait_for_memory', 'numa_placement', 'xenguest', 'shadow_correction', 'build_post', 'total']))
     expect(t.calls.map((c: Call) => c[0])).toEqual([
       'domainInfo', 'setMaxVcpus', 'setMaxMemoryKib', 'setShadowAllocationMib', 'claimPagesOnNode',
-      'setVcpuAffinity', 'setVcpuAffinity', 'allocUnboundEvtchn', 'allocUnboundEvtchn', 'shadowAllocationMib',
+      'setVcpuAffinity', 'setVcpuAffinity', 'allocUnboundEvtchn', 'allocUnboundEvtchn', 'claimPages', 'shadowAllocationMib',
     ])
+    // After the builder, what is left of the claim is released.
+    expect(t.calls).toContainEqual(['claimPages', domid, 0])
     expect(xenguest.runs).toEqual([[
       '-controloutfd', '3', '-controlinfd', '4', '-mode', 'hvm_build', '-image', '/usr/lib/xen/boot/hvmloader',
       '-domid', String(domid), '-store_port', '1', '-store_domid', '0', '-console_port', '2', '-console_domid', '0',

@@ -103,7 +103,7 @@ describe('the simulated host through the binding', () => {
     expect(layout.distances).toEqual(amd.distances)
     expect(layout.cpuToNode).toEqual(amd.cpu_to_node)
     expect(layout.nodeCores).toEqual(amd.node_cores)
-    expect(new NumaPlanner(layout).candidates()).toHaveLength(255)
+    expect([...new NumaPlanner(layout).candidates()]).toHaveLength(255)
     expect(simulatorPresets().map((p) => p.name)).toContain('qemu-2-node')
   })
 })
@@ -180,6 +180,7 @@ describe('xen-domain-build storm', () => {
 
   it('refuses bad options with exit code 2', () => {
     expect(cli(['storm', '--sim', 'qemu-2-node', '--vms', '0']).status).toBe(2)
+    expect(cli(['storm', '--sim', 'qemu-2-node', '--vms', '2', '--concurrency', '0']).stderr).toContain('--concurrency: at least 1')
     expect(cli(['storm', '--sim', 'qemu-2-node', '--vms', '2', '--accounting', 'magic']).stderr).toContain('--accounting: magic')
     expect(cli(['storm', '--vms', '2']).stderr).toContain('storm needs --sim')
   })

@@ -70,9 +70,9 @@ describe('NumaPlanner', () => {
       })
       if (s.expected_candidates === null) {
         expect(planner.numaOffReason, s.name).not.toBeNull()
-        expect(planner.candidates(), s.name).toEqual([])
+        expect([...planner.candidates()], s.name).toEqual([])
       } else {
-        expect(planner.candidates().map((c) => [c.averageDistance, c.nodes]), s.name).toEqual(s.expected_candidates)
+        expect([...planner.candidates()].map((c) => [c.averageDistance, c.nodes]), s.name).toEqual(s.expected_candidates)
       }
     }
   })
@@ -135,5 +135,29 @@ describe('NumaPlanner', () => {
       ),
       { numRuns: 2000 },
     )
+  })
+})
+
+describe('candidates on the largest host the engine takes', () => {
+  it('are made one at a time: the first of 65,535 on a 16-node host of 16,384 CPUs comes at once', () => {
+    const nodes = 16
+    const topology = {
+      distances: Array.from({ length: nodes }, (_, i) => Array.from({ length: nodes }, (_, j) => (i === j ? 10 : 20))),
+      cpuToNode: Array.from({ length: 16_384 }, (_, cpu) => Math.floor(cpu / 1024)),
+      nodeCores: Array(nodes).fill(512),
+    }
+    const planner = new NumaPlanner(topology)
+    expect(planner.candidateCount).toBe(65_535)
+    const first = planner.candidates().next()
+    expect(first.done).toBe(false)
+    expect(first.value?.nodes).toEqual([0])
+    expect(first.value?.cpus).toHaveLength(1024)
+    // Walking them all without keeping them holds one at a time.
+    let count = 0
+    for (const candidate of planner.candidates()) {
+      if (candidate.nodes.length === 1) count++
+      if (count === nodes) break
+    }
+    expect(count).toBe(nodes)
   })
 })

@@ -97,7 +97,7 @@ describe('the real runner, against a fake xenguest', () => {
     ['crash', /was killed by SIGSEGV without a result/],
     ['exit-no-result', /exited with code 3 without a result/],
     ['garbage', /a control line without a prefix: "this line has no prefix"/],
-    ['huge', /a control line longer than 65536 bytes/],
+    ['huge', /a control line longer than 65536 characters/],
     ['suspend', /unexpected suspend request/],
     ['malformed-result', /malformed result: "not-a-number 5"/],
   ])('%s: a protocol error that says what happened', async (mode, message) => {

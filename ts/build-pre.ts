@@ -8,7 +8,7 @@ import { MAX_DOMID, optionalFunction, optionalMilliseconds, optionalSignal, opti
 import { aborted, describe, invalidArgument, XenDomainBuildError } from './errors.js'
 import { BuildHost } from './host.js'
 import { checkVmMemory, memoryModel, type MemoryModel, type VmMemory } from './memory.js'
-import { placeDomain, type Placement } from './placement.js'
+import { placeDomain, releaseClaim, type ClaimReleaseFailed, type Placement } from './placement.js'
 import { StepRunner, type StepEvent } from './step.js'
 import { kibOfMib, MIB, pagesOfMib } from './units.js'
 import type { WaitProgress } from './wait-memory.js'
@@ -24,6 +24,7 @@ export type BuildEvent =
   | ({ type: 'memory.wait'; domid: number } & WaitProgress)
   | { type: 'numa.placement'; domid: number; placement: Placement }
   | { type: 'info'; domid: number; message: string }
+  | ClaimReleaseFailed
 
 export interface BuildPreOptions {
   signal?: AbortSignal
@@ -47,6 +48,12 @@ export interface BuildPreResult {
   memoryPopulated(): void
   /** Releases the claim and the promise: for a build that fails or is cancelled later. */
   release(): Promise<void>
+  /**
+   * After the builder: releases what the claim still holds, if anything (a
+   * builder need not consume all of it); a failure is an event, not a
+   * failed build.
+   */
+  releaseUnusedClaim(): Promise<void>
 }
 
 /**
@@ -113,9 +120,7 @@ export async function buildPre(
     if (released) return
     released = true
     reservation.release()
-    if (placement?.claim === 'node' || placement?.claim === 'host') {
-      await xen.claimPages(domid, 0).catch(() => undefined)
-    }
+    if (placement?.claim === 'node' || placement?.claim === 'host') await releaseClaim(xen, domid, onEvent)
   }
 
   reservation.expectPool(memory.shadowMib * MIB)
@@ -176,7 +181,7 @@ export async function buildPre(
       )
     }
     placement = await step('numa_placement', () =>
-      placeDomain(host, reservation, { vcpus: vm.vcpus, claimPages: memory.buildClaimPages, hardAffinityCpus: masks?.flat() ?? null }, signal),
+      placeDomain(host, reservation, { vcpus: vm.vcpus, claimPages: memory.buildClaimPages, hardAffinityCpus: masks?.flat() ?? null }, signal, onEvent),
     )
     onEvent?.({ type: 'numa.placement', domid, placement })
     const [storePort, consolePort] = await step('event_channels', async () => [
@@ -191,6 +196,9 @@ export async function buildPre(
       placement,
       timingsMs: steps.timingsMs,
       memoryPopulated: () => reservation.populated(),
+      releaseUnusedClaim: async () => {
+        if (placement?.claim === 'node' || placement?.claim === 'host') await releaseClaim(xen, domid, onEvent)
+      },
       release,
     }
   } catch (error) {

@@ -204,8 +204,10 @@ async function build(host: BuildHost, domid: number, vm: VmConfig, given: BuildD
         onEvent: (event) => emit({ ...event, domid }),
       }),
     )
-    // xenguest populated the memory: Xen counts it now.
+    // xenguest populated the memory: Xen counts it now. What it did not take
+    // of the claim is released, whatever the builder does about it.
     built.memoryPopulated()
+    await timed('claim_release', () => built.releaseUnusedClaim())
     if (vm.type !== 'pv') {
       await timed('shadow_correction', async () => {
         const actual = await host.hypervisor.shadowAllocationMib(domid)

@@ -26,22 +26,32 @@ declare module '../native/binding.js' {
 
 let loaded: typeof Binding | undefined
 
+const PREPARED = Symbol.for('xen-domain-build.prepared')
+
+/** Errors mapped on every native method, and `Symbol.asyncDispose` on Hypervisor. */
+function prepare(native: typeof Binding): void {
+  const hypervisorSync = new Set(['close'])
+  mapErrorsOf(native.Hypervisor.prototype, (name) => !hypervisorSync.has(name))
+  mapErrorsOf(native.SimulatedHost.prototype, (name) => name === 'populate')
+  mapErrorsOf(native.NativeXenstore.prototype, (name) => name !== 'close')
+  // NativePlanner is left as it is: its one user, NumaPlanner, maps its
+  // errors with the same fromNative, and the plan call stays one hop.
+  // `await using hypervisor = ...`: the native class gets its dispose here.
+  Object.defineProperty(native.Hypervisor.prototype, Symbol.asyncDispose, {
+    value: async function (this: Binding.Hypervisor) {
+      this.close()
+    },
+  })
+  Object.defineProperty(native.Hypervisor.prototype, PREPARED, { value: true })
+}
+
 export function binding(): typeof Binding {
   if (loaded === undefined) {
     try {
       loaded = require('../native/binding.js') as typeof Binding
-      const hypervisorSync = new Set(['close'])
-      mapErrorsOf(loaded.Hypervisor.prototype, (name) => !hypervisorSync.has(name))
-      mapErrorsOf(loaded.SimulatedHost.prototype, (name) => name === 'populate')
-      mapErrorsOf(loaded.NativeXenstore.prototype, (name) => name !== 'close' && name !== 'libraryName')
-      // NativePlanner is left as it is: its one user, NumaPlanner, maps its
-      // errors with the same fromNative, and the plan call stays one hop.
-      // `await using hypervisor = ...`: the native class gets its dispose here.
-      Object.defineProperty(loaded.Hypervisor.prototype, Symbol.asyncDispose, {
-        value: async function (this: Binding.Hypervisor) {
-          this.close()
-        },
-      })
+      // The binding is one CommonJS module, shared by every copy of this
+      // loader in the process: prepare its classes once.
+      if (!Object.hasOwn(loaded.Hypervisor.prototype, PREPARED)) prepare(loaded)
     } catch (cause) {
       const platform = require('../scripts/platform.cjs') as Platform
       throw new XenDomainBuildError(

@@ -2,7 +2,7 @@
  * NUMA placement: xenopsd's decisions, made by the Rust engine. The rules:
  * docs/ARCHITECTURE.md#numa-placement.
  */
-import type { LargeHostCandidates, NativePlanner } from '../native/binding.js'
+import type { LargeHostCandidates, NativeCandidate, NativePlanner } from '../native/binding.js'
 import { optionsObject } from './checks.js'
 import { describe, fromNative, invalidArgument } from './errors.js'
 import { binding } from './native.js'
@@ -156,23 +156,43 @@ export class NumaPlanner {
     return this.#native.usage()
   }
 
-  /** Every candidate node set, best first; empty when NUMA placement is off. */
-  candidates(): NumaCandidate[] {
-    return Array.from({ length: this.#native.candidateCount }, (_, i) => this.#candidate(i))
+  /** How many candidate node sets the host has (0 when NUMA placement is off). */
+  get candidateCount(): number {
+    return this.#native.candidateCount
   }
 
+  /**
+   * Every candidate node set, best first, made one at a time as it is
+   * iterated: a 16-node host has 65,535, each with its CPUs, which are not
+   * to be built all at once. Empty when NUMA placement is off.
+   */
+  *candidates(): Generator<NumaCandidate, void, undefined> {
+    const count = this.#native.candidateCount
+    for (let index = 0; index < count; index++) yield this.#plans[index] ?? this.#read(index)
+  }
+
+  /** A chosen plan, kept: the same object each time it is chosen. */
   #candidate(index: number): NumaCandidate {
     let candidate = this.#plans[index]
     if (candidate === undefined) {
-      const c = this.#native.candidate(index)
-      candidate = Object.freeze({
-        nodes: Object.freeze(c.nodes),
-        cpus: Object.freeze(c.cpus),
-        maxDistance: c.maxDistance,
-        averageDistance: c.averageDistance,
-      })
+      candidate = this.#read(index)
       this.#plans[index] = candidate
     }
     return candidate
+  }
+
+  #read(index: number): NumaCandidate {
+    let c: NativeCandidate
+    try {
+      c = this.#native.candidate(index)
+    } catch (error) {
+      throw fromNative(error)
+    }
+    return Object.freeze({
+      nodes: Object.freeze(c.nodes),
+      cpus: Object.freeze(c.cpus),
+      maxDistance: c.maxDistance,
+      averageDistance: c.averageDistance,
+    })
   }
 }

@@ -44,6 +44,37 @@ export interface Placement {
   waitedForInFlightMs?: number
 }
 
+/** A claim release that failed even after retries: the claim stays until the domain goes. */
+export type ClaimReleaseFailed = { type: 'claim.release.failed'; domid: number; attempts: number; error: unknown }
+
+/** Delays between attempts to release a claim (ms): four tries over about a third of a second. */
+const RELEASE_RETRY_MS = [10, 50, 250]
+
+/**
+ * Releases a domain's claim (claims 0 pages). A failure is retried; if the
+ * last attempt fails too, it is said in an event with its error, never
+ * swallowed: a claim left behind makes later builds fail.
+ */
+export async function releaseClaim(
+  xen: BuildHost['hypervisor'],
+  domid: number,
+  onEvent?: (event: ClaimReleaseFailed) => void,
+): Promise<boolean> {
+  let error: unknown
+  for (let attempt = 0; attempt <= RELEASE_RETRY_MS.length; attempt++) {
+    try {
+      await xen.claimPages(domid, 0)
+      return true
+    } catch (failed) {
+      error = failed
+      const delayMs = RELEASE_RETRY_MS[attempt]
+      if (delayMs !== undefined) await new Promise((r) => setTimeout(r, delayMs))
+    }
+  }
+  onEvent?.({ type: 'claim.release.failed', domid, attempts: RELEASE_RETRY_MS.length + 1, error })
+  return false
+}
+
 function isCode(error: unknown, code: string): boolean {
   return error instanceof XenDomainBuildError && error.code === code
 }
@@ -64,7 +95,16 @@ function abortable<T>(promise: Promise<T>, signal: AbortSignal | undefined, what
  * its memory will land. On ENOMEM from a host-wide claim it throws (the
  * build cannot go on); any claim it made is then released.
  */
-export function placeDomain(host: BuildHost, reservation: Reservation, request: PlacementRequest, signal?: AbortSignal): Promise<Placement> {
+export function placeDomain(
+  host: BuildHost,
+  reservation: Reservation,
+  request: PlacementRequest,
+  signal?: AbortSignal,
+  onEvent?: (event: ClaimReleaseFailed) => void,
+): Promise<Placement> {
+  // A build queued for the lock is rejected as soon as it is aborted. The
+  // build inside the section finishes its hypercall in flight first, so that
+  // when it rejects, what it claimed is already released.
   return host.placementLock.run(async () => {
     const claim = { made: false }
     try {
@@ -72,7 +112,7 @@ export function placeDomain(host: BuildHost, reservation: Reservation, request: 
     } catch (error) {
       // Whatever failed after a claim: release it, forget the promise.
       reservation.release()
-      if (claim.made) await host.hypervisor.claimPages(reservation.domid, 0).catch(() => undefined)
+      if (claim.made) await releaseClaim(host.hypervisor, reservation.domid, onEvent)
       throw error
     }
   }, signal)

@@ -26,8 +26,10 @@ export class SimulatedXenguest implements XenguestRunner {
   readonly readsHostFiles = false
   readonly #sim: SimulatedHost
   readonly #options: SimulatedXenguestOptions
-  /** The arguments of every run, in order. */
+  /** The arguments of the latest runs (at most KEPT_RUNS), oldest first. */
   readonly runs: string[][] = []
+  /** How many runs `runs` keeps: a long-lived host must not grow with every build. */
+  static readonly KEPT_RUNS = 100
 
   constructor(sim: SimulatedHost, options: SimulatedXenguestOptions = {}) {
     this.#sim = sim
@@ -36,6 +38,7 @@ export class SimulatedXenguest implements XenguestRunner {
 
   async run(args: readonly string[], options: XenguestRunOptions = {}): Promise<XenguestResult> {
     this.runs.push([...args])
+    if (this.runs.length > SimulatedXenguest.KEPT_RUNS) this.runs.shift()
     const domid = Number(argument(args, '-domid'))
     const startMib = Number(argument(args, '-mem_start_mib'))
     const mode = argument(args, '-mode') ?? ''

@@ -16,7 +16,8 @@ const xen = await openHypervisor()
 check('open', xen.version.major === 4 && xen.version.minor === 17 && !xen.simulated, xen.version)
 const host = await BuildHost.create(xen, { numaPolicy: 'best_effort' })
 check('topology', JSON.stringify(host.layout.distances) === '[[10,21],[21,10]]' && host.planner.numaOffReason === null, host.layout)
-check('candidates', host.planner.candidates().map((c) => c.nodes.join(',')).join(' ') === '0 1 0,1', host.planner.candidates())
+const candidates = [...host.planner.candidates()]
+check('candidates', candidates.map((c) => c.nodes.join(',')).join(' ') === '0 1 0,1', candidates)
 
 const domid = await xen.createDomain({ kind: 'pv', maxVcpus: 2 })
 try {

@@ -74,6 +74,8 @@ export async function storm(args: string[], out: Out): Promise<number> {
   if (values.sim === undefined) throw new UsageError('storm needs --sim PRESET (see --help)')
   simulated(values.sim)
   const vms = wholeNumber('--vms', values.vms)
+  const concurrency = values.concurrency === undefined ? undefined : wholeNumber('--concurrency', values.concurrency)
+  if (concurrency === 0) throw new UsageError('--concurrency: at least 1')
   if (vms < 1) throw new UsageError('--vms: at least 1')
   const modes = values.accounting === 'both' ? (['in-flight', 'xenopsd'] as const) : [values.accounting]
   for (const mode of modes) {
@@ -93,7 +95,7 @@ export async function storm(args: string[], out: Out): Promise<number> {
       accounting,
       nodeClaims: values['node-claims'],
       seed: wholeNumber('--seed', values.seed, 1),
-      concurrency: values.concurrency === undefined ? undefined : wholeNumber('--concurrency', values.concurrency),
+      concurrency,
       builderMs,
       load,
       builderJitter: 0.5,

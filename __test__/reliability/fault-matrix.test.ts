@@ -1,0 +1,364 @@
+/**
+ * Issue 15, the fault matrix: every hypervisor call site of a build × errnos ×
+ * kinds of VM, on the simulated host with the simulated xenguest.
+ *
+ * The call sites are found, not listed: one clean build per kind runs through
+ * a recording proxy; each call (method, how-many-th call of it) is a site, and
+ * the step it belongs to is the step whose `step` event follows it. A cell
+ * then fails exactly that call: the proxy injects a `once` fault on its
+ * libxenctrl operation just before the call reaches the simulator.
+ *
+ * Each cell: the build succeeds (only where the errno is tolerated at that
+ * site) or rejects with a XenDomainBuildError whose code is the errno's name
+ * (XENGUEST_FAILED for the builder's own populate) and whose step is the
+ * site's step; afterwards no claim anywhere, an empty ledger, and the next
+ * build on the same host succeeds.
+ *
+ * Release-failure cells: after the claim is made, every xc_domain_claim_pages
+ * fails ('always'), and a later site fails too: the build must say that its
+ * claim could not be released (`claim.release.failed` event).
+ */
+import { afterAll, describe, expect, it } from 'vitest'
+import { buildDomain, type DomainBuildEvent } from '../../ts/build.js'
+import { XenDomainBuildError } from '../../ts/errors.js'
+import { BuildHost, type NumaPolicy } from '../../ts/host.js'
+import { simulateHost, type SimulatedHost } from '../../ts/index.js'
+import type { VmConfig } from '../../ts/build-pre.js'
+import { SimulatedXenguest } from '../../ts/sim-xenguest.js'
+import { InMemoryXenstore } from '../../ts/xenstore.js'
+import { brief, instrument, leaks, OPERATION, type Recorded, type Trap } from './harness.js'
+
+const GIB_KIB = 1024 * 1024
+const ERRNOS = ['EINVAL', 'ENOMEM', 'ESRCH', 'EAGAIN', 'EIO', 'EACCES', 'ENOSYS'] as const
+type Errno = (typeof ERRNOS)[number]
+
+interface Kind {
+  name: string
+  domain: 'hvm' | 'pv' | 'pvh'
+  vm: VmConfig
+  policy?: NumaPolicy
+  /** PVH: the simulated builder lowers the shadow pool, so shadow_correction sets it back (one more site). */
+  lowerShadowToMib?: number
+  modules?: { path: string; cmdline?: string }[]
+}
+
+const KINDS: Kind[] = [
+  { name: 'HVM', domain: 'hvm', vm: { type: 'hvm', staticMaxKib: GIB_KIB, targetKib: GIB_KIB, videoMib: 8, vcpus: 2 } },
+  { name: 'PV', domain: 'pv', vm: { type: 'pv', staticMaxKib: GIB_KIB, targetKib: GIB_KIB, vcpus: 1 } },
+  {
+    name: 'PVH',
+    domain: 'pvh',
+    vm: { type: 'pvh', staticMaxKib: GIB_KIB, targetKib: GIB_KIB, vcpus: 1 },
+    lowerShadowToMib: 1,
+    modules: [{ path: '/boot/initrd', cmdline: 'quiet' }],
+  },
+  { name: 'HVM hard affinity', domain: 'hvm', vm: { type: 'hvm', staticMaxKib: GIB_KIB, targetKib: GIB_KIB, videoMib: 8, vcpus: 2, hardAffinity: [[4, 5]] } },
+  { name: 'HVM policy any', domain: 'hvm', vm: { type: 'hvm', staticMaxKib: GIB_KIB, targetKib: GIB_KIB, videoMib: 8, vcpus: 2 }, policy: 'any' },
+]
+const CONFIGS = KINDS.flatMap((kind) => [true, false].map((nodeClaims) => ({ kind, nodeClaims, label: `${kind.name}, node claims ${nodeClaims ? 'on' : 'off'}` })))
+type Config = (typeof CONFIGS)[number]
+
+interface Site {
+  method: string
+  nth: number
+  step: string
+}
+
+interface Fixture {
+  sim: SimulatedHost
+  host: BuildHost
+  xenstore: InMemoryXenstore
+  log: Recorded[]
+  counts: Map<string, number>
+  trap: { current?: Trap }
+  xenguest: SimulatedXenguest
+  domain(): Promise<number>
+}
+
+async function fixture(config: Config): Promise<Fixture> {
+  const sim = simulateHost({ preset: 'two-socket-4-node', nodeClaims: config.nodeClaims })
+  const log: Recorded[] = []
+  const counts = new Map<string, number>()
+  const trap: { current?: Trap } = {}
+  const xen = instrument(sim.hypervisor(), log, counts, () => trap.current)
+  const xenstore = new InMemoryXenstore()
+  const host = await BuildHost.create(xen, { xenstore, numaPolicy: config.kind.policy ?? 'best_effort' })
+  const simProxy = instrument(sim, log, counts, () => trap.current)
+  const xenguest = new SimulatedXenguest(simProxy, { builderMs: 0, lowerShadowToMib: config.kind.lowerShadowToMib })
+  const domain = async () => {
+    const domid = await sim.hypervisor().createDomain({ kind: config.kind.domain, maxVcpus: config.kind.vm.vcpus })
+    await xenstore.write(`/local/domain/${domid}/vm`, `/vm/vm-of-${domid}`)
+    // A timer mode, so that HVM and PVH builds set it (one more site).
+    await xenstore.write(`/local/domain/${domid}/platform/timer_mode`, '1')
+    return domid
+  }
+  // BuildHost.create's own reads are not a build's.
+  log.length = 0
+  counts.clear()
+  return { sim, host, xenstore, log, counts, trap, xenguest, domain }
+}
+
+function build(f: Fixture, config: Config, domid: number, onEvent?: (e: DomainBuildEvent) => void) {
+  return buildDomain(f.host, domid, config.kind.vm, {
+    xenguest: f.xenguest,
+    image: 'kernel',
+    cmdline: 'console=hvc0',
+    modules: config.kind.modules,
+    onEvent,
+  })
+}
+
+/** Runs one clean build and lists its call sites, each with its step. */
+async function discover(config: Config): Promise<Site[]> {
+  const f = await fixture(config)
+  const domid = await f.domain()
+  f.log.length = 0
+  f.counts.clear()
+  // Calls and step ends, interleaved: a call belongs to the step that ends next.
+  const timeline: ({ call: Recorded } | { step: string })[] = []
+  const logged = f.log
+  let seen = 0
+  await build(f, config, domid, (e) => {
+    for (; seen < logged.length; seen++) timeline.push({ call: logged[seen] as Recorded })
+    if (e.type === 'step') timeline.push({ step: e.step })
+  })
+  for (; seen < logged.length; seen++) timeline.push({ call: logged[seen] as Recorded })
+  const sites: Site[] = []
+  let pending: Recorded[] = []
+  for (const entry of timeline) {
+    if ('call' in entry) pending.push(entry.call)
+    else {
+      for (const call of pending) sites.push({ method: call.method, nth: call.nth, step: entry.step })
+      pending = []
+    }
+  }
+  // Calls after the last step (none expected): attributed to no step.
+  for (const call of pending) sites.push({ method: call.method, nth: call.nth, step: '(after the last step)' })
+  return sites
+}
+
+/** Where the build is meant to go on despite the errno. */
+function tolerated(site: Site, errno: Errno, config: Config): boolean {
+  switch (site.method) {
+    // Node claim: ENOMEM → no node placement; anything else → no node claims here. Both go on.
+    case 'claimPagesOnNode':
+      return true
+    // Host-wide claim: anything but ENOMEM means "this Xen has no claims".
+    case 'claimPages':
+      return errno !== 'ENOMEM'
+    // Node memory unavailable: no placement, a host-wide claim still (not on the hard-affinity path).
+    case 'numaInfo':
+      return site.step === 'numa_placement' && config.kind.vm.hardAffinity === undefined
+    // The memory watcher retries a transient error (issue 15).
+    case 'physinfo':
+      return errno === 'EAGAIN'
+    default:
+      return false
+  }
+}
+
+interface Cell {
+  config: string
+  site: string
+  errno: string
+  outcome: string
+  problems: string[]
+}
+
+const summary = { cells: 0, bad: 0, built: 0, releaseCells: 0, releaseBad: 0 }
+const badCells: Cell[] = []
+const badReleaseCells: Cell[] = []
+
+afterAll(() => {
+  console.log(
+    `fault matrix: ${summary.cells} cells tried (${summary.built} built despite the fault, ${summary.cells - summary.built} rejected), ${summary.bad} bad; release-failure cells: ${summary.releaseCells} tried, ${summary.releaseBad} bad`,
+  )
+})
+
+/** After a cell: faults off, no claim, empty ledger, and a next build that succeeds. */
+async function afterCell(f: Fixture, config: Config, domids: number[], problems: string[]): Promise<void> {
+  f.trap.current = undefined
+  f.sim.clearFaults()
+  problems.push(...(await leaks(f.sim, f.host, domids)))
+  const next = await f.domain()
+  try {
+    await build(f, config, next)
+  } catch (error) {
+    problems.push(`the next build failed: ${brief(error)}`)
+  }
+  problems.push(...(await leaks(f.sim, f.host, [next])).map((p) => `after the next build: ${p}`))
+}
+
+async function runCell(config: Config, site: Site, errno: Errno): Promise<Cell> {
+  const f = await fixture(config)
+  const domid = await f.domain()
+  f.log.length = 0
+  f.counts.clear()
+  const operation = OPERATION[site.method]
+  const problems: string[] = []
+  if (operation === undefined) problems.push(`no libxenctrl operation known for method ${site.method}`)
+  f.trap.current = {
+    method: site.method,
+    nth: site.nth,
+    arm: () => f.sim.injectFault({ operation: operation ?? site.method, errno, mode: 'once' }),
+  }
+  let outcome: string
+  try {
+    await build(f, config, domid)
+    outcome = 'built'
+    if (!tolerated(site, errno, config)) problems.push(`built, though ${errno} at ${site.method}#${site.nth} is not tolerated there`)
+  } catch (error) {
+    outcome = brief(error)
+    const expectedCode = site.method === 'populate' ? 'XENGUEST_FAILED' : errno
+    if (!(error instanceof XenDomainBuildError)) problems.push(`not a XenDomainBuildError: ${outcome}`)
+    else {
+      if (error.code !== expectedCode) problems.push(`code ${error.code}, expected ${expectedCode}`)
+      if (error.step !== site.step) problems.push(`step ${String(error.step)}, expected ${site.step}`)
+      if (error.domid !== domid) problems.push(`domid ${String(error.domid)}, expected ${domid}`)
+      if (expectedCode === errno && error.operation !== operation) problems.push(`operation ${String(error.operation)}, expected ${operation}`)
+    }
+  }
+  await afterCell(f, config, [domid], problems)
+  return { config: config.label, site: `${site.method}#${site.nth}@${site.step}`, errno, outcome, problems }
+}
+
+/**
+ * A release-failure cell: once the build has its claim, every
+ * xc_domain_claim_pages fails with `releaseErrno`, and `site` fails with `errno`.
+ */
+async function runReleaseCell(config: Config, site: Site, errno: Errno, releaseErrno: Errno): Promise<Cell> {
+  const f = await fixture(config)
+  const domid = await f.domain()
+  f.log.length = 0
+  f.counts.clear()
+  const operation = OPERATION[site.method] ?? site.method
+  const problems: string[] = []
+  const events: DomainBuildEvent[] = []
+  f.trap.current = { method: site.method, nth: site.nth, arm: () => f.sim.injectFault({ operation, errno, mode: 'once' }) }
+  let outcome = 'built'
+  let claim: string | undefined
+  try {
+    await build(f, config, domid, (e) => {
+      events.push(e)
+      if (e.type === 'numa.placement') {
+        claim = e.placement.claim
+        // The claim is made: from now on, releasing it fails.
+        f.sim.injectFault({ operation: 'xc_domain_claim_pages', errno: releaseErrno, mode: 'always' })
+      }
+    })
+    problems.push('built, though a later site failed')
+  } catch (error) {
+    outcome = brief(error)
+    if (!(error instanceof XenDomainBuildError)) problems.push(`not a XenDomainBuildError: ${outcome}`)
+  }
+  if (claim !== 'node' && claim !== 'host') problems.push(`no claim was made (${String(claim)}): not a release-failure cell`)
+  const event = events.find((e) => (e as { type: string }).type === 'claim.release.failed') as
+    | { type: 'claim.release.failed'; domid: number; error: unknown }
+    | undefined
+  if (event === undefined) {
+    problems.push('no claim.release.failed event: the failed release was silent')
+  } else {
+    if (event.domid !== domid) problems.push(`claim.release.failed domid ${event.domid}, expected ${domid}`)
+    const e = event.error as { code?: string } | undefined
+    if (!(e instanceof XenDomainBuildError) || e.code !== releaseErrno) problems.push(`claim.release.failed error ${brief(e)}, expected code ${releaseErrno}`)
+  }
+  // The claim may be stuck now (Xen refused to drop it): destroying the domain drops it.
+  f.trap.current = undefined
+  f.sim.clearFaults()
+  await f.sim.hypervisor().destroyDomain(domid)
+  await afterCell(f, config, [], problems)
+  return { config: config.label, site: `${site.method}#${site.nth}@${site.step} + release ${releaseErrno}`, errno, outcome, problems }
+}
+
+const sitesOf = new Map<string, Site[]>()
+
+describe('fault matrix: every call site × errno × kind', () => {
+  it('finds the call sites of each kind of build', async () => {
+    for (const config of CONFIGS) {
+      const sites = await discover(config)
+      sitesOf.set(config.label, sites)
+      console.log(`call sites, ${config.label}: ${sites.map((s) => `${s.method}#${s.nth}@${s.step}`).join(' ')}`)
+      expect(sites.length, config.label).toBeGreaterThan(5)
+      for (const site of sites) expect(OPERATION[site.method], `${config.label}: ${site.method}`).toBeDefined()
+    }
+    // Every kind reaches the hypervisor in the steps it should.
+    const steps = (label: string) => new Set(sitesOf.get(label)?.map((s) => s.step))
+    expect([...steps('HVM, node claims on')]).toEqual(expect.arrayContaining(['domain_info', 'wait_for_memory', 'timer_mode', 'max_vcpus', 'shadow_allocation', 'numa_placement', 'event_channels', 'xenguest', 'shadow_correction']))
+    expect([...steps('PV, node claims off')]).toEqual(expect.arrayContaining(['memmap_limit', 'numa_placement']))
+    expect([...steps('HVM hard affinity, node claims on')]).toContain('hard_affinity')
+  })
+
+  for (const config of CONFIGS) {
+    it(`${config.label}: each site × ${ERRNOS.join(', ')}`, async () => {
+      const sites = sitesOf.get(config.label) ?? (await discover(config))
+      const bad: Cell[] = []
+      for (const site of sites) {
+        for (const errno of ERRNOS) {
+          const cell = await runCell(config, site, errno)
+          summary.cells++
+          if (cell.outcome === 'built') summary.built++
+          if (cell.problems.length > 0) {
+            summary.bad++
+            bad.push(cell)
+          }
+        }
+      }
+      badCells.push(...bad)
+      expect(bad.map((c) => `${c.site} ${c.errno} → ${c.outcome}: ${c.problems.join('; ')}`)).toEqual([])
+    })
+  }
+})
+
+describe('fault matrix: the claim release fails too', () => {
+  const withClaims = CONFIGS.filter((c) => c.kind.policy !== 'any' && c.kind.vm.hardAffinity === undefined)
+  for (const config of withClaims) {
+    it(`${config.label}: a later site fails and so does every release of the claim`, async () => {
+      const sites = sitesOf.get(config.label) ?? (await discover(config))
+      const placed = sites.findIndex((s) => s.step === 'numa_placement')
+      const later = sites.slice(placed).filter((s) => s.step !== 'numa_placement' && s.method !== 'claimPages')
+      expect(later.length).toBeGreaterThan(0)
+      const bad: Cell[] = []
+      for (const site of later) {
+        for (const [i, errno] of ERRNOS.entries()) {
+          const releaseErrno = ERRNOS[(i + 1) % ERRNOS.length] as Errno
+          const cell = await runReleaseCell(config, site, errno, releaseErrno)
+          summary.releaseCells++
+          if (cell.problems.length > 0) {
+            summary.releaseBad++
+            bad.push(cell)
+          }
+        }
+      }
+      badReleaseCells.push(...bad)
+      expect(bad.map((c) => `${c.site} ${c.errno} → ${c.outcome}: ${c.problems.join('; ')}`)).toEqual([])
+    })
+  }
+})
+
+describe('fault matrix: a fault that does not go away', () => {
+  for (const errno of ['EAGAIN', 'EIO'] as const) {
+    it(`physinfo fails with ${errno} on every call: the wait for memory ends (no endless retry) and nothing leaks`, async () => {
+      const config = CONFIGS[0] as Config
+      const f = await fixture(config)
+      const domid = await f.domain()
+      f.sim.injectFault({ operation: 'xc_physinfo', errno, mode: 'always' })
+      const started = performance.now()
+      let outcome: unknown
+      try {
+        await buildDomain(f.host, domid, config.kind.vm, { xenguest: f.xenguest, image: 'kernel', memoryTimeoutMs: 500 })
+        outcome = 'built'
+      } catch (error) {
+        outcome = error
+      }
+      const ms = performance.now() - started
+      expect(outcome, brief(outcome)).toBeInstanceOf(XenDomainBuildError)
+      expect(outcome).toMatchObject({ step: 'wait_for_memory', domid })
+      expect(['EAGAIN', 'EIO', 'TIMEOUT', 'NOT_ENOUGH_MEMORY']).toContain((outcome as XenDomainBuildError).code)
+      // A generous "did not hang" bound: the memory timeout is 500 ms.
+      expect(ms).toBeLessThan(10_000)
+      const problems: string[] = []
+      await afterCell(f, config, [domid], problems)
+      expect(problems).toEqual([])
+    })
+  }
+})
