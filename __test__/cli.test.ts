@@ -37,7 +37,7 @@ describe('xen-domain-build plan', () => {
       [['plan', '--sim', 'nope', '--vcpus', '1', '--memory-mib', '1'], undefined, /unknown host nope/],
       [['plan', '--sim', 'two-socket-4-node', '--vcpus', 'x', '--memory-mib', '1'], undefined, /--vcpus: x is not a whole number/],
       [['plan', '--frobnicate'], undefined, /Unknown option '--frobnicate'/],
-      [['frobnicate'], undefined, /unknown command frobnicate/],
+      [['frobnicate'], undefined, /unknown command "frobnicate" \(see xen-domain-build --help\)/],
     ]
     for (const [args, input, message] of cases) {
       const run = cli(args, input)

@@ -124,11 +124,17 @@ export class BuildHost {
   }
 
   static async create(hypervisor: Hypervisor, given?: BuildHostOptions): Promise<BuildHost> {
+    const xen = hypervisor as Partial<Hypervisor> | null
+    if (xen === null || typeof xen !== 'object' || ['physinfo', 'numaInfo', 'cpuTopology'].some((m) => typeof xen[m as keyof Hypervisor] !== 'function')) {
+      throw invalidArgument('hypervisor', `expected a Hypervisor (openHypervisor(), simulateHost(...).hypervisor()), got ${describe(hypervisor)}`)
+    }
     const options = optionsObject('options', given)
     optionalChoice('options.numaPolicy', options.numaPolicy, NUMA_POLICIES)
     optionalChoice('options.accounting', options.accounting, ACCOUNTING_MODES)
     optionalChoice('options.largeHostCandidates', options.largeHostCandidates, ['single-nodes', 'neighbourhoods'])
     optionalMilliseconds('options.memoryPollMs', options.memoryPollMs)
+    // The watcher's poll is one setTimeout: within its range.
+    if ((options.memoryPollMs ?? 0) > 2 ** 31 - 1) throw invalidArgument('options.memoryPollMs', `${options.memoryPollMs} ms is more than a poll interval can be (2^31 - 1 ms)`)
     optionalBoolean('options.alwaysClaim', options.alwaysClaim)
     const xenstore = options.xenstore as Partial<Xenstore> | undefined
     if (xenstore !== undefined && (xenstore === null || typeof xenstore.read !== 'function' || typeof xenstore.writeMany !== 'function')) {

@@ -67,7 +67,7 @@ export function checkVmMemory(vm: VmMemory, field = 'vm'): void {
   wholeNumber(`${field}.staticMaxKib`, vm.staticMaxKib, 1)
   wholeNumber(`${field}.targetKib`, vm.targetKib, 1)
   wholeNumber(`${field}.vcpus`, vm.vcpus, 1)
-  const video = wholeNumber(`${field}.videoMib`, vm.videoMib ?? 0)
+  const video = vm.videoMib === undefined ? 0 : wholeNumber(`${field}.videoMib`, vm.videoMib)
   if (vm.type === 'pv' && video !== 0) throw invalidArgument(`${field}.videoMib`, 'must be 0 for a PV guest')
   if (vm.targetKib > vm.staticMaxKib) {
     throw invalidArgument(`${field}.targetKib`, `${vm.targetKib} is above staticMaxKib ${vm.staticMaxKib}`)
@@ -75,7 +75,7 @@ export function checkVmMemory(vm: VmMemory, field = 'vm'): void {
   if (video >= mibOfKibUsed(vm.targetKib)) {
     throw invalidArgument(`${field}.videoMib`, `${video} leaves no memory of the ${mibOfKibUsed(vm.targetKib)} MiB target`)
   }
-  const multiplier = vm.shadowMultiplier ?? 1
+  const multiplier = vm.shadowMultiplier === undefined ? 1 : vm.shadowMultiplier
   if (typeof multiplier !== 'number' || !Number.isFinite(multiplier) || multiplier <= 0) {
     throw invalidArgument(`${field}.shadowMultiplier`, `${describe(multiplier)} is not a positive number`)
   }

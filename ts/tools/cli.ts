@@ -70,11 +70,12 @@ export async function main(argv: string[], out: Out = (l) => console.log(l)): Pr
       case 'build':
         return await build(rest, out)
       default:
-        throw new UsageError(`unknown command ${command}\n${USAGE}`)
+        throw new UsageError(`unknown command ${JSON.stringify(command.slice(0, 40))} (see xen-domain-build --help)`)
     }
   } catch (error) {
     const prefix = error instanceof XenDomainBuildError ? `${error.code}: ` : ''
-    console.error(`xen-domain-build: ${prefix}${(error as Error).message}`)
+    // One line, whatever the message (node's parseArgs writes two).
+    console.error(`xen-domain-build: ${prefix}${(error as Error).message.replace(/\s*\n\s*/g, ' ')}`)
     return exitCode(error)
   }
 }
