@@ -82,6 +82,7 @@ describe('openXenstore on a machine without xenstored', () => {
   })
 
   it('refuses bad options as INVALID_ARGUMENT', async () => {
+    expect((await rejected(openXenstore({ probeTimeoutMs: 1.5 }))).code).toBe('INVALID_ARGUMENT')
     expect((await rejected(openXenstore({ probeTimeoutMs: -1 }))).code).toBe('INVALID_ARGUMENT')
   })
 })

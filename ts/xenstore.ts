@@ -294,11 +294,23 @@ export class CallsXenstore implements Xenstore {
 export class RealXenstore extends CallsXenstore {
   /** The libxenstore that was loaded. */
   readonly libraryName: string
+  readonly #native: NativeXenstore
 
   constructor(native: NativeXenstore) {
     // Its methods' errors are XenDomainBuildErrors already (see native.ts).
     super(native as unknown as XenstoreCalls)
     this.libraryName = native.libraryName
+    this.#native = native
+  }
+
+  /** Lets go of the connection once the calls in flight end; later calls fail with CLOSED. */
+  close(): void {
+    this.#native.close()
+  }
+
+  /** `await using xs = await openXenstore()`: closes it. */
+  async [Symbol.asyncDispose](): Promise<void> {
+    this.close()
   }
 }
 

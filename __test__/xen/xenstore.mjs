@@ -138,5 +138,8 @@ const before = await xs.directory('/local/domain')
 const refused = await codeOf(createDomain(xen, xs, { type: 'pv', maxVcpus: 1, maxGrantFrames: 100000 }))
 check('createDomain refused by Xen leaves no tree', refused.code === 'EINVAL' && JSON.stringify(await xs.directory('/local/domain')) === JSON.stringify(before), refused)
 
+xs.close()
+check('a closed store: CLOSED', (await codeOf(xs.read('/local'))).code === 'CLOSED')
+
 console.log(JSON.stringify({ summary: true, failed }))
 process.exit(failed === 0 ? 0 : 1)
