@@ -92,7 +92,7 @@ try {
   const input = { domid, type: 'pv', staticMaxMib: 256, targetMib: 256, storeMfn: 0x1234n, storePort: 1, consoleMfn: 0x1235n, consolePort: 2, vmKeys: { 'rtc/timeoffset': '0' } }
   const samples = []
   let trips = 0
-  for (let i = 0; i < 9; i++) {
+  for (let i = 0; i < 21; i++) {
     const before = xs.roundTrips
     const t = performance.now()
     await buildPost(noIntroduce, input)
@@ -102,7 +102,9 @@ try {
   samples.sort((a, b) => a - b)
   const median = samples[Math.floor(samples.length / 2)]
   check('build_post against xenstored', (await xs.read(`/local/domain/${domid}/store/ring-ref`)) === String(0x1234) && (await xs.read(`/vm/${uuid}/rtc/timeoffset`)) === '0', {
-    medianMs: +median.toFixed(2), minMs: +samples[0].toFixed(2), maxMs: +samples.at(-1).toFixed(2), runs: samples.length, roundTripsPerBuildPost: trips + 1,
+    medianMs: +median.toFixed(2), minMs: +samples[0].toFixed(2), maxMs: +samples.at(-1).toFixed(2), runs: samples.length,
+    // Its requests, and the introduction (measured apart).
+    roundTripsPerBuildPost: trips + 1,
   })
   const t = performance.now()
   const introduced = await codeOf(xs.introduce(domid, 0x1234n, 1))
