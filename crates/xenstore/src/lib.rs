@@ -7,6 +7,9 @@
 //! Input is checked against xenstored's own rules before any call
 //! ([`check_path`], [`check_write`]), so bad input fails the same way
 //! whatever daemon (or in-memory store) is behind it.
+//!
+//! Every `unsafe` is in `real` (the calls into libxenstore), each justified.
+#![deny(unsafe_code)]
 
 mod error;
 mod input;

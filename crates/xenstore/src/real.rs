@@ -1,6 +1,11 @@
 //! The host's libxenstore, loaded at run time. Every call checks its input
 //! first; what libxenstore allocates is released with `free`, as its header
 //! asks.
+#![allow(unsafe_code)]
+#![deny(
+    clippy::undocumented_unsafe_blocks,
+    clippy::multiple_unsafe_ops_per_block
+)]
 
 use crate::error::{Result, Unavailable, XsError};
 use crate::input::{check_path, check_write};
@@ -332,8 +337,8 @@ impl Xenstore {
         // allocation at `names`, which is freed once after they are copied.
         let list = unsafe { std::slice::from_raw_parts(names, count as usize) }
             .iter()
-            // SAFETY: each entry is a NUL-terminated string in that allocation.
             .map(|&name| {
+                // SAFETY: each entry is a NUL-terminated string in that allocation.
                 unsafe { CStr::from_ptr(name) }
                     .to_string_lossy()
                     .into_owned()
