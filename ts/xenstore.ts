@@ -362,9 +362,11 @@ function childPath(path: string, name: string): string {
 }
 
 /** xenstored's `perm_for_conn`: dom0 may do anything, the owner too, then the ACL, then "others". */
+const ALL_ACCESS = Object.freeze({ read: true, write: true, owner: true })
+
 function accessOf(perms: readonly Permission[], domid: number): { read: boolean; write: boolean; owner: boolean } {
   const owner = perms[0]
-  if (domid === 0 || owner?.domid === domid) return { read: true, write: true, owner: true }
+  if (domid === 0 || owner?.domid === domid) return ALL_ACCESS
   const entry = perms.slice(1).find((p) => p.domid === domid) ?? owner
   const access = entry?.access ?? 'none'
   return { read: access === 'read' || access === 'both', write: access === 'write' || access === 'both', owner: false }
@@ -385,8 +387,10 @@ function inherited(parent: readonly Permission[], creator: number): Permission[]
  */
 interface OpenTransaction {
   readonly own: Map<string, Entry | null>
-  readonly seen: Map<string, number>
+  /** Null for a call outside any transaction: nothing can change under it. */
+  readonly seen: Map<string, number> | null
   readonly writes: [string, string][]
+  view?: TxView
 }
 
 export interface Introduction {
@@ -405,6 +409,8 @@ class MemoryState {
   readonly introduced = new Map<number, Introduction>()
   readonly introductions: Introduction[] = []
   readonly writes: [string, string][] = []
+  /** Reads outside any transaction see the committed tree through this. */
+  readonly committedView: TxView = new TxView(this, { own: new Map(), seen: null, writes: [] })
   constructor(
     readonly writesKept: number,
     readonly domainExists: (domid: number) => boolean,
@@ -418,7 +424,7 @@ class MemoryState {
 
   /** Applies a transaction: EAGAIN if anything it touched changed since it touched it. */
   commit(tx: OpenTransaction): void {
-    for (const [path, gen] of tx.seen) {
+    for (const [path, gen] of tx.seen ?? []) {
       if ((this.nodes.get(path)?.gen ?? MISSING) !== gen) throw xsError('EAGAIN', 'xs_transaction_end', `${path} changed since the transaction read it`)
     }
     if (tx.own.size === 0) return
@@ -442,7 +448,8 @@ class TxView {
     const own = this.tx.own.get(path)
     if (own !== undefined) return own ?? undefined
     const entry = this.state.nodes.get(path)
-    if (!this.tx.seen.has(path)) this.tx.seen.set(path, entry?.gen ?? MISSING)
+    const seen = this.tx.seen
+    if (seen !== null && !seen.has(path)) seen.set(path, entry?.gen ?? MISSING)
     return entry
   }
 
@@ -493,12 +500,18 @@ class MemoryCalls implements XenstoreCalls {
     if (txId !== 0) {
       const tx = this.state.transactions.get(txId)
       if (tx === undefined) throw xsError('ENOENT', operation, `no transaction ${txId}`)
-      return op(new TxView(this.state, tx), tx)
+      tx.view ??= new TxView(this.state, tx)
+      return op(tx.view, tx)
     }
-    const tx: OpenTransaction = { own: new Map(), seen: new Map(), writes: [] }
+    const tx: OpenTransaction = { own: new Map(), seen: null, writes: [] }
     const result = op(new TxView(this.state, tx), tx)
     this.state.commit(tx)
     return result
+  }
+
+  /** A read outside any transaction: the committed tree as it is. */
+  #look<T>(operation: string, txId: number, op: (view: TxView) => T): T {
+    return txId === 0 ? op(this.state.committedView) : this.#in(operation, txId, op)
   }
 
   /** Checks the domain's access to an existing node, or to a missing node's nearest ancestor. */
@@ -523,22 +536,26 @@ class MemoryCalls implements XenstoreCalls {
   async read(txId: number, path: string): Promise<string | null> {
     checkPath('xs_read', path)
     const p = this.#absolute(path)
-    return this.#in('xs_read', txId, (view) => this.#check('xs_read', view, p, 'read')?.value ?? null)
+    return this.#look('xs_read', txId, (view) => this.#check('xs_read', view, p, 'read')?.value ?? null)
   }
 
   async write(txId: number, path: string, value: string): Promise<void> {
     checkWrite('xs_write', path, value)
     const p = this.#absolute(path)
-    this.#in('xs_write', txId, (view, tx) => {
-      if (this.#check('xs_write', view, p, 'write') === undefined) view.create(p, value, this.domid)
-      else view.mine(p).value = value
-      tx.writes.push([p, value])
-    })
+    this.#in('xs_write', txId, (view, tx) => this.#write(view, tx, p, value))
   }
 
   async writeAll(txId: number, base: string, keys: string[], values: string[]): Promise<void> {
     keys.forEach((key, i) => checkWrite('xs_write', `${base}/${key}`, values[i] as string))
-    for (const [i, key] of keys.entries()) await this.write(txId, `${base}/${key}`, values[i] as string)
+    this.#in('xs_write', txId, (view, tx) => {
+      for (const [i, key] of keys.entries()) this.#write(view, tx, this.#absolute(`${base}/${key}`), values[i] as string)
+    })
+  }
+
+  #write(view: TxView, tx: OpenTransaction, p: string, value: string): void {
+    if (this.#check('xs_write', view, p, 'write') === undefined) view.create(p, value, this.domid)
+    else view.mine(p).value = value
+    tx.writes.push([p, value])
   }
 
   async mkdir(txId: number, path: string): Promise<void> {
@@ -563,7 +580,7 @@ class MemoryCalls implements XenstoreCalls {
   async directory(txId: number, path: string): Promise<string[]> {
     checkPath('xs_directory', path)
     const p = this.#absolute(path)
-    return this.#in('xs_directory', txId, (view) => {
+    return this.#look('xs_directory', txId, (view) => {
       const entry = this.#check('xs_directory', view, p, 'read')
       if (entry === undefined) throw xsError('ENOENT', 'xs_directory', p)
       return [...entry.children]
@@ -573,7 +590,7 @@ class MemoryCalls implements XenstoreCalls {
   async getPermissions(txId: number, path: string): Promise<Permission[]> {
     checkPath('xs_get_permissions', path)
     const p = this.#absolute(path)
-    return this.#in('xs_get_permissions', txId, (view) => {
+    return this.#look('xs_get_permissions', txId, (view) => {
       const entry = this.#check('xs_get_permissions', view, p, 'read')
       if (entry === undefined) throw xsError('ENOENT', 'xs_get_permissions', p)
       return entry.perms.map((perm) => ({ ...perm }))
