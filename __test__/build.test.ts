@@ -6,6 +6,7 @@ import { BuildHost } from '../ts/host.js'
 import { simulateHost, type SimulatedHost } from '../ts/index.js'
 import { SimulatedXenguest } from '../ts/sim-xenguest.js'
 import { SpawnedXenguest } from '../ts/xenguest.js'
+import { createDomain } from '../ts/domain.js'
 import { InMemoryXenstore } from '../ts/xenstore.js'
 import { alive, FAKE_XENGUEST, recording, rejected, type Call } from './helpers.js'
 
@@ -17,8 +18,7 @@ async function setup(preset = 'two-socket-4-node', simOptions: object = {}) {
   const xenstore = new InMemoryXenstore()
   const host = await BuildHost.create(xen, { xenstore })
   const create = async (kind: 'hvm' | 'pv' | 'pvh', vcpus: number) => {
-    const domid = await sim.hypervisor().createDomain({ kind, maxVcpus: vcpus })
-    await xenstore.write(`/local/domain/${domid}/vm`, `/vm/vm-of-${domid}`)
+    const domid = await createDomain(sim.hypervisor(), xenstore, { type: kind, maxVcpus: vcpus, uuid: '00000000-0000-0000-0000-000000001111' })
     calls.length = 0
     return domid
   }
@@ -37,7 +37,7 @@ describe('buildDomain on the simulated host', () => {
     const t = await setup()
     const xenguest = new SimulatedXenguest(t.sim)
     const domid = await t.create('hvm', 2)
-    await t.xenstore.write(`/local/domain/${domid}/vm`, '/vm/0000-1111')
+    const treeWrites = t.xenstore.writes.length
     const built = await buildDomain(t.host, domid, { type: 'hvm', staticMaxKib: 2 * GIB_KIB, targetKib: GIB_KIB, videoMib: 8, vcpus: 2 }, {
       xenguest,
       image: '/usr/lib/xen/boot/hvmloader',
@@ -60,7 +60,7 @@ describe('buildDomain on the simulated host', () => {
     // The memory is where it was claimed.
     expect(t.sim.domainPagesByNode(domid)).toEqual([1016 * 256, 0, 0, 0])
     const base = `/local/domain/${domid}`
-    expect(Object.fromEntries(t.xenstore.writes.filter(([p]) => p !== `${base}/vm`))).toEqual({
+    expect(Object.fromEntries(t.xenstore.writes.slice(treeWrites))).toEqual({
       [`${base}/memory/static-max`]: String(2048 * 1024),
       [`${base}/memory/target`]: String(1024 * 1024),
       [`${base}/domid`]: String(domid),
@@ -71,7 +71,7 @@ describe('buildDomain on the simulated host', () => {
       [`${base}/console/ring-ref`]: String(0xfeffd + 2 * domid),
       [`${base}/console/limit`]: '65536',
       [`${base}/platform/acpi`]: '1',
-      '/vm/0000-1111/rtc/timeoffset': '3600',
+      '/vm/00000000-0000-0000-0000-000000001111/rtc/timeoffset': '3600',
       [`/libxl/${domid}/type`]: 'HVM',
     })
     expect(t.xenstore.introductions).toEqual([{ domid, storeMfn: BigInt(0xfeffc + 2 * domid), storePort: 1 }])
@@ -153,14 +153,15 @@ describe('what buildDomain checks and writes as xenopsd does', () => {
       const t = await setup()
       const domid = await t.create(type, 1)
       await buildDomain(t.host, domid, { ...vm, type }, { xenguest: new SimulatedXenguest(t.sim), image: 'kernel' })
-      expect(t.xenstore.entries.get(`/vm/vm-of-${domid}/rtc/timeoffset`), type).toBe('')
+      const vmPath = await t.xenstore.read(`/local/domain/${domid}/vm`)
+      expect(t.xenstore.entries.get(`${vmPath}/rtc/timeoffset`), type).toBe('')
     }
   })
 
   it('fails in build_post, releasing its claim, when the domain has no vm key (xenopsd raises too)', async () => {
     const t = await setup()
     const domid = await t.create('hvm', 1)
-    t.xenstore.entries.delete(`/local/domain/${domid}/vm`)
+    await t.xenstore.rm(`/local/domain/${domid}/vm`)
     const error = await rejected(buildDomain(t.host, domid, { ...vm, type: 'hvm' }, { xenguest: new SimulatedXenguest(t.sim), image: 'x' }))
     expect(error).toMatchObject({ code: 'ENOENT', step: 'build_post', domid })
     expect(error.message).toContain(`/local/domain/${domid}/vm is missing`)

@@ -66,6 +66,18 @@ describe('xen-domain-build build', () => {
     expect(built.memory.buildStartMib).toBe(1016)
     expect(built.xenstore['/local/domain/1/memory/static-max']).toBe(String(2 << 20))
     expect(built.xenstore['/libxl/1/type']).toBe('HVM')
+    // The domain was made as xenopsd makes one: its VM's tree, and the key build_post follows to it.
+    const vmPath = built.xenstore['/local/domain/1/vm']
+    expect(vmPath).toMatch(/^\/vm\/[0-9a-f-]{36}$/)
+    expect(built.xenstore[`${vmPath}/rtc/timeoffset`]).toBe('')
+  })
+
+  it('takes the new domain\'s uuid, name and platform keys from the config', () => {
+    const uuid = '8a7c2d4e-1f3b-4a5c-9d6e-0b1c2d3e4f5a'
+    const run = cli(['build', '--sim', 'qemu-2-node', '--config', '-', '--json'], JSON.stringify({ ...vm, uuid, name: 'db', platform: { timer_mode: '1' } }))
+    expect(run.stderr).toBe('')
+    const built = JSON.parse(run.stdout)
+    expect(built.xenstore).toMatchObject({ '/local/domain/1/vm': `/vm/${uuid}`, '/local/domain/1/name': 'db', '/local/domain/1/platform/timer_mode': '1', [`/vm/${uuid}/name`]: 'db' })
   })
 
   it('exits 1 with the failure when the build fails', () => {
@@ -74,10 +86,12 @@ describe('xen-domain-build build', () => {
     expect(run.stderr).toMatch(/^xen-domain-build: NOT_ENOUGH_MEMORY: domain 1: wait_for_memory: not enough free memory/)
   })
 
-  it('exits 3 on a machine without Xen', () => {
-    const run = cli(['build', '--domid', '5', '--config', '-'], JSON.stringify(vm))
-    expect(run.status).toBe(3)
-    expect(run.stderr).toContain('XEN_UNAVAILABLE')
+  it('exits 3 on a machine without Xen, whether it creates the domain or builds an existing one', () => {
+    for (const args of [['build', '--domid', '5', '--config', '-'], ['build', '--config', '-']]) {
+      const run = cli(args, JSON.stringify(vm))
+      expect(run.status).toBe(3)
+      expect(run.stderr).toContain('XEN_UNAVAILABLE')
+    }
   })
 
   it('refuses a bad config file with one line and exit code 2', () => {
@@ -97,7 +111,7 @@ describe('xen-domain-build build', () => {
       expect(run.stderr, config).toMatch(message)
       expect(run.stderr.trim().split('\n'), config).toHaveLength(1)
     }
-    expect(cli(['build', '--config', '-'], '{}').stderr).toContain('exactly one of --sim PRESET and --domid N')
+    expect(cli(['build', '--sim', 'qemu-2-node', '--domid', '1', '--config', '-'], '{}').stderr).toContain('--sim and --domid exclude each other')
   })
 })
 

@@ -66,6 +66,45 @@ export declare class NativePlanner {
   get numaOffReason(): string | null
 }
 
+/**
+ * A connection to xenstored (`openXenstore`). `tx` is a transaction id from
+ * `transactionStart`, or 0 for none.
+ */
+export declare class NativeXenstore {
+  /** The library that was loaded. */
+  get libraryName(): string
+  /**
+   * Lets go of the connection (once the operations in flight end); later
+   * calls fail with `CLOSED`. Closing twice is fine.
+   */
+  close(): void
+  /** The value at `path`, or null when there is no such node. */
+  read(tx: number, path: string): Promise<string | null>
+  write(tx: number, path: string, value: string): Promise<void>
+  /**
+   * Writes `values[i]` at `base/keys[i]`, in order, in one trip to the
+   * pool; every path is checked before the first write.
+   */
+  writeAll(tx: number, base: string, keys: Array<string>, values: Array<string>): Promise<void>
+  mkdir(tx: number, path: string): Promise<void>
+  /** Removes the node and everything below it. */
+  rm(tx: number, path: string): Promise<void>
+  /** The names of the node's children. */
+  directory(tx: number, path: string): Promise<string[]>
+  getPermissions(tx: number, path: string): Promise<PermissionJs[]>
+  /** The first entry is the owner and what other domains get. */
+  setPermissions(tx: number, path: string, permissions: Array<PermissionInput>): Promise<void>
+  transactionStart(): Promise<number>
+  /**
+   * Commits, or with `abort` drops, a transaction; EAGAIN: it conflicted
+   * with another writer and nothing of it was applied.
+   */
+  transactionEnd(tx: number, abort: boolean): Promise<void>
+  introduceDomain(domid: number, storeMfn: bigint, storePort: number): Promise<void>
+  releaseDomain(domid: number): Promise<void>
+  getDomainPath(domid: number): Promise<string>
+}
+
 /** A simulated Xen host with Xen's semantics. */
 export declare class SimulatedHost {
   constructor(options: SimulatedHostOptions)
@@ -118,6 +157,10 @@ export interface DomainConfigInput {
   kind: DomainKind
   maxVcpus: number
   maxEvtchnPort?: number
+  /** Grant table frames (1 to 64); the hypervisor's default (64) when absent. */
+  maxGrantFrames?: number
+  /** Maptrack frames (0 to 1024); the hypervisor's default (1024) when absent. */
+  maxMaptrackFrames?: number
 }
 
 export interface DomainInfoJs {
@@ -192,6 +235,20 @@ export interface OpenOptionsInput {
   libxenctrlLog?: LibxenctrlLog
 }
 
+/** Connects to xenstored through the host's libxenstore. */
+export declare function openXenstore(options?: XenstoreOpenOptions | undefined | null): Promise<NativeXenstore>
+
+export interface PermissionInput {
+  domid: number
+  access: string
+}
+
+export interface PermissionJs {
+  domid: number
+  /** "none", "read", "write" or "both". */
+  access: string
+}
+
 export interface PhysInfoJs {
   threadsPerCore: number
   coresPerSocket: number
@@ -254,6 +311,16 @@ export interface TopologyInput {
 export interface VcpuAffinityJs {
   hard: Array<number>
   soft: Array<number>
+}
+
+export interface XenstoreOpenOptions {
+  /** A libxenstore to load instead of libxenstore.so.4. */
+  libraryPath?: string
+  /**
+   * How long the first request may take before xenstored counts as
+   * absent (default 5000).
+   */
+  probeTimeoutMs?: number
 }
 
 export interface XenVersionJs {

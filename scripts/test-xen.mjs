@@ -1,5 +1,6 @@
 #!/usr/bin/env node
-// `npm run test:xen`: the hypercall layer and build_pre against a real Xen.
+// `npm run test:xen`: the hypercall layer, build_pre, and xenstore (Debian's
+// xenstored, started in dom0) against a real Xen.
 // Everything comes from Debian's packages: QEMU on the host, and Xen 4.17, a
 // dom0 kernel, Xen's tools and libraries and busybox fetched with
 // `apt-get download` into .xen-cache/ (reused when present). It builds a
@@ -136,11 +137,21 @@ const files = await phase('initramfs and share', () => {
   }
   cpSync(join(UNPACKED, 'usr', 'lib', 'x86_64-linux-gnu'), join(INITRAMFS, 'usr', 'lib', 'x86_64-linux-gnu'), { recursive: true, verbatimSymlinks: true })
   // xl and the daemons (the reference `xl create -p`) run off the share, with
-  // Xen's libraries from the packages and the host's for the rest.
+  // Xen's libraries from the packages and the host's for the rest. xenstored,
+  // xen-init-dom0 and the xenstore-* clients are in the initramfs too: the
+  // xenstore suite starts xenstored itself (xenstored.sh).
   const xenBin = join(UNPACKED, 'usr', 'lib', 'xen-4.17', 'bin')
   const xenTools = ['xl', 'xenstored', 'xenconsoled', 'xen-init-dom0'].map((t) => join(xenBin, t))
+  for (const tool of ['usr/lib/xen-4.17/bin/xenstored', 'usr/lib/xen-4.17/bin/xen-init-dom0']) {
+    mkdirSync(dirname(join(INITRAMFS, tool)), { recursive: true })
+    copyFileSync(join(UNPACKED, tool), join(INITRAMFS, tool))
+  }
+  mkdirSync(join(INITRAMFS, 'usr', 'bin'), { recursive: true })
+  for (const name of readdirSync(join(UNPACKED, 'usr', 'bin')).filter((n) => n.startsWith('xenstore'))) {
+    cpSync(join(UNPACKED, 'usr', 'bin', name), join(INITRAMFS, 'usr', 'bin', name), { verbatimSymlinks: true })
+  }
   const env = { ...process.env, LD_LIBRARY_PATH: join(UNPACKED, 'usr', 'lib', 'x86_64-linux-gnu') }
-  const hostLibraries = [process.execPath, tests.xenctrl, tests.builder, join(ROOT, 'native', 'xen-domain-builder'), ...xenTools]
+  const hostLibraries = [process.execPath, tests.xenctrl, tests.builder, join(ROOT, 'native', 'xen-domain-builder'), ...xenTools, join(UNPACKED, 'usr', 'bin', 'xenstore')]
     .flatMap((binary) => libraries(binary, env))
     .filter((lib) => !lib.startsWith(UNPACKED))
   for (const lib of new Set(hostLibraries)) copyInto(INITRAMFS, lib)
@@ -173,6 +184,9 @@ const files = await phase('initramfs and share', () => {
   run('sh', ['-c', `cd "${guest}" && find . | cpio -o -H newc --quiet | gzip -1 > "${join(SHARE, 'guest', 'initrd.gz')}"`])
   copyFileSync(join(UNPACKED, 'boot', `vmlinuz-${kernelVersion}`), join(SHARE, 'guest', 'vmlinuz'))
   copyFileSync(join(ROOT, '__test__', 'xen', 'smoke.mjs'), join(SHARE, 'smoke.mjs'))
+  copyFileSync(join(ROOT, '__test__', 'xen', 'xenstore.mjs'), join(SHARE, 'xenstore.mjs'))
+  copyFileSync(join(ROOT, '__test__', 'xenstore-conformance.mjs'), join(SHARE, 'xenstore-conformance.mjs'))
+  copyFileSync(join(ROOT, 'scripts', 'xen-test', 'xenstored.sh'), join(SHARE, 'xenstored.sh'))
   copyFileSync(join(ROOT, 'scripts', 'xen-test', 'run.sh'), join(SHARE, 'run.sh'))
   const pkg = join(SHARE, 'node_modules', 'xen-domain-build')
   // The package as published (package.json's files), plus the addon this checkout built, in native/.
@@ -216,7 +230,7 @@ const serial = await phase('boot Xen and run the tests in dom0', () => new Promi
 }))
 
 let failed = 0
-for (const suite of ['rust', 'smoke', 'builder', 'xl']) {
+for (const suite of ['rust', 'smoke', 'xenstore', 'builder', 'xl']) {
   const status = join(SHARE, 'results', `${suite}.status`)
   if (!existsSync(status)) {
     failed++

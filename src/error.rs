@@ -1,8 +1,9 @@
 //! The one place where failures become JS errors with a stable `code`.
 //!
 //! Every failing call, synchronous or run on the libuv pool, ends here: the
-//! JS error has the message, the `code`, and for a hypervisor error its
-//! `errno` and `operation` (the libxenctrl function). The façade only turns
+//! JS error has the message, the `code`, and for a hypervisor or xenstore
+//! error its `errno` and `operation` (the libxenctrl or libxenstore
+//! function), and `reason` for XENSTORE_UNAVAILABLE. The façade only turns
 //! these into `XenDomainBuildError`s; it decides no code of its own.
 
 use napi::bindgen_prelude::{Env, JsValue, Status};
@@ -16,6 +17,8 @@ pub enum Failure {
     Closed(&'static str),
     /// A hypervisor error (see [`xenctrl::XenError::code`]).
     Xen(xenctrl::XenError),
+    /// A xenstore error (see [`xenstore::XsError::code`]).
+    Xenstore(::xenstore::XsError),
     /// A panic, caught before it reached JavaScript.
     Internal(String),
 }
@@ -26,12 +29,19 @@ impl From<xenctrl::XenError> for Failure {
     }
 }
 
+impl From<::xenstore::XsError> for Failure {
+    fn from(e: ::xenstore::XsError) -> Self {
+        Failure::Xenstore(e)
+    }
+}
+
 impl Failure {
     pub fn code(&self) -> String {
         match self {
             Failure::InvalidArgument(_) => "INVALID_ARGUMENT".into(),
             Failure::Closed(_) => "CLOSED".into(),
             Failure::Xen(e) => e.code(),
+            Failure::Xenstore(e) => e.code(),
             Failure::Internal(_) => "INTERNAL".into(),
         }
     }
@@ -41,6 +51,7 @@ impl Failure {
             Failure::InvalidArgument(message) => message.clone(),
             Failure::Closed(what) => format!("the {what} was closed"),
             Failure::Xen(e) => e.to_string(),
+            Failure::Xenstore(e) => e.to_string(),
             Failure::Internal(what) => format!("xen-domain-build internal error: {what}"),
         }
     }
@@ -67,13 +78,26 @@ pub fn to_js(env: &Env, failure: Failure) -> napi::Error {
         let mut error =
             env.create_error(napi::Error::new(Status::GenericFailure, failure.message()))?;
         error.set("code", failure.code())?;
-        if let Failure::Xen(e) = &failure {
-            if let Some(errno) = e.errno() {
-                error.set("errno", errno)?;
-            }
-            if let Some(operation) = e.operation() {
-                error.set("operation", operation)?;
-            }
+        let (errno, operation, reason) = match &failure {
+            Failure::Xen(e) => (e.errno(), e.operation(), None),
+            Failure::Xenstore(e) => (
+                e.errno(),
+                e.operation(),
+                match e {
+                    ::xenstore::XsError::Unavailable(why) => Some(why.reason()),
+                    _ => None,
+                },
+            ),
+            _ => (None, None, None),
+        };
+        if let Some(errno) = errno {
+            error.set("errno", errno)?;
+        }
+        if let Some(operation) = operation {
+            error.set("operation", operation)?;
+        }
+        if let Some(reason) = reason {
+            error.set("reason", reason)?;
         }
         Ok(napi::Error::from(error.to_unknown()))
     };

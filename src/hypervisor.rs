@@ -161,6 +161,10 @@ pub struct DomainConfigInput {
     pub kind: DomainKind,
     pub max_vcpus: f64,
     pub max_evtchn_port: Option<f64>,
+    /// Grant table frames (1 to 64); the hypervisor's default (64) when absent.
+    pub max_grant_frames: Option<f64>,
+    /// Maptrack frames (0 to 1024); the hypervisor's default (1024) when absent.
+    pub max_maptrack_frames: Option<f64>,
 }
 
 fn physinfo_js(p: xenctrl::PhysInfo) -> PhysInfoJs {
@@ -482,6 +486,14 @@ impl Hypervisor {
                     Some(p) => to_u32(p, || "config.maxEvtchnPort".into())?,
                     None => DomainConfig::default().max_evtchn_port,
                 },
+                max_grant_frames: config
+                    .max_grant_frames
+                    .map(|f| to_u32(f, || "config.maxGrantFrames".into()))
+                    .transpose()?,
+                max_maptrack_frames: config
+                    .max_maptrack_frames
+                    .map(|f| to_u32(f, || "config.maxMaptrackFrames".into()))
+                    .transpose()?,
             };
             Ok(h.create_domain(&config)?)
         })

@@ -11,3 +11,4 @@ mod error;
 mod hypervisor;
 mod planner;
 mod sim;
+mod xenstore;

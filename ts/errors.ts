@@ -11,6 +11,7 @@ export type ErrorCode =
   | 'NATIVE_ADDON_MISSING'
   | 'XEN_UNAVAILABLE'
   | 'XEN_VERSION_UNSUPPORTED'
+  | 'XENSTORE_UNAVAILABLE'
   | 'NOT_ENOUGH_MEMORY'
   | 'ENOMEM'
   | 'XENGUEST_FAILED'
@@ -29,6 +30,8 @@ export interface ErrorDetails {
   /** The build step that failed (`max_vcpus`, `numa_placement`, ...). */
   step?: string
   domid?: number
+  /** XENSTORE_UNAVAILABLE: what is missing (`no-library`, `no-xenstored`, `no-privileges`). */
+  reason?: string
 }
 
 export class XenDomainBuildError extends Error {
@@ -37,6 +40,7 @@ export class XenDomainBuildError extends Error {
   readonly operation?: string
   readonly step?: string
   readonly domid?: number
+  readonly reason?: string
 
   constructor(code: ErrorCode, message: string, details: ErrorDetails = {}) {
     super(message, details.cause === undefined ? undefined : { cause: details.cause })
@@ -47,6 +51,7 @@ export class XenDomainBuildError extends Error {
     if (details.operation !== undefined) this.operation = details.operation
     if (details.step !== undefined) this.step = details.step
     if (details.domid !== undefined) this.domid = details.domid
+    if (details.reason !== undefined) this.reason = details.reason
   }
 }
 
@@ -118,8 +123,8 @@ const NAPI_TYPE_STATUSES = new Set([
  */
 export function fromNative(error: unknown): unknown {
   if (!(error instanceof Error) || error instanceof XenDomainBuildError) return error
-  const { code, errno, operation } = error as Error & { code?: string; errno?: number; operation?: string }
-  const options = { cause: error, errno, operation }
+  const { code, errno, operation, reason } = error as Error & { code?: string; errno?: number; operation?: string; reason?: string }
+  const options = { cause: error, errno, operation, reason }
   if (code === undefined || NAPI_TYPE_STATUSES.has(code)) {
     return new XenDomainBuildError(code === undefined ? 'INTERNAL' : 'INVALID_ARGUMENT', error.message, options)
   }

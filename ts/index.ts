@@ -29,6 +29,7 @@ export {
 } from './numa.js'
 export { buildDomain, buildChannel, buildTracingChannel, type BuildTraceContext, type BuildDomainOptions, type BuiltDomain, type DomainBuildEvent, type DomainImage } from './build.js'
 export { buildPost, domainEntries, type BuildPostInput } from './build-post.js'
+export { createDomain, destroyDomain, guestReadOnly, guestReadWrite, type CreateDomainConfig } from './domain.js'
 export { SimulatedXenguest, type SimulatedXenguestOptions } from './sim-xenguest.js'
 export {
   BUNDLED_BUILDER_PATH,
@@ -45,5 +46,17 @@ export {
 export { BuildHost, type Accounting, type BuildHostOptions, type NumaPolicy } from './host.js'
 export { buildPre, type BuildEvent, type BuildPreOptions, type BuildPreResult, type VmConfig } from './build-pre.js'
 export { memoryModel, type DomainType, type MemoryModel, type VmMemory } from './memory.js'
-export { InMemoryXenstore, domainPath, type Xenstore } from './xenstore.js'
+export {
+  InMemoryXenstore,
+  RealXenstore,
+  domainPath,
+  openXenstore,
+  type Access,
+  type InMemoryXenstoreOptions,
+  type Introduction,
+  type Permission,
+  type TransactionOptions,
+  type Xenstore,
+  type XenstoreOperations,
+} from './xenstore.js'
 export type { Placement, ClaimKind } from './placement.js'

@@ -37,6 +37,7 @@ function prepare(native: typeof Binding): void {
   const hypervisorSync = new Set(['close'])
   mapErrorsOf(native.Hypervisor.prototype, (name) => !hypervisorSync.has(name))
   mapErrorsOf(native.SimulatedHost.prototype, (name) => name === 'populate')
+  mapErrorsOf(native.NativeXenstore.prototype, (name) => name !== 'close')
   // NativePlanner is left as it is: its one user, NumaPlanner, maps its
   // errors with the same fromNative, and the plan call stays one hop.
   // `await using hypervisor = ...`: the native class gets its dispose here.

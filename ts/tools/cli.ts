@@ -2,7 +2,7 @@
 /**
  * The `xen-domain-build` command line. Output for machines is one JSON value
  * per line (`--json`); errors are one line on stderr. Exit codes: 0 success,
- * 1 failure, 2 usage error or invalid input, 3 Xen unavailable.
+ * 1 failure, 2 usage error or invalid input, 3 Xen (or xenstore) unavailable.
  */
 import { existsSync, readFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
@@ -42,7 +42,7 @@ function exitCode(error: unknown): number {
   if (error instanceof UsageError) return EXIT_USAGE
   const code = (error as { code?: string }).code
   if (code === 'INVALID_ARGUMENT' || code?.startsWith('ERR_PARSE_ARGS')) return EXIT_USAGE
-  if (code === 'XEN_UNAVAILABLE') return EXIT_XEN_UNAVAILABLE
+  if (code === 'XEN_UNAVAILABLE' || code === 'XENSTORE_UNAVAILABLE') return EXIT_XEN_UNAVAILABLE
   return EXIT_FAILURE
 }
 

@@ -12,6 +12,8 @@ import { schemaProblem, type Schema } from './json-schema.js'
 export interface VmConfigFile {
   vm: VmConfig
   image: DomainImage
+  /** What `createDomain` writes for a domain the command creates: the VM's UUID, name, `platform/*`. */
+  domain: { uuid?: string; name?: string; platform?: Record<string, string> }
 }
 
 /**
@@ -42,8 +44,13 @@ export function parseVmConfig(text: string, source: string): VmConfigFile {
   } catch (error) {
     throw invalidArgument(source, (error as Error).message)
   }
+  const domain: VmConfigFile['domain'] = {}
+  if (o.uuid !== undefined) domain.uuid = o.uuid as string
+  if (o.name !== undefined) domain.name = o.name as string
+  if (o.platform !== undefined) domain.platform = o.platform as Record<string, string>
   return {
     vm,
+    domain,
     image: {
       image: o.image as string,
       cmdline: o.cmdline as string | undefined,

@@ -257,6 +257,7 @@ impl<'a> Guest<'a> {
                 kind: DomainKind::Pv,
                 max_vcpus: 1,
                 max_evtchn_port: 1023,
+                ..DomainConfig::default()
             })
             .unwrap();
         // Owned (destroyed on drop) from here on, whatever fails next.
@@ -291,6 +292,7 @@ impl<'a> Guest<'a> {
                 kind,
                 max_vcpus: 1,
                 max_evtchn_port: 1023,
+                ..DomainConfig::default()
             })
             .unwrap();
         let mut guest = Guest {

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use xenctrl::{
     Capabilities, CpuTopology, DomId, DomainConfig, DomainInfo, DomainKind, Hypervisor, NodeMemory,
     NumaInfo, PhysInfo, Result, VcpuAffinity, XenError, XenVersion, HVM_PARAM_TIMER_MODE,
-    PAGE_SIZE_BYTES,
+    PAGE_SIZE_BYTES, XEN_MAX_GRANT_FRAMES, XEN_MAX_MAPTRACK_FRAMES,
 };
 
 const PAGES_PER_MIB: u64 = 256;
@@ -807,6 +807,17 @@ impl Hypervisor for SimHost {
         const OP: &str = "xc_domain_create";
         self.enter(OP)?;
         if config.max_vcpus == 0 || config.max_vcpus > MAX_VCPUS {
+            return Err(einval(OP));
+        }
+        // grant_table_init: at least one grant frame, none above the host's limits.
+        let grant_frames = config.max_grant_frames.unwrap_or(XEN_MAX_GRANT_FRAMES);
+        let maptrack_frames = config
+            .max_maptrack_frames
+            .unwrap_or(XEN_MAX_MAPTRACK_FRAMES);
+        if grant_frames == 0
+            || grant_frames > XEN_MAX_GRANT_FRAMES
+            || maptrack_frames > XEN_MAX_MAPTRACK_FRAMES
+        {
             return Err(einval(OP));
         }
         let mut state = self.lock();

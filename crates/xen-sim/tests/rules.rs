@@ -20,6 +20,7 @@ fn domain(h: &SimHost, kind: DomainKind, vcpus: u32, max_gib: u64) -> u32 {
             kind,
             max_vcpus: vcpus,
             max_evtchn_port: 1023,
+            ..Default::default()
         })
         .unwrap();
     h.set_max_vcpus(domid, vcpus).unwrap();
@@ -150,6 +151,7 @@ fn vcpu_affinity_reports_xens_effective_masks() {
             kind: DomainKind::Hvm,
             max_vcpus: 2,
             max_evtchn_port: 1023,
+            ..Default::default()
         })
         .unwrap();
     // No vCPUs before xc_domain_max_vcpus allocates them.
@@ -260,6 +262,7 @@ fn paging_ops_need_vcpus_and_pv_needs_shadow_paging() {
             kind: DomainKind::Hvm,
             max_vcpus: 1,
             max_evtchn_port: 1023,
+            ..Default::default()
         })
         .unwrap();
     assert_eq!(errno(h.shadow_allocation_mib(hvm)), "EINVAL");
@@ -293,6 +296,7 @@ fn event_channels_take_the_lowest_free_port_for_an_existing_remote() {
             kind: DomainKind::Pv,
             max_vcpus: 1,
             max_evtchn_port: 2,
+            ..Default::default()
         })
         .unwrap();
     assert_eq!(h.alloc_unbound_evtchn(d, 0).unwrap(), 1);
@@ -308,6 +312,7 @@ fn domains_get_the_lowest_free_id_and_need_a_vcpu() {
         kind: DomainKind::Pvh,
         max_vcpus: 1,
         max_evtchn_port: 1023,
+        ..Default::default()
     };
     assert_eq!(h.create_domain(&config).unwrap(), 1);
     assert_eq!(h.create_domain(&config).unwrap(), 2);
@@ -321,6 +326,25 @@ fn domains_get_the_lowest_free_id_and_need_a_vcpu() {
         "EINVAL"
     );
     assert!(h.domain_info(2).unwrap().hvm);
+}
+
+#[test]
+fn grant_and_maptrack_frames_are_within_xens_limits() {
+    let h = host();
+    let with = |grant: Option<u32>, maptrack: Option<u32>| {
+        h.create_domain(&DomainConfig {
+            max_grant_frames: grant,
+            max_maptrack_frames: maptrack,
+            ..Default::default()
+        })
+        .map_or_else(|e| e.code(), |_| "ok".into())
+    };
+    // xenopsd's choice for a VM without devices: 64 grant frames, no maptrack.
+    assert_eq!(with(Some(64), Some(0)), "ok");
+    assert_eq!(with(None, None), "ok");
+    assert_eq!(with(Some(0), None), "EINVAL");
+    assert_eq!(with(Some(65), None), "EINVAL");
+    assert_eq!(with(None, Some(1025)), "EINVAL");
 }
 
 #[test]

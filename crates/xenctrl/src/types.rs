@@ -126,7 +126,18 @@ pub struct DomainConfig {
     pub kind: DomainKind,
     pub max_vcpus: u32,
     pub max_evtchn_port: u32,
+    /// Grant table frames; `None`: the hypervisor's default (64). Xen takes 1
+    /// to its `gnttab_max_frames`.
+    pub max_grant_frames: Option<u32>,
+    /// Maptrack frames (for mapping other domains' grants: backends);
+    /// `None`: the hypervisor's default (1024), its most.
+    pub max_maptrack_frames: Option<u32>,
 }
+
+/// Xen's defaults for `gnttab_max_frames` and `gnttab_max_maptrack_frames`:
+/// the most a domain may be given.
+pub const XEN_MAX_GRANT_FRAMES: u32 = 64;
+pub const XEN_MAX_MAPTRACK_FRAMES: u32 = 1024;
 
 impl Default for DomainConfig {
     fn default() -> Self {
@@ -134,6 +145,8 @@ impl Default for DomainConfig {
             kind: DomainKind::Pv,
             max_vcpus: 1,
             max_evtchn_port: 1023,
+            max_grant_frames: None,
+            max_maptrack_frames: None,
         }
     }
 }

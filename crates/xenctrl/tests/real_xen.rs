@@ -33,6 +33,7 @@ impl<'a> Domain<'a> {
                 kind: DomainKind::Pv,
                 max_vcpus: 2,
                 max_evtchn_port: 1023,
+                ..Default::default()
             })
             .unwrap();
         Domain { xen, domid }
@@ -120,6 +121,7 @@ fn an_hvm_domain_gets_its_hap_pool_once_it_has_vcpus() {
         kind: DomainKind::Hvm,
         max_vcpus: 1,
         max_evtchn_port: 1023,
+        ..Default::default()
     };
     let domid = xen.create_domain(&config).unwrap();
     let d = Domain { xen: &xen, domid };

@@ -1,28 +1,34 @@
 /** `xen-domain-build build`: builds a domain from a VM config file. */
-import { randomUUID } from 'node:crypto'
 import { parseArgs } from 'node:util'
 import { buildDomain, type BuiltDomain } from '../../build.js'
 import { BuildHost, NUMA_POLICIES, type NumaPolicy } from '../../host.js'
 import { openHypervisor, simulateHost, simulatorPresets } from '../../hypervisor.js'
 import { SimulatedXenguest } from '../../sim-xenguest.js'
 import { SpawnedXenguest } from '../../xenguest.js'
-import { domainPath } from '../../xenstore.js'
+import { createDomain, destroyDomain } from '../../domain.js'
+import { domainPath, InMemoryXenstore, openXenstore, type Xenstore } from '../../xenstore.js'
 import { presetNames, readInput, UsageError, wholeNumber, type Out } from '../common.js'
 import { parseVmConfig } from '../vm-config.js'
 
 const USAGE = () => `Usage:
-  xen-domain-build build --sim PRESET --config VM.json [--json]
-      Creates a domain on a simulated host and builds it (simulated xenguest).
+  xen-domain-build build --config VM.json [--xenguest PATH] [--json]
+      Creates a domain on this machine's Xen (hypervisor and xenstore, as
+      xenopsd's Domain.make does) and builds it with xenguest; a failed build
+      destroys it.
   xen-domain-build build --domid N --config VM.json [--xenguest PATH] [--json]
-      Builds an existing, empty domain on this machine's Xen, with xenguest.
+      Builds an existing, empty domain on this machine's Xen.
+  xen-domain-build build --sim PRESET --config VM.json [--json]
+      Creates a domain on a simulated host and builds it (simulated xenguest,
+      in-memory xenstore).
 
 The VM config file is one JSON object: type ("hvm", "pv", "pvh"), staticMaxKib,
 targetKib, vcpus, and optionally videoMib, shadowMultiplier, pvShim,
 hardAffinity (CPU lists per vCPU), image (required), cmdline, ramdisk,
-modules ([{ "path", "cmdline" }]), nvidiaVgpu.
+modules ([{ "path", "cmdline" }]), nvidiaVgpu, and for a domain the command
+creates uuid, name and platform ({ "timer_mode": "1", ... }).
 
-Xenstore: the command writes the domain's entries into an in-memory store and
-prints them; a toolstack passes its own Xenstore client through the API.
+Xenstore: on a real host, the host's xenstored (through libxenstore); the
+command prints the domain's entries.
 
 Options:
   --sim PRESET            one of: ${presetNames()}
@@ -55,30 +61,38 @@ export async function build(args: string[], out: Out): Promise<number> {
     return 0
   }
   if (values.config === undefined) throw new UsageError('build needs --config FILE (see --help)')
-  if ((values.sim === undefined) === (values.domid === undefined)) throw new UsageError('build needs exactly one of --sim PRESET and --domid N')
+  if (values.sim !== undefined && values.domid !== undefined) throw new UsageError('--sim and --domid exclude each other')
   const numaPolicy = (values['numa-policy'] ?? 'best_effort') as NumaPolicy
   if (!NUMA_POLICIES.includes(numaPolicy)) throw new UsageError(`--numa-policy: ${numaPolicy} is not one of ${NUMA_POLICIES.join(', ')}`)
   const config = parseVmConfig(readInput(values.config), values.config === '-' ? 'stdin' : values.config)
+  const domainConfig = { type: config.vm.type, maxVcpus: config.vm.vcpus, ...config.domain }
   let built: BuiltDomain
   let host: BuildHost
   if (values.sim !== undefined) {
     if (!simulatorPresets().some((p) => p.name === values.sim)) throw new UsageError(`--sim: unknown host ${values.sim} (one of ${presetNames()})`)
     const sim = simulateHost({ preset: values.sim })
-    host = await BuildHost.create(sim.hypervisor(), { numaPolicy })
-    const domid = await sim.hypervisor().createDomain({ kind: config.vm.type, maxVcpus: config.vm.vcpus })
-    await host.xenstore.write(`${domainPath(domid)}/vm`, `/vm/${randomUUID()}`)
+    host = await BuildHost.create(sim.hypervisor(), { numaPolicy, xenstore: new InMemoryXenstore({ domainExists: (domid) => sim.domains().includes(domid) }) })
+    const domid = await createDomain(sim.hypervisor(), host.xenstore, domainConfig)
     built = await buildDomain(host, domid, config.vm, { ...config.image, xenguest: new SimulatedXenguest(sim) })
   } else {
-    const domid = wholeNumber('--domid', values.domid)
-    host = await BuildHost.create(await openHypervisor(), { numaPolicy })
-    const xenguest = new SpawnedXenguest(values.xenguest ?? '/usr/libexec/xen/bin/xenguest')
-    built = await buildDomain(host, domid, config.vm, {
-      ...config.image,
-      xenguest,
-      xenguestTimeoutMs: wholeNumber('--timeout-ms', values['timeout-ms'], 120_000),
-    })
+    const existing = values.domid === undefined ? undefined : wholeNumber('--domid', values.domid)
+    const timeoutMs = wholeNumber('--timeout-ms', values['timeout-ms'], 120_000)
+    const xen = await openHypervisor()
+    host = await BuildHost.create(xen, { numaPolicy, xenstore: await openXenstore() })
+    const domid = existing ?? (await createDomain(xen, host.xenstore, domainConfig))
+    try {
+      built = await buildDomain(host, domid, config.vm, {
+        ...config.image,
+        xenguest: new SpawnedXenguest(values.xenguest ?? '/usr/libexec/xen/bin/xenguest'),
+        xenguestTimeoutMs: timeoutMs,
+      })
+    } catch (error) {
+      // A domain this command made does not outlive its failed build (xenopsd destroys it too).
+      if (existing === undefined) await destroyDomain(xen, host.xenstore, domid).catch(() => undefined)
+      throw error
+    }
   }
-  const xenstore = Object.fromEntries((host.xenstore as { entries?: Map<string, string> }).entries ?? [])
+  const xenstore = await dumpDomainTrees(host.xenstore, built.domid)
   const summary = {
     domid: built.domid,
     storePort: built.storePort,
@@ -98,6 +112,21 @@ export async function build(args: string[], out: Out): Promise<number> {
   out(`memory: build ${built.memory.buildStartMib}/${built.memory.buildMaxMib} MiB, xen max ${built.memory.xenMaxMib} MiB, shadow ${built.memory.shadowMib} MiB, claimed ${built.memory.buildClaimPages} pages`)
   out(`NUMA placement: ${built.placement.reason} (claim: ${built.placement.claim}${built.placement.affinity ? `, ${built.placement.affinity} affinity` : ''})`)
   out(`steps: ${Object.entries(built.timingsMs).map(([k, v]) => `${k} ${v.toFixed(1)} ms`).join(', ')}`)
-  for (const [path, value] of Object.entries(xenstore)) out(`xenstore ${path} = ${value}`)
+  for (const [path, value] of Object.entries(xenstore)) if (value !== '') out(`xenstore ${path} = ${value}`)
   return 0
+}
+
+/** Every node of the domain's trees (its home, its VM's, libxl's) with its value. */
+async function dumpDomainTrees(xenstore: Xenstore, domid: number): Promise<Record<string, string>> {
+  const home = domainPath(domid)
+  const vmPath = await xenstore.read(`${home}/vm`)
+  const dump: Record<string, string> = {}
+  const walk = async (path: string): Promise<void> => {
+    const value = await xenstore.read(path)
+    if (value === null) return
+    dump[path] = value
+    for (const name of await xenstore.directory(path)) await walk(`${path}/${name}`)
+  }
+  for (const root of [home, ...(vmPath === null ? [] : [vmPath]), `/libxl/${domid}`]) await walk(root)
+  return dump
 }

@@ -385,8 +385,12 @@ impl Hypervisor for XenCtrl {
             max_vcpus: config.max_vcpus,
             max_evtchn_port: config.max_evtchn_port,
             // Negative: the hypervisor's default limits.
-            max_grant_frames: -1,
-            max_maptrack_frames: -1,
+            max_grant_frames: config
+                .max_grant_frames
+                .map_or(-1, |f| i32::try_from(f).unwrap_or(i32::MAX)),
+            max_maptrack_frames: config
+                .max_maptrack_frames
+                .map_or(-1, |f| i32::try_from(f).unwrap_or(i32::MAX)),
             // Grant table version 1.
             grant_opts: 1,
             arch: abi::ArchDomainConfig {
