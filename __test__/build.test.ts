@@ -259,6 +259,35 @@ describe('buildDomain with the real runner and a fake xenguest', () => {
   })
 })
 
+describe('-mem_pnode on a Xen without node claims', () => {
+  const vm = { type: 'hvm' as const, staticMaxKib: GIB_KIB, targetKib: GIB_KIB, vcpus: 1 }
+
+  it('is given for a one-node plan when the builder places memory on a node by itself', async () => {
+    const t = await setup('two-socket-4-node', { nodeClaims: false })
+    const domid = await t.create('hvm', 1)
+    const logs: string[] = []
+    const built = await buildDomain(t.host, domid, vm, {
+      xenguest: new SpawnedXenguest(FAKE_XENGUEST),
+      image: FAKE_XENGUEST,
+      onEvent: (e) => e.type === 'xenguest.log' && logs.push(e.line),
+    })
+    expect(built.placement).toMatchObject({ node: null, claim: 'host', affinity: 'soft', plan: { nodes: [0] } })
+    const argv = JSON.parse((logs.find((l) => l.startsWith('argv ')) ?? '').slice(5))
+    expect(argv).toEqual(expect.arrayContaining(['-mem_pnode', '0']))
+  })
+
+  it('is not given when the builder cannot, nor for a multi-node plan', async () => {
+    const t = await setup('two-socket-4-node', { nodeClaims: false })
+    const xenguest = new SimulatedXenguest(t.sim)
+    const small = await t.create('hvm', 1)
+    await buildDomain(t.host, small, vm, { xenguest, image: 'hvmloader' })
+    const large = await t.create('hvm', 2)
+    const built = await buildDomain(t.host, large, { ...vm, staticMaxKib: 20 * GIB_KIB, targetKib: 20 * GIB_KIB, vcpus: 2 }, { xenguest, image: 'hvmloader' })
+    expect(built.placement.plan?.nodes.length).toBeGreaterThan(1)
+    for (const run of xenguest.runs) expect(run).not.toContain('-mem_pnode')
+  })
+})
+
 describe('cancellation leaves no process and no claim', () => {
   const vm = { type: 'hvm' as const, staticMaxKib: GIB_KIB, targetKib: GIB_KIB, vcpus: 1 }
 

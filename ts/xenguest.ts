@@ -336,7 +336,19 @@ export class SpawnedXenguest implements XenguestRunner {
     })
   }
 
+  /** Answers per feature, asked once: a build should not spawn a process to ask. */
+  readonly #supported = new Map<string, Promise<boolean>>()
+
   supports(feature: string): Promise<boolean> {
+    let answer = this.#supported.get(feature)
+    if (answer === undefined) {
+      answer = this.#ask(feature)
+      this.#supported.set(feature, answer)
+    }
+    return answer
+  }
+
+  #ask(feature: string): Promise<boolean> {
     return new Promise((resolve) => {
       const child = spawn(this.path, ['-supports', feature], { stdio: ['ignore', 'pipe', 'ignore'] })
       let out = ''

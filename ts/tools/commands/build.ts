@@ -4,19 +4,20 @@ import { buildDomain, type BuiltDomain } from '../../build.js'
 import { BuildHost, NUMA_POLICIES, type NumaPolicy } from '../../host.js'
 import { openHypervisor, simulateHost, simulatorPresets } from '../../hypervisor.js'
 import { SimulatedXenguest } from '../../sim-xenguest.js'
-import { SpawnedXenguest } from '../../xenguest.js'
+import { BUNDLED_BUILDER_PATH, defaultXenguestPath, HOST_XENGUEST_PATH, SpawnedXenguest } from '../../xenguest.js'
+import { XenDomainBuildError } from '../../errors.js'
 import { createDomain, destroyDomain } from '../../domain.js'
 import { domainPath, InMemoryXenstore, openXenstore, type Xenstore } from '../../xenstore.js'
 import { presetNames, readInput, UsageError, wholeNumber, type Out } from '../common.js'
 import { parseVmConfig } from '../vm-config.js'
 
 const USAGE = () => `Usage:
-  xen-domain-build build --config VM.json [--xenguest PATH] [--json]
+  xen-domain-build build --config VM.json [--xenguest PATH] [--paused] [--json]
       Creates a domain on this machine's Xen (hypervisor and xenstore, as
-      xenopsd's Domain.make does) and builds it with xenguest; a failed build
-      destroys it.
-  xen-domain-build build --domid N --config VM.json [--xenguest PATH] [--json]
-      Builds an existing, empty domain on this machine's Xen.
+      xenopsd's Domain.make does), builds it with xenguest and unpauses it; a
+      failed build destroys it.
+  xen-domain-build build --domid N --config VM.json [--xenguest PATH] [--paused] [--json]
+      Builds an existing, empty domain on this machine's Xen, and unpauses it.
   xen-domain-build build --sim PRESET --config VM.json [--json]
       Creates a domain on a simulated host and builds it (simulated xenguest,
       in-memory xenstore).
@@ -34,7 +35,9 @@ Options:
   --sim PRESET            one of: ${presetNames()}
   --domid N               the domain to build (real host)
   --config FILE           the VM config file, or - for standard input
-  --xenguest PATH         the domain builder (default /usr/libexec/xen/bin/xenguest)
+  --xenguest PATH         the domain builder (default: the host's /usr/libexec/xen/bin/xenguest,
+                          else this package's xen-domain-builder)
+  --paused                leave the built domain paused (as xl create -p); default: unpause it
   --numa-policy POLICY    any, best_effort (default), best_effort_hard, prio_mem_only
   --timeout-ms MS         how long xenguest may take (default 120000)
   --json                  one JSON object instead of text
@@ -49,6 +52,7 @@ export async function build(args: string[], out: Out): Promise<number> {
       domid: { type: 'string' },
       config: { type: 'string' },
       xenguest: { type: 'string' },
+      paused: { type: 'boolean', default: false },
       'numa-policy': { type: 'string' },
       'timeout-ms': { type: 'string' },
       json: { type: 'boolean', default: false },
@@ -77,15 +81,21 @@ export async function build(args: string[], out: Out): Promise<number> {
   } else {
     const existing = values.domid === undefined ? undefined : wholeNumber('--domid', values.domid)
     const timeoutMs = wholeNumber('--timeout-ms', values['timeout-ms'], 120_000)
+    const builder = values.xenguest ?? defaultXenguestPath()
+    if (builder === null) {
+      throw new XenDomainBuildError('XEN_UNAVAILABLE', `no domain builder: neither the host's ${HOST_XENGUEST_PATH} nor this package's xen-domain-builder (${BUNDLED_BUILDER_PATH}); give --xenguest PATH`)
+    }
     const xen = await openHypervisor()
     host = await BuildHost.create(xen, { numaPolicy, xenstore: await openXenstore() })
     const domid = existing ?? (await createDomain(xen, host.xenstore, domainConfig))
     try {
       built = await buildDomain(host, domid, config.vm, {
         ...config.image,
-        xenguest: new SpawnedXenguest(values.xenguest ?? '/usr/libexec/xen/bin/xenguest'),
+        xenguest: new SpawnedXenguest(builder),
         xenguestTimeoutMs: timeoutMs,
       })
+      // Built: let it run, unless asked to leave it paused (as xl create -p).
+      if (!values.paused) await xen.unpauseDomain(domid)
     } catch (error) {
       // A domain this command made does not outlive its failed build (xenopsd destroys it too).
       if (existing === undefined) await destroyDomain(xen, host.xenstore, domid).catch(() => undefined)
