@@ -185,6 +185,7 @@ const files = await phase('initramfs and share', () => {
   copyFileSync(join(UNPACKED, 'boot', `vmlinuz-${kernelVersion}`), join(SHARE, 'guest', 'vmlinuz'))
   copyFileSync(join(ROOT, '__test__', 'xen', 'smoke.mjs'), join(SHARE, 'smoke.mjs'))
   copyFileSync(join(ROOT, '__test__', 'xen', 'xenstore.mjs'), join(SHARE, 'xenstore.mjs'))
+  copyFileSync(join(ROOT, '__test__', 'xen', 'build.mjs'), join(SHARE, 'build.mjs'))
   copyFileSync(join(ROOT, '__test__', 'xenstore-conformance.mjs'), join(SHARE, 'xenstore-conformance.mjs'))
   copyFileSync(join(ROOT, 'scripts', 'xen-test', 'xenstored.sh'), join(SHARE, 'xenstored.sh'))
   copyFileSync(join(ROOT, 'scripts', 'xen-test', 'run.sh'), join(SHARE, 'run.sh'))
@@ -230,7 +231,7 @@ const serial = await phase('boot Xen and run the tests in dom0', () => new Promi
 }))
 
 let failed = 0
-for (const suite of ['rust', 'smoke', 'xenstore', 'builder', 'xl']) {
+for (const suite of ['rust', 'smoke', 'xenstore', 'builder', 'xl', 'build']) {
   const status = join(SHARE, 'results', `${suite}.status`)
   if (!existsSync(status)) {
     failed++

@@ -29,3 +29,6 @@ mkdir -p /tmp/guest && cp guest/vmlinuz guest/initrd.gz xen-4.17/boot/hvmloader 
 run builder env XEN_BUILDER=/mnt/host/xen-domain-builder GUEST_KERNEL=/tmp/guest/vmlinuz \
   GUEST_RAMDISK=/tmp/guest/initrd.gz HVMLOADER=/tmp/guest/hvmloader ./builder_real_xen --ignored --test-threads=1 --nocapture
 run xl sh xl-create.sh
+# The whole Domain.build through the package: createDomain, buildDomain with
+# the builder and the real xenstore, unpause, the guest's console.
+run build env XEN_BUILDER=/mnt/host/xen-domain-builder ./node/node --no-warnings build.mjs
