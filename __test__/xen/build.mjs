@@ -160,8 +160,31 @@ await failure('ramdisk-too-large', { ramdisk: '/tmp/guest/huge-ramdisk' }, 'XENG
 }
 check('no claim left on the host', (await xen.physinfo()).outstandingPages === 0)
 
+// Last, as it ends xenstored: xenstored gone in the middle of a build (once
+// the builder has run). build_post fails with xenstore's error, the claim is
+// released, and the domain can still be destroyed through the hypervisor.
+{
+  const domid = await createDomain(xen, xenstore, { type: 'pv', maxVcpus: 1, name: 'xdb-no-xenstored' })
+  const pid = Number(readFileSync('/var/run/xenstored.pid', 'utf8'))
+  const build = buildDomain(host, domid, vm, {
+    image: KERNEL,
+    ramdisk: RAMDISK,
+    xenguest: builder,
+    onEvent: (e) => {
+      if (e.type === 'step' && e.step === 'xenguest') process.kill(pid, 'SIGKILL')
+    },
+  })
+  // A request to a xenstored that died must fail, not hang: 30 s is a hang here.
+  const hung = new Promise((resolve) => setTimeout(() => resolve({ code: 'HUNG', step: 'build_post', message: 'no answer in 30 s' }), 30_000).unref())
+  const error = await Promise.race([build.then(() => undefined, (e) => e), hung])
+  check('xenstored gone mid-build: build_post fails with a code', error !== undefined && error.step === 'build_post' && error.code !== 'HUNG', { code: error?.code, step: error?.step, message: error?.message })
+  check('xenstored gone mid-build: no claim left', (await xen.domainInfo(domid)).outstandingPages === 0)
+  await xen.destroyDomain(domid)
+  check('xenstored gone mid-build: the domain destroyed', await xen.domainInfo(domid).then(() => false, (e) => e.code === 'ESRCH'))
+}
+
 host.close()
-xenstore.close()
 xen.close()
 console.log(JSON.stringify({ summary: true, failed }))
-process.exitCode = failed === 0 ? 0 : 1
+// The store's connection to a dead xenstored may hold the process: end it.
+process.exit(failed === 0 ? 0 : 1)
