@@ -165,6 +165,14 @@ pub fn errno_name(errno: i32) -> String {
         libc::ESTALE => "ESTALE",
         libc::ENOBUFS => "ENOBUFS",
         libc::ECANCELED => "ECANCELED",
+        libc::EPIPE => "EPIPE",
+        libc::ECONNRESET => "ECONNRESET",
+        libc::ECONNREFUSED => "ECONNREFUSED",
+        libc::ENOTCONN => "ENOTCONN",
+        libc::EISDIR => "EISDIR",
+        libc::ENOTDIR => "ENOTDIR",
+        libc::EROFS => "EROFS",
+
         libc::EILSEQ => "EILSEQ",
         _ => return format!("E{errno}"),
     };
@@ -184,6 +192,8 @@ mod tests {
     fn errno_names_and_codes() {
         assert_eq!(errno_name(libc::ENOMEM), "ENOMEM");
         assert_eq!(errno_name(9999), "E9999");
+        // A dead xenstored's socket: the name, not E32.
+        assert_eq!(errno_name(libc::EPIPE), "EPIPE");
         assert_eq!(errno_from_name("ESRCH"), Some(libc::ESRCH));
         assert_eq!(errno_from_name("EWHAT"), None);
         let e = XenError::hypercall("xc_domain_claim_pages", libc::ENOMEM);
