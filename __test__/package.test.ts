@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process'
-import { cpSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
@@ -101,5 +101,30 @@ describe('the published package', () => {
     const diff = spawnSync('git', ['diff', '--exit-code', '--stat', '--', 'native/binding.d.ts'], { cwd: ROOT, encoding: 'utf8' })
     expect(diff.stdout).toBe('')
     expect(diff.status).toBe(0)
+  })
+})
+
+describe('the declaration files', () => {
+  it('compile for a CommonJS consumer without esModuleInterop, libraries checked too', () => {
+    const project = mkdtempSync(join(tmpdir(), 'xdb-cjs-types-'))
+    try {
+      writeFileSync(join(project, 'consumer.ts'), [
+        "import { BuildHost, buildDomain, XenDomainBuildError, type BuiltDomain } from '" + join(ROOT, 'dist', 'index') + "'",
+        'export async function f(host: BuildHost): Promise<BuiltDomain | XenDomainBuildError> {',
+        "  return buildDomain(host, 1, { type: 'pv', staticMaxKib: 1024, targetKib: 1024, vcpus: 1 }, { image: 'k', xenguest: { run: async () => ({ storeMfn: 1n, consoleMfn: 2n }), supports: async () => false } })",
+        '}',
+        '',
+      ].join('\n'))
+      const tsc = join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc')
+      const run = spawnSync(process.execPath, [
+        tsc, '--noEmit', '--strict', '--module', 'commonjs', '--moduleResolution', 'node10', '--target', 'es2022',
+        '--esModuleInterop', 'false', '--skipLibCheck', 'false', '--lib', 'es2022,esnext.disposable',
+        '--typeRoots', join(ROOT, 'node_modules', '@types'), '--types', 'node', join(project, 'consumer.ts'),
+      ], { encoding: 'utf8' })
+      expect(run.stdout + run.stderr).toBe('')
+      expect(run.status).toBe(0)
+    } finally {
+      rmSync(project, { recursive: true, force: true })
+    }
   })
 })

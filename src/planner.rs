@@ -8,7 +8,7 @@ use crate::convert::{to_i64, to_u32, to_u64};
 use crate::error::{from_plan, from_topology, invalid_argument, sync, Result};
 use napi::bindgen_prelude::{Env, Float64Array};
 use napi_derive::napi;
-use numa::{LargeHostCandidates, NodeId, Planner, Request, Topology, TopologySpec};
+use numa::{NodeId, Planner, Request, Topology, TopologySpec};
 
 #[napi(object)]
 pub struct TopologyInput {
@@ -18,12 +18,12 @@ pub struct TopologyInput {
     pub cpu_to_node: Vec<Option<f64>>,
     /// Physical cores per node.
     pub node_cores: Vec<f64>,
-    pub large_host_candidates: Option<LargeHostCandidatesJs>,
+    pub large_host_candidates: Option<LargeHostCandidates>,
 }
 
 /// Candidates on hosts with more than 16 valid nodes.
-#[napi(string_enum = "kebab-case", js_name = "LargeHostCandidates")]
-pub enum LargeHostCandidatesJs {
+#[napi(string_enum = "kebab-case")]
+pub enum LargeHostCandidates {
     /// xenopsd's rule (the default): single nodes only.
     SingleNodes,
     /// Also, for each node, the sets grown from it by its nearest nodes.
@@ -78,8 +78,8 @@ fn spec_from_input(input: TopologyInput) -> Result<TopologySpec> {
         .map(|(node, &c)| to_u32(c, || format!("topology.nodeCores[{node}]")))
         .collect::<Result<Vec<_>>>()?;
     let large_host = match input.large_host_candidates {
-        None | Some(LargeHostCandidatesJs::SingleNodes) => LargeHostCandidates::SingleNodes,
-        Some(LargeHostCandidatesJs::Neighbourhoods) => LargeHostCandidates::Neighbourhoods,
+        None | Some(LargeHostCandidates::SingleNodes) => numa::LargeHostCandidates::SingleNodes,
+        Some(LargeHostCandidates::Neighbourhoods) => numa::LargeHostCandidates::Neighbourhoods,
     };
     Ok(TopologySpec {
         distances,

@@ -7,7 +7,7 @@ use crate::hypervisor::{task, Hypervisor, HypervisorTask};
 use napi::bindgen_prelude::{AsyncTask, Env};
 use napi_derive::napi;
 use std::sync::Arc;
-use xen_sim::{Clock, Fault, FaultMode, HostSpec, ScrubReporting};
+use xen_sim::{Fault, HostSpec};
 use xenctrl::CpuLocation;
 
 #[napi(object)]
@@ -33,14 +33,14 @@ pub struct SimulatedHostOptions {
     pub node_claims: Option<bool>,
     /// Shadow paging built in (the default, as XenServer's Xen); Debian's Xen has none.
     pub shadow_paging: Option<bool>,
-    pub scrub_reporting: Option<ScrubReportingJs>,
+    pub scrub_reporting: Option<ScrubReporting>,
     pub scrub_pages_per_second_per_node: Option<f64>,
-    pub clock: Option<ClockJs>,
+    pub clock: Option<Clock>,
 }
 
 /// How physinfo reports memory waiting to be scrubbed.
-#[napi(string_enum = "lowercase", js_name = "ScrubReporting")]
-pub enum ScrubReportingJs {
+#[napi(string_enum = "lowercase")]
+pub enum ScrubReporting {
     /// XenServer's Xen counts it in `scrub_pages` (the default).
     XenServer,
     /// Upstream Xen: always 0.
@@ -48,8 +48,8 @@ pub enum ScrubReportingJs {
 }
 
 /// Where the simulated host's time comes from.
-#[napi(string_enum = "kebab-case", js_name = "Clock")]
-pub enum ClockJs {
+#[napi(string_enum = "kebab-case")]
+pub enum Clock {
     /// Moves only with `advanceClock` (the default): for tests.
     Manual,
     /// Real time: for demos and benchmarks.
@@ -57,8 +57,8 @@ pub enum ClockJs {
 }
 
 /// When an injected fault fires.
-#[napi(string_enum = "lowercase", js_name = "FaultMode")]
-pub enum FaultModeJs {
+#[napi(string_enum = "lowercase")]
+pub enum FaultMode {
     Once,
     Always,
     /// Latency only.
@@ -73,7 +73,7 @@ pub struct FaultInput {
     pub operation: String,
     /// The errno to fail with, as a number or a name (`ENOMEM`).
     pub errno: Option<napi::Either<f64, String>>,
-    pub mode: FaultModeJs,
+    pub mode: FaultMode,
     pub probability: Option<f64>,
     pub latency_ms: Option<f64>,
 }
@@ -147,8 +147,8 @@ fn spec_from(options: &SimulatedHostOptions) -> Result<HostSpec> {
     }
     if let Some(reporting) = &options.scrub_reporting {
         spec.scrub_reporting = match reporting {
-            ScrubReportingJs::XenServer => ScrubReporting::XenServer,
-            ScrubReportingJs::Upstream => ScrubReporting::Upstream,
+            ScrubReporting::XenServer => xen_sim::ScrubReporting::XenServer,
+            ScrubReporting::Upstream => xen_sim::ScrubReporting::Upstream,
         };
     }
     if let Some(rate) = options.scrub_pages_per_second_per_node {
@@ -157,8 +157,8 @@ fn spec_from(options: &SimulatedHostOptions) -> Result<HostSpec> {
     }
     if let Some(clock) = &options.clock {
         spec.clock = match clock {
-            ClockJs::Manual => Clock::Manual,
-            ClockJs::RealTime => Clock::RealTime,
+            Clock::Manual => xen_sim::Clock::Manual,
+            Clock::RealTime => xen_sim::Clock::RealTime,
         };
     }
     Ok(spec)
@@ -173,11 +173,11 @@ fn fault_from(input: FaultInput) -> Result<Fault> {
         })?,
     };
     let mode = match (input.mode, input.probability) {
-        (FaultModeJs::Once, None) => FaultMode::Once,
-        (FaultModeJs::Always, None) => FaultMode::Always,
-        (FaultModeJs::Never, None) => FaultMode::Never,
-        (FaultModeJs::Probability, Some(p)) if (0.0..=1.0).contains(&p) => {
-            FaultMode::Probability(p)
+        (FaultMode::Once, None) => xen_sim::FaultMode::Once,
+        (FaultMode::Always, None) => xen_sim::FaultMode::Always,
+        (FaultMode::Never, None) => xen_sim::FaultMode::Never,
+        (FaultMode::Probability, Some(p)) if (0.0..=1.0).contains(&p) => {
+            xen_sim::FaultMode::Probability(p)
         }
         _ => {
             return Err(invalid_argument(
