@@ -293,9 +293,9 @@ export interface SimulatedHostOptions {
   nodeClaims?: boolean
   /** Shadow paging built in (the default, as XenServer's Xen); Debian's Xen has none. */
   shadowPaging?: boolean
-  scrubReporting?: ScrubReportingJs
+  scrubReporting?: ScrubReporting
   scrubPagesPerSecondPerNode?: number
-  clock?: ClockJs
+  clock?: Clock
 }
 
 export interface TopologyInput {
@@ -305,7 +305,7 @@ export interface TopologyInput {
   cpuToNode: Array<number | undefined | null>
   /** Physical cores per node. */
   nodeCores: Array<number>
-  largeHostCandidates?: LargeHostCandidatesJs
+  largeHostCandidates?: LargeHostCandidates
 }
 
 export interface VcpuAffinityJs {

@@ -18,6 +18,8 @@ pub struct TopologyInput {
     pub cpu_to_node: Vec<Option<f64>>,
     /// Physical cores per node.
     pub node_cores: Vec<f64>,
+    // The enum's JavaScript name: napi's types would name the Rust one, which they do not declare.
+    #[napi(ts_type = "LargeHostCandidates")]
     pub large_host_candidates: Option<LargeHostCandidatesJs>,
 }
 

@@ -33,8 +33,11 @@ pub struct SimulatedHostOptions {
     pub node_claims: Option<bool>,
     /// Shadow paging built in (the default, as XenServer's Xen); Debian's Xen has none.
     pub shadow_paging: Option<bool>,
+    // The enum's JavaScript name: napi's types would name the Rust one, which they do not declare.
+    #[napi(ts_type = "ScrubReporting")]
     pub scrub_reporting: Option<ScrubReportingJs>,
     pub scrub_pages_per_second_per_node: Option<f64>,
+    #[napi(ts_type = "Clock")]
     pub clock: Option<ClockJs>,
 }
 
