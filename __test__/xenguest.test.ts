@@ -1,11 +1,13 @@
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { createRequire } from 'node:module'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { XenDomainBuildError } from '../ts/errors.js'
 import { memoryModel } from '../ts/memory.js'
 import {
-  BUNDLED_BUILDER_PATH, defaultXenguestPath, HOST_XENGUEST_PATH, parseXenguestError, SpawnedXenguest, xenguestArgs,
+  BUNDLED_BUILDER_PATH, defaultXenguestCandidates, defaultXenguestPath, HOST_XENGUEST_PATH, parseXenguestError, platformBuilderPath,
+  SpawnedXenguest, xenguestArgs,
 } from '../ts/xenguest.js'
 import { alive, FAKE_XENGUEST, rejected, ROOT } from './helpers.js'
 
@@ -200,9 +202,48 @@ describe('the default domain builder', () => {
     }
   })
 
-  it('defaults to the host path, then the builder npm run build puts in native/', () => {
+  it('is, in order, the host xenguest, the checkout\'s native/ builder, the installed platform package\'s', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'xdb-builder-'))
+    try {
+      const host = join(dir, 'host')
+      const checkout = join(dir, 'checkout')
+      const installed = join(dir, 'installed')
+      const order = [host, checkout, installed]
+      const program = (path: string) => writeFileSync(path, '#!/bin/sh\n', { mode: 0o755 })
+      expect(defaultXenguestPath(order)).toBeNull()
+      program(installed)
+      expect(defaultXenguestPath(order)).toBe(installed)
+      program(checkout)
+      expect(defaultXenguestPath(order)).toBe(checkout)
+      program(host)
+      expect(defaultXenguestPath(order)).toBe(host)
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+
+  it('finds the platform package\'s builder as an installed package resolves its dependency', () => {
+    const platform = createRequire(import.meta.url)('../scripts/platform.cjs') as { addonPackageName(): string; BUILDER_NAME: string }
+    const project = mkdtempSync(join(tmpdir(), 'xdb-project-'))
+    try {
+      // node_modules/xen-domain-build/dist/index.js resolving node_modules/@xen-domain-build/<platform>.
+      const from = join(project, 'node_modules', 'xen-domain-build', 'dist', 'index.js')
+      expect(platformBuilderPath(from)).toBeNull()
+      const pkg = join(project, 'node_modules', ...platform.addonPackageName().split('/'))
+      mkdirSync(pkg, { recursive: true })
+      writeFileSync(join(pkg, 'package.json'), JSON.stringify({ name: platform.addonPackageName(), version: '0.1.0' }))
+      expect(platformBuilderPath(from)).toBe(join(pkg, 'xen-domain-builder'))
+      expect(platform.BUILDER_NAME).toBe('xen-domain-builder')
+    } finally {
+      rmSync(project, { recursive: true, force: true })
+    }
+  })
+
+  it('defaults to the host path, then the builder npm run build puts in native/; a checkout has no platform package', () => {
     expect(HOST_XENGUEST_PATH).toBe('/usr/libexec/xen/bin/xenguest')
     expect(BUNDLED_BUILDER_PATH).toBe(join(ROOT, 'native', 'xen-domain-builder'))
+    expect(platformBuilderPath()).toBeNull()
+    expect(defaultXenguestCandidates()).toEqual([HOST_XENGUEST_PATH, BUNDLED_BUILDER_PATH])
     expect(defaultXenguestPath()).toBe(existsSync(HOST_XENGUEST_PATH) ? HOST_XENGUEST_PATH : BUNDLED_BUILDER_PATH)
   })
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env node
-// `npm run build:targets`: builds the addon for the four published targets on
-// this one x86_64 machine, then checks each artifact and runs it where it can.
+// `npm run build:targets`: builds the addon and the domain builder
+// (xen-domain-builder, crates/builder) for the four published targets on this
+// one x86_64 machine, then checks each artifact and runs it where it can.
 //
 //   x86_64-unknown-linux-gnu    linux-x64-gnu     run by this machine's Node
 //   x86_64-unknown-linux-musl   linux-x64-musl    run by a musl Node (PyPI wheel) through Debian's musl loader
@@ -19,12 +20,13 @@
 // 1.2.5 (bookworm's 1.2.3 predates DT_RELR, which the libstdc++ and libgcc_s
 // bundled in the musllinux wheels use: Node crashes at startup on it).
 //
-// Artifacts land in target/artifacts/xen-domain-build.<platform>.node, which
-// scripts/release-pack.mjs turns into the per-platform packages.
+// Artifacts land in target/artifacts/: xen-domain-build.<platform>.node and
+// xen-domain-builder.<platform>, which scripts/release-pack.mjs turns into the
+// per-platform packages.
 // Needs root for apt-get install the first time. XDB_TARGETS=linux-arm64-gnu,...
 // builds a subset.
 import { execFileSync, spawnSync } from 'node:child_process'
-import { existsSync, mkdirSync, readFileSync, readdirSync, readlinkSync, rmSync, symlinkSync, lstatSync, writeFileSync } from 'node:fs'
+import { chmodSync, copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, readlinkSync, rmSync, symlinkSync, lstatSync, writeFileSync } from 'node:fs'
 import { dirname, join, relative, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
@@ -32,6 +34,7 @@ const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..')
 const CROSS = join(ROOT, 'target', 'cross')
 const OUT = join(ROOT, 'target', 'artifacts')
 const BINARY = 'xen-domain-build'
+const BUILDER = 'xen-domain-builder'
 
 // Pinned so that a build today and one next month link the same way.
 const ZIG = 'ziglang==0.14.1'
@@ -48,6 +51,8 @@ const TARGETS = [
     machine: 'Advanced Micro Devices X86-64',
     // glibc's libraries only; libxenctrl is opened at run time (dlopen), never linked.
     needed: /^(libc\.so\.6|libm\.so\.6|libdl\.so\.2|libpthread\.so\.0|librt\.so\.1|libgcc_s\.so\.1|ld-linux-x86-64\.so\.2)$/,
+    // The builder's program interpreter: the dynamic loader it dlopens libxenguest with.
+    interp: '/lib64/ld-linux-x86-64.so.2',
   },
   {
     platform: 'linux-x64-musl',
@@ -56,6 +61,7 @@ const TARGETS = [
     machine: 'Advanced Micro Devices X86-64',
     // musl's loader answers for any libc.* itself.
     needed: /^libc\.so$/,
+    interp: '/lib/ld-musl-x86_64.so.1',
   },
   {
     platform: 'linux-arm64-gnu',
@@ -63,6 +69,7 @@ const TARGETS = [
     zig: 'aarch64-unknown-linux-gnu.2.17',
     machine: 'AArch64',
     needed: /^(libc\.so\.6|libm\.so\.6|libdl\.so\.2|libpthread\.so\.0|librt\.so\.1|libgcc_s\.so\.1|ld-linux-aarch64\.so\.1)$/,
+    interp: '/lib/ld-linux-aarch64.so.1',
   },
   {
     platform: 'linux-arm64-musl',
@@ -70,6 +77,7 @@ const TARGETS = [
     zig: 'aarch64-unknown-linux-musl',
     machine: 'AArch64',
     needed: /^libc\.so$/,
+    interp: '/lib/ld-musl-aarch64.so.1',
   },
 ]
 const GLIBC_MAX = [2, 17]
@@ -234,40 +242,87 @@ function build(target) {
   return { file, seconds: (Date.now() - started) / 1000 }
 }
 
+/** xen-domain-builder for the target, with the same zig target (and glibc pin) as the addon. */
+function buildBuilder(target) {
+  step(`build ${BUILDER} ${target.triple}`)
+  const started = Date.now()
+  const env = { ...process.env }
+  if (target.triple.endsWith('musl')) {
+    // Rust links musl programs statically by default, and a static musl
+    // program cannot dlopen ("Dynamic loading not supported"): the builder
+    // must, to load the host's libxenguest. -crt-static is not enough with
+    // zig 0.14, which links a musl program statically unless a shared library
+    // is among its inputs (ziglang/zig#11909; 0.15 honours -dynamic): an empty
+    // one, dropped again by --as-needed, so NEEDED stays libc.so alone.
+    const dir = join(CROSS, 'out', target.platform)
+    mkdirSync(dir, { recursive: true })
+    writeFileSync(join(dir, 'empty.c'), '')
+    const empty = join(dir, 'libxdb-dynamic.so')
+    run('python3', ['-m', 'ziglang', 'cc', '-target', `${target.triple.split('-')[0]}-linux-musl`, '-shared', '-nostdlib', '-o', empty, join(dir, 'empty.c')])
+    env.RUSTFLAGS = `-C target-feature=-crt-static -C link-arg=-Wl,--as-needed -C link-arg=${empty}`
+  }
+  run('cargo', ['zigbuild', '--release', '--locked', '-p', 'builder', '--target', target.zig], { cwd: ROOT, env })
+  mkdirSync(OUT, { recursive: true })
+  const file = join(OUT, `${BUILDER}.${target.platform}`)
+  copyFileSync(join(ROOT, 'target', target.triple, 'release', BUILDER), file)
+  chmodSync(file, 0o755)
+  return { file, seconds: (Date.now() - started) / 1000 }
+}
+
 // ---- checks -------------------------------------------------------------
 
 function check(condition, message) {
   if (!condition) throw new Error(`${message}`)
 }
 
-/** What readelf says of the artifact, checked against what a Node addon for the target must be. */
-function checkElf(target, file) {
+/**
+ * What readelf says of either artifact, checked against what both must be:
+ * the target's machine, ELF64 and dynamically linked (DYN: a shared object,
+ * or a position-independent program), only the libc's libraries as NEEDED
+ * (never libxenctrl or libxenguest: both are dlopened at run time), and for
+ * glibc no symbol newer than the glibc we promise.
+ */
+function checkElfCommon(target, file, name) {
   const header = output('readelf', ['-h', file])
   const machine = /Machine:\s+(.*)/.exec(header)[1].trim()
   const type = /Type:\s+(\S+)/.exec(header)[1]
   const cls = /Class:\s+(\S+)/.exec(header)[1]
-  check(machine === target.machine, `${target.platform}: machine ${machine}, expected ${target.machine}`)
-  check(type === 'DYN' && cls === 'ELF64', `${target.platform}: ${cls} ${type}, expected ELF64 DYN`)
-  // A shared object Node dlopens: it has no program interpreter of its own.
-  const programs = output('readelf', ['-lW', file])
-  check(!/INTERP/.test(programs), `${target.platform}: has a program interpreter`)
+  check(machine === target.machine, `${name}: machine ${machine}, expected ${target.machine}`)
+  check(type === 'DYN' && cls === 'ELF64', `${name}: ${cls} ${type}, expected ELF64 DYN`)
   const dynamic = output('readelf', ['-dW', file])
   const needed = [...dynamic.matchAll(/\(NEEDED\)\s+Shared library: \[(.*)\]/g)].map((m) => m[1])
   const unexpected = needed.filter((n) => !target.needed.test(n))
-  check(unexpected.length === 0, `${target.platform}: unexpected NEEDED ${unexpected.join(', ')}`)
-  check(needed.length > 0, `${target.platform}: no NEEDED libc`)
-  // glibc targets: no symbol newer than the glibc we promise.
+  check(unexpected.length === 0, `${name}: unexpected NEEDED ${unexpected.join(', ')}`)
+  check(needed.length > 0, `${name}: no NEEDED libc`)
   let glibc = null
   if (target.triple.endsWith('gnu')) {
     const versions = [...output('readelf', ['-VW', file]).matchAll(/GLIBC_(\d+)\.(\d+)/g)].map((m) => [+m[1], +m[2]])
     glibc = versions.reduce((a, b) => (b[0] > a[0] || (b[0] === a[0] && b[1] > a[1]) ? b : a), [0, 0])
-    check(glibc[0] < GLIBC_MAX[0] || (glibc[0] === GLIBC_MAX[0] && glibc[1] <= GLIBC_MAX[1]), `${target.platform}: needs GLIBC_${glibc.join('.')}`)
+    check(glibc[0] < GLIBC_MAX[0] || (glibc[0] === GLIBC_MAX[0] && glibc[1] <= GLIBC_MAX[1]), `${name}: needs GLIBC_${glibc.join('.')}`)
   } else {
-    check(!/GLIBC_/.test(output('readelf', ['-VW', file])), `${target.platform}: references glibc symbol versions`)
+    check(!/GLIBC_/.test(output('readelf', ['-VW', file])), `${name}: references glibc symbol versions`)
   }
+  const interp = /\[Requesting program interpreter: (.*)\]/.exec(output('readelf', ['-lW', file]))?.[1] ?? null
+  return { machine, needed, glibc: glibc && `GLIBC_${glibc.join('.')}`, interp }
+}
+
+/** The addon: also a shared object Node dlopens (no interpreter), exporting N-API's entry point. */
+function checkElf(target, file) {
+  const elf = checkElfCommon(target, file, target.platform)
+  check(elf.interp === null, `${target.platform}: has a program interpreter ${elf.interp}`)
   // N-API's entry point, or Node cannot register the module.
   check(/napi_register_module_v1/.test(output('readelf', ['--dyn-syms', '-W', file])), `${target.platform}: no napi_register_module_v1`)
-  return { machine, needed, glibc: glibc && `GLIBC_${glibc.join('.')}` }
+  return elf
+}
+
+/**
+ * The builder: also a program whose interpreter is the target libc's dynamic
+ * loader. Not static, even for musl: a static program cannot dlopen libxenguest.
+ */
+function checkBuilderElf(target, file) {
+  const elf = checkElfCommon(target, file, `${target.platform} ${BUILDER}`)
+  check(elf.interp === target.interp, `${target.platform} ${BUILDER}: program interpreter ${elf.interp}, expected ${target.interp}`)
+  return elf
 }
 
 const VM = JSON.stringify({ type: 'hvm', staticMaxKib: 2 << 20, targetKib: 1 << 20, videoMib: 8, vcpus: 2, image: '/usr/lib/xen/boot/hvmloader' })
@@ -309,25 +364,66 @@ function runArtifact(target, file, node, what) {
   return `${what}: Node ${probe.version} ${probe.arch} ${probe.libc} mapped the artifact; placement parity (small.json) matches; simulated build on qemu-2-node decides as this machine's own build (domid 1, plan [${built.placement.plan}], claim ${built.placement.claim}, ${built.memory.buildClaimPages} pages claimed)`
 }
 
+/**
+ * How to run the target's programs here: `program`, the command that starts a
+ * program of the target (followed by its path; none on this machine's own
+ * target), and `node`, that with a Node of the target.
+ */
 function runner(target) {
   switch (target.platform) {
     case 'linux-x64-gnu':
-      return { node: [process.execPath], what: "this machine's Node" }
+      return { program: [], programWhat: 'natively', node: [process.execPath], what: "this machine's Node" }
     case 'linux-x64-musl': {
       // musl's libc.so is its dynamic loader too: run as a command, it loads the program.
       const root = debianRoot('musl-amd64', ['musl:amd64'])
-      return { node: [join(root, 'usr', 'lib', 'x86_64-linux-musl', 'libc.so'), muslNode('x86_64')], what: "musl Node (PyPI wheel) through Debian 13's musl 1.2.5 loader" }
+      const program = [join(root, 'usr', 'lib', 'x86_64-linux-musl', 'libc.so')]
+      return { program, programWhat: "through Debian 13's musl 1.2.5 loader", node: [...program, muslNode('x86_64')], what: "musl Node (PyPI wheel) through Debian 13's musl 1.2.5 loader" }
     }
     case 'linux-arm64-gnu': {
       const root = debianRoot('arm64-gnu', ['nodejs:arm64'])
-      return { node: ['qemu-aarch64-static', '-L', root, join(root, 'usr', 'bin', 'node')], what: "qemu-aarch64-static, Debian 13's arm64 Node" }
+      const program = ['qemu-aarch64-static', '-L', root]
+      return { program, programWhat: "qemu-aarch64-static with Debian 13's arm64 glibc", node: [...program, join(root, 'usr', 'bin', 'node')], what: "qemu-aarch64-static, Debian 13's arm64 Node" }
     }
     case 'linux-arm64-musl': {
       const root = debianRoot('musl-arm64', ['musl:arm64'])
-      return { node: ['qemu-aarch64-static', join(root, 'usr', 'lib', 'aarch64-linux-musl', 'libc.so'), muslNode('aarch64')], what: "qemu-aarch64-static, musl arm64 Node (PyPI wheel) through Debian 13's musl 1.2.5 loader" }
+      const program = ['qemu-aarch64-static', join(root, 'usr', 'lib', 'aarch64-linux-musl', 'libc.so')]
+      return { program, programWhat: "qemu-aarch64-static, through Debian 13's musl 1.2.5 arm64 loader", node: [...program, muslNode('aarch64')], what: "qemu-aarch64-static, musl arm64 Node (PyPI wheel) through Debian 13's musl 1.2.5 loader" }
     }
   }
   throw new Error(target.platform)
+}
+
+// A PV build, its control lines on stdout (-controloutfd 1): off Xen it must fail, and how it fails shows dlopen works.
+const BUILDER_BUILD = ['-controloutfd', '1', '-controlinfd', '0', '-mode', 'linux_build', '-image', '/nonexistent', '-cmdline', '', '-ramdisk', '',
+  '-features', '', '-flags', '0', '-domid', '1', '-store_port', '1', '-store_domid', '0', '-console_port', '2', '-console_domid', '0', '-mem_max_mib', '16', '-mem_start_mib', '16']
+
+/**
+ * Runs the builder as the target's loader starts it: `-supports` as
+ * SpawnedXenguest asks it, then a build, which off Xen ends in one of two
+ * failures that both prove the program can load libraries at run time:
+ * `xc_interface_open` (it loaded the host's libxenctrl: x86_64 glibc here,
+ * where libxen-dev is installed) or `dlopen` failing because the loader found
+ * no libxenctrl file (a program that cannot dlopen, static musl, says
+ * "Dynamic loading not supported" instead).
+ */
+function runBuilder(target, file, program, what) {
+  const name = `${target.platform} ${BUILDER}`
+  const exec = (args) => {
+    const result = spawnSync(program[0] ?? file, [...program.slice(1), ...(program.length ? [file] : []), ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] })
+    if (result.error) throw result.error
+    return result
+  }
+  for (const [feature, answer] of [['mem_pnode', 'true'], ['nothing', 'false']]) {
+    const result = exec(['-supports', feature])
+    check(result.status === 0 && result.stdout === `${answer}\n`, `${name}: -supports ${feature}: exit ${result.status}, ${JSON.stringify(result.stdout)}, expected ${answer}\n${result.stderr}`)
+  }
+  const built = exec(BUILDER_BUILD)
+  const error = built.stdout.split('\n').find((l) => l.startsWith('error:')) ?? ''
+  const failed = /^error:xenguest: (\S+): \[\d+\] (.*)$/.exec(error)
+  const loaded = failed?.[1] === 'xc_interface_open'
+  const searched = failed?.[1] === 'dlopen' && /No such file or directory/.test(failed[2])
+  check(built.status === 1 && built.stdout.startsWith('info:xen-domain-builder ') && (loaded || searched), `${name}: a build off Xen: exit ${built.status}, ${JSON.stringify(built.stdout)}\n${built.stderr}`)
+  return `${what}: -supports mem_pnode true, -supports nothing false; a PV build off Xen ${loaded ? "loaded this machine's libxenctrl and failed at xc_interface_open" : 'failed at dlopen, no libxenctrl found by the loader'}`
 }
 
 // ---- main ---------------------------------------------------------------
@@ -343,14 +439,21 @@ const report = []
 for (const target of targets) {
   const { file, seconds } = build(target)
   const elf = checkElf(target, file)
-  const { node, what } = runner(target)
+  const { program, programWhat, node, what } = runner(target)
   const ran = runArtifact(target, file, node, what)
   const size = readFileSync(file).length
-  report.push({ target, elf, ran, size, seconds })
+  const builder = buildBuilder(target)
+  const builderElf = checkBuilderElf(target, builder.file)
+  const builderRan = runBuilder(target, builder.file, program, programWhat)
+  report.push({ target, elf, ran, size, seconds, builder: { ...builder, elf: builderElf, ran: builderRan, size: readFileSync(builder.file).length } })
 }
 step(`done in ${Math.round((Date.now() - started) / 1000)} s`)
-for (const { target, elf, ran, size, seconds } of report) {
+const glibcOf = (elf) => (elf.glibc ? `, newest symbol ${elf.glibc}` : ', no glibc symbols')
+for (const { target, elf, ran, size, seconds, builder } of report) {
   console.log(`${target.platform} (${target.triple}), ${(size / 1024).toFixed(0)} KiB, built in ${seconds.toFixed(0)} s`)
-  console.log(`  readelf: ${elf.machine}, shared object without interpreter, NEEDED ${elf.needed.join(' ')}${elf.glibc ? `, newest symbol ${elf.glibc}` : ', no glibc symbols'}, exports napi_register_module_v1`)
+  console.log(`  readelf: ${elf.machine}, shared object without interpreter, NEEDED ${elf.needed.join(' ')}${glibcOf(elf)}, exports napi_register_module_v1`)
   console.log(`  ran: ${ran}`)
+  console.log(`  ${BUILDER}, ${(builder.size / 1024).toFixed(0)} KiB, built in ${builder.seconds.toFixed(0)} s`)
+  console.log(`    readelf: ${builder.elf.machine}, interpreter ${builder.elf.interp}, NEEDED ${builder.elf.needed.join(' ')}${glibcOf(builder.elf)}`)
+  console.log(`    ran: ${builder.ran}`)
 }

@@ -25,11 +25,14 @@ function rustTriple() {
 }
 
 const BINARY_NAME = 'xen-domain-build'
+/** The domain builder (crates/builder): in native/ in a checkout, beside the addon in the platform package. */
+const BUILDER_NAME = 'xen-domain-builder'
 /** The npm scope of the per-platform packages: `@xen-domain-build/linux-x64-gnu`. */
 const PLATFORM_SCOPE = '@xen-domain-build'
 
 module.exports = {
   BINARY_NAME,
+  BUILDER_NAME,
   PLATFORM_SCOPE,
   platformArchAbi,
   rustTriple,

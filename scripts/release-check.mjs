@@ -9,13 +9,17 @@
 //      install). Then builds a domain on a simulated host through `require`,
 //      through `import`, and through the `xen-domain-build` command, and checks
 //      the addon that ran came from the platform package, and that
-//      XenDomainBuildError is one class for import and require.
+//      XenDomainBuildError is one class for import and require. The domain
+//      builder: defaultXenguestPath() is the platform package's
+//      xen-domain-builder (unless this host has its own xenguest), and it
+//      answers `-supports mem_pnode` true when SpawnedXenguest asks.
 //      The types check for an ESM and a CommonJS TypeScript user (when the
 //      checkout's TypeScript is installed).
 //   3. Installs the main tarball alone: loading fails with NATIVE_ADDON_MISSING
-//      naming the platform package and the build-from-source step.
+//      naming the platform package and the build-from-source step, and there
+//      is no builder of ours (the main package carries none).
 import { spawnSync } from 'node:child_process'
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdtempSync, readFileSync, readdirSync, realpathSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { tmpdir } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
@@ -24,6 +28,8 @@ import { fileURLToPath } from 'node:url'
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..')
 const TARBALLS = join(ROOT, 'target', 'npm', 'tarballs')
 const platform = createRequire(import.meta.url)('./platform.cjs')
+// A XenServer or XCP-ng host's own xenguest, which defaultXenguestPath() prefers to ours.
+const HOST_XENGUEST = '/usr/libexec/xen/bin/xenguest'
 
 function check(condition, message) {
   if (!condition) {
@@ -103,6 +109,18 @@ try {
   check(JSON.parse(cli.stdout).domid === 1, `the xen-domain-build command: ${cli.stdout}`)
   console.log('release-check: the xen-domain-build command builds on the simulated host')
 
+  // The domain builder: found in the platform package, and it runs from there.
+  const builder = join(realpathSync(project), 'node_modules', platform.PLATFORM_SCOPE, platform.platformArchAbi(), platform.BUILDER_NAME)
+  const asked = JSON.parse(run('node', ['-e', `(async () => {
+    const m = require('xen-domain-build')
+    const ours = new m.SpawnedXenguest(${JSON.stringify(builder)})
+    console.log(JSON.stringify({ path: m.defaultXenguestPath(), memPnode: await ours.supports('mem_pnode'), nothing: await ours.supports('nothing') }))
+  })()`], project).stdout)
+  const wanted = existsSync(HOST_XENGUEST) ? HOST_XENGUEST : builder
+  check(asked.path === wanted, `defaultXenguestPath() is ${asked.path}, expected ${wanted}`)
+  check((statSync(builder).mode & 0o111) !== 0 && asked.memPnode === true && asked.nothing === false, `${builder}: -supports mem_pnode ${asked.memPnode}, -supports nothing ${asked.nothing}`)
+  console.log(`release-check: defaultXenguestPath() is ${asked.path}; the installed builder answers -supports mem_pnode true, -supports nothing false`)
+
   // The types, as a TypeScript user of each module kind resolves them (node16
   // resolution follows the exports' import and require conditions). The
   // @ts-expect-error lines fail if the types were `any`.
@@ -134,10 +152,11 @@ try {
   writeFileSync(join(bare, 'package.json'), JSON.stringify({ name: 'bare', version: '1.0.0', private: true }))
   run('npm', ['install', '--offline', '--ignore-scripts', '--omit=optional', '--no-audit', '--no-fund', join(TARBALLS, mainTgz)], bare)
   const out = run('node', ['-e', `const m = require('xen-domain-build')
-    try { new m.NumaPlanner({ distances: [[10]], cpuToNode: [0], nodeCores: [1] }) } catch (e) { console.log(JSON.stringify({ code: e.code, message: e.message })) }`], bare).stdout
-  const { code, message } = JSON.parse(out)
+    try { new m.NumaPlanner({ distances: [[10]], cpuToNode: [0], nodeCores: [1] }) } catch (e) { console.log(JSON.stringify({ code: e.code, message: e.message, xenguest: m.defaultXenguestPath() })) }`], bare).stdout
+  const { code, message, xenguest } = JSON.parse(out)
   check(code === 'NATIVE_ADDON_MISSING' && message.includes(platform.addonPackageName()) && message.includes('npm run build:native'), `without the platform package: ${out}`)
-  console.log(`release-check: without ${platform.addonPackageName()}: NATIVE_ADDON_MISSING, naming it and npm run build:native`)
+  check(xenguest === (existsSync(HOST_XENGUEST) ? HOST_XENGUEST : null), `without the platform package, defaultXenguestPath() is ${xenguest}`)
+  console.log(`release-check: without ${platform.addonPackageName()}: NATIVE_ADDON_MISSING, naming it and npm run build:native; defaultXenguestPath() ${xenguest}`)
 } finally {
   rmSync(bare, { recursive: true, force: true })
 }

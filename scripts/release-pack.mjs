@@ -3,8 +3,10 @@
 // `npm run build:targets` left in target/artifacts/ and the built dist/:
 //
 //   target/npm/<platform>/   one package per target, @xen-domain-build/<platform>:
-//                            the addon, with os/cpu/libc so npm installs only the
-//                            one that fits (napi-rs's per-platform package layout)
+//                            the addon and the domain builder (xen-domain-builder,
+//                            executable; defaultXenguestPath() finds it beside the
+//                            package.json), with os/cpu/libc so npm installs only
+//                            the one that fits (napi-rs's per-platform package layout)
 //   target/npm/main/         the main package: the files package.json's `files`
 //                            names, and a package.json with the four platform
 //                            packages as optionalDependencies at this exact version
@@ -16,7 +18,7 @@
 // in a checkout the addon is built from source, and npm ci would otherwise need
 // platform packages of a version that is not published yet.
 import { execFileSync } from 'node:child_process'
-import { copyFileSync, cpSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { chmodSync, copyFileSync, cpSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -25,7 +27,7 @@ const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..')
 const ARTIFACTS = join(ROOT, 'target', 'artifacts')
 const NPM = join(ROOT, 'target', 'npm')
 const TARBALLS = join(NPM, 'tarballs')
-const { BINARY_NAME, PLATFORM_SCOPE } = createRequire(import.meta.url)('./platform.cjs')
+const { BINARY_NAME, BUILDER_NAME, PLATFORM_SCOPE } = createRequire(import.meta.url)('./platform.cjs')
 
 const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8'))
 const NODE_ARCH = { x86_64: 'x64', aarch64: 'arm64' }
@@ -42,9 +44,9 @@ function npm(args, cwd) {
 }
 
 const targets = pkg.napi.targets.map(describe)
-const missing = targets.filter((t) => !existsSync(join(ARTIFACTS, `${BINARY_NAME}.${t.platform}.node`)))
+const missing = targets.filter((t) => !existsSync(join(ARTIFACTS, `${BINARY_NAME}.${t.platform}.node`)) || !existsSync(join(ARTIFACTS, `${BUILDER_NAME}.${t.platform}`)))
 if (missing.length) {
-  console.error(`release-pack: no addon for ${missing.map((t) => t.platform).join(', ')} in target/artifacts/: run npm run build:targets`)
+  console.error(`release-pack: no addon or ${BUILDER_NAME} for ${missing.map((t) => t.platform).join(', ')} in target/artifacts/: run npm run build:targets`)
   process.exit(1)
 }
 for (const file of ['dist/index.js', 'dist/cli.js', 'dist/index.d.ts', 'native/binding.d.ts']) {
@@ -67,18 +69,21 @@ for (const t of targets) {
   const manifest = {
     name: `${PLATFORM_SCOPE}/${t.platform}`,
     version: pkg.version,
-    description: `The ${t.triple} addon of ${pkg.name}, installed by it as an optional dependency`,
+    description: `The ${t.triple} addon and domain builder of ${pkg.name}, installed by it as an optional dependency`,
     main: addon,
-    files: [addon],
+    files: [addon, BUILDER_NAME],
     os: [t.os],
     cpu: [t.cpu],
     libc: [LIBC[t.abi]],
     ...pick(META),
   }
   writeFileSync(join(dir, 'package.json'), JSON.stringify(manifest, null, 2) + '\n')
-  writeFileSync(join(dir, 'README.md'), `# \`${manifest.name}\`\n\nThe **${t.triple}** build of [\`${pkg.name}\`](${pkg.homepage})'s native addon.\nInstall \`${pkg.name}\`, which depends on it; npm picks the package that fits the machine.\n`)
+  writeFileSync(join(dir, 'README.md'), `# \`${manifest.name}\`\n\nThe **${t.triple}** build of [\`${pkg.name}\`](${pkg.homepage})'s native addon, and of its domain builder \`${BUILDER_NAME}\`.\nInstall \`${pkg.name}\`, which depends on it; npm picks the package that fits the machine.\n`)
   copyFileSync(join(ROOT, 'LICENSE'), join(dir, 'LICENSE'))
   copyFileSync(join(ARTIFACTS, addon), join(dir, addon))
+  // npm pack keeps the mode: installed, it must still be a program SpawnedXenguest can start.
+  copyFileSync(join(ARTIFACTS, `${BUILDER_NAME}.${t.platform}`), join(dir, BUILDER_NAME))
+  chmodSync(join(dir, BUILDER_NAME), 0o755)
 }
 
 // The main package: exactly the files npm would pack from the checkout.

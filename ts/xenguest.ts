@@ -4,6 +4,8 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process'
 import { accessSync, constants } from 'node:fs'
+import { createRequire } from 'node:module'
+import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import type { Readable, Writable } from 'node:stream'
 import { optionalMilliseconds } from './checks.js'
@@ -365,16 +367,49 @@ export const HOST_XENGUEST_PATH = '/usr/libexec/xen/bin/xenguest'
 /**
  * xen-domain-builder, ours: xenguest's command line and control protocol over
  * the host's libxenguest, for upstream Xen. `npm run build` puts it in native/
- * (ts/ and dist/ both sit one level below the package root).
+ * of a checkout (ts/ and dist/ both sit one level below the package root); an
+ * installed package has none there, its builder is in the platform package
+ * (platformBuilderPath()).
  */
 export const BUNDLED_BUILDER_PATH = fileURLToPath(new URL('../native/xen-domain-builder', import.meta.url))
 
+interface Platform {
+  BUILDER_NAME: string
+  addonPackageName(): string
+}
+
 /**
- * The domain builder to run by default: the first executable of `candidates`,
- * that is the host's own xenguest when it has one (XenServer, XCP-ng), else
- * ours. null when there is none.
+ * The builder in the installed per-platform package (@xen-domain-build/<platform>,
+ * which carries it beside its package.json), resolved as Node resolves a
+ * dependency from `from` (this module, by default: the package's dist/).
+ * null when no platform package is installed (a checkout, or --omit=optional).
  */
-export function defaultXenguestPath(candidates: readonly string[] = [HOST_XENGUEST_PATH, BUNDLED_BUILDER_PATH]): string | null {
+export function platformBuilderPath(from: string = fileURLToPath(import.meta.url)): string | null {
+  // The loader's own platform names (ts/ and dist/ sit beside scripts/), so the
+  // builder comes from the package the addon comes from.
+  const platform = createRequire(import.meta.url)('../scripts/platform.cjs') as Platform
+  try {
+    return join(dirname(createRequire(from).resolve(`${platform.addonPackageName()}/package.json`)), platform.BUILDER_NAME)
+  } catch {
+    return null
+  }
+}
+
+/**
+ * Where defaultXenguestPath() looks, in order: the host's own xenguest
+ * (XenServer, XCP-ng), the checkout's native/xen-domain-builder, then the
+ * installed platform package's.
+ */
+export function defaultXenguestCandidates(): string[] {
+  const installed = platformBuilderPath()
+  return [HOST_XENGUEST_PATH, BUNDLED_BUILDER_PATH, ...(installed === null ? [] : [installed])]
+}
+
+/**
+ * The domain builder to run by default: the first executable of `candidates`
+ * (defaultXenguestCandidates()). null when there is none.
+ */
+export function defaultXenguestPath(candidates: readonly string[] = defaultXenguestCandidates()): string | null {
   for (const path of candidates) {
     try {
       accessSync(path, constants.X_OK)
