@@ -14,7 +14,7 @@
 import { readdirSync } from 'node:fs'
 import { parseArgs } from 'node:util'
 import { fileURLToPath } from 'node:url'
-import { BuildHost, SimulatedXenguest, SpawnedXenguest, buildDomain, simulateHost } from '../dist/index.mjs'
+import { BuildHost, SimulatedXenguest, SpawnedXenguest, buildDomain, simulateHost } from '../esm/index.mjs'
 
 const { values } = parseArgs({
   options: {
