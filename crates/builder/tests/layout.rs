@@ -8,7 +8,6 @@ use builder::ffi::layout::{
 };
 use std::fmt::Write as _;
 use std::path::Path;
-use std::process::Command;
 
 #[test]
 fn xen_4_17_xc_dom_image_offsets_match_the_installed_headers() {
@@ -126,25 +125,7 @@ fn xen_4_17_xc_dom_image_offsets_match_the_installed_headers() {
     }
     program.push_str("  return 0;\n}\n");
 
-    let dir = std::env::temp_dir().join(format!("builder-layout-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let source = dir.join("layout.c");
-    let binary = dir.join("layout");
-    std::fs::write(&source, &program).unwrap();
-    let cc = Command::new("cc")
-        .arg("-o")
-        .arg(&binary)
-        .arg(&source)
-        .output()
-        .expect("cc runs");
-    assert!(
-        cc.status.success(),
-        "cc failed:\n{}",
-        String::from_utf8_lossy(&cc.stderr)
-    );
-    let out = Command::new(&binary).output().unwrap();
-    std::fs::remove_dir_all(&dir).ok();
-    let printed = String::from_utf8(out.stdout).unwrap();
+    let printed = c_probe::run("builder-layout", &program);
     let c_lines: Vec<&str> = printed.lines().collect();
     assert_eq!(c_lines, expected);
 }

@@ -5,7 +5,6 @@
 
 use std::fmt::Write as _;
 use std::path::Path;
-use std::process::Command;
 use xenctrl::layouts::v4_17;
 
 #[test]
@@ -43,26 +42,7 @@ fn xen_4_17_layouts_match_the_installed_headers() {
     }
     program.push_str("  return 0;\n}\n");
 
-    let dir = std::env::temp_dir().join(format!("xenctrl-layout-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let source = dir.join("layout.c");
-    let binary = dir.join("layout");
-    std::fs::write(&source, &program).unwrap();
-    let cc = Command::new("cc")
-        .arg("-o")
-        .arg(&binary)
-        .arg(&source)
-        .output()
-        .expect("cc runs");
-    assert!(
-        cc.status.success(),
-        "cc failed:\n{}",
-        String::from_utf8_lossy(&cc.stderr)
-    );
-    let out = Command::new(&binary).output().unwrap();
-    std::fs::remove_dir_all(&dir).ok();
-
-    let printed = String::from_utf8(out.stdout).unwrap();
+    let printed = c_probe::run("xenctrl-layout", &program);
     let c_lines: Vec<&str> = printed.lines().collect();
     assert_eq!(c_lines.len(), fields.len());
     for (line, f) in c_lines.iter().zip(&fields) {

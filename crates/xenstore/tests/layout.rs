@@ -5,7 +5,6 @@
 
 use std::fmt::Write as _;
 use std::path::Path;
-use std::process::Command;
 
 #[test]
 fn xs_permissions_matches_the_installed_header() {
@@ -32,25 +31,7 @@ fn xs_permissions_matches_the_installed_header() {
         "  printf(\"bits %d %d %d\\n\", XS_PERM_NONE, XS_PERM_READ, XS_PERM_WRITE);\n  return 0;\n}\n",
     );
 
-    let dir = std::env::temp_dir().join(format!("xenstore-layout-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let (source, binary) = (dir.join("layout.c"), dir.join("layout"));
-    std::fs::write(&source, &program).unwrap();
-    let cc = Command::new("cc")
-        .arg("-o")
-        .arg(&binary)
-        .arg(&source)
-        .output()
-        .expect("cc runs");
-    assert!(
-        cc.status.success(),
-        "cc failed:\n{}",
-        String::from_utf8_lossy(&cc.stderr)
-    );
-    let out = Command::new(&binary).output().unwrap();
-    std::fs::remove_dir_all(&dir).ok();
-
-    let printed = String::from_utf8(out.stdout).unwrap();
+    let printed = c_probe::run("xenstore-layout", &program);
     let mut rust: Vec<String> = fields
         .iter()
         .map(|(f, offset, size)| format!("{} {offset} {size}", if f.is_empty() { "-" } else { f }))
