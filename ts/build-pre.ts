@@ -116,11 +116,16 @@ export async function buildPre(
   const reservation = host.ledger.open(domid)
   let released = false
 
+  /** Releases the claim placement made, if it made one (a node or host-wide claim). */
+  const releaseHeldClaim = async (): Promise<void> => {
+    if (placement?.claim === 'node' || placement?.claim === 'host') await releaseClaim(xen, domid, onEvent)
+  }
+
   const release = async () => {
     if (released) return
     released = true
     reservation.release()
-    if (placement?.claim === 'node' || placement?.claim === 'host') await releaseClaim(xen, domid, onEvent)
+    await releaseHeldClaim()
   }
 
   reservation.expectPool(memory.shadowMib * MIB)
@@ -196,9 +201,7 @@ export async function buildPre(
       placement,
       timingsMs: steps.timingsMs,
       memoryPopulated: () => reservation.populated(),
-      releaseUnusedClaim: async () => {
-        if (placement?.claim === 'node' || placement?.claim === 'host') await releaseClaim(xen, domid, onEvent)
-      },
+      releaseUnusedClaim: releaseHeldClaim,
       release,
     }
   } catch (error) {

@@ -95,14 +95,15 @@ export interface BuiltDomain {
  * PVH modules too.)
  */
 async function checkReadable(image: DomainImage): Promise<void> {
-  const files: [string, unknown][] = [
+  // Their types were checked with the other options: what is left is the file.
+  const files: [string, string | undefined][] = [
     ['image', image.image],
     ['ramdisk', image.ramdisk],
-    ...(image.modules ?? []).map((m, i): [string, unknown] => [`modules[${i}].path`, m?.path]),
+    ...(image.modules ?? []).map((m, i): [string, string] => [`modules[${i}].path`, m.path]),
   ]
   for (const [field, path] of files) {
     if (path === undefined || (field === 'ramdisk' && path === '')) continue
-    if (typeof path !== 'string' || path === '') throw invalidArgument(field, `expected a file path, got ${describe(path)}`)
+    if (path === '') throw invalidArgument(field, 'expected a file path, got an empty string')
     try {
       await access(path, constants.R_OK)
     } catch (error) {
