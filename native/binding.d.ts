@@ -121,9 +121,11 @@ export declare class SimulatedHost {
   seedFaults(seed: number): void
   /**
    * Populates a domain's memory as the domain builder does (claimed node,
-   * then affine nodes interleaved, then anywhere).
+   * then affine nodes interleaved, then anywhere), or, given `node`, from
+   * that node only, as a builder given `-mem_pnode` does: ENOMEM half-way,
+   * with the pages taken so far kept, when the node runs out.
    */
-  populate(domid: number, pages: number): Promise<void>
+  populate(domid: number, pages: number, node?: number | undefined | null): Promise<void>
   /** Pages of each node the domain holds. */
   domainPagesByNode(domid: number): Array<number>
   /** The nodes Xen derives from the domain's vCPU affinity for its memory. */

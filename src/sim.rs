@@ -282,15 +282,28 @@ impl SimulatedHost {
     }
 
     /// Populates a domain's memory as the domain builder does (claimed node,
-    /// then affine nodes interleaved, then anywhere).
+    /// then affine nodes interleaved, then anywhere), or, given `node`, from
+    /// that node only, as a builder given `-mem_pnode` does: ENOMEM half-way,
+    /// with the pages taken so far kept, when the node runs out.
     #[napi(ts_return_type = "Promise<void>")]
-    pub fn populate(&self, domid: f64, pages: f64) -> AsyncTask<HypervisorTask<(), ()>> {
+    pub fn populate(
+        &self,
+        domid: f64,
+        pages: f64,
+        node: Option<f64>,
+    ) -> AsyncTask<HypervisorTask<(), ()>> {
         let host = self.host.clone();
         let backend: Arc<dyn xenctrl::Hypervisor> = self.host.clone();
         task(Some(backend), nothing, move |_| {
             let domid = to_u32(domid, || "domid".into())?;
             let pages = to_u64(pages, || "pages".into())?;
-            Ok(host.populate(domid, pages)?)
+            match node {
+                None => Ok(host.populate(domid, pages)?),
+                Some(node) => {
+                    let node = to_u32(node, || "node".into())? as usize;
+                    Ok(host.populate_on_node(domid, pages, node)?)
+                }
+            }
         })
     }
 

@@ -368,6 +368,66 @@ impl SimHost {
         Ok(())
     }
 
+    /// Populates a domain's memory from one node only, as a builder given
+    /// `-mem_pnode` does (`XENMEMF_exact_node`): extent by extent, so when the
+    /// node runs out the pages taken so far stay with the domain and the call
+    /// fails with ENOMEM half-way, as on Xen. Memory others have claimed, on
+    /// the node or host-wide, is not available; the domain's own claim is.
+    pub fn populate_on_node(&self, domid: DomId, pages: u64, node: usize) -> Result<()> {
+        const OP: &str = "xc_domain_populate_physmap_exact";
+        self.enter(OP)?;
+        let mut state = self.lock();
+        let State {
+            nodes,
+            domains,
+            outstanding_pages,
+            ..
+        } = &mut *state;
+        let domain = domains.get_mut(&domid).ok_or_else(|| esrch(OP))?;
+        if node >= nodes.len() || nodes[node].total_pages == 0 {
+            return Err(einval(OP));
+        }
+        if domain.tot_pages() + pages > domain.max_pages {
+            return Err(XenError::hypercall(OP, libc::E2BIG));
+        }
+        let own_claim = domain.outstanding();
+        let own_on_node = match domain.claim.as_ref().and_then(|c| c.node) {
+            Some(n) if n == node => own_claim,
+            _ => 0,
+        };
+        let free_total: u64 = nodes.iter().map(|n| n.free_pages).sum();
+        // Xen's alloc_heap_pages: beyond its own claim, a domain may only take
+        // what no other domain has claimed, host-wide and on the node.
+        let host_available = free_total.saturating_sub(*outstanding_pages - own_claim);
+        let node_available = nodes[node]
+            .free_pages
+            .saturating_sub(nodes[node].claimed_pages - own_on_node);
+        let available = node_available.min(host_available);
+        // Short of the whole: as many whole 2 MiB extents as the node has.
+        let taken = if available >= pages {
+            pages
+        } else {
+            available / EXTENT_PAGES * EXTENT_PAGES
+        };
+        nodes[node].free_pages -= taken;
+        domain.pages_per_node[node] += taken;
+        if let Some(claim) = &mut domain.claim {
+            let consumed = claim.outstanding_pages.min(taken);
+            claim.outstanding_pages -= consumed;
+            *outstanding_pages -= consumed;
+            if let Some(n) = claim.node {
+                nodes[n].claimed_pages -= consumed;
+            }
+            if claim.outstanding_pages == 0 {
+                domain.claim = None;
+            }
+        }
+        if taken < pages {
+            return Err(XenError::hypercall(OP, libc::ENOMEM));
+        }
+        Ok(())
+    }
+
     fn affine_nodes(&self, domain: &Domain) -> Vec<u32> {
         let online = self.spec.cpus.len() as u32;
         let mut hard = vec![false; online as usize];

@@ -289,6 +289,26 @@ fn populate_is_all_or_nothing_and_stops_at_max_pages() {
 }
 
 #[test]
+fn populate_on_one_node_fails_half_way_when_the_node_runs_out() {
+    // XENMEMF_exact_node (a builder given -mem_pnode): one node only, extent
+    // by extent; what was taken before the node ran out stays with the domain.
+    let h = SimHost::new(preset("qemu-2-node").unwrap()).unwrap();
+    let hog = domain(&h, DomainKind::Pv, 1, 4);
+    h.populate_on_node(hog, GIB_PAGES / 2, 0).unwrap();
+    assert_eq!(h.node_pages()[0].1, GIB_PAGES / 2);
+    let d = domain(&h, DomainKind::Pv, 1, 4);
+    assert_eq!(errno(h.populate_on_node(d, GIB_PAGES, 0)), "ENOMEM");
+    assert_eq!(h.domain_info(d).unwrap().tot_pages, GIB_PAGES / 2);
+    assert_eq!(h.node_pages()[0].1, 0);
+    // The other node was not touched.
+    assert_eq!(h.node_pages()[1].1, GIB_PAGES);
+    // Memory another domain claimed on the host is not available to it.
+    let claimer = domain(&h, DomainKind::Pv, 1, 4);
+    h.claim_pages(claimer, GIB_PAGES).unwrap();
+    assert_eq!(errno(h.populate_on_node(d, 512, 1)), "ENOMEM");
+}
+
+#[test]
 fn event_channels_take_the_lowest_free_port_for_an_existing_remote() {
     let h = host();
     let d = h
