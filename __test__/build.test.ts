@@ -91,8 +91,8 @@ describe('buildDomain on the simulated host', () => {
     expect(t.calls.map((c: Call) => c[0])).not.toContain('shadowAllocationMib')
     const args = xenguest.runs[0] ?? []
     expect(args.slice(4, 16)).toEqual(['-mode', 'linux_build', '-image', '/boot/vmlinuz', '-cmdline', 'root=/dev/xvda1', '-ramdisk', '/boot/initrd.img', '-features', '', '-flags', '0'])
-    // Upstream Xen: no node claim, so no -mem_pnode; affinity keeps the memory on the node.
-    expect(args).not.toContain('-mem_pnode')
+    // Upstream Xen: no node claim; the builder pins the planned node itself (-mem_pnode).
+    expect(args).toEqual(expect.arrayContaining(['-mem_pnode', '0']))
     expect(t.sim.domainPagesByNode(domid)).toEqual([1024 * 256, 0, 0, 0])
     expect(t.xenstore.entries.get(`/libxl/${domid}/type`)).toBe('PV')
   })
@@ -271,14 +271,14 @@ describe('-mem_pnode on a Xen without node claims', () => {
       image: FAKE_XENGUEST,
       onEvent: (e) => e.type === 'xenguest.log' && logs.push(e.line),
     })
-    expect(built.placement).toMatchObject({ node: null, claim: 'host', affinity: 'soft', plan: { nodes: [0] } })
+    expect(built.placement).toMatchObject({ node: 0, claim: 'host', affinity: 'soft', plan: { nodes: [0] } })
     const argv = JSON.parse((logs.find((l) => l.startsWith('argv ')) ?? '').slice(5))
     expect(argv).toEqual(expect.arrayContaining(['-mem_pnode', '0']))
   })
 
   it('is not given when the builder cannot, nor for a multi-node plan', async () => {
     const t = await setup('two-socket-4-node', { nodeClaims: false })
-    const xenguest = new SimulatedXenguest(t.sim)
+    const xenguest = new SimulatedXenguest(t.sim, { pinsNode: false })
     const small = await t.create('hvm', 1)
     await buildDomain(t.host, small, vm, { xenguest, image: 'hvmloader' })
     const large = await t.create('hvm', 2)

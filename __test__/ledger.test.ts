@@ -6,7 +6,7 @@ import { rejected } from './helpers.js'
 const MIB = 2 ** 20
 
 describe('the in-flight ledger', () => {
-  it('counts promises and pools to come, by view', () => {
+  it('counts promises and pools to come, by accounting', () => {
     const ledger = new InFlightLedger(4)
     const a = ledger.open(1)
     a.promise([100, 0, 0, 0], true)
@@ -16,7 +16,7 @@ describe('the in-flight ledger', () => {
     c.expectPool(8)
     // Pools spread evenly over every node, as Xen grows a pool page by page.
     expect(ledger.promisedBytesByNode('in-flight')).toEqual([102, 52, 52, 2])
-    expect(ledger.promisedBytesByNode('node-claims')).toEqual([100, 0, 0, 0])
+    expect(ledger.promisedBytesByNode('xenopsd')).toEqual([100, 0, 0, 0])
     expect(ledger.buildsInFlight).toBe(2)
     c.poolAllocated()
     expect(ledger.promisedBytesByNode('in-flight')).toEqual([100, 50, 50, 0])
@@ -39,7 +39,7 @@ describe('the in-flight ledger', () => {
     expect(r.ended).toBe(true)
   })
 
-  it('waits for the builds promised on some nodes, and only those', async () => {
+  it('names the builds with memory still to populate on some nodes, and only those', () => {
     const ledger = new InFlightLedger(3)
     const onNode0 = ledger.open(1)
     onNode0.promise([5, 0, 0], false)
@@ -47,14 +47,45 @@ describe('the in-flight ledger', () => {
     onNode2.promise([0, 0, 5], false)
     const me = ledger.open(3)
     me.promise([1, 1, 1], false)
-    expect(ledger.hasPromisesOn([0], me)).toBe(true)
-    expect(ledger.hasPromisesOn([1], me)).toBe(false)
-    let settled = false
-    const waiting = ledger.settledOn([0], me).then(() => (settled = true))
+    expect(ledger.outstandingOn([0], me)).toEqual([onNode0])
+    expect(ledger.outstandingOn([1], me)).toEqual([])
+    expect(ledger.outstandingOn(null, me)).toEqual([onNode0, onNode2])
     onNode2.populated()
-    await new Promise((r) => setTimeout(r, 5))
+    expect(ledger.outstandingOn(null, me)).toEqual([onNode0])
+  })
+
+  it("follows Xen's count of each domain's pages: what is populated no longer counts", async () => {
+    const ledger = new InFlightLedger(2)
+    const pinned = ledger.open(5)
+    pinned.setBaselinePages(10)
+    pinned.promise([400 * MIB, 0], false)
+    const spread = ledger.open(6)
+    spread.promise([100 * MIB, 100 * MIB], false)
+    const pagesOf: Record<number, number> = { 5: 10 + (100 * MIB) / 4096, 6: (200 * MIB) / 4096 }
+    await ledger.observe(async (domid) => pagesOf[domid] ?? 0)
+    // A quarter of the first is populated (beyond its 10 pages from before the
+    // build), all of the second: the builder has not exited, but Xen counts it.
+    expect(ledger.promisedBytesByNode('in-flight')).toEqual([300 * MIB, 0])
+    expect(ledger.outstandingOn(null)).toEqual([pinned])
+    expect(ledger.buildsInFlight).toBe(2)
+    // A count read late (smaller) changes nothing; a failed read keeps the promise as it is.
+    pagesOf[5] = 10
+    await ledger.observe(async (domid) => {
+      if (domid === 6) throw new Error('ESRCH')
+      return pagesOf[domid] ?? 0
+    })
+    expect(ledger.promisedBytesByNode('in-flight')).toEqual([300 * MIB, 0])
+  })
+
+  it('releases a waiter when a promise ends', async () => {
+    const ledger = new InFlightLedger(1)
+    const r = ledger.open(1)
+    r.promise([5], false)
+    let settled = false
+    const waiting = r.done.then(() => (settled = true))
+    await new Promise((resolve) => setTimeout(resolve, 5))
     expect(settled).toBe(false)
-    onNode0.release()
+    r.release()
     await waiting
     expect(settled).toBe(true)
   })

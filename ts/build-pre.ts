@@ -4,11 +4,11 @@
  * are refused before any hypercall; a failed step names itself, its errno and
  * the domain; a failure or cancellation after the claim releases it.
  */
-import { MAX_DOMID, optionalFunction, optionalMilliseconds, optionalSignal, optionsObject } from './checks.js'
+import { MAX_DOMID, optionalBoolean, optionalFunction, optionalMilliseconds, optionalSignal, optionsObject } from './checks.js'
 import { aborted, describe, invalidArgument, XenDomainBuildError } from './errors.js'
 import { BuildHost } from './host.js'
 import { checkVmMemory, memoryModel, type MemoryModel, type VmMemory } from './memory.js'
-import { placeDomain, releaseClaim, type ClaimReleaseFailed, type Placement } from './placement.js'
+import { placeDomain, releaseClaim, type PlacementEvent, type Placement } from './placement.js'
 import { StepRunner, type StepEvent } from './step.js'
 import { kibOfMib, MIB, pagesOfMib } from './units.js'
 import type { WaitProgress } from './wait-memory.js'
@@ -24,13 +24,19 @@ export type BuildEvent =
   | ({ type: 'memory.wait'; domid: number } & WaitProgress)
   | { type: 'numa.placement'; domid: number; placement: Placement }
   | { type: 'info'; domid: number; message: string }
-  | ClaimReleaseFailed
+  | PlacementEvent
 
 export interface BuildPreOptions {
   signal?: AbortSignal
   /** How long to wait for free memory: 64 s, as xenopsd. */
   memoryTimeoutMs?: number
   onEvent?: (event: BuildEvent) => void
+  /**
+   * The domain builder can allocate every page from one node by itself
+   * (`-mem_pnode` without a node claim): placement may then pin a one-node
+   * plan's node for it (`placement.node`). `buildDomain` asks the builder.
+   */
+  builderPinsNode?: boolean
 }
 
 export interface BuildPreResult {
@@ -105,6 +111,7 @@ export async function buildPre(
   optionalSignal('options.signal', options.signal)
   optionalMilliseconds('options.memoryTimeoutMs', options.memoryTimeoutMs)
   optionalFunction('options.onEvent', options.onEvent)
+  optionalBoolean('options.builderPinsNode', options.builderPinsNode)
   checkConfig(host, domid, vm)
   if (host.closed) throw new XenDomainBuildError('CLOSED', `domain ${domid}: the build host was closed`)
   const memory = memoryModel(vm)
@@ -140,6 +147,8 @@ export async function buildPre(
       }
       return found
     })
+    // What Xen counts beyond this is the builder's work: the ledger follows it.
+    reservation.setBaselinePages(info.totPages)
     const requiredKib = kibOfMib(memory.requiredHostFreeMib)
     await step('wait_for_memory', () =>
       host.memory.waitForFreeMemory(requiredKib, {
@@ -186,7 +195,7 @@ export async function buildPre(
       )
     }
     placement = await step('numa_placement', () =>
-      placeDomain(host, reservation, { vcpus: vm.vcpus, claimPages: memory.buildClaimPages, hardAffinityCpus: masks?.flat() ?? null }, signal, onEvent),
+      placeDomain(host, reservation, { vcpus: vm.vcpus, claimPages: memory.buildClaimPages, hardAffinityCpus: masks?.flat() ?? null, builderPinsNode: options.builderPinsNode ?? false }, signal, onEvent),
     )
     onEvent?.({ type: 'numa.placement', domid, placement })
     const [storePort, consolePort] = await step('event_channels', async () => [

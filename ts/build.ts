@@ -117,23 +117,6 @@ export function buildDomain(host: BuildHost, domid: number, vm: VmConfig, option
 }
 
 /**
- * The node the builder allocates every page from (`-mem_pnode`). xenopsd
- * gives it only after a node claim, which only XenServer's Xen has. On a
- * Xen without node claims, a one-node plan still gets it when the builder
- * can place memory on a node by itself (ours does, through one vNUMA node
- * and XENMEMF_exact_node: `-supports mem_pnode`): the ledger promised that
- * node's memory to this build, so the memory lands where it was planned
- * instead of wherever soft affinity lets Xen put it.
- */
-async function memoryNode(placement: Placement, xenguest: XenguestRunner): Promise<number | null> {
-  if (placement.node !== null) return placement.node
-  const [only, ...others] = placement.plan?.nodes ?? []
-  // A node claim that met ENOMEM leaves no affinity: that node is full.
-  const withoutNodeClaims = placement.affinity !== null && only !== undefined && others.length === 0
-  return withoutNodeClaims && (await xenguest.supports('mem_pnode')) ? only : null
-}
-
-/**
  * Every option a caller gives, checked before the first hypercall: types,
  * NUL bytes (they become C strings), and the limits of argv, of a PV
  * command line and of xenstore values.
@@ -193,7 +176,11 @@ async function build(host: BuildHost, domid: number, vm: VmConfig, given: BuildD
     if (options.xenguest.readsHostFiles !== false) await checkReadable(options).catch((error: unknown) => {
       throw inStep(error, 'check_files', domid)
     })
-    pre = await buildPre(host, domid, vm, { signal, memoryTimeoutMs: options.memoryTimeoutMs, onEvent: emit })
+    // Ours places memory on a node by itself (one vNUMA node and
+    // XENMEMF_exact_node): placement may pin a one-node plan's node for it
+    // where xenopsd would need a node claim (placement.ts says when).
+    const builderPinsNode = await options.xenguest.supports('mem_pnode')
+    pre = await buildPre(host, domid, vm, { signal, memoryTimeoutMs: options.memoryTimeoutMs, onEvent: emit, builderPinsNode })
     const built = pre
     // The steps after build_pre, timed into the same record.
     const steps = new StepRunner(domid, { signal, onEvent: emit, timingsMs: built.timingsMs })
@@ -212,7 +199,7 @@ async function build(host: BuildHost, domid: number, vm: VmConfig, given: BuildD
       storeDomid: options.storeDomid,
       consoleDomid: options.consoleDomid,
       memory: built.memory,
-      memoryNode: await memoryNode(built.placement, options.xenguest),
+      memoryNode: built.placement.node,
       extraArgs: options.extraArgs,
     })
     const result = await timed('xenguest', () =>

@@ -7,7 +7,9 @@
  */
 import type { Hypervisor } from '../native/binding.js'
 import { readHostTopology, type HostLayout } from './hypervisor.js'
-import { InFlightLedger } from './ledger.js'
+import { ACCOUNTING_MODES, InFlightLedger, type Accounting } from './ledger.js'
+
+export { ACCOUNTING_MODES, type Accounting } from './ledger.js'
 import { NumaPlanner, type PlannerOptions } from './numa.js'
 import { optionalBoolean, optionalChoice, optionalMilliseconds, optionsObject } from './checks.js'
 import { aborted, describe, invalidArgument } from './errors.js'
@@ -17,15 +19,6 @@ import { InMemoryXenstore, type Xenstore } from './xenstore.js'
 /** xenopsd's NUMA placement policies (see the README's "What it does"). */
 export type NumaPolicy = 'any' | 'best_effort' | 'best_effort_hard' | 'prio_mem_only'
 export const NUMA_POLICIES: readonly NumaPolicy[] = ['any', 'best_effort', 'best_effort_hard', 'prio_mem_only']
-
-/**
- * What the planner subtracts from each node's free memory.
- * - `in-flight`: all memory promised to builds not yet populated (ours).
- * - `xenopsd`: node claims only; memory behind a host-wide claim is invisible
- *   per node, so parallel builds see the same free memory (xenopsd's race).
- */
-export type Accounting = 'in-flight' | 'xenopsd'
-export const ACCOUNTING_MODES: readonly Accounting[] = ['in-flight', 'xenopsd']
 
 export interface BuildHostOptions extends PlannerOptions {
   numaPolicy?: NumaPolicy
@@ -38,6 +31,11 @@ export interface BuildHostOptions extends PlannerOptions {
    * and for a VM with hard affinity. Off by default, as in xenopsd.
    */
   alwaysClaim?: boolean
+  /**
+   * The longest a build waits, outside the placement lock, for builds in
+   * flight to populate before it places as well as it can: 30 s.
+   */
+  placementWaitMs?: number
 }
 
 /**
@@ -79,6 +77,7 @@ export class BuildHost {
   readonly numaPolicy: NumaPolicy
   readonly accounting: Accounting
   readonly alwaysClaim: boolean
+  readonly placementWaitMs: number
   readonly cpuCount: number
   /** What the hypervisor can do (`hvm`, `pv`, `hap`, `shadow`), from physinfo. */
   readonly capabilities: readonly string[]
@@ -96,6 +95,7 @@ export class BuildHost {
     this.numaPolicy = options.numaPolicy ?? 'best_effort'
     this.accounting = options.accounting ?? 'in-flight'
     this.alwaysClaim = options.alwaysClaim ?? false
+    this.placementWaitMs = options.placementWaitMs ?? 30_000
     this.xenstore = options.xenstore ?? new InMemoryXenstore()
     this.cpuCount = layout.cpuToNode.length
     this.memory = new MemoryWatcher(hypervisor, { intervalMs: options.memoryPollMs })
@@ -133,6 +133,7 @@ export class BuildHost {
     optionalChoice('options.accounting', options.accounting, ACCOUNTING_MODES)
     optionalChoice('options.largeHostCandidates', options.largeHostCandidates, ['single-nodes', 'neighbourhoods'])
     optionalMilliseconds('options.memoryPollMs', options.memoryPollMs)
+    optionalMilliseconds('options.placementWaitMs', options.placementWaitMs)
     // The watcher's poll is one setTimeout: within its range.
     if ((options.memoryPollMs ?? 0) > 2 ** 31 - 1) throw invalidArgument('options.memoryPollMs', `${options.memoryPollMs} ms is more than a poll interval can be (2^31 - 1 ms)`)
     optionalBoolean('options.alwaysClaim', options.alwaysClaim)
@@ -145,11 +146,11 @@ export class BuildHost {
   }
 
   /**
-   * @internal What the planner subtracts from each node's free memory: by
-   * the accounting mode, or (`all`) everything promised to builds in flight.
+   * @internal Memory promised to builds in flight and not yet populated, by
+   * node, as `accounting` counts it (the host's own by default).
    */
-  promisedBytesByNode(all = false): number[] {
-    return this.ledger.promisedBytesByNode(all || this.accounting === 'in-flight' ? 'in-flight' : 'node-claims')
+  promisedBytesByNode(accounting: Accounting = this.accounting): number[] {
+    return this.ledger.promisedBytesByNode(accounting)
   }
 
   /** Builds with memory promised and not yet populated. */

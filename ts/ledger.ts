@@ -11,20 +11,34 @@
  * by construction.
  */
 
-/** What the planner subtracts: every promise, or only node claims (xenopsd's view). */
-export type LedgerView = 'in-flight' | 'node-claims'
+/**
+ * What the planner subtracts from each node's free memory.
+ * - `in-flight`: all memory promised to builds not yet populated (ours).
+ * - `xenopsd`: node claims only; memory behind a host-wide claim is invisible
+ *   per node, so parallel builds see the same free memory (xenopsd's race).
+ */
+export type Accounting = 'in-flight' | 'xenopsd'
+export const ACCOUNTING_MODES: readonly Accounting[] = ['in-flight', 'xenopsd']
 
 interface Promised {
   bytesByNode: readonly number[]
+  totalBytes: number
   /** A node claim: Xen itself holds this memory for the build. */
   nodeClaim: boolean
 }
+
+/** How a reservation reads Xen's count of its domain's pages (`domainInfo(domid).totPages`). */
+export type PageCounter = (domid: number) => Promise<number>
 
 export class Reservation {
   readonly domid: number
   readonly #ledger: InFlightLedger
   #promised: Promised | undefined
   #poolBytes = 0
+  /** The domain's pages before the build: what Xen counted before the builder ran. */
+  #baselinePages = 0
+  /** Of the promise, what Xen counted as populated when last asked. */
+  #populatedBytes = 0
   #ended = false
   readonly #done: Promise<void>
   #resolveDone!: () => void
@@ -69,9 +83,49 @@ export class Reservation {
     this.#poolBytes = 0
   }
 
+  /**
+   * The domain's page count before its build (`totPages` of domain_info):
+   * what Xen counts beyond it later is this build's memory, populated.
+   */
+  setBaselinePages(pages: number): void {
+    this.#baselinePages = pages
+  }
+
   /** Records where the build's memory will land, by node. */
   promise(bytesByNode: readonly number[], nodeClaim: boolean): void {
-    if (!this.#ended) this.#promised = { bytesByNode, nodeClaim }
+    if (this.#ended) return
+    const totalBytes = bytesByNode.reduce((sum, b) => sum + b, 0)
+    this.#promised = { bytesByNode, totalBytes, nodeClaim }
+    this.#populatedBytes = 0
+  }
+
+  /**
+   * Xen's count of the domain's pages now: the memory the builder has
+   * populated so far no longer counts as promised (Xen's free memory shows
+   * it). Only ever grows: a smaller count read late changes nothing.
+   */
+  observePages(totPages: number): void {
+    const populated = Math.max(0, totPages - this.#baselinePages) * 4096
+    if (populated > this.#populatedBytes) this.#populatedBytes = populated
+  }
+
+  /** What is promised and not yet populated, by node (Xen fills the nodes of a promise alike). */
+  outstandingBytesByNode(): readonly number[] {
+    const promised = this.#promised
+    if (promised === undefined) return []
+    if (this.#populatedBytes === 0 || promised.totalBytes === 0) return promised.bytesByNode
+    const left = Math.max(0, 1 - this.#populatedBytes / promised.totalBytes)
+    return promised.bytesByNode.map((bytes) => Math.ceil(bytes * left))
+  }
+
+  /** @internal What Xen counted as populated when last asked, in bytes. */
+  get populatedBytes(): number {
+    return this.#populatedBytes
+  }
+
+  /** Whether any of its promise is still to be populated. */
+  get outstanding(): boolean {
+    return this.#promised !== undefined && this.#populatedBytes < this.#promised.totalBytes
   }
 
   /** The build's memory is populated: Xen counts it now. */
@@ -111,22 +165,49 @@ export class InFlightLedger {
   }
 
   /**
-   * Bytes promised per node. `in-flight`: every promise and every shadow pool
-   * still to come (spread evenly, as Xen spreads a pool page by page over all
-   * nodes); `node-claims`: only the memory behind node claims.
+   * Asks Xen how much of each promise is populated (one `totPages` read per
+   * build with memory outstanding, in parallel). Read before the nodes' free
+   * memory: a page populated in between then counts twice, never not at all.
+   * A read that fails (the domain is going) leaves that promise as it was.
    */
-  promisedBytesByNode(view: LedgerView): number[] {
+  async observe(countPages: PageCounter): Promise<void> {
+    const promised = [...this.#open].filter((r) => r.outstanding)
+    await Promise.all(
+      promised.map(async (r) => {
+        try {
+          r.observePages(await countPages(r.domid))
+        } catch {
+          // Unknown: the promise keeps counting in full.
+        }
+      }),
+    )
+  }
+
+  /**
+   * Bytes promised per node and not yet populated, as `accounting` counts
+   * them. `in-flight`: every promise and every shadow pool still to come
+   * (spread evenly, as Xen spreads a pool page by page over all nodes);
+   * `xenopsd`: only the memory behind node claims.
+   */
+  promisedBytesByNode(accounting: Accounting): number[] {
     let pools = 0
-    if (view === 'in-flight') for (const r of this.#open) pools += r.poolBytes
+    if (accounting === 'in-flight') for (const r of this.#open) pools += r.poolBytes
     const totals = Array<number>(this.nodeCount).fill(Math.ceil(pools / Math.max(1, this.nodeCount)))
     for (const r of this.#open) {
       const promised = r.promised
-      if (promised === undefined || (view === 'node-claims' && !promised.nodeClaim)) continue
-      promised.bytesByNode.forEach((bytes, node) => {
+      if (promised === undefined || (accounting === 'xenopsd' && !promised.nodeClaim)) continue
+      r.outstandingBytesByNode().forEach((bytes, node) => {
         totals[node] = (totals[node] ?? 0) + bytes
       })
     }
     return totals
+  }
+
+  /** @internal The sum of what Xen counted as populated, over every promise: to see a count change. */
+  get populatedBytes(): number {
+    let sum = 0
+    for (const r of this.#open) sum += r.populatedBytes
+    return sum
   }
 
   /** Builds with memory promised and not yet populated. */
@@ -141,24 +222,17 @@ export class InFlightLedger {
     return this.#open.size
   }
 
-  #promisedOn(nodes: readonly number[], except?: Reservation): Reservation[] {
-    return [...this.#open].filter(
-      (r) => r !== except && r.promised !== undefined && nodes.some((n) => (r.promised?.bytesByNode[n] ?? 0) > 0),
-    )
-  }
-
-  /** Whether a build other than `except` has memory promised on one of `nodes`. */
-  hasPromisesOn(nodes: readonly number[], except?: Reservation): boolean {
-    return this.#promisedOn(nodes, except).length > 0
-  }
-
   /**
-   * Resolves once every build (but `except`) that has memory promised on one
-   * of `nodes` now has populated it or ended; builds promised later are not
-   * waited for.
+   * The builds other than `except` with memory still to populate on one of
+   * `nodes` (every node when none are given): what a build that finds no
+   * room waits for.
    */
-  async settledOn(nodes: readonly number[], except?: Reservation): Promise<void> {
-    await Promise.all(this.#promisedOn(nodes, except).map((r) => r.done))
+  outstandingOn(nodes: readonly number[] | null, except?: Reservation): Reservation[] {
+    return [...this.#open].filter((r) => {
+      if (r === except || !r.outstanding) return false
+      const byNode = r.outstandingBytesByNode()
+      return nodes === null ? byNode.some((b) => b > 0) : nodes.some((n) => (byNode[n] ?? 0) > 0)
+    })
   }
 }
 

@@ -1,8 +1,12 @@
 /**
  * The simulated host's domain builder: it reads xenguest's arguments,
  * populates the domain's memory as the domain builder does (the simulator
- * allocates from the claimed node, else the affine nodes, else anywhere),
- * takes a configurable time on a timer, and answers like xenguest.
+ * allocates from the `-mem_pnode` node only, else the claimed node, else the
+ * affine nodes, else anywhere), takes a configurable time on a timer, and
+ * answers like xenguest. Like a real builder it populates early in its run
+ * (xc_dom_boot_mem_init comes before the kernel is loaded and the guest set
+ * up), so Xen counts the memory for the rest of the run before the builder
+ * exits.
  */
 import { aborted, type XenDomainBuildError } from './errors.js'
 import { pagesOfMib } from './units.js'
@@ -14,6 +18,10 @@ export interface SimulatedXenguestOptions {
   builderMs?: number | (() => number)
   /** Like some HVM builders: leave the shadow pool at this size (MiB). */
   lowerShadowToMib?: number
+  /** The share of its time the builder spends before it populates memory: 0.2. */
+  populateAtShare?: number
+  /** Whether it allocates from one node by itself given `-mem_pnode` (ours does): true. */
+  pinsNode?: boolean
 }
 
 function argument(args: readonly string[], name: string): string | undefined {
@@ -45,8 +53,31 @@ export class SimulatedXenguest implements XenguestRunner {
     if (!Number.isSafeInteger(domid) || !Number.isSafeInteger(startMib)) {
       throw xenguestFailed(`${mode} 22 missing -domid or -mem_start_mib`)
     }
-    await new Promise<void>((resolve, reject) => {
-      const { signal } = options
+    const totalMs = typeof this.#options.builderMs === 'function' ? this.#options.builderMs() : (this.#options.builderMs ?? 20)
+    const share = Math.min(1, Math.max(0, this.#options.populateAtShare ?? 0.2))
+    const pinned = argument(args, '-mem_pnode')
+    await this.#pause(totalMs * share, options.signal)
+    options.onEvent?.({ type: 'xenguest.log', stream: 'info', line: `populating ${startMib} MiB of domain ${domid}${pinned === undefined ? '' : ` on node ${pinned}`}` })
+    try {
+      await this.#sim.populate(domid, pagesOfMib(startMib), pinned === undefined ? undefined : Number(pinned))
+    } catch (error) {
+      const e = error as XenDomainBuildError
+      throw xenguestFailed(`${mode}_mem ${e.errno ?? 12} ${e.message}`)
+    }
+    await this.#pause(totalMs * (1 - share), options.signal)
+    const lower = this.#options.lowerShadowToMib
+    if (lower !== undefined && mode !== 'linux_build') await this.#sim.hypervisor().setShadowAllocationMib(domid, lower)
+    // Store and console pages at the top of a (simulated) guest physmap.
+    return { storeMfn: BigInt(0xfeffc + 2 * domid), consoleMfn: BigInt(0xfeffd + 2 * domid) }
+  }
+
+  async supports(feature: string): Promise<boolean> {
+    return feature === 'mem_pnode' && this.#options.pinsNode !== false
+  }
+
+  /** The builder's time passing, on a timer; a kill (abort) ends it at once. */
+  #pause(ms: number, signal: AbortSignal | undefined): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
       if (signal?.aborted) return reject(aborted('xenguest', signal.reason))
       const onAbort = () => {
         clearTimeout(timer)
@@ -55,23 +86,8 @@ export class SimulatedXenguest implements XenguestRunner {
       const timer = setTimeout(() => {
         signal?.removeEventListener('abort', onAbort)
         resolve()
-      }, typeof this.#options.builderMs === 'function' ? this.#options.builderMs() : (this.#options.builderMs ?? 20))
+      }, ms)
       signal?.addEventListener('abort', onAbort, { once: true })
     })
-    options.onEvent?.({ type: 'xenguest.log', stream: 'info', line: `populating ${startMib} MiB of domain ${domid}` })
-    try {
-      await this.#sim.populate(domid, pagesOfMib(startMib))
-    } catch (error) {
-      const e = error as XenDomainBuildError
-      throw xenguestFailed(`${mode}_mem ${e.errno ?? 12} ${e.message}`)
-    }
-    const lower = this.#options.lowerShadowToMib
-    if (lower !== undefined && mode !== 'linux_build') await this.#sim.hypervisor().setShadowAllocationMib(domid, lower)
-    // Store and console pages at the top of a (simulated) guest physmap.
-    return { storeMfn: BigInt(0xfeffc + 2 * domid), consoleMfn: BigInt(0xfeffd + 2 * domid) }
-  }
-
-  async supports(): Promise<boolean> {
-    return false
   }
 }
