@@ -41,7 +41,8 @@ describe('a mass start of 64 VMs on a 4-node host without node claims', () => {
     const report = await runStorm({ ...workload, accounting: 'xenopsd' })
     expect(report.failed).toBe(0)
     expect(report.overpromised).toBeGreaterThan(0)
-    expect(report.localShare).toBeLessThan(1)
+    expect(report.whollyShare).toBeLessThan(1)
+    expect(report.outcomes.spread).toBeGreaterThan(0)
     const large = report.vms.filter((v) => v.sizeMib === 10_240)
     const nodes = large.map((v) => v.placement?.plan?.nodes.join(','))
     expect(new Set(nodes).size).toBeLessThan(large.length)
@@ -64,7 +65,10 @@ describe('a mass start at the CLI\'s default load, with builder jitter', () => {
         expect(vm.local, `domain ${vm.domid}: planned ${vm.placement.plan.nodes}, memory ${vm.pagesByNode}`).toBe(true)
       }
     }
-    expect(report.localShare).toBe(1)
+    expect(report.outcomes.spread).toBe(0)
     expect(report.completed).toBeGreaterThanOrEqual(254)
+    // Of all VMs, the figures add up: wholly, spread, unplaced and failed.
+    const o = report.outcomes
+    expect(o.wholly + o.spread + o.unplaced + o.failed).toBe(256)
   })
 })

@@ -89,11 +89,11 @@ export function renderReport(reports: readonly StormReport[], title = 'xen-domai
   const nodes = first?.perNode.length ?? 0
   const rows = reports.map(
     (r) => `<tr><th>${r.accounting}</th><td>${r.completed}</td><td>${r.failed}</td><td>${r.wallMs.toFixed(0)} ms</td><td>${r.buildsPerSecond.toFixed(0)}</td>
-      <td>${r.eventLoopDelayMs.max.toFixed(1)} / ${r.eventLoopDelayMs.p99.toFixed(1)} ms</td><td class="share">${pct(r.localShare)}</td><td>${r.overpromised}</td></tr>`,
+      <td>${r.eventLoopDelayMs.max.toFixed(1)} / ${r.eventLoopDelayMs.p99.toFixed(1)} ms</td><td class="share">${pct(r.whollyShare)}</td><td>${r.overpromised}</td></tr>`,
   )
   const sections = reports.map(
     (r) => `<section class="mode" data-accounting="${r.accounting}">
-  <h2>${r.accounting} accounting: ${pct(r.localShare)} of placed VMs entirely on their planned nodes</h2>
+  <h2>${r.accounting} accounting: ${r.outcomes.wholly} of ${r.vms.length} VMs (${pct(r.whollyShare)}) entirely on their planned nodes; ${r.outcomes.spread} spread, ${r.outcomes.unplaced} unplaced, ${r.outcomes.failed} failed</h2>
   <h3>Each node's memory in use over time (dashed: a node's size)</h3>
   ${memoryChart(r)}
   <h3>Where each VM's memory landed (one box per VM, coloured by node; red outline: off its planned nodes)</h3>
@@ -120,7 +120,7 @@ export function renderReport(reports: readonly StormReport[], title = 'xen-domai
 <h1>${escape(title)}</h1>
 <p>${first ? `${first.vms.length} VMs on the simulated host <b>${escape(first.preset)}</b>, built at once with the simulated xenguest.` : 'No runs.'}</p>
 <table>
-  <tr><th>accounting</th><th>completed</th><th>failed</th><th>wall time</th><th>builds/s</th><th>event-loop delay max / p99</th><th>VMs on their planned nodes</th><th>over-promised placements</th></tr>
+  <tr><th>accounting</th><th>completed</th><th>failed</th><th>wall time</th><th>builds/s</th><th>event-loop delay max / p99</th><th>VMs wholly on their planned nodes, of all VMs</th><th>over-promised placements</th></tr>
   ${rows.join('\n  ')}
 </table>
 <p>${legend(nodes)}</p>

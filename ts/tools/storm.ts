@@ -50,6 +50,18 @@ export interface StormOptions {
   vcpuChoices?: readonly number[]
 }
 
+export type VmOutcome = 'wholly' | 'spread' | 'unplaced' | 'failed'
+
+/** Every VM of a start by outcome: the four add up to all of them. */
+export type OutcomeCounts = Record<VmOutcome, number>
+
+/** Counts VMs by outcome. */
+export function countOutcomes(vms: readonly { outcome: VmOutcome }[]): OutcomeCounts {
+  const counts: OutcomeCounts = { wholly: 0, spread: 0, unplaced: 0, failed: 0 }
+  for (const vm of vms) counts[vm.outcome]++
+  return counts
+}
+
 export interface StormVm {
   domid: number
   sizeMib: number
@@ -58,6 +70,12 @@ export interface StormVm {
   pagesByNode: number[]
   /** All its memory is on the nodes it was planned on. */
   local: boolean
+  /**
+   * `wholly`: planned, and all its memory on the plan's nodes; `spread`:
+   * planned, some memory elsewhere; `unplaced`: built without a plan;
+   * `failed`: not built.
+   */
+  outcome: VmOutcome
   error?: string
   code?: string
 }
@@ -86,12 +104,15 @@ export interface StormReport {
   vms: StormVm[]
   completed: number
   failed: number
-  /** Of the VMs that got a plan, the share whose memory is all on the plan's nodes. */
-  localShare: number
+  /** Every VM by outcome (wholly on its plan, spread, unplaced, failed). */
+  outcomes: OutcomeCounts
+  /** Of all VMs, the share whose memory is all on their plan's nodes. */
+  whollyShare: number
   /**
-   * Placements where builds in flight had been promised more of a node than
-   * Xen reported free. Conservative: a build whose memory was populated a
-   * moment before, and whose promise is not yet dropped, counts twice.
+   * Placements that promised a build memory on a node where, with what
+   * builds in flight had been promised there, it was more than Xen reported
+   * free: what the planner's accounting let through. The promises count only
+   * what Xen had not yet populated when it was asked.
    */
   overpromised: number
   wallMs: number
@@ -156,10 +177,11 @@ export async function runStorm(options: StormOptions): Promise<StormReport> {
       const pagesByNode = sim.domainPagesByNode(domid)
       const planned = new Set(built.placement.plan?.nodes ?? [])
       const local = built.placement.plan !== null && pagesByNode.every((pages, node) => pages === 0 || planned.has(node))
-      return { domid, sizeMib, vcpus, placement: built.placement, pagesByNode, local }
+      const outcome = built.placement.plan === null ? 'unplaced' : local ? 'wholly' : 'spread'
+      return { domid, sizeMib, vcpus, placement: built.placement, pagesByNode, local, outcome }
     } catch (error) {
       const e = error as Error & { code?: string }
-      return { domid, sizeMib, vcpus, placement: null, pagesByNode: [], local: false, error: e.message, code: e.code }
+      return { domid, sizeMib, vcpus, placement: null, pagesByNode: [], local: false, outcome: 'failed', error: e.message, code: e.code }
     }
   }
 
@@ -172,7 +194,7 @@ export async function runStorm(options: StormOptions): Promise<StormReport> {
   let failed = 0
   const samples: StormSample[] = []
   const takeSample = () => {
-    const promised = host.promisedBytesByNode(true)
+    const promised = host.promisedBytesByNode('in-flight')
     const sample: StormSample = {
       ms: performance.now() - started,
       done,
@@ -206,10 +228,10 @@ export async function runStorm(options: StormOptions): Promise<StormReport> {
     clearInterval(sampler)
     takeSample()
   }
-  const planned = vms.filter((v) => v.placement?.plan)
+  const outcomes = countOutcomes(vms)
   const overpromised = vms.filter(({ placement: p }) =>
     (p?.nodeFreeBytes ?? []).some(
-      (free, node) => (p?.inFlightBytesByNode?.[node] ?? 0) + (p?.promisedBytesByNode[node] ?? 0) > free,
+      (free, node) => (p?.promisedBytesByNode[node] ?? 0) > 0 && (p?.inFlightBytesByNode?.[node] ?? 0) + (p?.promisedBytesByNode[node] ?? 0) > free,
     ),
   ).length
   const perNode = host.layout.distances.map((_, node) => {
@@ -222,7 +244,8 @@ export async function runStorm(options: StormOptions): Promise<StormReport> {
     vms,
     completed: vms.filter((v) => v.error === undefined).length,
     failed: vms.filter((v) => v.error !== undefined).length,
-    localShare: planned.length === 0 ? 0 : planned.filter((v) => v.local).length / planned.length,
+    outcomes,
+    whollyShare: vms.length === 0 ? 0 : outcomes.wholly / vms.length,
     overpromised,
     wallMs,
     buildsPerSecond: (vms.length * 1000) / wallMs,

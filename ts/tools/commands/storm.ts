@@ -39,7 +39,8 @@ function stormSummary(r: StormReport): Record<string, unknown> {
     wallMs: Math.round(r.wallMs),
     buildsPerSecond: Math.round(r.buildsPerSecond),
     eventLoopDelayMs: { max: +r.eventLoopDelayMs.max.toFixed(2), p99: +r.eventLoopDelayMs.p99.toFixed(2) },
-    localShare: +r.localShare.toFixed(4),
+    outcomes: r.outcomes,
+    whollyShare: +r.whollyShare.toFixed(4),
     overpromised: r.overpromised,
     perNode: r.perNode,
   }
@@ -113,7 +114,8 @@ export async function storm(args: string[], out: Out): Promise<number> {
     out(`  builds: ${report.completed} completed, ${report.failed} failed${report.failed ? ` (${(summary.failures as string[]).join(', ')})` : ''}`)
     out(`  wall time ${Math.round(report.wallMs)} ms, ${Math.round(report.buildsPerSecond)} builds/s`)
     out(`  event-loop delay: max ${report.eventLoopDelayMs.max.toFixed(1)} ms, p99 ${report.eventLoopDelayMs.p99.toFixed(1)} ms`)
-    out(`  VMs with all memory on their planned nodes: ${pct(report.localShare)} of those placed`)
+    const o = report.outcomes
+    out(`  of ${report.vms.length} VMs: ${o.wholly} wholly on their planned nodes (${pct(report.whollyShare)}), ${o.spread} spread off them, ${o.unplaced} unplaced, ${o.failed} failed`)
     out(`  over-promised placements: ${report.overpromised}`)
     out('  per node, VMs planned there alone / of them local:')
     // Eight to a line: it stays within 80 columns on the largest presets.
@@ -122,7 +124,7 @@ export async function storm(args: string[], out: Out): Promise<number> {
   }
   const [ours, theirs] = reports
   if (!values.json && ours !== undefined && theirs !== undefined) {
-    out(`\nVMs with all memory on their planned nodes: in-flight accounting ${pct(ours.localShare)}, xenopsd's ${pct(theirs.localShare)}`)
+    out(`\nVMs wholly on their planned nodes, of all VMs: in-flight accounting ${pct(ours.whollyShare)}, xenopsd's ${pct(theirs.whollyShare)}`)
     out(`over-promised placements: ${ours.overpromised} against ${theirs.overpromised}`)
   }
   if (values.report !== undefined) {
