@@ -118,11 +118,6 @@ export class Reservation {
     return promised.bytesByNode.map((bytes) => Math.ceil(bytes * left))
   }
 
-  /** @internal What Xen counted as populated when last asked, in bytes. */
-  get populatedBytes(): number {
-    return this.#populatedBytes
-  }
-
   /** Whether any of its promise is still to be populated. */
   get outstanding(): boolean {
     return this.#promised !== undefined && this.#populatedBytes < this.#promised.totalBytes
@@ -201,13 +196,6 @@ export class InFlightLedger {
       })
     }
     return totals
-  }
-
-  /** @internal The sum of what Xen counted as populated, over every promise: to see a count change. */
-  get populatedBytes(): number {
-    let sum = 0
-    for (const r of this.#open) sum += r.populatedBytes
-    return sum
   }
 
   /** Builds with memory promised and not yet populated. */

@@ -38,8 +38,9 @@ export interface Placement {
   affinity: 'soft' | 'hard' | null
   /**
    * The node the builder allocates every page from (`-mem_pnode`): after a
-   * node claim, or for a one-node plan when the builder pins nodes itself
-   * and the node holds the VM after every build in flight has its memory.
+   * node claim, or for a one-node plan with in-flight accounting when the
+   * builder pins nodes itself and the node holds the VM after every build in
+   * flight has its memory.
    */
   node: number | null
   claim: ClaimKind
@@ -111,9 +112,6 @@ export type PlacementEvent = ClaimReleaseFailed | PlacementWait
 /** How often a waiting build looks at Xen's count of the pages of the builds it waits for. */
 const WAIT_RECHECK_MS = 250
 
-/** How many times placement reads node memory while builders populate: then it counts the rest twice (safe). */
-const CONSISTENT_READS = 3
-
 type Outcome = { placed: Placement } | { wait: { reason: PlacementWait['reason']; blockers: Reservation[] } }
 
 /**
@@ -182,23 +180,11 @@ class PlacementAttempt {
     return this.#overNodes(plan)
   }
 
-  /**
-   * Xen's count of in-flight builds' pages, then each node's free memory (in
-   * that order: see `observe`), read again while a builder populated in
-   * between, so that what it populated then is not counted twice.
-   */
+  /** Xen's count of in-flight builds' pages, then each node's free memory (in that order: see `observe`). */
   async #readNodes(): Promise<void> {
     const host = this.#host
-    const ledger = host.ledger
-    const countPages = async (domid: number) => (await host.hypervisor.domainInfo(domid)).totPages
-    await ledger.observe(countPages)
-    for (let read = 0; ; read++) {
-      const before = ledger.populatedBytes
-      this.#nodeFreeBytes = (await host.hypervisor.numaInfo()).nodes.map((n) => n?.freeBytes ?? 0)
-      if (read === CONSISTENT_READS - 1) break
-      await ledger.observe(countPages)
-      if (ledger.populatedBytes === before) break
-    }
+    await host.ledger.observe(async (domid) => (await host.hypervisor.domainInfo(domid)).totPages)
+    this.#nodeFreeBytes = (await host.hypervisor.numaInfo()).nodes.map((n) => n?.freeBytes ?? 0)
     this.#inFlightBytesByNode = host.ledger.promisedBytesByNode('in-flight')
     const accounted = host.accounting === 'in-flight' ? this.#inFlightBytesByNode : host.ledger.promisedBytesByNode(host.accounting)
     this.#plannedFreeBytes = this.#nodeFreeBytes.map((b, i) => Math.max(0, b - (accounted[i] ?? 0)))
@@ -277,9 +263,8 @@ class PlacementAttempt {
 
   /**
    * A one-node plan: a node claim where Xen has them; else affinity, a
-   * host-wide claim, and the node pinned for the builder only if the node
-   * holds the VM after every build in flight, whatever the accounting
-   * planned on: a pinned builder that meets a full node fails half-way.
+   * host-wide claim, and the node pinned for the builder only where that
+   * cannot make it fail half-way.
    */
   async #onNode(plan: NumaPlan, node: number): Promise<Outcome> {
     const host = this.#host
@@ -299,11 +284,17 @@ class PlacementAttempt {
     if (this.claimMade) {
       return { placed: { policy, plan, affinity, node, claim: 'node', reason: `node ${node} claimed`, promisedBytesByNode, ...this.#seen() } }
     }
+    // Pinned, the builder fails half-way if the node runs out, so only where
+    // nothing else will take the node's memory first: with in-flight
+    // accounting (later builds plan, and spread, around this promise) and
+    // room for it after every build in flight. xenopsd's accounting does not
+    // see memory in flight, so there only a node claim protects a node.
     const roomBytes = (this.#nodeFreeBytes[node] ?? 0) - (this.#inFlightBytesByNode[node] ?? 0)
     let pinned: number | null = null
     let reason = `node ${node}, without a node claim`
     if (this.#request.builderPinsNode === true) {
-      if (roomBytes >= this.#bytes) pinned = node
+      if (host.accounting !== 'in-flight') reason = `node ${node}, not pinned: xenopsd's accounting leaves it unprotected`
+      else if (roomBytes >= this.#bytes) pinned = node
       else reason = `node ${node}, not pinned: after the builds in flight it has ${Math.max(0, roomBytes)} of ${this.#bytes} bytes`
     }
     return { placed: await this.#claimHost({ policy, plan, affinity, node: pinned, reason, promisedBytesByNode, ...this.#seen() }) }

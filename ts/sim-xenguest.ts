@@ -24,6 +24,9 @@ export interface SimulatedXenguestOptions {
   pinsNode?: boolean
 }
 
+/** How many populate calls a simulated build makes: Xen counts its memory as it grows. */
+const POPULATE_BATCHES = 8
+
 function argument(args: readonly string[], name: string): string | undefined {
   const i = args.indexOf(name)
   return i >= 0 ? args[i + 1] : undefined
@@ -59,7 +62,14 @@ export class SimulatedXenguest implements XenguestRunner {
     await this.#pause(totalMs * share, options.signal)
     options.onEvent?.({ type: 'xenguest.log', stream: 'info', line: `populating ${startMib} MiB of domain ${domid}${pinned === undefined ? '' : ` on node ${pinned}`}` })
     try {
-      await this.#sim.populate(domid, pagesOfMib(startMib), pinned === undefined ? undefined : Number(pinned))
+      // In batches, as a builder's populate_physmap calls go: Xen's count of
+      // the domain's pages grows while it runs, and a node that runs out
+      // leaves the batches before it populated.
+      const pages = pagesOfMib(startMib)
+      const batch = Math.ceil(pages / POPULATE_BATCHES / 512) * 512
+      for (let done = 0; done < pages; done += batch) {
+        await this.#sim.populate(domid, Math.min(batch, pages - done), pinned === undefined ? undefined : Number(pinned))
+      }
     } catch (error) {
       const e = error as XenDomainBuildError
       throw xenguestFailed(`${mode}_mem ${e.errno ?? 12} ${e.message}`)
