@@ -25,10 +25,14 @@ mkdir -p /var/run/xenstored /var/lib/xenstored /var/log/xen/console /var/lib/xen
 xenconsoled --log=guest --log-dir=/var/log/xen/console || echo "xen-test: xenconsoled did not start"
 # The guest's kernel and ramdisk from dom0's memory, not over 9p: the timings
 # compare builders, not the share.
-mkdir -p /tmp/guest && cp guest/vmlinuz guest/initrd.gz xen-4.17/boot/hvmloader /tmp/guest/
+mkdir -p /tmp/guest && cp guest/vmlinuz guest/vmlinux guest/initrd.gz xen-4.17/boot/hvmloader /tmp/guest/
 run builder env XEN_BUILDER=/mnt/host/xen-domain-builder GUEST_KERNEL=/tmp/guest/vmlinuz \
   GUEST_RAMDISK=/tmp/guest/initrd.gz HVMLOADER=/tmp/guest/hvmloader ./builder_real_xen --ignored --test-threads=1 --nocapture
 run xl sh xl-create.sh
+# Many guests at once through one BuildHost (both accountings), xl create -p
+# in parallel as the reference, and a soak; before the build suite, which
+# ends xenstored.
+run mass env XEN_BUILDER=/mnt/host/xen-domain-builder GUEST_KERNEL=/tmp/guest/vmlinux ./node/node --no-warnings mass-start.mjs
 # The whole Domain.build through the package: createDomain, buildDomain with
 # the builder and the real xenstore, unpause, the guest's console.
 run build env XEN_BUILDER=/mnt/host/xen-domain-builder ./node/node --no-warnings build.mjs
