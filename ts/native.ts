@@ -18,13 +18,6 @@ interface Platform {
   addonPackageName(): string
 }
 
-declare module '../native/binding.js' {
-  interface Hypervisor {
-    /** `await using hypervisor = ...`: closes it. */
-    [Symbol.asyncDispose](): Promise<void>
-  }
-}
-
 /** Where the sources are; the README's "Building the addon from source" says the same. */
 const REPOSITORY = 'https://github.com/xen-domain-build/xen-domain-build'
 

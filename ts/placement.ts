@@ -23,6 +23,7 @@ export interface PlacementRequest {
 /** `none`: no claim was made, as xenopsd makes none (policy `any`, hard affinity). */
 export type ClaimKind = 'node' | 'host' | 'unsupported' | 'none'
 
+/** Where a build's memory and vCPUs were placed, what it claimed, and why. */
 export interface Placement {
   policy: NumaPolicy
   /** The planner's choice; null when there was none (or no placement). */
