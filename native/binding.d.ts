@@ -165,6 +165,7 @@ export declare class SimulatedHost {
   domains(): Array<number>
 }
 
+/** A vCPU affinity to set: hard, soft or both, as CPU ids. */
 export interface AffinityInput {
   hard?: Array<number>
   soft?: Array<number>
@@ -173,17 +174,20 @@ export interface AffinityInput {
 /** Where the simulated host's time comes from. */
 export type Clock = 'manual' | 'real-time'
 
+/** Where a CPU is: its core, socket and NUMA node. */
 export interface CpuLocation {
   core: number
   socket: number
   node: number
 }
 
+/** Each CPU's location, by CPU id (`xc_cputopoinfo`). */
 export interface CpuTopology {
   /** Null for a CPU that is not online. */
   cpus: Array<CpuLocation | undefined | null>
 }
 
+/** A domain for `Hypervisor.createDomain`: its kind, vCPUs and limits. */
 export interface DomainConfig {
   kind: DomainKind
   maxVcpus: number
@@ -194,6 +198,7 @@ export interface DomainConfig {
   maxMaptrackFrames?: number
 }
 
+/** One domain's state, as `xc_domain_getinfolist` reports it. */
 export interface DomainInfo {
   domid: number
   /** An HVM or PVH domain (false: PV). */
@@ -221,6 +226,7 @@ export interface DomainInfo {
 /** The kind of a domain. */
 export type DomainKind = 'pv' | 'hvm' | 'pvh'
 
+/** A fault to inject into one operation of the simulator. */
 export interface Fault {
   /** The operation, by its libxenctrl name (`xc_domain_claim_pages`, ...). */
   operation: string
@@ -247,11 +253,13 @@ export interface NativeCandidate {
   averageDistance: number
 }
 
+/** One NUMA node's memory. */
 export interface NodeMemory {
   sizeBytes: number
   freeBytes: number
 }
 
+/** One node's memory on the simulated host, in 4 KiB pages. */
 export interface NodePages {
   totalPages: number
   freePages: number
@@ -259,6 +267,7 @@ export interface NodePages {
   claimedPages: number
 }
 
+/** The host's NUMA nodes and their distances, as `xc_numainfo` reports them. */
 export interface NumaInfo {
   /** Null for a node Xen reports invalid. */
   nodes: Array<NodeMemory | undefined | null>
@@ -269,6 +278,7 @@ export interface NumaInfo {
 /** Opens the real host's hypervisor through its libxenctrl. */
 export declare function openHypervisor(options?: OpenOptions | undefined | null): Promise<Hypervisor>
 
+/** How `openHypervisor` opens the host's libxenctrl. */
 export interface OpenOptions {
   /** A libxenctrl to load instead of the running Xen's versioned soname. */
   libraryPath?: string
@@ -291,6 +301,7 @@ export interface PermissionJs {
   access: string
 }
 
+/** The host's CPUs and memory, as `xc_physinfo` reports them; memory in 4 KiB pages. */
 export interface PhysInfo {
   threadsPerCore: number
   coresPerSocket: number
@@ -310,18 +321,21 @@ export interface PhysInfo {
 /** How physinfo reports memory waiting to be scrubbed. */
 export type ScrubReporting = 'xenserver' | 'upstream'
 
+/** A CPU of a described host: its core, socket and node. */
 export interface SimulatedCpu {
   core: number
   socket: number
   node: number
 }
 
+/** A host to simulate, described: distances, CPUs and each node's memory. */
 export interface SimulatedHostDescription {
   distances: Array<Array<number>>
   cpus: Array<SimulatedCpu>
   nodeMemoryBytes: Array<number>
 }
 
+/** What `simulateHost` simulates: a preset or a described host, and how its Xen behaves. */
 export interface SimulatedHostOptions {
   /** A preset host (see `SimulatedHost.presets()`); or give `host`. */
   preset?: string
@@ -336,6 +350,7 @@ export interface SimulatedHostOptions {
   clock?: Clock
 }
 
+/** A preset host of the simulator. */
 export interface SimulatorPreset {
   name: string
   description: string
@@ -351,11 +366,13 @@ export interface TopologyInput {
   largeHostCandidates?: LargeHostCandidates
 }
 
+/** A vCPU's effective affinity: the CPUs it may run on (hard), and prefers (soft). */
 export interface VcpuAffinity {
   hard: Array<number>
   soft: Array<number>
 }
 
+/** How `openXenstore` connects. */
 export interface XenstoreOpenOptions {
   /** A libxenstore to load instead of libxenstore.so.4. */
   libraryPath?: string
@@ -366,6 +383,7 @@ export interface XenstoreOpenOptions {
   probeTimeoutMs?: number
 }
 
+/** The running Xen's version. */
 export interface XenVersion {
   major: number
   minor: number

@@ -62,12 +62,14 @@ fn pages(value: u64) -> f64 {
     value as f64
 }
 
+/// The running Xen's version.
 #[napi(object, js_name = "XenVersion")]
 pub struct XenVersionJs {
     pub major: u32,
     pub minor: u32,
 }
 
+/// The host's CPUs and memory, as `xc_physinfo` reports them; memory in 4 KiB pages.
 #[napi(object, js_name = "PhysInfo")]
 pub struct PhysInfoJs {
     pub threads_per_core: u32,
@@ -85,12 +87,14 @@ pub struct PhysInfoJs {
     pub max_mfn: f64,
 }
 
+/// One NUMA node's memory.
 #[napi(object, js_name = "NodeMemory")]
 pub struct NodeMemoryJs {
     pub size_bytes: f64,
     pub free_bytes: f64,
 }
 
+/// The host's NUMA nodes and their distances, as `xc_numainfo` reports them.
 #[napi(object, js_name = "NumaInfo")]
 pub struct NumaInfoJs {
     /// Null for a node Xen reports invalid.
@@ -99,6 +103,7 @@ pub struct NumaInfoJs {
     pub distances: Vec<Vec<u32>>,
 }
 
+/// Where a CPU is: its core, socket and NUMA node.
 #[napi(object, js_name = "CpuLocation")]
 pub struct CpuLocationJs {
     pub core: u32,
@@ -106,12 +111,14 @@ pub struct CpuLocationJs {
     pub node: u32,
 }
 
+/// Each CPU's location, by CPU id (`xc_cputopoinfo`).
 #[napi(object, js_name = "CpuTopology")]
 pub struct CpuTopologyJs {
     /// Null for a CPU that is not online.
     pub cpus: Vec<Option<CpuLocationJs>>,
 }
 
+/// One domain's state, as `xc_domain_getinfolist` reports it.
 #[napi(object, js_name = "DomainInfo")]
 pub struct DomainInfoJs {
     pub domid: u32,
@@ -135,12 +142,14 @@ pub struct DomainInfoJs {
     pub created_vcpus: Option<u32>,
 }
 
+/// A vCPU's effective affinity: the CPUs it may run on (hard), and prefers (soft).
 #[napi(object, js_name = "VcpuAffinity")]
 pub struct VcpuAffinityJs {
     pub hard: Vec<u32>,
     pub soft: Vec<u32>,
 }
 
+/// A vCPU affinity to set: hard, soft or both, as CPU ids.
 #[napi(object)]
 pub struct AffinityInput {
     pub hard: Option<Vec<f64>>,
@@ -165,6 +174,7 @@ impl From<DomainKind> for xenctrl::DomainKind {
     }
 }
 
+/// A domain for `Hypervisor.createDomain`: its kind, vCPUs and limits.
 #[napi(object, js_name = "DomainConfig")]
 pub struct DomainConfigInput {
     pub kind: DomainKind,
@@ -558,6 +568,7 @@ pub enum LibxenctrlLog {
     Stderr,
 }
 
+/// How `openHypervisor` opens the host's libxenctrl.
 #[napi(object, js_name = "OpenOptions")]
 pub struct OpenOptionsInput {
     /// A libxenctrl to load instead of the running Xen's versioned soname.

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use xen_sim::{Fault, HostSpec};
 use xenctrl::CpuLocation;
 
+/// A CPU of a described host: its core, socket and node.
 #[napi(object, js_name = "SimulatedCpu")]
 pub struct SimCpuInput {
     pub core: f64,
@@ -17,6 +18,7 @@ pub struct SimCpuInput {
     pub node: f64,
 }
 
+/// A host to simulate, described: distances, CPUs and each node's memory.
 #[napi(object, js_name = "SimulatedHostDescription")]
 pub struct SimulatedHostInput {
     pub distances: Vec<Vec<f64>>,
@@ -24,6 +26,7 @@ pub struct SimulatedHostInput {
     pub node_memory_bytes: Vec<f64>,
 }
 
+/// What `simulateHost` simulates: a preset or a described host, and how its Xen behaves.
 #[napi(object)]
 pub struct SimulatedHostOptions {
     /// A preset host (see `SimulatedHost.presets()`); or give `host`.
@@ -68,6 +71,7 @@ pub enum FaultMode {
     Probability,
 }
 
+/// A fault to inject into one operation of the simulator.
 #[napi(object, js_name = "Fault")]
 pub struct FaultInput {
     /// The operation, by its libxenctrl name (`xc_domain_claim_pages`, ...).
@@ -79,6 +83,7 @@ pub struct FaultInput {
     pub latency_ms: Option<f64>,
 }
 
+/// One node's memory on the simulated host, in 4 KiB pages.
 #[napi(object, js_name = "NodePages")]
 pub struct NodePagesJs {
     pub total_pages: f64,
@@ -87,6 +92,7 @@ pub struct NodePagesJs {
     pub claimed_pages: f64,
 }
 
+/// A preset host of the simulator.
 #[napi(object, js_name = "SimulatorPreset")]
 pub struct PresetJs {
     pub name: String,

@@ -14,7 +14,13 @@ import { aborted, describe, invalidArgument } from './errors.js'
 import { MemoryWatcher } from './wait-memory.js'
 import { InMemoryXenstore, type Xenstore } from './xenstore.js'
 
-/** xenopsd's NUMA placement policies (see the README's "What it does"). */
+/**
+ * xenopsd's NUMA placement policies: `best_effort` (the default: a plan,
+ * soft affinity to its CPUs, cores as vCPUs), `best_effort_hard` (the same,
+ * as hard affinity), `prio_mem_only` (soft affinity, no cores asked for),
+ * `any` (no placement). See
+ * https://github.com/xen-domain-build/xen-domain-build/blob/main/docs/ARCHITECTURE.md#policies-affinity-and-claims.
+ */
 export type NumaPolicy = 'any' | 'best_effort' | 'best_effort_hard' | 'prio_mem_only'
 export const NUMA_POLICIES: readonly NumaPolicy[] = ['any', 'best_effort', 'best_effort_hard', 'prio_mem_only']
 

@@ -18,7 +18,7 @@ interface Platform {
   addonPackageName(): string
 }
 
-/** Where the sources are; the README's "Building the addon from source" says the same. */
+/** Where the sources are; the README's "Install" says the same. */
 const REPOSITORY = 'https://github.com/xen-domain-build/xen-domain-build'
 
 let loaded: typeof Binding | undefined
