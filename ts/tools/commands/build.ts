@@ -4,9 +4,10 @@ import { BuildHost, NUMA_POLICIES, type NumaPolicy } from '../../host.js'
 import { openHypervisor, simulateHost, simulatorPresets } from '../../hypervisor.js'
 import { SimulatedXenguest } from '../../sim-xenguest.js'
 import { requireDefaultXenguestPath, SpawnedXenguest } from '../../xenguest.js'
+import { XenDomainBuildError } from '../../errors.js'
 import { createDomain, destroyDomain } from '../../domain.js'
 import { domainPath, InMemoryXenstore, openXenstore, type Xenstore } from '../../xenstore.js'
-import { presetNames, readInput, UsageError, wholeNumber, type Out, parseCommandLine } from '../common.js'
+import { parseCommandLine, presetNames, readInput, UsageError, wholeNumber, type Out } from '../common.js'
 import { parseVmConfig } from '../vm-config.js'
 
 const USAGE = () => `Usage:
@@ -79,7 +80,13 @@ export async function build(args: string[], out: Out): Promise<number> {
   } else {
     const existing = values.domid === undefined ? undefined : wholeNumber('--domid', values.domid)
     const timeoutMs = wholeNumber('--timeout-ms', values['timeout-ms'], 120_000)
-    const builder = values.xenguest ?? requireDefaultXenguestPath()
+    let builder: string
+    try {
+      builder = values.xenguest ?? requireDefaultXenguestPath()
+    } catch (error) {
+      // The library's message says to give its path: here, that is a flag.
+      throw new XenDomainBuildError('XEN_UNAVAILABLE', `${(error as Error).message} with --xenguest PATH`)
+    }
     const xen = await openHypervisor()
     host = await BuildHost.create(xen, { numaPolicy, xenstore: await openXenstore() })
     const domid = existing ?? (await createDomain(xen, host.xenstore, domainConfig))

@@ -1,7 +1,7 @@
 /** `xen-domain-build host`: physinfo, node memory, distances and CPUs of a host. */
 import { openHypervisor } from '../../hypervisor.js'
 import { bytesOfPages, GIB } from '../../units.js'
-import { presetNames, simulated, type Out, parseCommandLine } from '../common.js'
+import { parseCommandLine, presetNames, simulated, type Out } from '../common.js'
 
 const USAGE = () => `Usage: xen-domain-build host [--sim PRESET] [--json]
 

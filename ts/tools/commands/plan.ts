@@ -2,7 +2,7 @@
 import { readHostTopology, simulatorPresets } from '../../hypervisor.js'
 import { NumaPlanner } from '../../numa.js'
 import { bytesOfMib } from '../../units.js'
-import { largeHost, presetNames, readInput, simulated, UsageError, wholeNumber, type Out, parseCommandLine } from '../common.js'
+import { largeHost, parseCommandLine, presetNames, readInput, simulated, UsageError, wholeNumber, type Out } from '../common.js'
 import { parseScenario, playScenario, takeMemory } from '../scenario.js'
 
 const USAGE = () => `Usage:

@@ -1,6 +1,6 @@
 /** `xen-domain-build storm`: a mass VM start on a simulated host. */
 import { closeSync, openSync, writeFileSync } from 'node:fs'
-import { EXIT_FAILURE, pct, presetNames, simulated, UsageError, wholeNumber, type Out, parseCommandLine } from '../common.js'
+import { EXIT_FAILURE, parseCommandLine, pct, presetNames, simulated, UsageError, wholeNumber, type Out } from '../common.js'
 import { simulateHost } from '../../hypervisor.js'
 import { LiveView } from '../live.js'
 import { renderReport } from '../report.js'
