@@ -172,6 +172,6 @@ describe('xen-domain-build storm', () => {
   })
 
   it('says what an over-promised placement is', () => {
-    expect(cli(['storm', '--help']).stdout).toMatch(/Over-promised placements: builds placed on a node whose free memory, less\nwhat builds in flight had been promised there/)
+    expect(cli(['storm', '--help']).stdout).toMatch(/Over-promised placements: builds placed while, on some node, the memory\npromised to builds in flight \(this one's included\) came to more than Xen\nreported free there/)
   })
 })
