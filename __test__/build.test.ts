@@ -127,7 +127,7 @@ describe('buildDomain on the simulated host', () => {
     } finally {
       diagnostics.unsubscribe('xen-domain-build', listener)
     }
-    expect(seen).toEqual(expect.arrayContaining(['step', 'memory.wait', 'numa.placement', 'xenguest.log', 'build.done']))
+    expect(seen).toEqual(expect.arrayContaining(['step', 'numa.placement', 'xenguest.log', 'build.done']))
   })
 })
 
@@ -292,7 +292,7 @@ describe('cancellation leaves no process and no claim', () => {
   const vm = { type: 'hvm' as const, staticMaxKib: GIB_KIB, targetKib: GIB_KIB, vcpus: 1 }
 
   it('while waiting for memory', async () => {
-    const t = await setup('qemu-2-node', { scrubReporting: 'xenserver' })
+    const t = await setup('qemu-2-node', { clock: 'manual', scrubReporting: 'xenserver' })
     const xen = t.sim.hypervisor()
     const hog = await xen.createDomain({ kind: 'pv', maxVcpus: 1 })
     await xen.setMaxMemoryKib(hog, 2 * GIB_KIB)

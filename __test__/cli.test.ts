@@ -97,7 +97,7 @@ describe('xen-domain-build build', () => {
   it('refuses a bad config file with one line and exit code 2', () => {
     const cases: [string, RegExp][] = [
       ['{"type": "hvm"', /stdin: not JSON/],
-      [JSON.stringify({ ...vm, vcpu: 2 }), /stdin: unknown key "vcpu" \(known: type, /],
+      [JSON.stringify({ ...vm, vcpu: 2 }), /stdin: unknown key "vcpu" \(known: \$schema, type, /],
       [JSON.stringify({ ...vm, vcpus: 0 }), /stdin.vcpus: 0 is below 1/],
       [JSON.stringify({ ...vm, type: 'xen' }), /stdin.type: "xen" is not one of "hvm", "pv", "pvh"/],
       [JSON.stringify({ ...vm, hardAffinity: [[0, -1]] }), /stdin.hardAffinity\[0\]\[1\]: -1 is below 0/],
@@ -137,5 +137,41 @@ describe('xen-domain-build --version', () => {
       expect(run.status).toBe(0)
       expect(run.stdout.trim()).toBe(version)
     }
+  })
+})
+
+describe('a number on the command line', () => {
+  it.each([
+    [['storm', '--sim', 'qemu-2-node', '--vms', '-5'], '--vms: -5 is not a whole number'],
+    [['plan', '--sim', 'qemu-2-node', '--vcpus', '-1', '--memory-mib', '1024'], '--vcpus: -1 is not a whole number'],
+    [['storm', '--sim', 'qemu-2-node', '--vms', '4', '--load', '-0.5'], '--load: -0.5 is not a share from 0 to 1'],
+  ])('that is negative is refused for what it is: %j', (args, message) => {
+    const run = cli(args)
+    expect(run.status).toBe(2)
+    expect(run.stderr).toContain(message)
+    expect(run.stderr).not.toContain('ambiguous')
+  })
+})
+
+describe('xen-domain-build storm', () => {
+  it('checks that --report can be written before it starts the storm', () => {
+    const run = cli(['storm', '--sim', 'qemu-2-node', '--vms', '100000', '--report', '/nonexistent-dir/report.html'])
+    expect(run.status).toBe(2)
+    expect(run.stderr).toMatch(/^xen-domain-build: --report: cannot write \/nonexistent-dir\/report.html: ENOENT/)
+    expect(run.stdout).toBe('')
+  })
+
+  it('has node claims as the preset has them, as simulateHost and build --sim do, unless told', () => {
+    const title = (args: string[]) => cli(['storm', '--vms', '2', '--no-live', ...args]).stdout.split('\n')[0]
+    expect(title(['--sim', 'two-socket-4-node'])).toContain('(node claims)')
+    expect(title(['--sim', 'qemu-2-node'])).toContain('(no node claims)')
+    expect(title(['--sim', 'two-socket-4-node', '--no-node-claims'])).toContain('(no node claims)')
+    expect(title(['--sim', 'qemu-2-node', '--node-claims'])).toContain('(node claims)')
+    const built = JSON.parse(cli(['build', '--sim', 'two-socket-4-node', '--config', '-', '--json'], JSON.stringify({ type: 'hvm', staticMaxKib: 1 << 20, targetKib: 1 << 20, vcpus: 1, image: 'x' })).stdout)
+    expect(built.placement.claim).toBe('node')
+  })
+
+  it('says what an over-promised placement is', () => {
+    expect(cli(['storm', '--help']).stdout).toMatch(/Over-promised placements: builds placed while, on some node, the memory\npromised to builds in flight \(this one's included\) came to more than Xen\nreported free there/)
   })
 })

@@ -14,7 +14,7 @@ const GIB_PAGES = 262_144
 
 describe('the simulated host through the binding', () => {
   it('answers every operation of the hypervisor interface', async () => {
-    const sim = simulateHost({ preset: 'two-socket-4-node' })
+    const sim = simulateHost({ preset: 'two-socket-4-node', clock: 'manual' })
     const xen = sim.hypervisor()
     expect(xen.simulated).toBe(true)
     expect(xen.version).toEqual({ major: 4, minor: 17 })

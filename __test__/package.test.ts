@@ -2,6 +2,7 @@ import { spawnSync } from 'node:child_process'
 import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import ts from 'typescript'
 import { describe, expect, it } from 'vitest'
 import { ROOT, node, readJson } from './helpers.js'
 
@@ -96,6 +97,10 @@ describe('the published package', () => {
     expect(license).toMatch(/^MIT License\n\nCopyright \(c\) \d{4} the xen-domain-build authors\n/)
   })
 
+  it("asks Yarn Plug'n'Play to unplug it: the builder it ships must be a file a process can spawn", () => {
+    expect(pkg.preferUnplugged).toBe(true)
+  })
+
   it('keeps the committed loader types what napi build generates', () => {
     // npm test's pretest has just run napi build, which rewrote native/binding.d.ts.
     const diff = spawnSync('git', ['diff', '--exit-code', '--stat', '--', 'native/binding.d.ts'], { cwd: ROOT, encoding: 'utf8' })
@@ -105,6 +110,30 @@ describe('the published package', () => {
 })
 
 describe('the declaration files', () => {
+  it('export every type they declare or import: whatever a signature names can be named', () => {
+    const file = join(ROOT, 'dist', 'index.d.ts')
+    const source = ts.createSourceFile(file, readFileSync(file, 'utf8'), ts.ScriptTarget.Latest, true)
+    const named = new Set<string>()
+    const exported = new Set<string>()
+    for (const statement of source.statements) {
+      if (ts.isImportDeclaration(statement)) {
+        const bindings = statement.importClause?.namedBindings
+        if (bindings !== undefined && ts.isNamedImports(bindings)) for (const e of bindings.elements) named.add(e.name.text)
+      } else if (ts.isExportDeclaration(statement)) {
+        const clause = statement.exportClause
+        if (clause !== undefined && ts.isNamedExports(clause)) for (const e of clause.elements) exported.add(e.name.text)
+      } else if (ts.isVariableStatement(statement)) {
+        for (const d of statement.declarationList.declarations) if (ts.isIdentifier(d.name)) named.add(d.name.text)
+      } else if ('name' in statement && statement.name !== undefined && ts.isIdentifier(statement.name as ts.Node)) {
+        named.add((statement.name as ts.Identifier).text)
+      }
+    }
+    expect(named.size).toBeGreaterThan(50)
+    expect([...named].filter((name) => !exported.has(name))).toEqual([])
+    // The addon's names as the Rust side has them stay out of sight.
+    expect([...exported].filter((name) => /Js$|Input$/.test(name) && name !== 'AffinityInput' && name !== 'BuildPostInput')).toEqual([])
+  })
+
   it('compile for a CommonJS consumer without esModuleInterop, libraries checked too', () => {
     const project = mkdtempSync(join(tmpdir(), 'xdb-cjs-types-'))
     try {

@@ -30,6 +30,8 @@ const configs: [string, unknown][] = [
   ['module with extra key', { ...vm, modules: [{ path: 'm', size: 1 }] }],
   ['not an object', [vm]],
   ['pvShim not boolean', { ...vm, pvShim: 'yes' }],
+  ['$schema for an editor', { $schema: 'xen-domain-build/schema/vm-config.schema.json', ...vm }],
+  ['$schema not a string', { ...vm, $schema: 1 }],
 ]
 
 describe('the VM config schema the package ships', () => {
@@ -47,5 +49,10 @@ describe('the VM config schema the package ships', () => {
     expect(() => parseVmConfig(JSON.stringify({ ...vm, vcpus: 1.5 }), 'vm.json')).toThrow('vm.json.vcpus: expected a whole number, got number')
     // What the schema cannot say is checked after it.
     expect(() => parseVmConfig(JSON.stringify({ ...vm, targetKib: 3 << 20 }), 'vm.json')).toThrow(/targetKib: .* is above staticMaxKib/)
+  })
+
+  it('takes a "$schema" key, the usual way to give an editor the schema, and builds without it', () => {
+    const parsed = parseVmConfig(JSON.stringify({ $schema: 'xen-domain-build/schema/vm-config.schema.json', ...vm }), 'vm.json')
+    expect(parsed).toEqual(parseVmConfig(JSON.stringify(vm), 'vm.json'))
   })
 })

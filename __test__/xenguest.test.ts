@@ -7,7 +7,7 @@ import { XenDomainBuildError } from '../ts/errors.js'
 import { memoryModel } from '../ts/memory.js'
 import {
   BUNDLED_BUILDER_PATH, defaultXenguestCandidates, defaultXenguestPath, HOST_XENGUEST_PATH, parseXenguestError, platformBuilderPath,
-  SpawnedXenguest, xenguestArgs,
+  requireDefaultXenguestPath, SpawnedXenguest, xenguestArgs,
 } from '../ts/xenguest.js'
 import { alive, FAKE_XENGUEST, rejected, ROOT } from './helpers.js'
 
@@ -245,6 +245,20 @@ describe('the default domain builder', () => {
     expect(platformBuilderPath()).toBeNull()
     expect(defaultXenguestCandidates()).toEqual([HOST_XENGUEST_PATH, BUNDLED_BUILDER_PATH])
     expect(defaultXenguestPath()).toBe(existsSync(HOST_XENGUEST_PATH) ? HOST_XENGUEST_PATH : BUNDLED_BUILDER_PATH)
+  })
+
+  it('is what a SpawnedXenguest given no path runs; with none at all, XEN_UNAVAILABLE says where it looked', () => {
+    expect(new SpawnedXenguest().path).toBe(defaultXenguestPath())
+    expect(requireDefaultXenguestPath([FAKE_XENGUEST])).toBe(FAKE_XENGUEST)
+    let thrown: unknown
+    try {
+      requireDefaultXenguestPath(['/nonexistent/xenguest', '/nonexistent/xen-domain-builder'])
+    } catch (error) {
+      thrown = error
+    }
+    expect(thrown).toBeInstanceOf(XenDomainBuildError)
+    expect(thrown).toMatchObject({ code: 'XEN_UNAVAILABLE' })
+    expect((thrown as Error).message).toContain('none of /nonexistent/xenguest, /nonexistent/xen-domain-builder is an executable')
   })
 
   it('ours speaks the protocol SpawnedXenguest expects: -supports, and a clean error off Xen', async () => {

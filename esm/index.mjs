@@ -12,6 +12,7 @@ const cjs = createRequire(import.meta.url)('../dist/index.js')
 export const {
   BUNDLED_BUILDER_PATH,
   BuildHost,
+  ERRNO_NAMES,
   HOST_XENGUEST_PATH,
   InMemoryXenstore,
   NumaPlanner,
@@ -31,6 +32,7 @@ export const {
   domainPath,
   guestReadOnly,
   guestReadWrite,
+  isXenDomainBuildError,
   memoryModel,
   openHypervisor,
   openXenstore,

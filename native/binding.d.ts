@@ -4,7 +4,7 @@
 /** A Xen host: the real one (`openHypervisor`) or a simulated one (`SimulatedHost.hypervisor()`). */
 export declare class Hypervisor {
   /** The hypervisor's version. */
-  get version(): XenVersionJs
+  get version(): XenVersion
   /** Whether this is a simulated host. */
   get simulated(): boolean
   /**
@@ -13,27 +13,47 @@ export declare class Hypervisor {
    * `CLOSED`. Closing twice is fine.
    */
   close(): void
-  physinfo(): Promise<PhysInfoJs>
-  numaInfo(): Promise<NumaInfoJs>
-  cpuTopology(): Promise<CpuTopologyJs>
-  domainInfo(domid: number): Promise<DomainInfoJs>
+  /** The host's CPUs and memory (`xc_physinfo`): memory in 4 KiB pages. */
+  physinfo(): Promise<PhysInfo>
+  /** Each NUMA node's memory and the node-to-node distances (`xc_numainfo`). */
+  numaInfo(): Promise<NumaInfo>
+  /** Each CPU's core, socket and node (`xc_cputopoinfo`). */
+  cpuTopology(): Promise<CpuTopology>
+  /** One domain's state and memory (`xc_domain_getinfolist`); ESRCH when there is none. */
+  domainInfo(domid: number): Promise<DomainInfo>
+  /** Sets an HVM parameter of an HVM or PVH domain (`xc_hvm_param_set`). */
   setHvmParam(domid: number, param: number, value: number): Promise<void>
+  /**
+   * Allocates the domain's vCPUs (`xc_domain_max_vcpus`): Xen takes only the
+   * count the domain was created with (`createDomain`'s `maxVcpus`), else EINVAL.
+   */
   setMaxVcpus(domid: number, maxVcpus: number): Promise<void>
+  /** A PV domain's memory map limit, KiB (`xc_domain_set_memmap_limit`). */
   setMemmapLimit(domid: number, limitKib: number): Promise<void>
+  /** The domain's shadow (or HAP) pool, MiB. */
   shadowAllocationMib(domid: number): Promise<number>
+  /** Sets the domain's shadow (or HAP) pool, MiB (`xc_shadow_control`). */
   setShadowAllocationMib(domid: number, mib: number): Promise<void>
   /** Sets a vCPU's hard and/or soft affinity; resolves to the effective masks. */
-  setVcpuAffinity(domid: number, vcpu: number, affinity: AffinityInput): Promise<VcpuAffinityJs>
-  vcpuAffinity(domid: number, vcpu: number): Promise<VcpuAffinityJs>
+  setVcpuAffinity(domid: number, vcpu: number, affinity: AffinityInput): Promise<VcpuAffinity>
+  /** A vCPU's hard and soft affinity (`xc_vcpu_getaffinity`). */
+  vcpuAffinity(domid: number, vcpu: number): Promise<VcpuAffinity>
   /** A host-wide claim of `pages` 4 KiB pages in all; 0 releases the claim. */
   claimPages(domid: number, pages: number): Promise<void>
   /** A claim on one node; rejects with ENOSYS where the hypervisor has none. */
   claimPagesOnNode(domid: number, node: number, pages: number): Promise<void>
+  /** An unbound event channel of the domain for `remoteDomid` to bind; resolves to its port. */
   allocUnboundEvtchn(domid: number, remoteDomid: number): Promise<number>
-  createDomain(config: DomainConfigInput): Promise<number>
+  /**
+   * Creates a paused, empty domain (`xc_domain_create`); resolves to its domid.
+   * `createDomain` in the package does this and writes its xenstore tree.
+   */
+  createDomain(config: DomainConfig): Promise<number>
+  /** Destroys a domain (`xc_domain_destroy`); its memory goes to the scrubber. */
   destroyDomain(domid: number): Promise<void>
   /** Lets a built domain run (domains are created paused). */
   unpauseDomain(domid: number): Promise<void>
+  /** The domain's maximum memory, KiB (`xc_domain_setmaxmem`). */
   setMaxMemoryKib(domid: number, maxKib: number): Promise<void>
 }
 
@@ -109,15 +129,26 @@ export declare class NativeXenstore {
 export declare class SimulatedHost {
   constructor(options: SimulatedHostOptions)
   /** The preset hosts. */
-  static presets(): Array<PresetJs>
+  static presets(): Array<SimulatorPreset>
   /** The host's hypervisor interface: the same object as a real host's. */
   hypervisor(): Hypervisor
   /** Moves the manual clock on; the scrubber runs. */
   advanceClock(ms: number): void
+  /**
+   * Whether the host has XenServer's node claims (the preset's, unless
+   * `nodeClaims` said otherwise).
+   */
+  get nodeClaims(): boolean
+  /** The host's clock, in milliseconds since it was made. */
   get clockMs(): number
-  /** Makes an operation fail, or slows it down. */
-  injectFault(fault: FaultInput): void
+  /**
+   * Makes an operation fail, or slows it down; an operation the simulator
+   * does not have is refused (INVALID_ARGUMENT).
+   */
+  injectFault(fault: Fault): void
+  /** Removes every injected fault. */
   clearFaults(): void
+  /** Seeds the generator that `probability` faults draw from: same seed, same failures. */
   seedFaults(seed: number): void
   /**
    * Populates a domain's memory as the domain builder does (claimed node,
@@ -131,11 +162,12 @@ export declare class SimulatedHost {
   /** The nodes Xen derives from the domain's vCPU affinity for its memory. */
   nodeAffinity(domid: number): Array<number>
   /** Each node's total, free, to-be-scrubbed and node-claimed pages. */
-  nodePages(): Array<NodePagesJs>
+  nodePages(): Array<NodePages>
   /** The domains that exist, domain 0 included. */
   domains(): Array<number>
 }
 
+/** A vCPU affinity to set: hard, soft or both, as CPU ids. */
 export interface AffinityInput {
   hard?: Array<number>
   soft?: Array<number>
@@ -144,18 +176,21 @@ export interface AffinityInput {
 /** Where the simulated host's time comes from. */
 export type Clock = 'manual' | 'real-time'
 
-export interface CpuLocationJs {
+/** Where a CPU is: its core, socket and NUMA node. */
+export interface CpuLocation {
   core: number
   socket: number
   node: number
 }
 
-export interface CpuTopologyJs {
+/** Each CPU's location, by CPU id (`xc_cputopoinfo`). */
+export interface CpuTopology {
   /** Null for a CPU that is not online. */
-  cpus: Array<CpuLocationJs | undefined | null>
+  cpus: Array<CpuLocation | undefined | null>
 }
 
-export interface DomainConfigInput {
+/** A domain for `Hypervisor.createDomain`: its kind, vCPUs and limits. */
+export interface DomainConfig {
   kind: DomainKind
   maxVcpus: number
   maxEvtchnPort?: number
@@ -165,23 +200,36 @@ export interface DomainConfigInput {
   maxMaptrackFrames?: number
 }
 
-export interface DomainInfoJs {
+/** One domain's state, as `xc_domain_getinfolist` reports it. */
+export interface DomainInfo {
   domid: number
+  /** An HVM or PVH domain (false: PV). */
   hvm: boolean
   dying: boolean
+  /** Paused by the toolstack: created domains are, until unpaused. */
   paused: boolean
+  /** The memory it holds, in 4 KiB pages. */
   totPages: number
+  /** Its maximum memory, in 4 KiB pages. */
   maxPages: number
+  /** What its claim still holds, in 4 KiB pages. */
   outstandingPages: number
+  /** The highest vCPU id in use; absent before `setMaxVcpus`. */
   maxVcpuId?: number
   onlineVcpus: number
   cpupool: number
+  /**
+   * The vCPUs it was created with, when this host's handle created it (Xen
+   * does not say): `setMaxVcpus` takes only that count.
+   */
+  createdVcpus?: number
 }
 
 /** The kind of a domain. */
 export type DomainKind = 'pv' | 'hvm' | 'pvh'
 
-export interface FaultInput {
+/** A fault to inject into one operation of the simulator. */
+export interface Fault {
   /** The operation, by its libxenctrl name (`xc_domain_claim_pages`, ...). */
   operation: string
   /** The errno to fail with, as a number or a name (`ENOMEM`). */
@@ -207,29 +255,33 @@ export interface NativeCandidate {
   averageDistance: number
 }
 
-export interface NodeMemoryJs {
+/** One NUMA node's memory. */
+export interface NodeMemory {
   sizeBytes: number
   freeBytes: number
 }
 
-export interface NodePagesJs {
+/** One node's memory on the simulated host, in 4 KiB pages. */
+export interface NodePages {
   totalPages: number
   freePages: number
   scrubPages: number
   claimedPages: number
 }
 
-export interface NumaInfoJs {
+/** The host's NUMA nodes and their distances, as `xc_numainfo` reports them. */
+export interface NumaInfo {
   /** Null for a node Xen reports invalid. */
-  nodes: Array<NodeMemoryJs | undefined | null>
+  nodes: Array<NodeMemory | undefined | null>
   /** 0xFFFFFFFF: unreachable. */
   distances: Array<Array<number>>
 }
 
 /** Opens the real host's hypervisor through its libxenctrl. */
-export declare function openHypervisor(options?: OpenOptionsInput | undefined | null): Promise<Hypervisor>
+export declare function openHypervisor(options?: OpenOptions | undefined | null): Promise<Hypervisor>
 
-export interface OpenOptionsInput {
+/** How `openHypervisor` opens the host's libxenctrl. */
+export interface OpenOptions {
   /** A libxenctrl to load instead of the running Xen's versioned soname. */
   libraryPath?: string
   /** Default: /dev/xen/privcmd. */
@@ -251,7 +303,8 @@ export interface PermissionJs {
   access: string
 }
 
-export interface PhysInfoJs {
+/** The host's CPUs and memory, as `xc_physinfo` reports them; memory in 4 KiB pages. */
+export interface PhysInfo {
   threadsPerCore: number
   coresPerSocket: number
   nrCpus: number
@@ -267,37 +320,42 @@ export interface PhysInfoJs {
   maxMfn: number
 }
 
-export interface PresetJs {
-  name: string
-  description: string
-}
-
 /** How physinfo reports memory waiting to be scrubbed. */
 export type ScrubReporting = 'xenserver' | 'upstream'
 
-export interface SimCpuInput {
+/** A CPU of a described host: its core, socket and node. */
+export interface SimulatedCpu {
   core: number
   socket: number
   node: number
 }
 
-export interface SimulatedHostInput {
+/** A host to simulate, described: distances, CPUs and each node's memory. */
+export interface SimulatedHostDescription {
   distances: Array<Array<number>>
-  cpus: Array<SimCpuInput>
+  cpus: Array<SimulatedCpu>
   nodeMemoryBytes: Array<number>
 }
 
+/** What `simulateHost` simulates: a preset or a described host, and how its Xen behaves. */
 export interface SimulatedHostOptions {
   /** A preset host (see `SimulatedHost.presets()`); or give `host`. */
   preset?: string
-  host?: SimulatedHostInput
+  host?: SimulatedHostDescription
   /** XenServer's Xen has node claims (the default); upstream's answers ENOSYS. */
   nodeClaims?: boolean
   /** Shadow paging built in (the default, as XenServer's Xen); Debian's Xen has none. */
   shadowPaging?: boolean
   scrubReporting?: ScrubReporting
   scrubPagesPerSecondPerNode?: number
+  /** Real time by default; `manual` for tests that step the scrubber. */
   clock?: Clock
+}
+
+/** A preset host of the simulator. */
+export interface SimulatorPreset {
+  name: string
+  description: string
 }
 
 export interface TopologyInput {
@@ -310,11 +368,13 @@ export interface TopologyInput {
   largeHostCandidates?: LargeHostCandidates
 }
 
-export interface VcpuAffinityJs {
+/** A vCPU's effective affinity: the CPUs it may run on (hard), and prefers (soft). */
+export interface VcpuAffinity {
   hard: Array<number>
   soft: Array<number>
 }
 
+/** How `openXenstore` connects. */
 export interface XenstoreOpenOptions {
   /** A libxenstore to load instead of libxenstore.so.4. */
   libraryPath?: string
@@ -325,7 +385,8 @@ export interface XenstoreOpenOptions {
   probeTimeoutMs?: number
 }
 
-export interface XenVersionJs {
+/** The running Xen's version. */
+export interface XenVersion {
   major: number
   minor: number
 }

@@ -62,13 +62,15 @@ fn pages(value: u64) -> f64 {
     value as f64
 }
 
-#[napi(object)]
+/// The running Xen's version.
+#[napi(object, js_name = "XenVersion")]
 pub struct XenVersionJs {
     pub major: u32,
     pub minor: u32,
 }
 
-#[napi(object)]
+/// The host's CPUs and memory, as `xc_physinfo` reports them; memory in 4 KiB pages.
+#[napi(object, js_name = "PhysInfo")]
 pub struct PhysInfoJs {
     pub threads_per_core: u32,
     pub cores_per_socket: u32,
@@ -85,13 +87,15 @@ pub struct PhysInfoJs {
     pub max_mfn: f64,
 }
 
-#[napi(object)]
+/// One NUMA node's memory.
+#[napi(object, js_name = "NodeMemory")]
 pub struct NodeMemoryJs {
     pub size_bytes: f64,
     pub free_bytes: f64,
 }
 
-#[napi(object)]
+/// The host's NUMA nodes and their distances, as `xc_numainfo` reports them.
+#[napi(object, js_name = "NumaInfo")]
 pub struct NumaInfoJs {
     /// Null for a node Xen reports invalid.
     pub nodes: Vec<Option<NodeMemoryJs>>,
@@ -99,39 +103,53 @@ pub struct NumaInfoJs {
     pub distances: Vec<Vec<u32>>,
 }
 
-#[napi(object)]
+/// Where a CPU is: its core, socket and NUMA node.
+#[napi(object, js_name = "CpuLocation")]
 pub struct CpuLocationJs {
     pub core: u32,
     pub socket: u32,
     pub node: u32,
 }
 
-#[napi(object)]
+/// Each CPU's location, by CPU id (`xc_cputopoinfo`).
+#[napi(object, js_name = "CpuTopology")]
 pub struct CpuTopologyJs {
     /// Null for a CPU that is not online.
     pub cpus: Vec<Option<CpuLocationJs>>,
 }
 
-#[napi(object)]
+/// One domain's state, as `xc_domain_getinfolist` reports it.
+#[napi(object, js_name = "DomainInfo")]
 pub struct DomainInfoJs {
     pub domid: u32,
+    /// An HVM or PVH domain (false: PV).
     pub hvm: bool,
     pub dying: bool,
+    /// Paused by the toolstack: created domains are, until unpaused.
     pub paused: bool,
+    /// The memory it holds, in 4 KiB pages.
     pub tot_pages: f64,
+    /// Its maximum memory, in 4 KiB pages.
     pub max_pages: f64,
+    /// What its claim still holds, in 4 KiB pages.
     pub outstanding_pages: f64,
+    /// The highest vCPU id in use; absent before `setMaxVcpus`.
     pub max_vcpu_id: Option<u32>,
     pub online_vcpus: u32,
     pub cpupool: u32,
+    /// The vCPUs it was created with, when this host's handle created it (Xen
+    /// does not say): `setMaxVcpus` takes only that count.
+    pub created_vcpus: Option<u32>,
 }
 
-#[napi(object)]
+/// A vCPU's effective affinity: the CPUs it may run on (hard), and prefers (soft).
+#[napi(object, js_name = "VcpuAffinity")]
 pub struct VcpuAffinityJs {
     pub hard: Vec<u32>,
     pub soft: Vec<u32>,
 }
 
+/// A vCPU affinity to set: hard, soft or both, as CPU ids.
 #[napi(object)]
 pub struct AffinityInput {
     pub hard: Option<Vec<f64>>,
@@ -156,7 +174,8 @@ impl From<DomainKind> for xenctrl::DomainKind {
     }
 }
 
-#[napi(object)]
+/// A domain for `Hypervisor.createDomain`: its kind, vCPUs and limits.
+#[napi(object, js_name = "DomainConfig")]
 pub struct DomainConfigInput {
     pub kind: DomainKind,
     pub max_vcpus: f64,
@@ -240,6 +259,7 @@ fn domain_js(d: xenctrl::DomainInfo) -> DomainInfoJs {
         max_vcpu_id: d.max_vcpu_id,
         online_vcpus: d.online_vcpus,
         cpupool: d.cpupool,
+        created_vcpus: d.created_vcpus,
     }
 }
 
@@ -323,22 +343,26 @@ impl Hypervisor {
             .take();
     }
 
-    #[napi(ts_return_type = "Promise<PhysInfoJs>")]
+    /// The host's CPUs and memory (`xc_physinfo`): memory in 4 KiB pages.
+    #[napi(ts_return_type = "Promise<PhysInfo>")]
     pub fn physinfo(&self) -> AsyncTask<HypervisorTask<xenctrl::PhysInfo, PhysInfoJs>> {
         self.run(physinfo_js, |h| Ok(h.physinfo()?))
     }
 
-    #[napi(ts_return_type = "Promise<NumaInfoJs>")]
+    /// Each NUMA node's memory and the node-to-node distances (`xc_numainfo`).
+    #[napi(ts_return_type = "Promise<NumaInfo>")]
     pub fn numa_info(&self) -> AsyncTask<HypervisorTask<xenctrl::NumaInfo, NumaInfoJs>> {
         self.run(numa_js, |h| Ok(h.numa_info()?))
     }
 
-    #[napi(ts_return_type = "Promise<CpuTopologyJs>")]
+    /// Each CPU's core, socket and node (`xc_cputopoinfo`).
+    #[napi(ts_return_type = "Promise<CpuTopology>")]
     pub fn cpu_topology(&self) -> AsyncTask<HypervisorTask<xenctrl::CpuTopology, CpuTopologyJs>> {
         self.run(topology_js, |h| Ok(h.cpu_topology()?))
     }
 
-    #[napi(ts_return_type = "Promise<DomainInfoJs>")]
+    /// One domain's state and memory (`xc_domain_getinfolist`); ESRCH when there is none.
+    #[napi(ts_return_type = "Promise<DomainInfo>")]
     pub fn domain_info(
         &self,
         domid: f64,
@@ -346,6 +370,7 @@ impl Hypervisor {
         self.run(domain_js, move |h| Ok(h.domain_info(self::domid(domid)?)?))
     }
 
+    /// Sets an HVM parameter of an HVM or PVH domain (`xc_hvm_param_set`).
     #[napi(ts_return_type = "Promise<void>")]
     pub fn set_hvm_param(
         &self,
@@ -360,6 +385,8 @@ impl Hypervisor {
         })
     }
 
+    /// Allocates the domain's vCPUs (`xc_domain_max_vcpus`): Xen takes only the
+    /// count the domain was created with (`createDomain`'s `maxVcpus`), else EINVAL.
     #[napi(ts_return_type = "Promise<void>")]
     pub fn set_max_vcpus(&self, domid: f64, max_vcpus: f64) -> AsyncTask<HypervisorTask<(), ()>> {
         self.run(nothing, move |h| {
@@ -368,6 +395,7 @@ impl Hypervisor {
         })
     }
 
+    /// A PV domain's memory map limit, KiB (`xc_domain_set_memmap_limit`).
     #[napi(ts_return_type = "Promise<void>")]
     pub fn set_memmap_limit(
         &self,
@@ -380,6 +408,7 @@ impl Hypervisor {
         })
     }
 
+    /// The domain's shadow (or HAP) pool, MiB.
     #[napi(ts_return_type = "Promise<number>")]
     pub fn shadow_allocation_mib(&self, domid: f64) -> AsyncTask<HypervisorTask<u32, u32>> {
         self.run(same, move |h| {
@@ -387,6 +416,7 @@ impl Hypervisor {
         })
     }
 
+    /// Sets the domain's shadow (or HAP) pool, MiB (`xc_shadow_control`).
     #[napi(ts_return_type = "Promise<void>")]
     pub fn set_shadow_allocation_mib(
         &self,
@@ -400,7 +430,7 @@ impl Hypervisor {
     }
 
     /// Sets a vCPU's hard and/or soft affinity; resolves to the effective masks.
-    #[napi(ts_return_type = "Promise<VcpuAffinityJs>")]
+    #[napi(ts_return_type = "Promise<VcpuAffinity>")]
     pub fn set_vcpu_affinity(
         &self,
         domid: f64,
@@ -428,7 +458,8 @@ impl Hypervisor {
         })
     }
 
-    #[napi(ts_return_type = "Promise<VcpuAffinityJs>")]
+    /// A vCPU's hard and soft affinity (`xc_vcpu_getaffinity`).
+    #[napi(ts_return_type = "Promise<VcpuAffinity>")]
     pub fn vcpu_affinity(
         &self,
         domid: f64,
@@ -464,6 +495,7 @@ impl Hypervisor {
         })
     }
 
+    /// An unbound event channel of the domain for `remoteDomid` to bind; resolves to its port.
     #[napi(ts_return_type = "Promise<number>")]
     pub fn alloc_unbound_evtchn(
         &self,
@@ -476,6 +508,8 @@ impl Hypervisor {
         })
     }
 
+    /// Creates a paused, empty domain (`xc_domain_create`); resolves to its domid.
+    /// `createDomain` in the package does this and writes its xenstore tree.
     #[napi(ts_return_type = "Promise<number>")]
     pub fn create_domain(&self, config: DomainConfigInput) -> AsyncTask<HypervisorTask<u32, u32>> {
         self.run(same, move |h| {
@@ -499,6 +533,7 @@ impl Hypervisor {
         })
     }
 
+    /// Destroys a domain (`xc_domain_destroy`); its memory goes to the scrubber.
     #[napi(ts_return_type = "Promise<void>")]
     pub fn destroy_domain(&self, domid: f64) -> AsyncTask<HypervisorTask<(), ()>> {
         self.run(nothing, move |h| Ok(h.destroy_domain(self::domid(domid)?)?))
@@ -510,6 +545,7 @@ impl Hypervisor {
         self.run(nothing, move |h| Ok(h.unpause_domain(self::domid(domid)?)?))
     }
 
+    /// The domain's maximum memory, KiB (`xc_domain_setmaxmem`).
     #[napi(ts_return_type = "Promise<void>")]
     pub fn set_max_memory_kib(
         &self,
@@ -532,7 +568,8 @@ pub enum LibxenctrlLog {
     Stderr,
 }
 
-#[napi(object)]
+/// How `openHypervisor` opens the host's libxenctrl.
+#[napi(object, js_name = "OpenOptions")]
 pub struct OpenOptionsInput {
     /// A libxenctrl to load instead of the running Xen's versioned soname.
     pub library_path: Option<String>,

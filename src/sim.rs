@@ -10,20 +10,23 @@ use std::sync::Arc;
 use xen_sim::{Fault, HostSpec};
 use xenctrl::CpuLocation;
 
-#[napi(object)]
+/// A CPU of a described host: its core, socket and node.
+#[napi(object, js_name = "SimulatedCpu")]
 pub struct SimCpuInput {
     pub core: f64,
     pub socket: f64,
     pub node: f64,
 }
 
-#[napi(object)]
+/// A host to simulate, described: distances, CPUs and each node's memory.
+#[napi(object, js_name = "SimulatedHostDescription")]
 pub struct SimulatedHostInput {
     pub distances: Vec<Vec<f64>>,
     pub cpus: Vec<SimCpuInput>,
     pub node_memory_bytes: Vec<f64>,
 }
 
+/// What `simulateHost` simulates: a preset or a described host, and how its Xen behaves.
 #[napi(object)]
 pub struct SimulatedHostOptions {
     /// A preset host (see `SimulatedHost.presets()`); or give `host`.
@@ -35,6 +38,7 @@ pub struct SimulatedHostOptions {
     pub shadow_paging: Option<bool>,
     pub scrub_reporting: Option<ScrubReporting>,
     pub scrub_pages_per_second_per_node: Option<f64>,
+    /// Real time by default; `manual` for tests that step the scrubber.
     pub clock: Option<Clock>,
 }
 
@@ -50,9 +54,9 @@ pub enum ScrubReporting {
 /// Where the simulated host's time comes from.
 #[napi(string_enum = "kebab-case")]
 pub enum Clock {
-    /// Moves only with `advanceClock` (the default): for tests.
+    /// Moves only with `advanceClock`: for tests that step the scrubber.
     Manual,
-    /// Real time: for demos and benchmarks.
+    /// Real time, as a real host's (the default).
     RealTime,
 }
 
@@ -67,7 +71,8 @@ pub enum FaultMode {
     Probability,
 }
 
-#[napi(object)]
+/// A fault to inject into one operation of the simulator.
+#[napi(object, js_name = "Fault")]
 pub struct FaultInput {
     /// The operation, by its libxenctrl name (`xc_domain_claim_pages`, ...).
     pub operation: String,
@@ -78,7 +83,8 @@ pub struct FaultInput {
     pub latency_ms: Option<f64>,
 }
 
-#[napi(object)]
+/// One node's memory on the simulated host, in 4 KiB pages.
+#[napi(object, js_name = "NodePages")]
 pub struct NodePagesJs {
     pub total_pages: f64,
     pub free_pages: f64,
@@ -86,7 +92,8 @@ pub struct NodePagesJs {
     pub claimed_pages: f64,
 }
 
-#[napi(object)]
+/// A preset host of the simulator.
+#[napi(object, js_name = "SimulatorPreset")]
 pub struct PresetJs {
     pub name: String,
     pub description: String,
@@ -254,25 +261,37 @@ impl SimulatedHost {
         })
     }
 
+    /// Whether the host has XenServer's node claims (the preset's, unless
+    /// `nodeClaims` said otherwise).
+    #[napi(getter)]
+    pub fn node_claims(&self) -> bool {
+        self.host.spec().node_claims
+    }
+
+    /// The host's clock, in milliseconds since it was made.
     #[napi(getter)]
     pub fn clock_ms(&self) -> f64 {
         self.host.clock_ms() as f64
     }
 
-    /// Makes an operation fail, or slows it down.
+    /// Makes an operation fail, or slows it down; an operation the simulator
+    /// does not have is refused (INVALID_ARGUMENT).
     #[napi]
     pub fn inject_fault(&self, env: &Env, fault: FaultInput) -> napi::Result<()> {
         sync(env, || {
-            self.host.inject_fault(fault_from(fault)?);
-            Ok(())
+            self.host
+                .inject_fault(fault_from(fault)?)
+                .map_err(invalid_argument)
         })
     }
 
+    /// Removes every injected fault.
     #[napi]
     pub fn clear_faults(&self) {
         self.host.clear_faults();
     }
 
+    /// Seeds the generator that `probability` faults draw from: same seed, same failures.
     #[napi]
     pub fn seed_faults(&self, env: &Env, seed: f64) -> napi::Result<()> {
         sync(env, || {

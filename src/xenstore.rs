@@ -277,6 +277,7 @@ impl NativeXenstore {
     }
 }
 
+/// How `openXenstore` connects.
 #[napi(object)]
 pub struct XenstoreOpenOptions {
     /// A libxenstore to load instead of libxenstore.so.4.

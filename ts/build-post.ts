@@ -7,6 +7,7 @@ import type { DomainType } from './memory.js'
 import { kibOfMib } from './units.js'
 import { domainPath, type Xenstore } from './xenstore.js'
 
+/** What build_post writes: the domain's memory, its rings and their ports, and extra entries. */
 export interface BuildPostInput {
   domid: number
   type: DomainType
@@ -40,6 +41,11 @@ export function domainEntries(b: BuildPostInput): Record<string, string> {
 
 const LIBXL_TYPE: Record<DomainType, string> = { pv: 'PV', hvm: 'HVM', pvh: 'PVH' }
 
+/**
+ * xenopsd's `build_post`: the domain's xenstore entries (`domainEntries`),
+ * its VM's, libxl's type, then its introduction to xenstored. `buildDomain`
+ * runs it; for a toolstack that runs the builder itself.
+ */
 export async function buildPost(xenstore: Xenstore, b: BuildPostInput): Promise<void> {
   const path = domainPath(b.domid)
   await xenstore.writeMany(path, domainEntries(b))

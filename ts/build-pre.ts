@@ -1,5 +1,5 @@
 /**
- * build_pre (docs/ARCHITECTURE.md#the-job-and-the-steps-of-a-build): prepares
+ * build_pre (https://github.com/xen-domain-build/xen-domain-build/blob/main/docs/ARCHITECTURE.md#the-job-and-the-steps-of-a-build): prepares
  * an empty domain for the domain builder, in xenopsd's order. Bad VM settings
  * are refused before any hypercall; a failed step names itself, its errno and
  * the domain; a failure or cancellation after the claim releases it.
@@ -9,16 +9,23 @@ import { aborted, describe, invalidArgument, XenDomainBuildError } from './error
 import { BuildHost } from './host.js'
 import { checkVmMemory, memoryModel, type MemoryModel, type VmMemory } from './memory.js'
 import { placeDomain, releaseClaim, type PlacementEvent, type Placement } from './placement.js'
+import { isolated } from './listener.js'
 import { StepRunner, type StepEvent } from './step.js'
 import { kibOfMib, MIB, pagesOfMib } from './units.js'
 import type { WaitProgress } from './wait-memory.js'
 import { domainPath } from './xenstore.js'
 
+/** A VM to build: its memory and vCPUs (`VmMemory`), and optionally where its vCPUs may run. */
 export interface VmConfig extends VmMemory {
   /** Hard affinity per vCPU: CPU ids. The first mask serves vCPUs without one. */
   hardAffinity?: readonly (readonly number[])[]
 }
 
+/**
+ * build_pre's events, by `type`: a step done (`step`, with its milliseconds),
+ * waiting for free memory (`memory.wait`, only while a build waits), the NUMA
+ * placement, a note (`info`), and a claim that could not be released.
+ */
 export type BuildEvent =
   | StepEvent
   | ({ type: 'memory.wait'; domid: number } & WaitProgress)
@@ -26,6 +33,7 @@ export type BuildEvent =
   | { type: 'info'; domid: number; message: string }
   | PlacementEvent
 
+/** How `buildPre` runs: cancellation, the wait for memory, events. */
 export interface BuildPreOptions {
   signal?: AbortSignal
   /** How long to wait for free memory: 64 s, as xenopsd. */
@@ -39,6 +47,7 @@ export interface BuildPreOptions {
   builderPinsNode?: boolean
 }
 
+/** A domain build_pre has prepared for the builder, and what to do after it. */
 export interface BuildPreResult {
   domid: number
   memory: MemoryModel
@@ -101,6 +110,12 @@ function checkConfig(host: BuildHost, domid: number, vm: VmConfig): void {
   }
 }
 
+/**
+ * xenopsd's `build_pre` alone, for a toolstack that runs the domain builder
+ * itself (`buildDomain` runs it, the builder and build_post). Bad VM settings
+ * are refused before any hypercall; a failed step names itself, its errno and
+ * the domain; a failure or cancellation after the claim releases it.
+ */
 export async function buildPre(
   host: BuildHost,
   domid: number,
@@ -116,7 +131,8 @@ export async function buildPre(
   if (host.closed) throw new XenDomainBuildError('CLOSED', `domain ${domid}: the build host was closed`)
   const memory = memoryModel(vm)
   const xen = host.hypervisor
-  const { signal, onEvent } = options
+  const { signal } = options
+  const onEvent = isolated(options.onEvent)
   const steps = new StepRunner(domid, { signal, onEvent })
   const step = <T>(name: string, work: () => Promise<T>) => steps.run(name, work)
   let placement: Placement | undefined
@@ -145,6 +161,11 @@ export async function buildPre(
       if (found.hvm !== (vm.type !== 'pv')) {
         throw invalidArgument('vm.type', `${vm.type} does not match domain ${domid}, which is ${found.hvm ? 'HVM' : 'PV'}`)
       }
+      // Xen's max_vcpus takes only the count the domain was created with:
+      // refused here, before anything is changed, not as EINVAL later.
+      if (found.createdVcpus != null && found.createdVcpus !== vm.vcpus) {
+        throw invalidArgument('vm.vcpus', `${vm.vcpus}, but domain ${domid} was created with ${found.createdVcpus} vCPUs (createDomain's maxVcpus); Xen builds a domain with the vCPUs it was created with`)
+      }
       return found
     })
     // What Xen counts beyond this is the builder's work: the ledger follows it.
@@ -169,7 +190,17 @@ export async function buildPre(
     if (timerMode !== null && vm.type === 'pv') {
       onEvent?.({ type: 'info', domid, message: `timer_mode ${timerMode} ignored for this pv domain` })
     }
-    await step('max_vcpus', () => xen.setMaxVcpus(domid, vm.vcpus))
+    await step('max_vcpus', () =>
+      xen.setMaxVcpus(domid, vm.vcpus).catch((error: unknown) => {
+        // A domain made elsewhere, whose vCPU count domain_info could not tell.
+        if (!(error instanceof XenDomainBuildError) || error.code !== 'EINVAL') throw error
+        throw new XenDomainBuildError('EINVAL', `${error.message}: was domain ${domid} created with other than the VM's ${vm.vcpus} vCPUs? Xen takes only the count it was created with`, {
+          cause: error,
+          errno: error.errno,
+          operation: error.operation,
+        })
+      }),
+    )
     if (vm.type === 'pv') await step('memmap_limit', () => xen.setMemmapLimit(domid, kibOfMib(memory.xenMaxMib)))
     // A claim may not exceed the domain's maximum: raise it to xen_max where
     // the toolstack left it lower, as libxl's build_pre does.

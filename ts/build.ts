@@ -26,6 +26,7 @@ import { describe, inStep, invalidArgument } from './errors.js'
 import type { BuildHost } from './host.js'
 import type { MemoryModel } from './memory.js'
 import type { Placement } from './placement.js'
+import { isolated } from './listener.js'
 import { StepRunner } from './step.js'
 import { xenguestArgs, type XenguestLog, type XenguestRunner } from './xenguest.js'
 
@@ -38,11 +39,17 @@ export const buildChannel = channel('xen-domain-build')
  */
 export const buildTracingChannel = tracingChannel<unknown, BuildTraceContext>('xen-domain-build:build')
 
+/** The context of a traced build on `buildTracingChannel`. */
 export interface BuildTraceContext {
   domid: number
   vm: VmConfig
 }
 
+/**
+ * What `onEvent` (and the `xen-domain-build` diagnostics channel) gets during
+ * a build, by `type`: build_pre's (`BuildEvent`), xenguest's log lines and its
+ * process id, and the end of the build, done or failed.
+ */
 export type DomainBuildEvent =
   | BuildEvent
   | ({ domid: number } & XenguestLog)
@@ -50,39 +57,66 @@ export type DomainBuildEvent =
   | { type: 'build.done'; domid: number; ms: number }
   | { type: 'build.failed'; domid: number; ms: number; code: string; step?: string }
 
+/** What a domain boots: its kernel or firmware, and what goes with it. */
 export interface DomainImage {
-  /** The kernel (PV, PVH) or firmware (HVM) image. */
+  /** The kernel (PV, PVH) or firmware (HVM) image: a readable file (checked before any hypercall). */
   image: string
+  /** The kernel command line (PV, PVH); a PV one is at most 1023 bytes. */
   cmdline?: string
+  /** PV: the initial ramdisk, a readable file. */
   ramdisk?: string
+  /** PVH: boot modules, each a readable file with its own command line. */
   modules?: readonly { path: string; cmdline?: string }[]
+  /** HVM: the builder's NVIDIA vGPU mode (xenguest's `-vgpu`). */
   nvidiaVgpu?: boolean
 }
 
+/** How `buildDomain` builds: what it boots, the builder that does it, and how to follow or stop it. */
 export interface BuildDomainOptions extends DomainImage {
+  /** The domain builder: `new SpawnedXenguest()` on a real host, `new SimulatedXenguest(sim)` on a simulated one. */
   xenguest: XenguestRunner
+  /** Cancels the build: xenguest is killed, the claim released; the build rejects with ABORTED. */
   signal?: AbortSignal
   /** Per xenguest run; none by default. */
   xenguestTimeoutMs?: number
+  /** How long to wait for free memory (64 s, as xenopsd), then NOT_ENOUGH_MEMORY. */
   memoryTimeoutMs?: number
+  /** xenguest's `-force`. */
   force?: boolean
+  /** More arguments for the builder, after ours. */
   extraArgs?: readonly string[]
+  /** The domain that serves the guest's xenstore ring (0, dom0, by default). */
   storeDomid?: number
+  /** The domain that serves the guest's console (0 by default). */
   consoleDomid?: number
   /** HVM and PVH: the RTC offset written to the VM's rtc/timeoffset ("" by default, as xenopsd). */
   timeoffset?: string
+  /** More xenstore entries below the domain's home, written with build_post's. */
   extraKeys?: Readonly<Record<string, string>>
+  /**
+   * Each event of the build, as it happens. A listener that throws (or whose
+   * Promise rejects) is reported as a process warning and cannot fail or
+   * alter the build.
+   */
   onEvent?: (event: DomainBuildEvent) => void
 }
 
+/** A built domain: what the toolstack needs next (its devices, QEMU, unpausing it). */
 export interface BuiltDomain {
   domid: number
+  /** The xenstore ring's event channel port. */
   storePort: number
+  /** The console's event channel port. */
   consolePort: number
+  /** The xenstore ring's machine frame, as xenguest reported it. */
   storeMfn: bigint
+  /** The console's machine frame. */
   consoleMfn: bigint
+  /** The guest's ABI, when xenguest says (PV: `x86_64-abi`, ...). */
   protocol?: string
+  /** The memory it was built with, as xenopsd computes it. */
   memory: MemoryModel
+  /** Where its memory and vCPUs were placed, and why. */
   placement: Placement
   /** Milliseconds per step, and `total`. */
   timingsMs: Record<string, number>
@@ -112,6 +146,24 @@ async function checkReadable(image: DomainImage): Promise<void> {
   }
 }
 
+/**
+ * xenopsd's `Domain.build`: turns an empty, paused domain (`createDomain`)
+ * into one ready to run. build_pre (vCPUs, memory limits, shadow pool, NUMA
+ * placement, claim, event channels), the domain builder, build_post
+ * (xenstore). Bad input is refused before any hypercall; a failure or
+ * cancellation anywhere releases the claim and kills xenguest, and rejects
+ * with a `XenDomainBuildError` naming the step. The domain stays paused: the
+ * toolstack adds its devices, then unpauses it.
+ *
+ * @example
+ * ```ts
+ * const domid = await createDomain(xen, host.xenstore, { type: 'hvm', maxVcpus: 2 })
+ * const built = await buildDomain(host, domid, { type: 'hvm', staticMaxKib: 4 << 20, targetKib: 4 << 20, videoMib: 8, vcpus: 2 }, {
+ *   image: '/usr/lib/xen/boot/hvmloader',
+ *   xenguest: new SpawnedXenguest(),
+ * })
+ * ```
+ */
 export function buildDomain(host: BuildHost, domid: number, vm: VmConfig, options: BuildDomainOptions): Promise<BuiltDomain> {
   return buildTracingChannel.tracePromise(() => build(host, domid, vm, options), { domid, vm })
 }
@@ -166,8 +218,9 @@ function checkOptions(vm: VmConfig, given: BuildDomainOptions): BuildDomainOptio
 async function build(host: BuildHost, domid: number, vm: VmConfig, given: BuildDomainOptions): Promise<BuiltDomain> {
   const started = performance.now()
   const options = checkOptions(vm, given)
+  const listener = isolated(options.onEvent)
   const emit = (event: DomainBuildEvent) => {
-    options.onEvent?.(event)
+    listener?.(event)
     if (buildChannel.hasSubscribers) buildChannel.publish(event)
   }
   const { signal } = options

@@ -11,8 +11,10 @@ import { describe, invalidArgument } from './errors.js'
 import type { DomainType } from './memory.js'
 import { checkPath, checkWrite, domainPath, type Permission, type Xenstore, type XenstoreOperations } from './xenstore.js'
 
+/** A domain for `createDomain` to make: its type, vCPUs, and what xenopsd writes for it. */
 export interface CreateDomainConfig {
   type: DomainType
+  /** Its vCPUs; the VM built in it must have as many (`VmConfig.vcpus`). */
   maxVcpus: number
   /** The VM's UUID (its `/vm/UUID`); a new one when absent. */
   uuid?: string

@@ -16,13 +16,23 @@ import { aborted, describe, invalidArgument } from './errors.js'
 import { MemoryWatcher } from './wait-memory.js'
 import { InMemoryXenstore, type Xenstore } from './xenstore.js'
 
-/** xenopsd's NUMA placement policies (see the README's "What it does"). */
+/**
+ * xenopsd's NUMA placement policies: `best_effort` (the default: a plan,
+ * soft affinity to its CPUs, cores as vCPUs), `best_effort_hard` (the same,
+ * as hard affinity), `prio_mem_only` (soft affinity, no cores asked for),
+ * `any` (no placement). See
+ * https://github.com/xen-domain-build/xen-domain-build/blob/main/docs/ARCHITECTURE.md#policies-affinity-and-claims.
+ */
 export type NumaPolicy = 'any' | 'best_effort' | 'best_effort_hard' | 'prio_mem_only'
 export const NUMA_POLICIES: readonly NumaPolicy[] = ['any', 'best_effort', 'best_effort_hard', 'prio_mem_only']
 
+/** A build host's policies. */
 export interface BuildHostOptions extends PlannerOptions {
+  /** xenopsd's NUMA placement policy: `best_effort` by default. */
   numaPolicy?: NumaPolicy
+  /** What the planner subtracts from free memory: `in-flight` by default. */
   accounting?: Accounting
+  /** Where builds write: the host's xenstored (`openXenstore()`); an in-memory store by default. */
   xenstore?: Xenstore
   /** How often the free-memory watcher polls while builds wait; 20 ms. */
   memoryPollMs?: number
@@ -69,6 +79,12 @@ export class Lock {
   }
 }
 
+/**
+ * What the builds on one Xen host share: the NUMA planner, the placement
+ * lock, the ledger of memory promised to builds in flight, the free-memory
+ * watcher, the policies. Create one per host (`BuildHost.create`) and pass
+ * it to every build; `close()` it (or `await using`) when done.
+ */
 export class BuildHost {
   readonly hypervisor: Hypervisor
   readonly xenstore: Xenstore
@@ -81,6 +97,7 @@ export class BuildHost {
   readonly cpuCount: number
   /** What the hypervisor can do (`hvm`, `pv`, `hap`, `shadow`), from physinfo. */
   readonly capabilities: readonly string[]
+  /** @internal The free-memory watcher every build's wait shares. */
   readonly memory: MemoryWatcher
   /** @internal The lock that makes placement one critical section. */
   readonly placementLock = new Lock()
@@ -119,10 +136,15 @@ export class BuildHost {
     this.memory.close()
   }
 
+  /** `await using host = await BuildHost.create(...)`: `close()` at the end of the block. */
   async [Symbol.asyncDispose](): Promise<void> {
     this.close()
   }
 
+  /**
+   * The build host of a hypervisor: reads its topology and capabilities
+   * once. `INVALID_ARGUMENT` for bad options, before any hypercall.
+   */
   static async create(hypervisor: Hypervisor, given?: BuildHostOptions): Promise<BuildHost> {
     const xen = hypervisor as Partial<Hypervisor> | null
     if (xen === null || typeof xen !== 'object' || ['physinfo', 'numaInfo', 'cpuTopology'].some((m) => typeof xen[m as keyof Hypervisor] !== 'function')) {

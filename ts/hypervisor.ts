@@ -6,35 +6,41 @@
  * `errno` and `operation`, or `XEN_UNAVAILABLE`, `XEN_VERSION_UNSUPPORTED`,
  * `INVALID_ARGUMENT`.
  */
-import type {
-  Hypervisor,
-  OpenOptionsInput,
-  PresetJs,
-  SimulatedHost,
-  SimulatedHostOptions,
-} from '../native/binding.js'
+import type { Hypervisor, OpenOptions, SimulatedHost, SimulatedHostOptions, SimulatorPreset } from '../native/binding.js'
 import { fromNative } from './errors.js'
 import { binding } from './native.js'
 import type { HostTopology } from './numa.js'
 
 export type {
   AffinityInput,
-  CpuTopologyJs as CpuTopology,
-  DomainConfigInput as DomainConfig,
-  DomainInfoJs as DomainInfo,
-  FaultInput as Fault,
+  Clock,
+  CpuLocation,
+  CpuTopology,
+  DomainConfig,
+  DomainInfo,
+  DomainKind,
+  Fault,
+  FaultMode,
   Hypervisor,
-  NodePagesJs as NodePages,
-  NumaInfoJs as NumaInfo,
-  OpenOptionsInput as OpenOptions,
-  PhysInfoJs as PhysInfo,
+  LargeHostCandidates,
+  LibxenctrlLog,
+  NodeMemory,
+  NodePages,
+  NumaInfo,
+  OpenOptions,
+  PhysInfo,
+  ScrubReporting,
+  SimulatedCpu,
   SimulatedHost,
+  SimulatedHostDescription,
   SimulatedHostOptions,
-  VcpuAffinityJs as VcpuAffinity,
+  SimulatorPreset,
+  VcpuAffinity,
+  XenVersion,
 } from '../native/binding.js'
 
 /** Opens the real host's hypervisor (libxenctrl of the running Xen). */
-export async function openHypervisor(options?: OpenOptionsInput): Promise<Hypervisor> {
+export async function openHypervisor(options?: OpenOptions): Promise<Hypervisor> {
   try {
     return await binding().openHypervisor(options)
   } catch (error) {
@@ -52,10 +58,11 @@ export function simulateHost(options: SimulatedHostOptions): SimulatedHost {
 }
 
 /** The simulator's preset hosts. */
-export function simulatorPresets(): PresetJs[] {
+export function simulatorPresets(): SimulatorPreset[] {
   return binding().SimulatedHost.presets()
 }
 
+/** A host's NUMA layout (`readHostTopology`), with each node's memory. */
 export interface HostLayout extends HostTopology {
   /** Each node's memory, as Xen reports it (null for an invalid node). */
   nodeMemoryBytes: (number | null)[]

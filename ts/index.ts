@@ -1,23 +1,51 @@
-export { XenDomainBuildError, type ErrnoCode, type ErrorCode } from './errors.js'
+/**
+ * xen-domain-build: xenopsd's Domain.build for Node.js Xen toolstacks. Every
+ * type a signature below mentions is exported here too (a test checks it),
+ * so a caller can name what it is handed.
+ */
+export {
+  ERRNO_NAMES,
+  isXenDomainBuildError,
+  XenDomainBuildError,
+  type ErrnoCode,
+  type ErrorCode,
+  type ErrorDetails,
+  type ErrorFieldsByCode,
+  type XenDomainBuildErrorOf,
+  type XenguestFailure,
+  type XenstoreUnavailableReason,
+} from './errors.js'
 export {
   openHypervisor,
   readHostTopology,
   simulateHost,
   simulatorPresets,
   type AffinityInput,
+  type Clock,
+  type CpuLocation,
   type CpuTopology,
   type DomainConfig,
   type DomainInfo,
+  type DomainKind,
   type Fault,
+  type FaultMode,
   type HostLayout,
   type Hypervisor,
+  type LargeHostCandidates,
+  type LibxenctrlLog,
+  type NodeMemory,
   type NodePages,
   type NumaInfo,
   type OpenOptions,
   type PhysInfo,
+  type ScrubReporting,
+  type SimulatedCpu,
   type SimulatedHost,
+  type SimulatedHostDescription,
   type SimulatedHostOptions,
+  type SimulatorPreset,
   type VcpuAffinity,
+  type XenVersion,
 } from './hypervisor.js'
 export {
   NumaPlanner,
@@ -27,7 +55,16 @@ export {
   type NumaRequest,
   type PlannerOptions,
 } from './numa.js'
-export { buildDomain, buildChannel, buildTracingChannel, type BuildTraceContext, type BuildDomainOptions, type BuiltDomain, type DomainBuildEvent, type DomainImage } from './build.js'
+export {
+  buildDomain,
+  buildChannel,
+  buildTracingChannel,
+  type BuildTraceContext,
+  type BuildDomainOptions,
+  type BuiltDomain,
+  type DomainBuildEvent,
+  type DomainImage,
+} from './build.js'
 export { buildPost, domainEntries, type BuildPostInput } from './build-post.js'
 export { createDomain, destroyDomain, guestReadOnly, guestReadWrite, type CreateDomainConfig } from './domain.js'
 export { SimulatedXenguest, type SimulatedXenguestOptions } from './sim-xenguest.js'
@@ -38,13 +75,17 @@ export {
   SpawnedXenguest,
   parseXenguestError,
   xenguestArgs,
+  type SpawnedXenguestOptions,
   type XenguestBuild,
+  type XenguestLog,
   type XenguestResult,
   type XenguestRunner,
   type XenguestRunOptions,
 } from './xenguest.js'
 export { BuildHost, type Accounting, type BuildHostOptions, type NumaPolicy } from './host.js'
 export { buildPre, type BuildEvent, type BuildPreOptions, type BuildPreResult, type VmConfig } from './build-pre.js'
+export type { StepEvent } from './step.js'
+export type { WaitProgress } from './wait-memory.js'
 export { memoryModel, type DomainType, type MemoryModel, type VmMemory } from './memory.js'
 export {
   InMemoryXenstore,
@@ -52,11 +93,25 @@ export {
   domainPath,
   openXenstore,
   type Access,
+  type CallsXenstore,
   type InMemoryXenstoreOptions,
   type Introduction,
   type Permission,
   type TransactionOptions,
+  type NativeXenstore,
   type Xenstore,
+  type XenstoreCalls,
+  type XenstoreOpenOptions,
   type XenstoreOperations,
 } from './xenstore.js'
-export type { Placement, ClaimKind } from './placement.js'
+export type { Placement, ClaimKind, ClaimReleaseFailed, PlacementEvent, PlacementWait } from './placement.js'
+
+// The addon's classes get their dispose at load (ts/native.ts); the
+// generated binding.d.ts cannot say so, this does. Here, in the entry, so
+// that it is in the published types.
+declare module '../native/binding.js' {
+  interface Hypervisor {
+    /** `await using xen = await openHypervisor()`: closes it (`close()`) at the end of the block. */
+    [Symbol.asyncDispose](): Promise<void>
+  }
+}

@@ -1,5 +1,5 @@
 /**
- * xenopsd's memory model (docs/ARCHITECTURE.md#memory-model): from a VM's
+ * xenopsd's memory model (https://github.com/xen-domain-build/xen-domain-build/blob/main/docs/ARCHITECTURE.md#memory-model): from a VM's
  * static max, target, video memory, vCPUs and shadow multiplier, what to
  * build, what Xen must allow, what the host must have free, and what to
  * claim. All MiB unless named.
@@ -7,21 +7,30 @@
 import { describe, invalidArgument } from './errors.js'
 import { mibOfKibUsed, pagesOfMib } from './units.js'
 
+/** A domain's type: HVM (firmware, QEMU), PV (paravirtualised), PVH (HVM without QEMU). */
 export type DomainType = 'hvm' | 'pv' | 'pvh'
 
+/** A VM's memory and vCPUs, in xenopsd's units (KiB, MiB). */
 export interface VmMemory {
   type: DomainType
   /** PVH only: boot a PV guest in a PVH shim (PV-in-PVH). */
   pvShim?: boolean
+  /** The VM's static maximum memory, KiB. */
   staticMaxKib: number
+  /** The memory to build with, KiB (at most `staticMaxKib`). */
   targetKib: number
-  /** HVM and PVH; must be 0 for PV. */
+  /** HVM and PVH video memory, MiB; must be 0 for PV. */
   videoMib?: number
+  /** vCPUs: as many as the domain was created with (`createDomain`'s `maxVcpus`). */
   vcpus: number
   /** 1.0 by default; ignored for PV, which always uses 1.0 (as xenopsd). */
   shadowMultiplier?: number
 }
 
+/**
+ * xenopsd's memory model of a VM: what it is built with, what Xen is told,
+ * its shadow pool, and the free memory the host needs (https://github.com/xen-domain-build/xen-domain-build/blob/main/docs/ARCHITECTURE.md#memory-model).
+ */
 export interface MemoryModel {
   staticMaxMib: number
   targetMib: number
@@ -84,7 +93,7 @@ export function checkVmMemory(vm: VmMemory, field = 'vm'): void {
   }
 }
 
-/** Every field of the memory model (docs/ARCHITECTURE.md#memory-model). */
+/** Every field of the memory model (https://github.com/xen-domain-build/xen-domain-build/blob/main/docs/ARCHITECTURE.md#memory-model). */
 export function memoryModel(vm: VmMemory): MemoryModel {
   checkVmMemory(vm)
   const data = model(vm)

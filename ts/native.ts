@@ -18,14 +18,7 @@ interface Platform {
   addonPackageName(): string
 }
 
-declare module '../native/binding.js' {
-  interface Hypervisor {
-    /** `await using hypervisor = ...`: closes it. */
-    [Symbol.asyncDispose](): Promise<void>
-  }
-}
-
-/** Where the sources are; the README's "Building the addon from source" says the same. */
+/** Where the sources are; the README's "Install" says the same. */
 const REPOSITORY = 'https://github.com/xen-domain-build/xen-domain-build'
 
 let loaded: typeof Binding | undefined

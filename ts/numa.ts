@@ -1,6 +1,6 @@
 /**
  * NUMA placement: xenopsd's decisions, made by the Rust engine. The rules:
- * docs/ARCHITECTURE.md#numa-placement.
+ * https://github.com/xen-domain-build/xen-domain-build/blob/main/docs/ARCHITECTURE.md#numa-placement.
  */
 import type { LargeHostCandidates, NativeCandidate, NativePlanner } from '../native/binding.js'
 import { optionsObject } from './checks.js'
@@ -17,6 +17,7 @@ export interface HostTopology {
   nodeCores: readonly number[]
 }
 
+/** How the planner chooses candidates. */
 export interface PlannerOptions {
   /**
    * Candidates on hosts with more than 16 valid nodes. `single-nodes` is
@@ -26,8 +27,11 @@ export interface PlannerOptions {
   largeHostCandidates?: LargeHostCandidates
 }
 
+/** What a VM needs of a placement. */
 export interface NumaRequest {
+  /** Its memory: the plan's nodes must have this much free. */
   memoryBytes: number
+  /** Its vCPUs: the plan's nodes must have as many CPUs. */
   vcpus: number
   /** Physical cores wanted; 0 when the policy leaves hyperthreads alone. */
   cores: number
@@ -39,8 +43,11 @@ export interface NumaPlan {
   readonly cpus: readonly number[]
 }
 
+/** A set of nodes the planner may choose, with its distances. */
 export interface NumaCandidate extends NumaPlan {
+  /** The largest distance between two of its nodes. */
   readonly maxDistance: number
+  /** The mean distance between its nodes. */
   readonly averageDistance: number
 }
 

@@ -30,6 +30,7 @@ export interface PlacementRequest {
 /** `none`: no claim was made, as xenopsd makes none (policy `any`, hard affinity). */
 export type ClaimKind = 'node' | 'host' | 'unsupported' | 'none'
 
+/** Where a build's memory and vCPUs were placed, what it claimed, and why. */
 export interface Placement {
   policy: NumaPolicy
   /** The planner's choice; null when there was none (or no placement). */
@@ -107,6 +108,7 @@ export type PlacementWait = {
   limitMs: number
 }
 
+/** What placement reports as it goes: a wait for builds in flight, a claim it could not release. */
 export type PlacementEvent = ClaimReleaseFailed | PlacementWait
 
 /** How often a waiting build looks at Xen's count of the pages of the builds it waits for. */

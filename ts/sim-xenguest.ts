@@ -13,6 +13,7 @@ import { pagesOfMib } from './units.js'
 import type { SimulatedHost } from './hypervisor.js'
 import { xenguestFailed, type XenguestResult, type XenguestRunner, type XenguestRunOptions } from './xenguest.js'
 
+/** How the simulated builder behaves. */
 export interface SimulatedXenguestOptions {
   /** How long a build takes (20 ms), or a function that says, per build. */
   builderMs?: number | (() => number)
@@ -32,6 +33,11 @@ function argument(args: readonly string[], name: string): string | undefined {
   return i >= 0 ? args[i + 1] : undefined
 }
 
+/**
+ * The simulated host's domain builder: it populates the domain's memory as
+ * the real builder does (claimed node, else affine nodes, else anywhere),
+ * takes `builderMs`, and answers as xenguest.
+ */
 export class SimulatedXenguest implements XenguestRunner {
   /** Its images are names: the simulated host has no files. */
   readonly readsHostFiles = false

@@ -4,6 +4,7 @@
  */
 import { aborted, inStep } from './errors.js'
 
+/** A build step done, with how long it took. */
 export type StepEvent = { type: 'step'; domid: number; step: string; ms: number }
 
 export class StepRunner {

@@ -1,6 +1,6 @@
 /**
  * Waiting until Xen has enough free memory, with xenopsd's rules
- * (docs/ARCHITECTURE.md#waiting-for-free-memory): enough free memory, go;
+ * (https://github.com/xen-domain-build/xen-domain-build/blob/main/docs/ARCHITECTURE.md#waiting-for-free-memory): enough free memory, go;
  * not enough and nothing being scrubbed, fail at once; past the time limit
  * (64 s), fail. Unlike xenopsd's 1 s poll, one
  * watcher per host polls physinfo every 20 ms while anyone waits, and every
@@ -9,7 +9,7 @@
  * that fails with an error that may pass (EAGAIN, EBUSY, ...) is retried with
  * backoff within each wait's time limit; any other error ends every wait.
  */
-import type { Hypervisor, PhysInfoJs as PhysInfo } from '../native/binding.js'
+import type { Hypervisor, PhysInfo } from '../native/binding.js'
 import { aborted, XenDomainBuildError } from './errors.js'
 import { bytesOfKib, kibOfPages } from './units.js'
 
@@ -154,10 +154,6 @@ export class MemoryWatcher {
     for (const waiter of [...this.#waiters]) {
       waiter.polls++
       const waitedMs = now - waiter.started
-      if (freeKib !== waiter.lastFreeKib) {
-        waiter.lastFreeKib = freeKib
-        waiter.options.onProgress?.({ requiredKib: waiter.requiredKib, freeKib, scrubKib, waitedMs })
-      }
       if (freeKib >= waiter.requiredKib) {
         this.#remove(waiter)
         waiter.resolve({ waitedMs, freeKib, polls: waiter.polls })
@@ -167,6 +163,11 @@ export class MemoryWatcher {
       } else if (now >= waiter.deadline) {
         this.#remove(waiter)
         waiter.reject(notEnoughMemory(waiter.requiredKib, freeKib, `still, after ${Math.round(waitedMs)} ms`))
+      } else if (freeKib !== waiter.lastFreeKib) {
+        // Progress only of a wait that goes on: a build with the memory it
+        // needs, or one refused at once, has not waited.
+        waiter.lastFreeKib = freeKib
+        waiter.options.onProgress?.({ requiredKib: waiter.requiredKib, freeKib, scrubKib, waitedMs })
       }
     }
     if (this.#waiters.size > 0) this.#timer = setTimeout(() => void this.#poll(), this.#intervalMs)

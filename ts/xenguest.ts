@@ -1,5 +1,5 @@
 /**
- * xenguest, the external domain builder (docs/ARCHITECTURE.md#xenguest): its
+ * xenguest, the external domain builder (https://github.com/xen-domain-build/xen-domain-build/blob/main/docs/ARCHITECTURE.md#xenguest): its
  * arguments, its control protocol, and a runner that spawns the real program.
  */
 import { spawn, type ChildProcess } from 'node:child_process'
@@ -9,9 +9,10 @@ import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import type { Readable, Writable } from 'node:stream'
 import { optionalMilliseconds } from './checks.js'
-import { aborted, XenDomainBuildError } from './errors.js'
+import { aborted, XenDomainBuildError, type XenguestFailure } from './errors.js'
 import type { DomainType, MemoryModel } from './memory.js'
 
+/** What `xenguestArgs` turns into a domain builder's command line. */
 export interface XenguestBuild {
   type: DomainType
   domid: number
@@ -41,7 +42,7 @@ export interface XenguestBuild {
 export const CONTROL_OUT_FD = 3
 export const CONTROL_IN_FD = 4
 
-/** xenguest's arguments, in xenopsd's order (control pipes first; docs/ARCHITECTURE.md#xenguest). */
+/** xenguest's arguments, in xenopsd's order (control pipes first; https://github.com/xen-domain-build/xen-domain-build/blob/main/docs/ARCHITECTURE.md#xenguest). */
 export function xenguestArgs(b: XenguestBuild): string[] {
   const mode = { hvm: 'hvm_build', pv: 'linux_build', pvh: 'pvh_build' }[b.type]
   const args = ['-controloutfd', String(CONTROL_OUT_FD), '-controlinfd', String(CONTROL_IN_FD), '-mode', mode, '-image', b.image]
@@ -70,6 +71,7 @@ export function xenguestArgs(b: XenguestBuild): string[] {
   return args
 }
 
+/** What a domain builder reports when it has built a domain: its rings' frames. */
 export interface XenguestResult {
   storeMfn: bigint
   consoleMfn: bigint
@@ -77,8 +79,10 @@ export interface XenguestResult {
   protocol?: string
 }
 
+/** A line the domain builder wrote (its stdout, stderr, or an `info:` on the control pipe). */
 export type XenguestLog = { type: 'xenguest.log'; stream: 'stdout' | 'stderr' | 'info'; line: string }
 
+/** How a domain builder runs: cancellation, a time limit, its events. */
 export interface XenguestRunOptions {
   signal?: AbortSignal
   timeoutMs?: number
@@ -106,7 +110,7 @@ function protocolError(message: string): XenDomainBuildError {
  * xenguest's `error:` payload: xenopsd's form (`hvm_build 12 Cannot allocate
  * memory`, `xc_dom_allocate ...`) or XCP-ng's (`xenguest: hvm_build: [12] ...`).
  */
-export function parseXenguestError(payload: string): { function: string; code: number | null; message: string } {
+export function parseXenguestError(payload: string): XenguestFailure {
   const xcpng = /^xenguest: ([^:\s]+): \[(-?\d+)\] ?(.*)$/s.exec(payload)
   if (xcpng) return { function: xcpng[1] ?? '', code: Number(xcpng[2]), message: xcpng[3] ?? '' }
   const withCode = /^(\S+) (-?\d+)(?: (.*))?$/s.exec(payload)
@@ -216,6 +220,7 @@ export function setLongTimeout(ms: number, fire: () => void): { clear(): void } 
   return { clear: () => clearTimeout(timer) }
 }
 
+/** How a spawned domain builder is handled. */
 export interface SpawnedXenguestOptions {
   /**
    * How long xenguest may linger after its result before it is killed, and
@@ -226,7 +231,8 @@ export interface SpawnedXenguestOptions {
 }
 
 /**
- * The real domain builder: the `xenguest` program. It runs in a process
+ * The real domain builder: the `xenguest` program (or this package's
+ * xen-domain-builder, which speaks its protocol). It runs in a process
  * group of its own, and a timeout, an abort or a lingering builder ends the
  * whole group: a helper it started, or a shell wrapper's child, cannot keep
  * the build pending by holding its pipes.
@@ -236,7 +242,12 @@ export class SpawnedXenguest implements XenguestRunner {
   readonly path: string
   readonly #exitGraceMs: number
 
-  constructor(path: string, options: SpawnedXenguestOptions = {}) {
+  /**
+   * @param path - The builder to run; by default `defaultXenguestPath()`'s
+   * (the host's xenguest, else this package's xen-domain-builder), and
+   * XEN_UNAVAILABLE when there is neither.
+   */
+  constructor(path: string = requireDefaultXenguestPath(), options: SpawnedXenguestOptions = {}) {
     this.path = path
     optionalMilliseconds('exitGraceMs', options.exitGraceMs)
     this.#exitGraceMs = options.exitGraceMs ?? 5000
@@ -419,4 +430,17 @@ export function defaultXenguestPath(candidates: readonly string[] = defaultXengu
     }
   }
   return null
+}
+
+/**
+ * `defaultXenguestPath()`, or XEN_UNAVAILABLE saying where it looked: for a
+ * caller that cannot go on without a builder.
+ */
+export function requireDefaultXenguestPath(candidates: readonly string[] = defaultXenguestCandidates()): string {
+  const path = defaultXenguestPath(candidates)
+  if (path !== null) return path
+  throw new XenDomainBuildError(
+    'XEN_UNAVAILABLE',
+    `no domain builder: none of ${candidates.join(', ')} is an executable (the host's xenguest, or this package's xen-domain-builder from its platform package); give its path`,
+  )
 }

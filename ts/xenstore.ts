@@ -6,6 +6,8 @@
  * detection, the same input limits. A toolstack may plug in its own client.
  */
 import type { NativeXenstore, XenstoreOpenOptions } from '../native/binding.js'
+
+export type { NativeXenstore, XenstoreOpenOptions }
 import { fromNative, invalidArgument, XenDomainBuildError } from './errors.js'
 import { binding } from './native.js'
 
@@ -40,11 +42,16 @@ export interface XenstoreOperations {
   setPermissions(path: string, permissions: readonly Permission[]): Promise<void>
 }
 
+/** How `transaction` retries. */
 export interface TransactionOptions {
   /** Runs of `fn` before EAGAIN reaches the caller; 16. */
   attempts?: number
 }
 
+/**
+ * A xenstore: the host's xenstored (`openXenstore()`) or the in-memory one
+ * (`new InMemoryXenstore()`), with transactions and domain introduction.
+ */
 export interface Xenstore extends XenstoreOperations {
   /**
    * Starts a transaction, runs `fn` with a view bound to it, and commits.
@@ -393,6 +400,7 @@ interface OpenTransaction {
   view?: TxView
 }
 
+/** A domain introduced to the in-memory xenstored: its store page and event channel. */
 export interface Introduction {
   domid: number
   storeMfn: bigint
@@ -647,6 +655,7 @@ class MemoryCalls implements XenstoreCalls {
 /** How `asDomain` hands a view the shared state. */
 const VIEW = Symbol('view')
 
+/** How the in-memory store behaves. */
 export interface InMemoryXenstoreOptions {
   /** How many of the newest writes `writes` keeps; 1000. */
   writesKept?: number

@@ -3,6 +3,7 @@
  * input, parsing numbers, and the simulated hosts.
  */
 import { readFileSync } from 'node:fs'
+import { parseArgs as nodeParseArgs, type ParseArgsConfig } from 'node:util'
 import type { LargeHostCandidates } from '../../native/binding.js'
 import { simulateHost, simulatorPresets, type Hypervisor } from '../hypervisor.js'
 
@@ -49,3 +50,23 @@ export function simulated(preset: string): Hypervisor {
 }
 
 export const pct = (share: number) => `${(100 * share).toFixed(1)}%`
+
+/**
+ * node:util's parseArgs, except that a value that looks like a negative
+ * number (`--vms -5`) is the option's value, as a user means it, and then
+ * refused by the option's own check with a message about the number; Node
+ * would call it an ambiguous argument.
+ */
+export function parseCommandLine<T extends ParseArgsConfig & { args: string[] }>(config: T): ReturnType<typeof nodeParseArgs<T>> {
+  const takesValue = (arg: string) => arg.startsWith('--') && config.options?.[arg.slice(2)]?.type === 'string'
+  const args: string[] = []
+  for (let i = 0; i < config.args.length; i++) {
+    const arg = config.args[i] as string
+    const next = config.args[i + 1]
+    if (takesValue(arg) && next !== undefined && /^-\d/.test(next)) {
+      args.push(`${arg}=${next}`)
+      i++
+    } else args.push(arg)
+  }
+  return nodeParseArgs({ ...config, args })
+}

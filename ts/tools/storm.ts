@@ -22,7 +22,7 @@ export interface StormOptions {
   seed?: number
   accounting?: Accounting
   numaPolicy?: NumaPolicy
-  /** XenServer's node claims (default: off, as upstream Xen). */
+  /** XenServer's node claims, or none as upstream Xen (default: as the preset). */
   nodeClaims?: boolean
   /** How long the (simulated) domain builder takes per VM: 20 ms. */
   builderMs?: number
@@ -148,7 +148,7 @@ function defaultSizesMib(host: BuildHost, vms: number, load: number): number[] {
 
 export async function runStorm(options: StormOptions): Promise<StormReport> {
   const accounting = options.accounting ?? 'in-flight'
-  const sim = simulateHost({ preset: options.preset, nodeClaims: options.nodeClaims ?? false })
+  const sim = simulateHost({ preset: options.preset, nodeClaims: options.nodeClaims })
   const xen = sim.hypervisor()
   // The domain builder is a process of its own (xenguest): its time passes on
   // a timer, not on one of libuv's few pool threads.

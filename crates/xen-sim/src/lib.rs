@@ -16,6 +16,7 @@ mod state;
 pub use faults::{Fault, FaultMode};
 pub use presets::{preset, Preset, PRESETS};
 pub use state::SimHost;
+pub use state::OPERATIONS;
 
 use xenctrl::{CpuLocation, XenVersion};
 
@@ -32,10 +33,12 @@ pub enum ScrubReporting {
 /// Where the simulated host's time comes from.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Clock {
-    /// Moves only when told ([`SimHost::advance_clock`]): for tests.
-    #[default]
+    /// Moves only when told ([`SimHost::advance_clock`]): for tests that
+    /// step the scrubber.
     Manual,
-    /// Real time: for demos and benchmarks.
+    /// Real time, as a real host's (the default): a demo that waits for
+    /// memory being scrubbed does not stall.
+    #[default]
     RealTime,
 }
 
@@ -74,7 +77,7 @@ impl Default for HostSpec {
             scrub_reporting: ScrubReporting::XenServer,
             // 1 GiB per second per node.
             scrub_pages_per_second_per_node: 262_144,
-            clock: Clock::Manual,
+            clock: Clock::default(),
             version: XenVersion {
                 major: 4,
                 minor: 17,

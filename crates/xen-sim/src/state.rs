@@ -21,6 +21,8 @@ const POOL_EXTENT_PAGES: u64 = 1;
 const MAX_TIMER_MODE: u64 = 3;
 /// Xen's limit on vCPUs per domain in the simulation (HVM_MAX_VCPUS is 128).
 const MAX_VCPUS: u32 = 128;
+/// Xen's DOMID_FIRST_RESERVED: guests' domids are below it.
+const FIRST_RESERVED_DOMID: DomId = 0x7FF0;
 
 #[derive(Clone, Debug, Default)]
 struct Node {
@@ -90,7 +92,33 @@ struct State {
     manual_ms: u64,
     /// When the scrubber last ran, in host milliseconds.
     scrubbed_at_ms: u64,
+    /// The domid the next domain gets, or the first free one after it: Xen
+    /// does not hand out a domid again until it has gone round its range.
+    next_domid: DomId,
 }
+
+/// The operations a fault can be injected into, by their libxenctrl names
+/// (`claim_pages_on_node` is the node claim, which only XenServer's Xen has).
+pub const OPERATIONS: &[&str] = &[
+    "claim_pages_on_node",
+    "xc_cputopoinfo",
+    "xc_domain_claim_pages",
+    "xc_domain_create",
+    "xc_domain_destroy",
+    "xc_domain_getinfolist",
+    "xc_domain_max_vcpus",
+    "xc_domain_populate_physmap_exact",
+    "xc_domain_set_memmap_limit",
+    "xc_domain_setmaxmem",
+    "xc_domain_unpause",
+    "xc_evtchn_alloc_unbound",
+    "xc_hvm_param_set",
+    "xc_numainfo",
+    "xc_physinfo",
+    "xc_shadow_control",
+    "xc_vcpu_getaffinity",
+    "xc_vcpu_setaffinity",
+];
 
 /// A simulated Xen host. Cheap to share: every operation locks its state briefly.
 pub struct SimHost {
@@ -164,6 +192,7 @@ impl SimHost {
                 rng: Rng::new(1),
                 manual_ms: 0,
                 scrubbed_at_ms: 0,
+                next_domid: 1,
             }),
             spec,
         })
@@ -232,10 +261,20 @@ impl SimHost {
         self.now_ms(&state)
     }
 
-    pub fn inject_fault(&self, fault: Fault) {
+    /// Fails for an operation the simulator does not have (a typo would
+    /// otherwise be a fault that never fires).
+    pub fn inject_fault(&self, fault: Fault) -> std::result::Result<(), String> {
+        if !OPERATIONS.contains(&fault.operation.as_str()) {
+            return Err(format!(
+                "fault.operation: {:?} is not an operation of the simulator (one of {})",
+                fault.operation,
+                OPERATIONS.join(", ")
+            ));
+        }
         let mut state = self.lock();
         state.faults.retain(|f| f.operation != fault.operation);
         state.faults.push(fault);
+        Ok(())
     }
 
     pub fn clear_faults(&self) {
@@ -651,6 +690,8 @@ impl Hypervisor for SimHost {
             // vCPUs are down until the domain runs.
             online_vcpus: 0,
             cpupool: 0,
+            // Every domain here was made through this host.
+            created_vcpus: Some(d.max_vcpus),
         })
     }
 
@@ -881,9 +922,18 @@ impl Hypervisor for SimHost {
             return Err(einval(OP));
         }
         let mut state = self.lock();
-        let domid = (1..0x7FF0)
+        // Xen's domain_create: the next id after the last one handed out,
+        // wrapping at DOMID_FIRST_RESERVED, skipping those in use.
+        let start = state.next_domid;
+        let domid = (start..FIRST_RESERVED_DOMID)
+            .chain(1..start)
             .find(|id| !state.domains.contains_key(id))
             .ok_or_else(|| XenError::hypercall(OP, libc::ENOSPC))?;
+        state.next_domid = if domid + 1 >= FIRST_RESERVED_DOMID {
+            1
+        } else {
+            domid + 1
+        };
         let nodes = state.nodes.len();
         state.domains.insert(
             domid,

@@ -207,6 +207,7 @@ fn the_shadow_pool_takes_unclaimed_free_memory() {
 #[test]
 fn destroyed_memory_comes_back_through_the_scrubber() {
     let spec = HostSpec {
+        clock: Clock::Manual,
         scrub_pages_per_second_per_node: GIB_PAGES,
         scrub_reporting: ScrubReporting::XenServer,
         ..preset("qemu-2-node").unwrap()
@@ -326,7 +327,7 @@ fn event_channels_take_the_lowest_free_port_for_an_existing_remote() {
 }
 
 #[test]
-fn domains_get_the_lowest_free_id_and_need_a_vcpu() {
+fn domains_get_the_id_after_the_last_one_and_need_a_vcpu() {
     let h = host();
     let config = DomainConfig {
         kind: DomainKind::Pvh,
@@ -337,7 +338,9 @@ fn domains_get_the_lowest_free_id_and_need_a_vcpu() {
     assert_eq!(h.create_domain(&config).unwrap(), 1);
     assert_eq!(h.create_domain(&config).unwrap(), 2);
     h.destroy_domain(1).unwrap();
-    assert_eq!(h.create_domain(&config).unwrap(), 1);
+    // Xen does not hand out a destroyed domain's id again until it has gone
+    // round the range: a stale domid in a toolstack names no other domain.
+    assert_eq!(h.create_domain(&config).unwrap(), 3);
     assert_eq!(
         errno(h.create_domain(&DomainConfig {
             max_vcpus: 0,
@@ -376,15 +379,15 @@ fn faults_fire_once_always_or_by_seeded_chance_with_latency() {
         mode,
         latency_ms: 0,
     };
-    h.inject_fault(fault(FaultMode::Once));
+    h.inject_fault(fault(FaultMode::Once)).unwrap();
     assert_eq!(errno(h.physinfo()), "EAGAIN");
     assert!(h.physinfo().is_ok());
-    h.inject_fault(fault(FaultMode::Always));
+    h.inject_fault(fault(FaultMode::Always)).unwrap();
     assert_eq!(errno(h.physinfo()), "EAGAIN");
     assert_eq!(errno(h.physinfo()), "EAGAIN");
     let pattern = |seed| {
         h.seed_faults(seed);
-        h.inject_fault(fault(FaultMode::Probability(0.5)));
+        h.inject_fault(fault(FaultMode::Probability(0.5))).unwrap();
         (0..64).map(|_| h.physinfo().is_err()).collect::<Vec<_>>()
     };
     let first = pattern(7);
@@ -395,10 +398,40 @@ fn faults_fire_once_always_or_by_seeded_chance_with_latency() {
     h.inject_fault(Fault {
         latency_ms: 30,
         ..fault(FaultMode::Never)
-    });
+    })
+    .unwrap();
     let start = std::time::Instant::now();
     assert!(h.physinfo().is_ok());
     assert!(start.elapsed() >= std::time::Duration::from_millis(30));
+}
+
+#[test]
+fn a_fault_for_an_operation_the_simulator_does_not_have_is_refused() {
+    let h = host();
+    let refused = h.inject_fault(Fault {
+        operation: "xc_domain_claim_page".into(),
+        errno: libc::ENOMEM,
+        mode: FaultMode::Always,
+        latency_ms: 0,
+    });
+    assert!(refused
+        .unwrap_err()
+        .contains("\"xc_domain_claim_page\" is not an operation"));
+    for operation in xen_sim::OPERATIONS {
+        let fault = Fault {
+            operation: (*operation).into(),
+            errno: libc::EIO,
+            mode: FaultMode::Never,
+            latency_ms: 0,
+        };
+        assert!(h.inject_fault(fault).is_ok(), "{operation}");
+    }
+}
+
+#[test]
+fn the_clock_is_real_time_unless_asked_for_a_manual_one() {
+    assert_eq!(HostSpec::default().clock, Clock::RealTime);
+    assert_eq!(preset("qemu-2-node").unwrap().clock, Clock::RealTime);
 }
 
 #[test]

@@ -110,6 +110,9 @@ pub struct DomainInfo {
     pub max_vcpu_id: Option<u32>,
     pub online_vcpus: u32,
     pub cpupool: u32,
+    /// The vCPUs the domain was created with, when this hypervisor handle
+    /// created it (Xen's domain info does not say; `max_vcpus` must give it).
+    pub created_vcpus: Option<u32>,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

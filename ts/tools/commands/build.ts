@@ -1,14 +1,13 @@
 /** `xen-domain-build build`: builds a domain from a VM config file. */
-import { parseArgs } from 'node:util'
 import { buildDomain, type BuiltDomain } from '../../build.js'
 import { BuildHost, NUMA_POLICIES, type NumaPolicy } from '../../host.js'
 import { openHypervisor, simulateHost, simulatorPresets } from '../../hypervisor.js'
 import { SimulatedXenguest } from '../../sim-xenguest.js'
-import { BUNDLED_BUILDER_PATH, defaultXenguestPath, HOST_XENGUEST_PATH, SpawnedXenguest } from '../../xenguest.js'
+import { requireDefaultXenguestPath, SpawnedXenguest } from '../../xenguest.js'
 import { XenDomainBuildError } from '../../errors.js'
 import { createDomain, destroyDomain } from '../../domain.js'
 import { domainPath, InMemoryXenstore, openXenstore, type Xenstore } from '../../xenstore.js'
-import { presetNames, readInput, UsageError, wholeNumber, type Out } from '../common.js'
+import { parseCommandLine, presetNames, readInput, UsageError, wholeNumber, type Out } from '../common.js'
 import { parseVmConfig } from '../vm-config.js'
 
 const USAGE = () => `Usage:
@@ -45,7 +44,7 @@ Options:
 
 
 export async function build(args: string[], out: Out): Promise<number> {
-  const { values } = parseArgs({
+  const { values } = parseCommandLine({
     args,
     options: {
       sim: { type: 'string' },
@@ -81,9 +80,12 @@ export async function build(args: string[], out: Out): Promise<number> {
   } else {
     const existing = values.domid === undefined ? undefined : wholeNumber('--domid', values.domid)
     const timeoutMs = wholeNumber('--timeout-ms', values['timeout-ms'], 120_000)
-    const builder = values.xenguest ?? defaultXenguestPath()
-    if (builder === null) {
-      throw new XenDomainBuildError('XEN_UNAVAILABLE', `no domain builder: neither the host's ${HOST_XENGUEST_PATH} nor this package's xen-domain-builder (${BUNDLED_BUILDER_PATH}); give --xenguest PATH`)
+    let builder: string
+    try {
+      builder = values.xenguest ?? requireDefaultXenguestPath()
+    } catch (error) {
+      // The library's message says to give its path: here, that is a flag.
+      throw new XenDomainBuildError('XEN_UNAVAILABLE', `${(error as Error).message} with --xenguest PATH`)
     }
     const xen = await openHypervisor()
     host = await BuildHost.create(xen, { numaPolicy, xenstore: await openXenstore() })

@@ -1,8 +1,7 @@
 /** `xen-domain-build host`: physinfo, node memory, distances and CPUs of a host. */
-import { parseArgs } from 'node:util'
 import { openHypervisor } from '../../hypervisor.js'
 import { bytesOfPages, GIB } from '../../units.js'
-import { presetNames, simulated, type Out } from '../common.js'
+import { parseCommandLine, presetNames, simulated, type Out } from '../common.js'
 
 const USAGE = () => `Usage: xen-domain-build host [--sim PRESET] [--json]
 
@@ -16,7 +15,7 @@ Options:
   -h, --help     this help`
 
 export async function host(args: string[], out: Out): Promise<void> {
-  const { values } = parseArgs({
+  const { values } = parseCommandLine({
     args,
     options: {
       sim: { type: 'string' },

@@ -1,9 +1,8 @@
 /** `xen-domain-build plan`: NUMA placement decisions, as xenopsd makes them. */
-import { parseArgs } from 'node:util'
 import { readHostTopology, simulatorPresets } from '../../hypervisor.js'
 import { NumaPlanner } from '../../numa.js'
 import { bytesOfMib } from '../../units.js'
-import { largeHost, presetNames, readInput, simulated, UsageError, wholeNumber, type Out } from '../common.js'
+import { largeHost, parseCommandLine, presetNames, readInput, simulated, UsageError, wholeNumber, type Out } from '../common.js'
 import { parseScenario, playScenario, takeMemory } from '../scenario.js'
 
 const USAGE = () => `Usage:
@@ -24,7 +23,7 @@ Options:
   -h, --help        this help`
 
 export async function plan(args: string[], out: Out): Promise<void> {
-  const { values } = parseArgs({
+  const { values } = parseCommandLine({
     args,
     options: {
       scenario: { type: 'string' },

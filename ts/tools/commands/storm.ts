@@ -1,7 +1,7 @@
 /** `xen-domain-build storm`: a mass VM start on a simulated host. */
-import { writeFileSync } from 'node:fs'
-import { parseArgs } from 'node:util'
-import { EXIT_FAILURE, pct, presetNames, simulated, UsageError, wholeNumber, type Out } from '../common.js'
+import { closeSync, openSync, writeFileSync } from 'node:fs'
+import { EXIT_FAILURE, parseCommandLine, pct, presetNames, simulated, UsageError, wholeNumber, type Out } from '../common.js'
+import { simulateHost } from '../../hypervisor.js'
 import { LiveView } from '../live.js'
 import { renderReport } from '../report.js'
 import { runStorm, type StormReport } from '../storm.js'
@@ -18,15 +18,24 @@ Options:
   --vms N               how many VMs
   --concurrency C       builds at once (default: all)
   --accounting MODE     in-flight (ours, default), xenopsd, or both (side by side)
-  --node-claims         the host has XenServer's node claims (default: upstream, none)
+  --node-claims / --no-node-claims
+                        the host has XenServer's node claims, or not, as upstream
+                        Xen (default: as the preset, as everywhere else)
   --seed S              VM sizes are drawn from a seeded generator (default 1); the
                         arrival order at the planner varies from run to run
   --load L              the share of host memory the VMs fill (default 0.85)
   --builder-ms MS       how long the simulated xenguest takes per VM (default 20, ±50%)
-  --report FILE.html    also write a self-contained page with charts
+  --report FILE.html    also write a self-contained page with charts (checked
+                        to be writable before the storm starts)
   --live / --no-live    redraw each node's memory while it runs (default: on a terminal)
   --json                one JSON object per run instead of text
-  -h, --help            this help`
+  -h, --help            this help
+
+Over-promised placements: builds placed while, on some node, the memory
+promised to builds in flight (this one's included) came to more than Xen
+reported free there, so that some of it must land elsewhere. xenopsd's
+accounting cannot see those promises, so parallel builds plan on the same
+memory; in-flight accounting waits or plans elsewhere.`
 
 function stormSummary(r: StormReport): Record<string, unknown> {
   return {
@@ -46,15 +55,21 @@ function stormSummary(r: StormReport): Record<string, unknown> {
   }
 }
 
+/** Whether the storm's host has node claims: as asked, else as the preset has it. */
+function nodeClaimsOf(preset: string, asked: boolean | undefined): boolean {
+  return asked ?? simulateHost({ preset }).nodeClaims
+}
+
 export async function storm(args: string[], out: Out): Promise<number> {
-  const { values } = parseArgs({
+  const { values } = parseCommandLine({
     args,
     options: {
       sim: { type: 'string' },
       vms: { type: 'string' },
       concurrency: { type: 'string' },
       accounting: { type: 'string', default: 'in-flight' },
-      'node-claims': { type: 'boolean', default: false },
+      'node-claims': { type: 'boolean' },
+      'no-node-claims': { type: 'boolean' },
       seed: { type: 'string' },
       'builder-ms': { type: 'string' },
       load: { type: 'string' },
@@ -82,19 +97,30 @@ export async function storm(args: string[], out: Out): Promise<number> {
   for (const mode of modes) {
     if (mode !== 'in-flight' && mode !== 'xenopsd') throw new UsageError(`--accounting: ${mode} is not in-flight, xenopsd or both`)
   }
+  if (values['node-claims'] && values['no-node-claims']) throw new UsageError('--node-claims and --no-node-claims exclude each other')
+  // Undefined: the preset's own, as simulateHost and build --sim have it.
+  const nodeClaims = values['node-claims'] ? true : values['no-node-claims'] ? false : undefined
+  // A report that cannot be written fails now, not after the whole storm.
+  if (values.report !== undefined) {
+    try {
+      closeSync(openSync(values.report, 'a'))
+    } catch (error) {
+      throw new UsageError(`--report: cannot write ${values.report}: ${(error as Error).message}`)
+    }
+  }
   let failed = 0
   const reports: StormReport[] = []
   const builderMs = wholeNumber('--builder-ms', values['builder-ms'], 20)
   const load = values.load === undefined ? undefined : Number(values.load)
   if (load !== undefined && !(load > 0 && load <= 1)) throw new UsageError(`--load: ${values.load} is not a share from 0 to 1`)
   for (const accounting of modes as ('in-flight' | 'xenopsd')[]) {
-    const title = `storm: ${vms} VMs on ${values.sim} (${values['node-claims'] ? 'node claims' : 'no node claims'}), ${accounting} accounting`
+    const title = `storm: ${vms} VMs on ${values.sim} (${nodeClaimsOf(values.sim, nodeClaims) ? 'node claims' : 'no node claims'}), ${accounting} accounting`
     const view = live ? new LiveView(process.stdout, title, vms) : undefined
     const report = await runStorm({
       preset: values.sim,
       vms,
       accounting,
-      nodeClaims: values['node-claims'],
+      nodeClaims,
       seed: wholeNumber('--seed', values.seed, 1),
       concurrency,
       builderMs,

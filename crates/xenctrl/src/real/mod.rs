@@ -17,8 +17,10 @@ use crate::error::{Result, Unavailable, XenError};
 use crate::types::*;
 use crate::Hypervisor;
 use ffi::{CpumapBytes, Interface, OpenError};
+use std::collections::HashMap;
 use std::ffi::c_int;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use layouts::v4_17 as abi;
 
@@ -78,6 +80,9 @@ pub struct XenCtrl {
     version: XenVersion,
     cpumap: CpumapBytes,
     library_name: String,
+    /// The vCPUs of each domain this handle created: Xen does not say
+    /// before `max_vcpus`, which takes only that count.
+    created_vcpus: Mutex<HashMap<DomId, u32>>,
 }
 
 /// The order in which library names are tried: the running hypervisor's
@@ -188,7 +193,12 @@ impl XenCtrl {
             version,
             cpumap,
             library_name,
+            created_vcpus: Mutex::default(),
         })
+    }
+
+    fn created_vcpus(&self) -> std::sync::MutexGuard<'_, HashMap<DomId, u32>> {
+        self.created_vcpus.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// The library that was loaded.
@@ -275,6 +285,7 @@ impl Hypervisor for XenCtrl {
             max_vcpu_id: (raw.max_vcpu_id != XEN_INVALID_ID).then_some(raw.max_vcpu_id),
             online_vcpus: raw.nr_online_vcpus,
             cpupool: raw.cpupool,
+            created_vcpus: self.created_vcpus().get(&domid).copied(),
         })
     }
 
@@ -399,11 +410,15 @@ impl Hypervisor for XenCtrl {
             },
             ..Default::default()
         };
-        self.xc.domain_create(&mut raw)
+        let domid = self.xc.domain_create(&mut raw)?;
+        self.created_vcpus().insert(domid, config.max_vcpus);
+        Ok(domid)
     }
 
     fn destroy_domain(&self, domid: DomId) -> Result<()> {
-        self.xc.domain_destroy(domid)
+        self.xc.domain_destroy(domid)?;
+        self.created_vcpus().remove(&domid);
+        Ok(())
     }
 
     fn set_max_memory_kib(&self, domid: DomId, max_kib: u64) -> Result<()> {
