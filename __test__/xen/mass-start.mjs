@@ -118,7 +118,7 @@ async function ourStart(label, mix, accounting) {
   const started = performance.now()
   await Promise.all(
     mix.map(async (g, i) => {
-      const domid = await createDomain(xen, xenstore, { type: g.type, maxVcpus: 1, name: `xdb-${label}-${i}` })
+      const domid = await createDomain(xen, xenstore, { type: g.type, maxVcpus: 1, name: `xdb-${label.replace('/', '-')}-${i}` })
       const vm = { type: g.type, staticMaxKib: g.mib * 1024, targetKib: g.mib * 1024, vcpus: 1 }
       const guest = { ...g, domid }
       guests.push(guest)
@@ -191,7 +191,7 @@ async function ourStart(label, mix, accounting) {
 
 /** The reference: `xl create -p` of the same guests, all at once. */
 async function xlStart(label, mix) {
-  const names = mix.map((_, i) => `xl-${label}-${i}`)
+  const names = mix.map((_, i) => `xl-${label.replace('/', '-')}-${i}`)
   mix.forEach((g, i) => {
     const { cmdline } = imageOf(g.type)
     writeFileSync(`/tmp/${names[i]}.cfg`, `name = "${names[i]}"\ntype = "${g.type}"\nkernel = "${KERNEL}"\nramdisk = "${RAMDISK}"\nmemory = ${g.mib}\nvcpus = 1\nextra = "${cmdline}"\n`)
