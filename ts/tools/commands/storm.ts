@@ -31,11 +31,12 @@ Options:
   --json                one JSON object per run instead of text
   -h, --help            this help
 
-Over-promised placements: builds placed while, on some node, the memory
-promised to builds in flight (this one's included) came to more than Xen
-reported free there, so that some of it must land elsewhere. xenopsd's
-accounting cannot see those promises, so parallel builds plan on the same
-memory; in-flight accounting waits or plans elsewhere.`
+Over-promised placements: builds placed on a node where the memory
+promised to builds in flight and not yet populated, this one's included,
+came to more than Xen reported free there, so that some of it must land
+elsewhere. xenopsd's accounting cannot see those promises, so parallel
+builds plan on the same memory; in-flight accounting waits or plans
+elsewhere.`
 
 function stormSummary(r: StormReport): Record<string, unknown> {
   return {
