@@ -44,7 +44,7 @@ export interface XenstoreOperations {
 
 /** How `transaction` retries. */
 export interface TransactionOptions {
-  /** Runs of `fn` before EAGAIN reaches the caller; 16. */
+  /** Runs of `fn` before EAGAIN reaches the caller; 64. */
   attempts?: number
 }
 
@@ -144,11 +144,22 @@ export interface XenstoreCalls {
   getDomainPath(domid: number): Promise<string>
 }
 
-const DEFAULT_ATTEMPTS = 16
+/**
+ * xenopsd retries a conflicting transaction until it commits; 64 runs, with
+ * the pauses below, come to tens of seconds of conflicts before EAGAIN
+ * reaches the caller.
+ */
+const DEFAULT_ATTEMPTS = 64
 
-/** After a conflict: a random pause, longer with each attempt (at most 50 ms), so that writers spread out. */
+/**
+ * After a conflict: a random pause, longer with each attempt, up to 500 ms,
+ * so that writers spread out. The cap must exceed a transaction's own time:
+ * under load (Debian's xenstored under QEMU, four writers creating and
+ * destroying domains) one took hundreds of ms, and pauses capped at 50 ms
+ * had 16 runs of one conflict with others every time.
+ */
 function backOff(attempt: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, Math.random() * Math.min(2 ** attempt, 50)))
+  return new Promise((resolve) => setTimeout(resolve, Math.random() * Math.min(2 ** attempt, 500)))
 }
 
 /** A `Xenstore` over a set of calls; counts the requests it makes. */

@@ -118,9 +118,11 @@ async function ourStart(label, mix, accounting) {
   const started = performance.now()
   await Promise.all(
     mix.map(async (g, i) => {
+      const createStarted = performance.now()
       const domid = await createDomain(xen, xenstore, { type: g.type, maxVcpus: 1, name: `xdb-${label.replace('/', '-')}-${i}` })
+      const createMs = performance.now() - createStarted
       const vm = { type: g.type, staticMaxKib: g.mib * 1024, targetKib: g.mib * 1024, vcpus: 1 }
-      const guest = { ...g, domid }
+      const guest = { ...g, domid, createMs }
       guests.push(guest)
       try {
         guest.built = await buildDomain(host, domid, vm, {
@@ -128,7 +130,10 @@ async function ourStart(label, mix, accounting) {
           xenguest: builder,
           xenguestTimeoutMs: 600_000,
           onEvent: (e) => {
-            if (e.type === 'xenguest.spawn') spawned.push(e.pid)
+            if (e.type === 'xenguest.spawn') {
+              spawned.push(e.pid)
+              guest.spawnedAtMs = performance.now() - started
+            }
             if (e.type === 'placement.wait') waits.push(e)
           },
         })
@@ -167,6 +172,9 @@ async function ourStart(label, mix, accounting) {
   const steps = {}
   for (const g of guests.filter((x) => x.built)) for (const [k, v] of Object.entries(g.built.timingsMs)) steps[k] = (steps[k] ?? 0) + v / guests.length
   console.log(`xen-test-mass: ${label} mean step times: ${Object.entries(steps).map(([k, v]) => `${k} ${Math.round(v)} ms`).join(', ')}; ${waits.length} placement waits`)
+  const spawns = guests.map((g) => g.spawnedAtMs).filter((t) => t !== undefined).sort((a, b) => a - b)
+  const creates = guests.map((g) => g.createMs)
+  console.log(`xen-test-mass: ${label} createDomain ${Math.round(Math.min(...creates))}-${Math.round(Math.max(...creates))} ms; builders started from ${Math.round(spawns[0] ?? 0)} to ${Math.round(spawns[spawns.length - 1] ?? 0)} ms after the start`)
 
   const strict = accounting === 'in-flight'
   for (const g of guests) {
