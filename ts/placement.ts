@@ -10,6 +10,7 @@ import { aborted, XenDomainBuildError } from './errors.js'
 import type { BuildHost, NumaPolicy } from './host.js'
 import { xenSpread, type Reservation } from './ledger.js'
 import type { NumaPlan } from './numa.js'
+import { delay } from './timers.js'
 import { bytesOfPages } from './units.js'
 
 export interface PlacementRequest {
@@ -81,7 +82,7 @@ export async function releaseClaim(
     } catch (failed) {
       error = failed
       const delayMs = RELEASE_RETRY_MS[attempt]
-      if (delayMs !== undefined) await new Promise((r) => setTimeout(r, delayMs))
+      if (delayMs !== undefined) await delay(delayMs)
     }
   }
   onEvent?.({ type: 'claim.release.failed', domid, attempts: RELEASE_RETRY_MS.length + 1, error })
@@ -315,19 +316,6 @@ class PlacementAttempt {
   }
 }
 
-/** Resolves after `ms`, or at once when `signal` aborts (the caller then checks it). */
-function pause(ms: number, signal: AbortSignal | undefined): Promise<void> {
-  return new Promise((resolve) => {
-    const done = () => {
-      clearTimeout(timer)
-      signal?.removeEventListener('abort', done)
-      resolve()
-    }
-    const timer = setTimeout(done, ms)
-    signal?.addEventListener('abort', done, { once: true })
-  })
-}
-
 /**
  * Waits, outside the placement lock, until one of `blockers` has its memory
  * (Xen counts all of it) or ends, or until `untilMs` (performance.now()).
@@ -338,7 +326,8 @@ async function waitForBlockers(host: BuildHost, blockers: readonly Reservation[]
   for (;;) {
     const leftMs = untilMs - performance.now()
     if (ended || leftMs <= 0 || signal?.aborted) return
-    await Promise.race([anyEnded, pause(Math.min(WAIT_RECHECK_MS, leftMs), signal)])
+    // An abort ends the pause; the caller sees the signal.
+    await Promise.race([anyEnded, delay(Math.min(WAIT_RECHECK_MS, leftMs), signal).catch(() => undefined)])
     if (ended || signal?.aborted) return
     const waitingFor = blockers.filter((r) => !r.ended)
     await host.ledger.observe(async (domid) => (await host.hypervisor.domainInfo(domid)).totPages)

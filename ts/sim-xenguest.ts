@@ -8,7 +8,8 @@
  * up), so Xen counts the memory for the rest of the run before the builder
  * exits.
  */
-import { aborted, type XenDomainBuildError } from './errors.js'
+import type { XenDomainBuildError } from './errors.js'
+import { delay } from './timers.js'
 import { pagesOfMib } from './units.js'
 import type { SimulatedHost } from './hypervisor.js'
 import { xenguestFailed, type XenguestResult, type XenguestRunner, type XenguestRunOptions } from './xenguest.js'
@@ -65,7 +66,7 @@ export class SimulatedXenguest implements XenguestRunner {
     const totalMs = typeof this.#options.builderMs === 'function' ? this.#options.builderMs() : (this.#options.builderMs ?? 20)
     const share = Math.min(1, Math.max(0, this.#options.populateAtShare ?? 0.2))
     const pinned = argument(args, '-mem_pnode')
-    await this.#pause(totalMs * share, options.signal)
+    await delay(totalMs * share, options.signal, 'xenguest (killed)')
     options.onEvent?.({ type: 'xenguest.log', stream: 'info', line: `populating ${startMib} MiB of domain ${domid}${pinned === undefined ? '' : ` on node ${pinned}`}` })
     try {
       // In batches, as a builder's populate_physmap calls go: Xen's count of
@@ -80,7 +81,7 @@ export class SimulatedXenguest implements XenguestRunner {
       const e = error as XenDomainBuildError
       throw xenguestFailed(`${mode}_mem ${e.errno ?? 12} ${e.message}`)
     }
-    await this.#pause(totalMs * (1 - share), options.signal)
+    await delay(totalMs * (1 - share), options.signal, 'xenguest (killed)')
     const lower = this.#options.lowerShadowToMib
     if (lower !== undefined && mode !== 'linux_build') await this.#sim.hypervisor().setShadowAllocationMib(domid, lower)
     // Store and console pages at the top of a (simulated) guest physmap.
@@ -89,21 +90,5 @@ export class SimulatedXenguest implements XenguestRunner {
 
   async supports(feature: string): Promise<boolean> {
     return feature === 'mem_pnode' && this.#options.pinsNode !== false
-  }
-
-  /** The builder's time passing, on a timer; a kill (abort) ends it at once. */
-  #pause(ms: number, signal: AbortSignal | undefined): Promise<void> {
-    return new Promise<void>((resolve, reject) => {
-      if (signal?.aborted) return reject(aborted('xenguest', signal.reason))
-      const onAbort = () => {
-        clearTimeout(timer)
-        reject(aborted('xenguest (killed)', signal?.reason))
-      }
-      const timer = setTimeout(() => {
-        signal?.removeEventListener('abort', onAbort)
-        resolve()
-      }, ms)
-      signal?.addEventListener('abort', onAbort, { once: true })
-    })
   }
 }

@@ -8,6 +8,7 @@
 import type { NativeXenstore, XenstoreOpenOptions } from '../native/binding.js'
 
 export type { NativeXenstore, XenstoreOpenOptions }
+import { delay } from './timers.js'
 import { fromNative, invalidArgument, XenDomainBuildError } from './errors.js'
 import { binding } from './native.js'
 
@@ -159,7 +160,7 @@ const DEFAULT_ATTEMPTS = 64
  * had 16 runs of one conflict with others every time.
  */
 function backOff(attempt: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, Math.random() * Math.min(2 ** attempt, 500)))
+  return delay(Math.random() * Math.min(2 ** attempt, 500))
 }
 
 /** A `Xenstore` over a set of calls; counts the requests it makes. */
