@@ -32,6 +32,8 @@ export declare class Hypervisor {
   allocUnboundEvtchn(domid: number, remoteDomid: number): Promise<number>
   createDomain(config: DomainConfigInput): Promise<number>
   destroyDomain(domid: number): Promise<void>
+  /** Renames the domain for the toolstack: `handle` is a UUID. */
+  setDomainHandle(domid: number, handle: string): Promise<void>
   /** Lets a built domain run (domains are created paused). */
   unpauseDomain(domid: number): Promise<void>
   setMaxMemoryKib(domid: number, maxKib: number): Promise<void>
@@ -156,7 +158,19 @@ export interface CpuTopologyJs {
 export interface DomainConfigInput {
   kind: DomainKind
   maxVcpus: number
+  /** The domain's handle, a UUID (xenopsd: the VM's); all zero when absent. */
+  handle?: string
+  /** The XSM label; 0 when absent. */
+  ssidref?: number
+  /** HVM and PVH: hardware-assisted paging (on when absent); off: shadow paging. */
+  hap?: boolean
+  nestedVirt?: boolean
+  vpmu?: boolean
+  msrRelaxed?: boolean
+  /** The highest event channel port; no limit but the guest ABI's when absent (xenopsd's -1). */
   maxEvtchnPort?: number
+  /** The highest grant table version (1 or 2); 1 when absent. */
+  maxGrantVersion?: number
   /** Grant table frames (1 to 64); the hypervisor's default (64) when absent. */
   maxGrantFrames?: number
   /** Maptrack frames (0 to 1024); the hypervisor's default (1024) when absent. */
@@ -165,7 +179,12 @@ export interface DomainConfigInput {
 
 export interface DomainInfoJs {
   domid: number
+  /** The toolstack's name for the domain, as a UUID (xenopsd: the VM's). */
+  handle: string
+  ssidref: number
   hvm: boolean
+  /** Hardware-assisted paging; an HVM domain without it is shadowed. */
+  hap: boolean
   dying: boolean
   paused: boolean
   totPages: number
@@ -293,6 +312,12 @@ export interface SimulatedHostOptions {
   nodeClaims?: boolean
   /** Shadow paging built in (the default, as XenServer's Xen); Debian's Xen has none. */
   shadowPaging?: boolean
+  /** Hardware-assisted paging (the default); without it HVM domains are shadowed. */
+  hap?: boolean
+  /** Xen booted with `vpmu` (off by default, as Xen's). */
+  vpmu?: boolean
+  /** Xen's `gnttab=max-ver:N`: 1 or 2 (the default). */
+  gnttabMaxVersion?: number
   scrubReporting?: ScrubReporting
   scrubPagesPerSecondPerNode?: number
   clock?: Clock
