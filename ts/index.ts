@@ -29,7 +29,7 @@ export {
 } from './numa.js'
 export { buildDomain, buildChannel, buildTracingChannel, type BuildTraceContext, type BuildDomainOptions, type BuiltDomain, type DomainBuildEvent, type DomainImage } from './build.js'
 export { buildPost, domainEntries, type BuildPostInput } from './build-post.js'
-export { createDomain, destroyDomain, guestReadOnly, guestReadWrite, type CreateDomainConfig } from './domain.js'
+export { createDomain, destroyDomain, removeVm, dyingDomainHandle, guestReadOnly, guestReadWrite, type CreateDomainConfig } from './domain.js'
 export { SimulatedXenguest, type SimulatedXenguestOptions } from './sim-xenguest.js'
 export {
   BUNDLED_BUILDER_PATH,
