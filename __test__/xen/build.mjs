@@ -97,7 +97,8 @@ for (const [i, node] of [[1, 0], [2, 1], [3, 0]]) {
   check(`${name}: introduced, its keys in xenstore`, (await xenstore.read(`/local/domain/${domid}/store/ring-ref`)) === String(built.storeMfn))
   const vmPath = await xenstore.read(`/local/domain/${domid}/vm`)
   const { handle } = await xen.domainInfo(domid)
-  check(`${name}: its Xen handle is its VM's UUID`, vmPath === `/vm/${handle}`, { vmPath, handle })
+  const listed = execFileSync('xl', ['list', '-v', String(domid)], { encoding: 'utf8' })
+  check(`${name}: its Xen handle is its VM's UUID, as xl list -v shows it`, vmPath === `/vm/${handle}` && listed.includes(handle), { vmPath, handle, listed: listed.trim().split('\n') })
   const range = [await xenstore.read(`/local/domain/${domid}/memory/dynamic-min`), await xenstore.read(`/local/domain/${domid}/memory/dynamic-max`)]
   check(`${name}: memory/dynamic-min and dynamic-max after the build`, range.every((kib) => kib === String(vm.targetKib)), range)
   const log = `/var/log/xen/console/guest-${name}.log`

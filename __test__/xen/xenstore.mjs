@@ -69,15 +69,9 @@ try {
   const problems = await domainTreeProblems(xs, domid, { uuid, name: 'xs-test' })
   check("createDomain: xenopsd's tree and permissions", problems.length === 0, problems)
   check('createDomain: platform/timer_mode', (await xs.read(`/local/domain/${domid}/platform/timer_mode`)) === '1')
-  // The Xen handle is the VM's UUID, as xenopsd sets it: the domain info and xl list -v say so.
+  // The Xen handle is the VM's UUID, as xenopsd sets it (build.mjs reads it back with xl list -v too).
   const info = await xen.domainInfo(domid)
   check('createDomain: the handle is the VM\'s UUID', info.handle === uuid, info.handle)
-  try {
-    const listed = execFileSync('xl', ['list', '-v', String(domid)], { encoding: 'utf8' })
-    check('createDomain: xl list -v shows the UUID', listed.includes(uuid), listed.trim().split('\n'))
-  } catch (error) {
-    check('createDomain: xl list -v shows the UUID', false, error.message)
-  }
   // VM.create's keys, in xenstored.
   const vmKeys = {
     'platform/vcpu/number': '1', 'platform/vcpu/current': '1', 'platform/acpi_s3': '0', 'platform/acpi_s4': '0',
@@ -148,7 +142,9 @@ check('destroyDomain: no domain left', (await codeOf(xen.domainInfo(domid))).cod
     const settle = (promise, destroy) => promise.then(async (d) => (await destroy(d), { code: 'ok' }), (error) => ({ code: error.code, message: error.message }))
     const ours = await settle(createDomain(xen, xs, { type: 'hvm', maxVcpus: 1, platform: { hap: 'false' } }), (d) => destroyDomain(xen, xs, d))
     const xens = await settle(xen.createDomain({ kind: 'hvm', maxVcpus: 1, hap: false }), (d) => xen.destroyDomain(d))
-    check('HAP off on request: refused without shadow paging, by us and by Xen', shadow ? ours.code === 'ok' && xens.code === 'ok' : ours.code === 'INVALID_ARGUMENT' && xens.code === 'EINVAL', { capabilities, ours, xens })
+    // Xen before 4.22 fails it in shadow_enable (EOPNOTSUPP), 4.22 on in its config checks (EINVAL).
+    const xenRefusal = xen.version.minor < 22 ? 'EOPNOTSUPP' : 'EINVAL'
+    check('HAP off on request: refused without shadow paging, by us and by Xen', shadow ? ours.code === 'ok' && xens.code === 'ok' : ours.code === 'INVALID_ARGUMENT' && xens.code === xenRefusal, { capabilities, ours, xens })
     if (capabilities.includes('hap')) {
       const hap = await createDomain(xen, xs, { type: 'hvm', maxVcpus: 1 })
       const info = await xen.domainInfo(hap)

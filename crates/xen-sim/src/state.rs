@@ -830,11 +830,25 @@ impl Hypervisor for SimHost {
         let hvm = config.kind != DomainKind::Pv;
         let spec = &self.spec;
         if (config.hap && (!hvm || !spec.hap))
-            || (hvm && !config.hap && !spec.shadow_paging)
             || (config.nested_virt && !config.hap)
             || (config.vpmu && !spec.vpmu)
         {
             return Err(einval(OP));
+        }
+        // A shadowed HVM domain on a Xen without shadow paging: before 4.22
+        // shadow_enable fails (EOPNOTSUPP, seen on Debian's 4.17); 4.22
+        // refuses it earlier, in arch_sanitise_domain_config (EINVAL).
+        if hvm && !config.hap && !spec.shadow_paging {
+            let errno = if spec.version
+                < (XenVersion {
+                    major: 4,
+                    minor: 22,
+                }) {
+                libc::EOPNOTSUPP
+            } else {
+                libc::EINVAL
+            };
+            return Err(XenError::hypercall(OP, errno));
         }
         // grant_table_init: a version from 1 to the host's `gnttab=max-ver`.
         if config.max_grant_version == 0 || config.max_grant_version > spec.gnttab_max_version {
