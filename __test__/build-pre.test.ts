@@ -3,6 +3,7 @@ import { BuildHost, type BuildHostOptions } from '../ts/host.js'
 import { buildPre, parseTimerMode, type BuildEvent, type VmConfig } from '../ts/build-pre.js'
 import { simulateHost, type Hypervisor, type SimulatedHost } from '../ts/index.js'
 import { InMemoryXenstore } from '../ts/xenstore.js'
+import { XenDomainBuildError } from '../ts/errors.js'
 import { recording, type Call, rejected } from './helpers.js'
 
 const MIB_PAGES = 256
@@ -100,6 +101,42 @@ describe('buildPre', () => {
     await t.xenstore.write(`/local/domain/${domid}/platform/timer_mode`, 'fast')
     await buildPre(t.host, domid, hvm(1, 1))
     expect(t.calls.map((c) => c[0])).not.toContain('setHvmParam')
+  })
+
+  it('ignores a timer mode it cannot read, whatever the error, as xenopsd does', async () => {
+    const sim = simulateHost({ preset: 'qemu-2-node' })
+    const { xen, calls } = recording(sim.hypervisor())
+    // A store whose xenstored refuses the read (EACCES), as a stale permission would.
+    const xenstore = new (class extends InMemoryXenstore {
+      override async read(path: string): Promise<string | null> {
+        if (path.endsWith('/platform/timer_mode')) throw new XenDomainBuildError('EACCES', 'xs_read failed: EACCES', { errno: 13, operation: 'xs_read' })
+        return super.read(path)
+      }
+    })()
+    const host = await BuildHost.create(xen, { xenstore })
+    const domid = await sim.hypervisor().createDomain({ kind: 'hvm', maxVcpus: 1 })
+    const events: BuildEvent[] = []
+    const pre = await buildPre(host, domid, hvm(1, 1), { onEvent: (e) => events.push(e) })
+    expect(calls.map((c) => c[0])).not.toContain('setHvmParam')
+    expect(events).toContainEqual({ type: 'info', domid, message: `/local/domain/${domid}/platform/timer_mode unreadable (EACCES): no timer mode set, as xenopsd` })
+    await pre.release()
+  })
+
+  it('drops CPUs the host lacks and masks beyond the vCPUs from hard affinity, as xenopsd', async () => {
+    const t = await setup('qemu-2-node')
+    const domid = await t.domain('hvm', 2)
+    const events: BuildEvent[] = []
+    const pre = await buildPre(t.host, domid, hvm(2, 1, { hardAffinity: [[1, 9], [-1, 3], [2]] }), { onEvent: (e) => events.push(e) })
+    expect(t.calls.filter((c) => c[0] === 'setVcpuAffinity')).toEqual([
+      ['setVcpuAffinity', domid, 0, { hard: [1] }],
+      ['setVcpuAffinity', domid, 1, { hard: [3] }],
+    ])
+    expect(events.filter((e) => e.type === 'info').map((e) => (e as { message: string }).message)).toEqual([
+      'hard affinity: dropped 1 mask(s) beyond the 2 vCPU(s), as xenopsd',
+      'hard affinity: dropped CPU(s) 9 from mask 0 (not on this host), as xenopsd',
+      'hard affinity: dropped CPU(s) -1 from mask 1 (not on this host), as xenopsd',
+    ])
+    await pre.release()
   })
 
   it('applies hard affinity, the first mask serving vCPUs without one, and skips NUMA placement', async () => {
@@ -374,7 +411,8 @@ describe('buildPre', () => {
       [domid, hvm(-1, 1), 'vm.vcpus'],
       [domid, hvm(1, 1, { targetKib: 2 * GIB_KIB }), 'vm.targetKib'],
       [domid, hvm(1, 1, { staticMaxKib: 2 ** 60 }), 'vm.staticMaxKib'],
-      [domid, hvm(1, 1, { hardAffinity: [[7]] }), 'vm.hardAffinity[0][0]'],
+      [domid, hvm(1, 1, { hardAffinity: [[7, -1]] }), 'vm.hardAffinity[0]'],
+      [domid, hvm(1, 1, { hardAffinity: [[0.5]] }), 'vm.hardAffinity[0][0]'],
       [domid, hvm(1, 1, { hardAffinity: [[]] }), 'vm.hardAffinity[0]'],
       [0, hvm(1, 1), 'domid'],
       [1.5, hvm(1, 1), 'domid'],

@@ -72,6 +72,9 @@ describe('buildDomain on the simulated host', () => {
       [`${base}/console/limit`]: '65536',
       [`${base}/platform/acpi`]: '1',
       '/vm/00000000-0000-0000-0000-000000001111/rtc/timeoffset': '3600',
+      // After the build, as xenopsd's set_memory_dynamic_range: the target, without a range given.
+      [`${base}/memory/dynamic-min`]: String(1024 * 1024),
+      [`${base}/memory/dynamic-max`]: String(1024 * 1024),
       [`/libxl/${domid}/type`]: 'HVM',
     })
     expect(t.xenstore.introductions).toEqual([{ domid, storeMfn: BigInt(0xfeffc + 2 * domid), storePort: 1 }])
@@ -114,6 +117,45 @@ describe('buildDomain on the simulated host', () => {
     expect(await t.xen.shadowAllocationMib(domid)).toBe(built.memory.shadowMib)
     expect(events.some((e) => e.type === 'info' && e.message.includes('lowered the shadow allocation to 1 MiB'))).toBe(true)
     expect(t.xenstore.entries.get(`/libxl/${domid}/type`)).toBe('PVH')
+  })
+
+  it('boots a PV-in-PVH guest as xenopsd lays it out: the shim, its shim_mem=, the kernel and ramdisk as modules', async () => {
+    const t = await setup()
+    const xenguest = new SimulatedXenguest(t.sim)
+    const vm = { type: 'pvh' as const, pvShim: true, staticMaxKib: 4 * GIB_KIB, targetKib: GIB_KIB, vcpus: 1 }
+    const domid = await createDomain(t.sim.hypervisor(), t.xenstore, { type: 'pvh', pvShim: true, maxVcpus: 1 })
+    await buildDomain(t.host, domid, vm, { xenguest, image: '/boot/vmlinuz', cmdline: 'root=/dev/xvda1', ramdisk: '/boot/initrd' })
+    // 23 + 4096 / 90 MiB: the memory model's shim size for the static max.
+    expect(xenguest.runs[0]?.slice(4, 18)).toEqual([
+      '-mode', 'pvh_build', '-image', '/usr/libexec/xen/boot/xen-shim', '-cmdline', 'pv-shim console=xen shim_mem=68M', '-features', '', '-flags', '0',
+      '-module', '/boot/vmlinuz', '-cmdline', 'root=/dev/xvda1',
+    ])
+    expect(xenguest.runs[0]?.slice(18, 20)).toEqual(['-module', '/boot/initrd'])
+    // The VM's platform keys change the shim's command line and size; one xenopsd cannot read is ignored.
+    const events: DomainBuildEvent[] = []
+    const other = await createDomain(t.sim.hypervisor(), t.xenstore, { type: 'pvh', pvShim: true, maxVcpus: 1, platform: { 'pvinpvh-xen-cmdline': 'pv-shim console=com1', shim_mib: '0x40' } })
+    await buildDomain(t.host, other, vm, { xenguest, image: '/boot/vmlinuz', shimImage: '/opt/shim', onEvent: (e) => events.push(e) })
+    expect(xenguest.runs[1]?.slice(6, 10)).toEqual(['-image', '/opt/shim', '-cmdline', 'pv-shim console=com1 shim_mem=64M'])
+    expect(xenguest.runs[1]).not.toContain('/boot/initrd')
+    const third = await createDomain(t.sim.hypervisor(), t.xenstore, { type: 'pvh', pvShim: true, maxVcpus: 1, platform: { shim_mib: 'lots' } })
+    await buildDomain(t.host, third, vm, { xenguest, image: '/boot/vmlinuz', onEvent: (e) => events.push(e) })
+    expect(xenguest.runs[2]).toContain('pv-shim console=xen shim_mem=68M')
+    expect(events).toContainEqual({ type: 'info', domid: third, message: 'ignoring platform/shim_mib=lots, as xenopsd' })
+    // Its modules are its kernel and ramdisk: no others.
+    const error = await rejected(buildDomain(t.host, third, vm, { xenguest, image: '/boot/vmlinuz', modules: [{ path: '/x' }] }))
+    expect(error).toMatchObject({ code: 'INVALID_ARGUMENT', message: expect.stringContaining('options.modules') })
+  })
+
+  it('writes the dynamic memory range after the build, the target by default', async () => {
+    const t = await setup()
+    const domid = await t.create('hvm', 1)
+    const vm = { type: 'hvm' as const, staticMaxKib: 2 * GIB_KIB, targetKib: GIB_KIB, vcpus: 1 }
+    const built = await buildDomain(t.host, domid, vm, { xenguest: new SimulatedXenguest(t.sim), image: 'x', dynamicMinKib: GIB_KIB / 2, dynamicMaxKib: 2 * GIB_KIB })
+    expect([t.xenstore.entries.get(`/local/domain/${domid}/memory/dynamic-min`), t.xenstore.entries.get(`/local/domain/${domid}/memory/dynamic-max`)]).toEqual([String(GIB_KIB / 2), String(2 * GIB_KIB)])
+    expect(Object.keys(built.timingsMs)).toContain('memory_dynamic_range')
+    const other = await t.create('hvm', 1)
+    const error = await rejected(buildDomain(t.host, other, vm, { xenguest: new SimulatedXenguest(t.sim), image: 'x', dynamicMinKib: 2, dynamicMaxKib: 1 }))
+    expect(error).toMatchObject({ code: 'INVALID_ARGUMENT', message: expect.stringContaining('options.dynamicMinKib') })
   })
 
   it('publishes its events on the xen-domain-build diagnostics channel', async () => {
@@ -216,6 +258,23 @@ describe('bad input to buildDomain is refused before any hypercall', () => {
     const error = await rejected(buildPre(t.host, domid, { type: 'hvm', staticMaxKib: GIB_KIB, targetKib: GIB_KIB, vcpus: 1, shadowMultiplier: 1e308 }))
     expect(error).toMatchObject({ code: 'INVALID_ARGUMENT', message: expect.stringContaining('vm.shadowMultiplier') })
     expect(t.calls).toEqual([])
+  })
+})
+
+describe('BuildHost and its store', () => {
+  it('refuses a real host without its xenstored, and gives a simulated one an in-memory store', async () => {
+    const sim = simulateHost({ preset: 'qemu-2-node' })
+    // A real host, as far as BuildHost can tell: every write would stay in memory, never in xenstored.
+    const real = new Proxy(sim.hypervisor(), {
+      get: (target, name) => {
+        const value = Reflect.get(target, name)
+        return name === 'simulated' ? false : typeof value === 'function' ? value.bind(target) : value
+      },
+    })
+    const error = await rejected(BuildHost.create(real))
+    expect(error).toMatchObject({ code: 'INVALID_ARGUMENT', message: expect.stringContaining('openXenstore()') })
+    await BuildHost.create(real, { xenstore: new InMemoryXenstore() })
+    expect((await BuildHost.create(sim.hypervisor())).xenstore).toBeInstanceOf(InMemoryXenstore)
   })
 })
 

@@ -172,6 +172,6 @@ describe('xen-domain-build storm', () => {
   })
 
   it('says what an over-promised placement is', () => {
-    expect(cli(['storm', '--help']).stdout).toMatch(/Over-promised placements: builds placed while, on some node, the memory\npromised to builds in flight \(this one's included\) came to more than Xen\nreported free there/)
+    expect(cli(['storm', '--help']).stdout).toMatch(/Over-promised placements: builds placed on a node where the memory\npromised to builds in flight and not yet populated, this one's included,\ncame to more than Xen reported free there/)
   })
 })

@@ -32,11 +32,11 @@ async function run(mode: string, options: { timeoutMs?: number; signal?: AbortSi
 }
 
 describe('xenguest arguments', () => {
-  it('HVM: control pipes first, then the mode, image and the base arguments', () => {
+  it('HVM: control pipes first, then the mode, image, -vgpu (where xenopsd puts it) and the base arguments', () => {
     expect(xenguestArgs({ ...base, type: 'hvm', nvidiaVgpu: true, force: true, memoryNode: 1, extraArgs: ['-x'] })).toEqual([
-      '-controloutfd', '3', '-controlinfd', '4', '-mode', 'hvm_build', '-image', '/boot/hvmloader',
+      '-controloutfd', '3', '-controlinfd', '4', '-mode', 'hvm_build', '-image', '/boot/hvmloader', '-vgpu',
       '-domid', '7', '-store_port', '1', '-store_domid', '0', '-console_port', '2', '-console_domid', '0',
-      '-mem_max_mib', '2040', '-mem_start_mib', '1016', '-mem_pnode', '1', '-vgpu', '--force', '-x',
+      '-mem_max_mib', '2040', '-mem_start_mib', '1016', '-mem_pnode', '1', '--force', '-x',
     ])
   })
 

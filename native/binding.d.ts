@@ -51,6 +51,8 @@ export declare class Hypervisor {
   createDomain(config: DomainConfig): Promise<number>
   /** Destroys a domain (`xc_domain_destroy`); its memory goes to the scrubber. */
   destroyDomain(domid: number): Promise<void>
+  /** Renames the domain for the toolstack: `handle` is a UUID. */
+  setDomainHandle(domid: number, handle: string): Promise<void>
   /** Lets a built domain run (domains are created paused). */
   unpauseDomain(domid: number): Promise<void>
   /** The domain's maximum memory, KiB (`xc_domain_setmaxmem`). */
@@ -193,7 +195,19 @@ export interface CpuTopology {
 export interface DomainConfig {
   kind: DomainKind
   maxVcpus: number
+  /** The domain's handle, a UUID (xenopsd: the VM's); all zero when absent. */
+  handle?: string
+  /** The XSM label; 0 when absent. */
+  ssidref?: number
+  /** HVM and PVH: hardware-assisted paging (on when absent); off: shadow paging. */
+  hap?: boolean
+  nestedVirt?: boolean
+  vpmu?: boolean
+  msrRelaxed?: boolean
+  /** The highest event channel port; no limit but the guest ABI's when absent (xenopsd's -1). */
   maxEvtchnPort?: number
+  /** The highest grant table version (1 or 2); 1 when absent. */
+  maxGrantVersion?: number
   /** Grant table frames (1 to 64); the hypervisor's default (64) when absent. */
   maxGrantFrames?: number
   /** Maptrack frames (0 to 1024); the hypervisor's default (1024) when absent. */
@@ -203,8 +217,13 @@ export interface DomainConfig {
 /** One domain's state, as `xc_domain_getinfolist` reports it. */
 export interface DomainInfo {
   domid: number
+  /** The toolstack's name for the domain, as a UUID (xenopsd: the VM's). */
+  handle: string
+  ssidref: number
   /** An HVM or PVH domain (false: PV). */
   hvm: boolean
+  /** Hardware-assisted paging; an HVM domain without it is shadowed. */
+  hap: boolean
   dying: boolean
   /** Paused by the toolstack: created domains are, until unpaused. */
   paused: boolean
@@ -346,6 +365,12 @@ export interface SimulatedHostOptions {
   nodeClaims?: boolean
   /** Shadow paging built in (the default, as XenServer's Xen); Debian's Xen has none. */
   shadowPaging?: boolean
+  /** Hardware-assisted paging (the default); without it HVM domains are shadowed. */
+  hap?: boolean
+  /** Xen booted with `vpmu` (off by default, as Xen's). */
+  vpmu?: boolean
+  /** Xen's `gnttab=max-ver:N`: 1 or 2 (the default). */
+  gnttabMaxVersion?: number
   scrubReporting?: ScrubReporting
   scrubPagesPerSecondPerNode?: number
   /** Real time by default; `manual` for tests that step the scrubber. */

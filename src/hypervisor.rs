@@ -4,7 +4,7 @@
 //! is, is a rejection (never a synchronous throw); panics are caught there.
 
 use crate::convert::{to_u32, to_u64};
-use crate::error::{internal, to_js, Failure, Result};
+use crate::error::{internal, invalid_argument, to_js, Failure, Result};
 use napi::bindgen_prelude::{AsyncTask, Env, Task, ToNapiValue, TypeName};
 use napi_derive::napi;
 use std::panic::AssertUnwindSafe;
@@ -122,8 +122,13 @@ pub struct CpuTopologyJs {
 #[napi(object, js_name = "DomainInfo")]
 pub struct DomainInfoJs {
     pub domid: u32,
+    /// The toolstack's name for the domain, as a UUID (xenopsd: the VM's).
+    pub handle: String,
+    pub ssidref: u32,
     /// An HVM or PVH domain (false: PV).
     pub hvm: bool,
+    /// Hardware-assisted paging; an HVM domain without it is shadowed.
+    pub hap: bool,
     pub dying: bool,
     /// Paused by the toolstack: created domains are, until unpaused.
     pub paused: bool,
@@ -179,7 +184,19 @@ impl From<DomainKind> for xenctrl::DomainKind {
 pub struct DomainConfigInput {
     pub kind: DomainKind,
     pub max_vcpus: f64,
+    /// The domain's handle, a UUID (xenopsd: the VM's); all zero when absent.
+    pub handle: Option<String>,
+    /// The XSM label; 0 when absent.
+    pub ssidref: Option<f64>,
+    /// HVM and PVH: hardware-assisted paging (on when absent); off: shadow paging.
+    pub hap: Option<bool>,
+    pub nested_virt: Option<bool>,
+    pub vpmu: Option<bool>,
+    pub msr_relaxed: Option<bool>,
+    /// The highest event channel port; no limit but the guest ABI's when absent (xenopsd's -1).
     pub max_evtchn_port: Option<f64>,
+    /// The highest grant table version (1 or 2); 1 when absent.
+    pub max_grant_version: Option<f64>,
     /// Grant table frames (1 to 64); the hypervisor's default (64) when absent.
     pub max_grant_frames: Option<f64>,
     /// Maptrack frames (0 to 1024); the hypervisor's default (1024) when absent.
@@ -193,6 +210,8 @@ fn physinfo_js(p: xenctrl::PhysInfo) -> PhysInfoJs {
         ("pv", c.pv),
         ("hap", c.hap),
         ("shadow", c.shadow),
+        ("vpmu", c.vpmu),
+        ("gnttab_v2", c.gnttab_v2),
     ]
     .iter()
     .filter(|(_, on)| *on)
@@ -250,7 +269,10 @@ fn topology_js(t: xenctrl::CpuTopology) -> CpuTopologyJs {
 fn domain_js(d: xenctrl::DomainInfo) -> DomainInfoJs {
     DomainInfoJs {
         domid: d.domid,
+        handle: uuid_of_handle(&d.handle),
+        ssidref: d.ssidref,
         hvm: d.hvm,
+        hap: d.hap,
         dying: d.dying,
         paused: d.paused,
         tot_pages: pages(d.tot_pages),
@@ -268,6 +290,38 @@ fn affinity_js(a: xenctrl::VcpuAffinity) -> VcpuAffinityJs {
         hard: a.hard,
         soft: a.soft,
     }
+}
+
+/// A domain handle as xenopsd and `xl list -v` write it: the 16 bytes in
+/// order, as a UUID.
+fn uuid_of_handle(handle: &[u8; 16]) -> String {
+    let hex: String = handle.iter().map(|b| format!("{b:02x}")).collect();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[0..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..32]
+    )
+}
+
+/// A UUID (8-4-4-4-12 hex digits) as the 16 bytes of a domain handle.
+fn handle_of_uuid(field: &str, uuid: &str) -> Result<[u8; 16]> {
+    let groups: Vec<&str> = uuid.split('-').collect();
+    let shaped = groups.iter().map(|g| g.len()).eq([8, 4, 4, 4, 12])
+        && groups
+            .iter()
+            .all(|g| g.bytes().all(|b| b.is_ascii_hexdigit()));
+    if !shaped {
+        return Err(invalid_argument(format!("{field}: {uuid:?} is not a UUID")));
+    }
+    let hex = groups.concat();
+    let mut handle = [0u8; 16];
+    for (i, byte) in handle.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).expect("checked hex digits");
+    }
+    Ok(handle)
 }
 
 fn domid(value: f64) -> Result<u32> {
@@ -513,12 +567,26 @@ impl Hypervisor {
     #[napi(ts_return_type = "Promise<number>")]
     pub fn create_domain(&self, config: DomainConfigInput) -> AsyncTask<HypervisorTask<u32, u32>> {
         self.run(same, move |h| {
+            let kind: xenctrl::DomainKind = config.kind.into();
+            let defaults = DomainConfig::default();
             let config = DomainConfig {
-                kind: config.kind.into(),
+                kind,
+                handle: match &config.handle {
+                    Some(uuid) => handle_of_uuid("config.handle", uuid)?,
+                    None => defaults.handle,
+                },
+                ssidref: match config.ssidref {
+                    Some(s) => to_u32(s, || "config.ssidref".into())?,
+                    None => defaults.ssidref,
+                },
+                hap: config.hap.unwrap_or(kind != xenctrl::DomainKind::Pv),
+                nested_virt: config.nested_virt.unwrap_or(false),
+                vpmu: config.vpmu.unwrap_or(false),
+                msr_relaxed: config.msr_relaxed.unwrap_or(false),
                 max_vcpus: to_u32(config.max_vcpus, || "config.maxVcpus".into())?,
                 max_evtchn_port: match config.max_evtchn_port {
                     Some(p) => to_u32(p, || "config.maxEvtchnPort".into())?,
-                    None => DomainConfig::default().max_evtchn_port,
+                    None => defaults.max_evtchn_port,
                 },
                 max_grant_frames: config
                     .max_grant_frames
@@ -528,6 +596,10 @@ impl Hypervisor {
                     .max_maptrack_frames
                     .map(|f| to_u32(f, || "config.maxMaptrackFrames".into()))
                     .transpose()?,
+                max_grant_version: match config.max_grant_version {
+                    Some(v) => to_u32(v, || "config.maxGrantVersion".into())?,
+                    None => defaults.max_grant_version,
+                },
             };
             Ok(h.create_domain(&config)?)
         })
@@ -537,6 +609,19 @@ impl Hypervisor {
     #[napi(ts_return_type = "Promise<void>")]
     pub fn destroy_domain(&self, domid: f64) -> AsyncTask<HypervisorTask<(), ()>> {
         self.run(nothing, move |h| Ok(h.destroy_domain(self::domid(domid)?)?))
+    }
+
+    /// Renames the domain for the toolstack: `handle` is a UUID.
+    #[napi(ts_return_type = "Promise<void>")]
+    pub fn set_domain_handle(
+        &self,
+        domid: f64,
+        handle: String,
+    ) -> AsyncTask<HypervisorTask<(), ()>> {
+        self.run(nothing, move |h| {
+            let bytes = handle_of_uuid("handle", &handle)?;
+            Ok(h.set_domain_handle(self::domid(domid)?, bytes)?)
+        })
     }
 
     /// Lets a built domain run (domains are created paused).

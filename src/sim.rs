@@ -36,6 +36,12 @@ pub struct SimulatedHostOptions {
     pub node_claims: Option<bool>,
     /// Shadow paging built in (the default, as XenServer's Xen); Debian's Xen has none.
     pub shadow_paging: Option<bool>,
+    /// Hardware-assisted paging (the default); without it HVM domains are shadowed.
+    pub hap: Option<bool>,
+    /// Xen booted with `vpmu` (off by default, as Xen's).
+    pub vpmu: Option<bool>,
+    /// Xen's `gnttab=max-ver:N`: 1 or 2 (the default).
+    pub gnttab_max_version: Option<f64>,
     pub scrub_reporting: Option<ScrubReporting>,
     pub scrub_pages_per_second_per_node: Option<f64>,
     /// Real time by default; `manual` for tests that step the scrubber.
@@ -151,6 +157,15 @@ fn spec_from(options: &SimulatedHostOptions) -> Result<HostSpec> {
     }
     if let Some(on) = options.shadow_paging {
         spec.shadow_paging = on;
+    }
+    if let Some(on) = options.hap {
+        spec.hap = on;
+    }
+    if let Some(on) = options.vpmu {
+        spec.vpmu = on;
+    }
+    if let Some(version) = options.gnttab_max_version {
+        spec.gnttab_max_version = to_u32(version, || "gnttabMaxVersion".into())?;
     }
     if let Some(reporting) = &options.scrub_reporting {
         spec.scrub_reporting = match reporting {

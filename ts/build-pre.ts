@@ -72,16 +72,19 @@ export interface BuildPreResult {
 }
 
 /**
- * The timer mode as xenopsd reads it, with OCaml's int_of_string (decimal,
- * 0x, 0o, 0b, underscores, no spaces); anything else is ignored (null).
+ * A number as xenopsd reads a platform key, with OCaml's int_of_string
+ * (decimal, 0x, 0o, 0b, underscores, no spaces); anything else is ignored (null).
  */
-export function parseTimerMode(value: string | null): number | null {
+export function parseOcamlInt(value: string | null): number | null {
   const match = /^([+-]?)(\d[\d_]*|0[xX][\da-fA-F][\da-fA-F_]*|0[oO][0-7][0-7_]*|0[bB][01][01_]*)$/.exec(value ?? '')
   if (match === null) return null
   const magnitude = Number((match[2] ?? '').replaceAll('_', ''))
   const mode = match[1] === '-' ? -magnitude : magnitude
   return Number.isSafeInteger(mode) ? mode : null
 }
+
+/** The timer mode as xenopsd reads it (`parseOcamlInt`). */
+export const parseTimerMode = parseOcamlInt
 
 const HVM_PARAM_TIMER_MODE = 10
 
@@ -99,15 +102,34 @@ function checkConfig(host: BuildHost, domid: number, vm: VmConfig): void {
     vm.hardAffinity.forEach((mask, i) => {
       if (!Array.isArray(mask) || mask.length === 0) throw invalidArgument(`vm.hardAffinity[${i}]`, 'expected a non-empty CPU list')
       mask.forEach((cpu, j) => {
-        if (!Number.isSafeInteger(cpu) || cpu < 0 || cpu >= host.cpuCount) {
-          throw invalidArgument(`vm.hardAffinity[${i}][${j}]`, `${describe(cpu)} is not a CPU of this host (0 to ${host.cpuCount - 1})`)
-        }
+        if (!Number.isSafeInteger(cpu)) throw invalidArgument(`vm.hardAffinity[${i}][${j}]`, `${describe(cpu)} is not a CPU id`)
       })
+      // xenopsd would pass Xen an empty mask, which it refuses: the build would fail there.
+      if (i < vm.vcpus && !mask.some((cpu) => hostCpu(host, cpu))) {
+        throw invalidArgument(`vm.hardAffinity[${i}]`, `${JSON.stringify(mask)} has no CPU of this host (0 to ${host.cpuCount - 1})`)
+      }
     })
-    if (vm.hardAffinity.length > vm.vcpus) {
-      throw invalidArgument('vm.hardAffinity', `${vm.hardAffinity.length} masks for ${vm.vcpus} vCPUs`)
-    }
   }
+}
+
+function hostCpu(host: BuildHost, cpu: number): boolean {
+  return cpu >= 0 && cpu < host.cpuCount
+}
+
+/**
+ * The hard affinity xenopsd applies: one mask per vCPU (masks beyond the
+ * vCPUs dropped), CPUs the host does not have dropped from each.
+ */
+function effectiveHardAffinity(host: BuildHost, vm: VmConfig): { masks: number[][]; dropped: string[] } | undefined {
+  if (vm.hardAffinity === undefined) return undefined
+  const dropped: string[] = []
+  if (vm.hardAffinity.length > vm.vcpus) dropped.push(`${vm.hardAffinity.length - vm.vcpus} mask(s) beyond the ${vm.vcpus} vCPU(s)`)
+  const masks = vm.hardAffinity.slice(0, vm.vcpus).map((mask, i) => {
+    const outside = mask.filter((cpu) => !hostCpu(host, cpu))
+    if (outside.length > 0) dropped.push(`CPU(s) ${outside.join(', ')} from mask ${i} (not on this host)`)
+    return mask.filter((cpu) => hostCpu(host, cpu))
+  })
+  return { masks, dropped }
 }
 
 /**
@@ -179,7 +201,13 @@ export async function buildPre(
       }),
     )
     const timerMode = await step('timer_mode', async () => {
-      const mode = parseTimerMode(await host.xenstore.read(`${domainPath(domid)}/platform/timer_mode`))
+      const path = `${domainPath(domid)}/platform/timer_mode`
+      // xenopsd ignores any failure to read it (its `try ... with _ -> None`), not only ENOENT.
+      const value = await host.xenstore.read(path).catch((error: { code?: string }) => {
+        onEvent?.({ type: 'info', domid, message: `${path} unreadable (${error.code ?? 'unknown'}): no timer mode set, as xenopsd` })
+        return null
+      })
+      const mode = parseTimerMode(value)
       // A PV domain has no HVM parameters: xenopsd would try, and fail the build.
       if (mode === null || vm.type === 'pv') return mode
       // xenopsd passes a negative mode to Xen, which refuses it: the build fails there too.
@@ -215,7 +243,9 @@ export async function buildPre(
       await step('shadow_allocation', () => xen.setShadowAllocationMib(domid, memory.shadowMib))
     }
     reservation.poolAllocated()
-    const masks = vm.hardAffinity
+    const affinity = effectiveHardAffinity(host, vm)
+    for (const what of affinity?.dropped ?? []) onEvent?.({ type: 'info', domid, message: `hard affinity: dropped ${what}, as xenopsd` })
+    const masks = affinity?.masks
     if (masks !== undefined) {
       await step('hard_affinity', () =>
         Promise.all(

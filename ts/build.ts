@@ -8,7 +8,7 @@
  */
 import { channel, tracingChannel } from 'node:diagnostics_channel'
 import { access, constants } from 'node:fs/promises'
-import { buildPre, type BuildEvent, type BuildPreResult, type VmConfig } from './build-pre.js'
+import { buildPre, parseOcamlInt, type BuildEvent, type BuildPreResult, type VmConfig } from './build-pre.js'
 import { buildPost } from './build-post.js'
 import {
   cString,
@@ -24,11 +24,12 @@ import {
 } from './checks.js'
 import { describe, inStep, invalidArgument } from './errors.js'
 import type { BuildHost } from './host.js'
-import type { MemoryModel } from './memory.js'
+import { PV_IN_PVH_SHIM_MIB, type MemoryModel } from './memory.js'
 import type { Placement } from './placement.js'
 import { isolated } from './listener.js'
 import { StepRunner } from './step.js'
 import { xenguestArgs, type XenguestLog, type XenguestRunner } from './xenguest.js'
+import { domainPath } from './xenstore.js'
 
 /** Every build event, as `onEvent` gets them. */
 export const buildChannel = channel('xen-domain-build')
@@ -71,8 +72,18 @@ export interface DomainImage {
   nvidiaVgpu?: boolean
 }
 
+/** xenopsd's defaults for a PV-in-PVH guest's shim: its image, and its command line before `shim_mem=`. */
+export const DEFAULT_SHIM_IMAGE = '/usr/libexec/xen/boot/xen-shim'
+export const DEFAULT_SHIM_CMDLINE = 'pv-shim console=xen'
+
 /** How `buildDomain` builds: what it boots, the builder that does it, and how to follow or stop it. */
 export interface BuildDomainOptions extends DomainImage {
+  /**
+   * PV-in-PVH (`vm.pvShim`): the shim Xen the domain boots, `DEFAULT_SHIM_IMAGE`
+   * by default. `image`, `cmdline` and `ramdisk` are then the PV guest's: they
+   * become the shim's modules, as xenopsd lays them out.
+   */
+  shimImage?: string
   /** The domain builder: `new SpawnedXenguest()` on a real host, `new SimulatedXenguest(sim)` on a simulated one. */
   xenguest: XenguestRunner
   /** Cancels the build: xenguest is killed, the claim released; the build rejects with ABORTED. */
@@ -93,6 +104,13 @@ export interface BuildDomainOptions extends DomainImage {
   timeoffset?: string
   /** More xenstore entries below the domain's home, written with build_post's. */
   extraKeys?: Readonly<Record<string, string>>
+  /**
+   * The VM's dynamic memory range (the balloon driver's bounds), written to
+   * `memory/dynamic-min` and `memory/dynamic-max` after the build as xenopsd's
+   * VM.build does; both `vm.targetKib` when absent.
+   */
+  dynamicMinKib?: number
+  dynamicMaxKib?: number
   /**
    * Each event of the build, as it happens. A listener that throws (or whose
    * Promise rejects) is reported as a process warning and cannot fail or
@@ -147,6 +165,36 @@ async function checkReadable(image: DomainImage): Promise<void> {
 }
 
 /**
+ * What xenguest boots. For PV-in-PVH, as xenopsd's VM.build lays it out: the
+ * shim as the image, its command line `platform/pvinpvh-xen-cmdline` (else
+ * `DEFAULT_SHIM_CMDLINE`) and `shim_mem=NM` (N: `platform/shim_mib`, else
+ * the memory model's shim size for the static max), the PV kernel with its
+ * command line as the first module, the ramdisk as the second. The platform
+ * keys are read from the domain's xenstore home, where `createDomain` wrote
+ * the VM's; one that cannot be read counts as absent.
+ */
+async function xenguestImage(host: BuildHost, domid: number, vm: VmConfig, options: BuildDomainOptions, emit: (event: DomainBuildEvent) => void): Promise<DomainImage> {
+  // A bad VM is buildPre's to refuse, before any hypercall.
+  const candidate = vm as Partial<VmConfig> | null
+  if (candidate?.type !== 'pvh' || candidate.pvShim !== true) return options
+  const platform = (key: string) => host.xenstore.read(`${domainPath(domid)}/platform/${key}`).catch(() => null)
+  const staticMaxMib = Math.floor(vm.staticMaxKib / 1024)
+  const given = await platform('shim_mib')
+  let shimMib = parseOcamlInt(given)
+  if (given !== null && shimMib === null) emit({ type: 'info', domid, message: `ignoring platform/shim_mib=${given}, as xenopsd` })
+  shimMib ??= PV_IN_PVH_SHIM_MIB(staticMaxMib)
+  const base = (await platform('pvinpvh-xen-cmdline')) ?? DEFAULT_SHIM_CMDLINE
+  return {
+    image: options.shimImage ?? DEFAULT_SHIM_IMAGE,
+    cmdline: `${base} shim_mem=${shimMib}M`,
+    modules: [
+      { path: options.image, cmdline: options.cmdline ?? '' },
+      ...(options.ramdisk === undefined || options.ramdisk === '' ? [] : [{ path: options.ramdisk }]),
+    ],
+  }
+}
+
+/**
  * xenopsd's `Domain.build`: turns an empty, paused domain (`createDomain`)
  * into one ready to run. build_pre (vCPUs, memory limits, shadow pool, NUMA
  * placement, claim, event channels), the domain builder, build_post
@@ -184,6 +232,10 @@ function checkOptions(vm: VmConfig, given: BuildDomainOptions): BuildDomainOptio
   const pv = (vm as Partial<VmConfig> | null)?.type === 'pv'
   optionalCString('options.cmdline', options.cmdline, pv ? MAX_PV_CMDLINE_BYTES - 1 : undefined)
   optionalCString('options.ramdisk', options.ramdisk)
+  optionalCString('options.shimImage', options.shimImage)
+  if ((vm as Partial<VmConfig> | null)?.pvShim === true && (options.modules?.length ?? 0) > 0) {
+    throw invalidArgument('options.modules', 'a PV-in-PVH guest\'s modules are its kernel and ramdisk (image, ramdisk): no others')
+  }
   if (options.modules !== undefined) {
     if (!Array.isArray(options.modules)) throw invalidArgument('options.modules', `expected an array, got ${describe(options.modules)}`)
     options.modules.forEach((m: unknown, i) => {
@@ -205,6 +257,13 @@ function checkOptions(vm: VmConfig, given: BuildDomainOptions): BuildDomainOptio
   optionalDomid('options.consoleDomid', options.consoleDomid)
   optionalCString('options.timeoffset', options.timeoffset, MAX_XENSTORE_VALUE_BYTES)
   optionalFunction('options.onEvent', options.onEvent)
+  for (const field of ['dynamicMinKib', 'dynamicMaxKib'] as const) {
+    const kib = options[field]
+    if (kib !== undefined && (!Number.isSafeInteger(kib) || kib < 0)) throw invalidArgument(`options.${field}`, `${describe(kib)} is not a whole number of KiB ≥ 0`)
+  }
+  if ((options.dynamicMinKib ?? 0) > (options.dynamicMaxKib ?? Infinity)) {
+    throw invalidArgument('options.dynamicMinKib', `${options.dynamicMinKib} KiB is above dynamicMaxKib (${options.dynamicMaxKib} KiB)`)
+  }
   const keys = optionsObject('options.extraKeys', options.extraKeys)
   for (const [key, value] of Object.entries(keys)) {
     if (!/^[A-Za-z0-9_@-][A-Za-z0-9/_@-]*$/.test(key) || key.includes('//')) {
@@ -226,7 +285,8 @@ async function build(host: BuildHost, domid: number, vm: VmConfig, given: BuildD
   const { signal } = options
   let pre: BuildPreResult | undefined
   try {
-    if (options.xenguest.readsHostFiles !== false) await checkReadable(options).catch((error: unknown) => {
+    const image = await xenguestImage(host, domid, vm, options, emit)
+    if (options.xenguest.readsHostFiles !== false) await checkReadable(image).catch((error: unknown) => {
       throw inStep(error, 'check_files', domid)
     })
     // Ours places memory on a node by itself (one vNUMA node and
@@ -241,10 +301,10 @@ async function build(host: BuildHost, domid: number, vm: VmConfig, given: BuildD
     const args = xenguestArgs({
       type: vm.type,
       domid,
-      image: options.image,
-      cmdline: options.cmdline,
-      ramdisk: options.ramdisk,
-      modules: options.modules,
+      image: image.image,
+      cmdline: image.cmdline,
+      ramdisk: image.ramdisk,
+      modules: image.modules,
       nvidiaVgpu: options.nvidiaVgpu,
       force: options.force,
       storePort: built.storePort,
@@ -287,6 +347,13 @@ async function build(host: BuildHost, domid: number, vm: VmConfig, given: BuildD
         consolePort: built.consolePort,
         extraKeys: options.extraKeys,
         vmKeys: vm.type === 'pv' ? {} : { 'rtc/timeoffset': options.timeoffset ?? '' },
+      }),
+    )
+    // xenopsd's set_memory_dynamic_range, once the domain is built.
+    await timed('memory_dynamic_range', () =>
+      host.xenstore.writeMany(`${domainPath(domid)}/memory`, {
+        'dynamic-min': String(options.dynamicMinKib ?? vm.targetKib),
+        'dynamic-max': String(options.dynamicMaxKib ?? vm.targetKib),
       }),
     )
     const ms = performance.now() - started

@@ -32,7 +32,7 @@ export interface BuildHostOptions extends PlannerOptions {
   numaPolicy?: NumaPolicy
   /** What the planner subtracts from free memory: `in-flight` by default. */
   accounting?: Accounting
-  /** Where builds write: the host's xenstored (`openXenstore()`); an in-memory store by default. */
+  /** The host's store (`openXenstore()`): required on a real host; an in-memory one by default on a simulated host. */
   xenstore?: Xenstore
   /** How often the free-memory watcher polls while builds wait; 20 ms. */
   memoryPollMs?: number
@@ -162,6 +162,10 @@ export class BuildHost {
     const xenstore = options.xenstore as Partial<Xenstore> | undefined
     if (xenstore !== undefined && (xenstore === null || typeof xenstore.read !== 'function' || typeof xenstore.writeMany !== 'function')) {
       throw invalidArgument('options.xenstore', `expected a Xenstore, got ${describe(xenstore)}`)
+    }
+    // An in-memory store on a real host would take every write and never reach xenstored.
+    if (xenstore === undefined && hypervisor.simulated !== true) {
+      throw invalidArgument('options.xenstore', 'a real Xen host needs its xenstored: pass openXenstore() (an in-memory store is only for a simulated host)')
     }
     const [layout, physinfo] = await Promise.all([readHostTopology(hypervisor), hypervisor.physinfo()])
     return new BuildHost(hypervisor, layout, physinfo.capabilities, options)

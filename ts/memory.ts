@@ -53,7 +53,9 @@ interface ModelData {
 
 const HVM: ModelData = { extraInternalMib: 1, extraExternalMib: 1, shimMib: () => 0 }
 const LINUX: ModelData = { extraInternalMib: 0, extraExternalMib: 1, shimMib: () => 0 }
-const PV_IN_PVH: ModelData = { extraInternalMib: 1, extraExternalMib: 1, shimMib: (mib) => 23 + Math.floor(mib / 90) }
+/** The PVH shim's own memory for a guest of `mib` MiB (xenopsd's `PVinPVH_memory_model_data.shim_mib`). */
+export const PV_IN_PVH_SHIM_MIB = (mib: number): number => 23 + Math.floor(mib / 90)
+const PV_IN_PVH: ModelData = { extraInternalMib: 1, extraExternalMib: 1, shimMib: PV_IN_PVH_SHIM_MIB }
 
 function model(vm: VmMemory): ModelData {
   if (vm.type === 'pv') return LINUX

@@ -46,6 +46,8 @@ export const CONTROL_IN_FD = 4
 export function xenguestArgs(b: XenguestBuild): string[] {
   const mode = { hvm: 'hvm_build', pv: 'linux_build', pvh: 'pvh_build' }[b.type]
   const args = ['-controloutfd', String(CONTROL_OUT_FD), '-controlinfd', String(CONTROL_IN_FD), '-mode', mode, '-image', b.image]
+  // Where xenopsd's xenguest_args_hvm puts it: straight after the image.
+  if (b.type === 'hvm' && b.nvidiaVgpu) args.push('-vgpu')
   if (b.type === 'pv') {
     args.push('-cmdline', b.cmdline ?? '', '-ramdisk', b.ramdisk ?? '', '-features', '', '-flags', '0')
   } else if (b.type === 'pvh') {
@@ -65,7 +67,6 @@ export function xenguestArgs(b: XenguestBuild): string[] {
     '-mem_start_mib', String(b.memory.buildStartMib),
   )
   if (b.memoryNode !== undefined && b.memoryNode !== null) args.push('-mem_pnode', String(b.memoryNode))
-  if (b.type === 'hvm' && b.nvidiaVgpu) args.push('-vgpu')
   if (b.force) args.push('--force')
   args.push(...(b.extraArgs ?? []))
   return args

@@ -85,7 +85,9 @@ const FIELDS: Field[] = [
   {
     where: 'vm',
     name: 'hardAffinity',
-    valid: optional((v) => Array.isArray(v) && v.length > 0 && v.every((m) => Array.isArray(m) && m.length > 0 && m.every((c) => Number.isSafeInteger(c) && c >= 0))),
+    // CPU ids are whole numbers; those the host lacks are dropped (xenopsd), but the first vCPU's
+    // mask must keep one of the host's 16 CPUs (the build's one vCPU).
+    valid: optional((v) => Array.isArray(v) && v.length > 0 && v.every((m) => Array.isArray(m) && m.length > 0 && m.every((c) => Number.isSafeInteger(c))) && (v[0] as number[]).some((c) => c >= 0 && c < 16)),
   },
   // The whole options object: never valid for buildDomain (it needs a builder
   // and an image); for buildPre, an object or nothing is (see below).

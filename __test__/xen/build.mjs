@@ -10,7 +10,7 @@
 // JSON line per check and the timings; exits non-zero if a check failed.
 import { execFileSync } from 'node:child_process'
 import { existsSync, readFileSync, truncateSync, writeFileSync } from 'node:fs'
-import { BuildHost, buildDomain, createDomain, destroyDomain, openHypervisor, openXenstore, SpawnedXenguest } from 'xen-domain-build'
+import { BuildHost, buildDomain, createDomain, destroyDomain, openHypervisor, openXenstore, removeVm, SpawnedXenguest } from 'xen-domain-build'
 
 const BUILDER = process.env.XEN_BUILDER ?? '/mnt/host/xen-domain-builder'
 const KERNEL = process.env.GUEST_KERNEL ?? '/tmp/guest/vmlinuz'
@@ -95,6 +95,12 @@ for (const [i, node] of [[1, 0], [2, 1], [3, 0]]) {
   check(`${name}: every page on node ${node} (Xen's count)`, pages !== null && total > 0 && (pages[node] ?? 0) === total, pages)
   check(`${name}: no claim left`, (await xen.domainInfo(domid)).outstandingPages === 0 && (await xen.physinfo()).outstandingPages === 0)
   check(`${name}: introduced, its keys in xenstore`, (await xenstore.read(`/local/domain/${domid}/store/ring-ref`)) === String(built.storeMfn))
+  const vmPath = await xenstore.read(`/local/domain/${domid}/vm`)
+  const { handle } = await xen.domainInfo(domid)
+  const listed = execFileSync('xl', ['list', '-v', String(domid)], { encoding: 'utf8' })
+  check(`${name}: its Xen handle is its VM's UUID, as xl list -v shows it`, vmPath === `/vm/${handle}` && listed.includes(handle), { vmPath, handle, listed: listed.trim().split('\n') })
+  const range = [await xenstore.read(`/local/domain/${domid}/memory/dynamic-min`), await xenstore.read(`/local/domain/${domid}/memory/dynamic-max`)]
+  check(`${name}: memory/dynamic-min and dynamic-max after the build`, range.every((kib) => kib === String(vm.targetKib)), range)
   const log = `/var/log/xen/console/guest-${name}.log`
   let console_ = ''
   for (let s = 0; s < 120 && !console_.includes('guest-marker:'); s++) {
@@ -103,7 +109,8 @@ for (const [i, node] of [[1, 0], [2, 1], [3, 0]]) {
   }
   check(`${name}: booted and printed its marker on its console`, console_.includes('guest-marker:'), console_.split('\n').filter((l) => l.includes('guest-marker')))
   await destroyDomain(xen, xenstore, domid)
-  check(`${name}: destroyed, no key left`, (await xenstore.read(`/local/domain/${domid}`)) === null)
+  check(`${name}: destroyed, no key of the domain left, /vm/UUID kept`, (await xenstore.read(`/local/domain/${domid}`)) === null && (await xenstore.read(`${vmPath}/uuid`)) === handle)
+  await removeVm(xenstore, handle)
 }
 if (timings.length > 0) {
   const sorted = [...timings].sort((a, b) => a - b)

@@ -4,7 +4,7 @@
 // topology, runs buildPre with best_effort on a fresh PV domain, and checks
 // the soft affinity Xen reports and the claim Xen holds. Prints one JSON line
 // per check and exits non-zero if any failed.
-import { BuildHost, buildPre, openHypervisor } from 'xen-domain-build'
+import { BuildHost, buildPre, InMemoryXenstore, openHypervisor } from 'xen-domain-build'
 
 let failed = 0
 function check(name, ok, detail) {
@@ -14,7 +14,10 @@ function check(name, ok, detail) {
 
 const xen = await openHypervisor()
 check('open', xen.version.major === 4 && xen.version.minor === 17 && !xen.simulated, xen.version)
-const host = await BuildHost.create(xen, { numaPolicy: 'best_effort' })
+// No xenstored yet (the xenstore suite starts it): a real host refuses to default to an in-memory store.
+const refused = await BuildHost.create(xen, { numaPolicy: 'best_effort' }).then(() => null, (error) => error)
+check('BuildHost without a store refused on a real host', refused?.code === 'INVALID_ARGUMENT' && refused.message.includes('openXenstore()'), refused?.message)
+const host = await BuildHost.create(xen, { numaPolicy: 'best_effort', xenstore: new InMemoryXenstore() })
 check('topology', JSON.stringify(host.layout.distances) === '[[10,21],[21,10]]' && host.planner.numaOffReason === null, host.layout)
 const candidates = [...host.planner.candidates()]
 check('candidates', candidates.map((c) => c.nodes.join(',')).join(' ') === '0 1 0,1', candidates)

@@ -7,7 +7,7 @@
 // destroyDomain leaves no key, and measures build_post. One JSON line per
 // check; exits non-zero if any failed.
 import { execFileSync, spawnSync } from 'node:child_process'
-import { buildPost, createDomain, destroyDomain, openHypervisor, openXenstore } from 'xen-domain-build'
+import { buildPost, createDomain, destroyDomain, openHypervisor, openXenstore, removeVm } from 'xen-domain-build'
 import { checks, domainTreeProblems, permString, runCheck } from './xenstore-conformance.mjs'
 
 let failed = 0
@@ -69,6 +69,16 @@ try {
   const problems = await domainTreeProblems(xs, domid, { uuid, name: 'xs-test' })
   check("createDomain: xenopsd's tree and permissions", problems.length === 0, problems)
   check('createDomain: platform/timer_mode', (await xs.read(`/local/domain/${domid}/platform/timer_mode`)) === '1')
+  // The Xen handle is the VM's UUID, as xenopsd sets it (build.mjs reads it back with xl list -v too).
+  const info = await xen.domainInfo(domid)
+  check('createDomain: the handle is the VM\'s UUID', info.handle === uuid, info.handle)
+  // VM.create's keys, in xenstored.
+  const vmKeys = {
+    'platform/vcpu/number': '1', 'platform/vcpu/current': '1', 'platform/acpi_s3': '0', 'platform/acpi_s4': '0',
+    'cpu/0/availability': 'online', 'domain-type': 'pv',
+  }
+  const keys = Object.fromEntries(await Promise.all(Object.keys(vmKeys).map(async (k) => [k, await xs.read(`/local/domain/${domid}/${k}`)])))
+  check("createDomain: VM.create's keys in xenstored", JSON.stringify(keys) === JSON.stringify(vmKeys), keys)
   // The same, as xenstore-ls -p prints it: "name = "value"  . . . (n0,r1)".
   try {
     const listing = execFileSync('xenstore-ls', ['-p', `/local/domain/${domid}`], { encoding: 'utf8' })
@@ -115,9 +125,37 @@ try {
   await destroyDomain(xen, xs, domid).catch((error) => check('destroyDomain', false, { message: error.message, code: error.code }))
 }
 const left = []
-for (const path of [`/local/domain/${domid}`, `/vm/${uuid}`, `/libxl/${domid}`, `/xenops/domain/${domid}`]) if ((await xs.read(path)) !== null) left.push(path)
-check('destroyDomain: no key left', left.length === 0, left)
+for (const path of [`/local/domain/${domid}`, `/vm/${uuid}/domains/${domid}`, `/libxl/${domid}`, `/xenops/domain/${domid}`]) if ((await xs.read(path)) !== null) left.push(path)
+check('destroyDomain: no key of the domain left', left.length === 0, left)
+// /vm/UUID outlives the domain (its rtc/timeoffset survives a reboot) until the VM is removed.
+check('destroyDomain: /vm/UUID kept', (await xs.read(`/vm/${uuid}/rtc/timeoffset`)) === '0')
+await removeVm(xs, uuid)
+check('removeVm: /vm/UUID gone', (await xs.read(`/vm/${uuid}`)) === null)
 check('destroyDomain: no domain left', (await codeOf(xen.domainInfo(domid))).code === 'ESRCH')
+
+// Paging modes against Xen's capabilities: createDomain refuses what the host lacks, as xenopsd;
+// Xen itself refuses the same (the simulated host follows it).
+{
+  const { capabilities } = await xen.physinfo()
+  if (capabilities.includes('hvm')) {
+    const shadow = capabilities.includes('shadow')
+    const settle = (promise, destroy) => promise.then(async (d) => (await destroy(d), { code: 'ok' }), (error) => ({ code: error.code, message: error.message }))
+    const ours = await settle(createDomain(xen, xs, { type: 'hvm', maxVcpus: 1, platform: { hap: 'false' } }), (d) => destroyDomain(xen, xs, d))
+    const xens = await settle(xen.createDomain({ kind: 'hvm', maxVcpus: 1, hap: false }), (d) => xen.destroyDomain(d))
+    // Xen before 4.22 fails it in shadow_enable (EOPNOTSUPP), 4.22 on in its config checks (EINVAL).
+    const xenRefusal = xen.version.minor < 22 ? 'EOPNOTSUPP' : 'EINVAL'
+    check('HAP off on request: refused without shadow paging, by us and by Xen', shadow ? ours.code === 'ok' && xens.code === 'ok' : ours.code === 'INVALID_ARGUMENT' && xens.code === xenRefusal, { capabilities, ours, xens })
+    if (capabilities.includes('hap')) {
+      const hap = await createDomain(xen, xs, { type: 'hvm', maxVcpus: 1 })
+      const info = await xen.domainInfo(hap)
+      await destroyDomain(xen, xs, hap)
+      check('HVM gets HAP where the host has it (XEN_DOMINF_hap)', info.hap === true, info)
+    }
+  } else {
+    const ours = await codeOf(createDomain(xen, xs, { type: 'hvm', maxVcpus: 1 }))
+    check('HVM refused where the host has none', ours.code === 'INVALID_ARGUMENT', { capabilities, ours })
+  }
+}
 
 // Four domains made at once: their transactions conflict on /local/domain, are run again, and all land.
 try {

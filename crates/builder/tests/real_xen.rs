@@ -290,6 +290,7 @@ impl<'a> Guest<'a> {
         let domid = xen
             .create_domain(&DomainConfig {
                 kind,
+                hap: kind != DomainKind::Pv,
                 max_vcpus: 1,
                 max_evtchn_port: 1023,
                 ..DomainConfig::default()

@@ -55,6 +55,13 @@ pub struct HostSpec {
     /// Shadow paging built in (XenServer's Xen). Debian's Xen 4.17 has none:
     /// a PV domain then has no shadow pool, and asking for one is EINVAL.
     pub shadow_paging: bool,
+    /// Hardware-assisted paging (EPT/NPT): without it an HVM domain must be shadowed.
+    pub hap: bool,
+    /// Xen booted with `vpmu`: a domain may have a virtual PMU. Off by default, as Xen's.
+    pub vpmu: bool,
+    /// The highest grant table version a domain may be given (Xen's
+    /// `gnttab=max-ver:N`; 2 by default).
+    pub gnttab_max_version: u32,
     pub scrub_reporting: ScrubReporting,
     /// Pages each node's scrubber returns to free memory per second.
     pub scrub_pages_per_second_per_node: u64,
@@ -74,6 +81,9 @@ impl Default for HostSpec {
             node_memory_bytes: vec![1 << 30],
             node_claims: true,
             shadow_paging: true,
+            hap: true,
+            vpmu: false,
+            gnttab_max_version: 2,
             scrub_reporting: ScrubReporting::XenServer,
             // 1 GiB per second per node.
             scrub_pages_per_second_per_node: 262_144,

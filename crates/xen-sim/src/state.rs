@@ -23,6 +23,10 @@ const MAX_TIMER_MODE: u64 = 3;
 const MAX_VCPUS: u32 = 128;
 /// Xen's DOMID_FIRST_RESERVED: guests' domids are below it.
 const FIRST_RESERVED_DOMID: DomId = 0x7FF0;
+/// The highest port of the 2-level event channel ABI a new guest starts
+/// with (64 × 64 ports on a 64-bit guest): a larger `max_evtchn_port` only
+/// matters once the guest switches to FIFO, which the simulation does not.
+const MAX_PORT_2_LEVEL: u32 = 64 * 64 - 1;
 
 #[derive(Clone, Debug, Default)]
 struct Node {
@@ -49,6 +53,8 @@ struct Vcpu {
 #[derive(Clone, Debug)]
 struct Domain {
     kind: DomainKind,
+    /// What `xc_domain_create` was given; its handle changes with `xc_domain_sethandle`.
+    config: DomainConfig,
     max_vcpus: u32,
     /// Empty until `xc_domain_max_vcpus` allocates them.
     vcpus: Vec<Vcpu>,
@@ -181,7 +187,11 @@ impl SimHost {
         let mut domains = BTreeMap::new();
         // Domain 0 exists, with no memory of the simulated nodes.
         let n = spec.node_memory_bytes.len();
-        domains.insert(0, Domain::new(DomainKind::Pv, 1, 1023, n));
+        let dom0 = DomainConfig {
+            max_evtchn_port: 1023,
+            ..DomainConfig::default()
+        };
+        domains.insert(0, Domain::new(&dom0, n));
         Ok(SimHost {
             started: Instant::now(),
             state: Mutex::new(State {
@@ -582,10 +592,11 @@ impl SimHost {
 }
 
 impl Domain {
-    fn new(kind: DomainKind, max_vcpus: u32, max_evtchn_port: u32, nodes: usize) -> Self {
+    fn new(config: &DomainConfig, nodes: usize) -> Self {
         Domain {
-            kind,
-            max_vcpus,
+            kind: config.kind,
+            config: *config,
+            max_vcpus: config.max_vcpus,
             vcpus: Vec::new(),
             // A new domain may hold nothing until its maximum is set.
             max_pages: 0,
@@ -594,7 +605,8 @@ impl Domain {
             claim: None,
             hvm_params: BTreeMap::new(),
             memmap_limit_kib: None,
-            max_evtchn_port,
+            // evtchn_init: at most INT_MAX, whatever the toolstack asked.
+            max_evtchn_port: config.max_evtchn_port.min(i32::MAX as u32),
             evtchns: BTreeMap::new(),
             next_node: 0,
             // Xen creates domains paused by the toolstack.
@@ -633,8 +645,10 @@ impl Hypervisor for SimHost {
             capabilities: Capabilities {
                 hvm: true,
                 pv: true,
-                hap: true,
+                hap: self.spec.hap,
                 shadow: self.spec.shadow_paging,
+                vpmu: self.spec.vpmu,
+                gnttab_v2: self.spec.gnttab_max_version >= 2,
             },
             total_pages: total,
             free_pages: state.nodes.iter().map(|n| n.free_pages).sum(),
@@ -680,7 +694,10 @@ impl Hypervisor for SimHost {
         let d = state.domains.get(&domid).ok_or_else(|| esrch(OP))?;
         Ok(DomainInfo {
             domid,
+            handle: d.config.handle,
+            ssidref: d.config.ssidref,
             hvm: d.kind != DomainKind::Pv,
+            hap: d.config.hap,
             dying: false,
             paused: d.paused,
             tot_pages: d.tot_pages(),
@@ -897,7 +914,7 @@ impl Hypervisor for SimHost {
         }
         let d = state.domains.get_mut(&domid).ok_or_else(|| esrch(OP))?;
         // Port 0 is never allocated; the lowest free port is.
-        let port = (1..=d.max_evtchn_port)
+        let port = (1..=d.max_evtchn_port.min(MAX_PORT_2_LEVEL))
             .find(|p| !d.evtchns.contains_key(p))
             .ok_or_else(|| XenError::hypercall(OP, libc::ENOSPC))?;
         d.evtchns.insert(port, remote);
@@ -908,6 +925,34 @@ impl Hypervisor for SimHost {
         const OP: &str = "xc_domain_create";
         self.enter(OP)?;
         if config.max_vcpus == 0 || config.max_vcpus > MAX_VCPUS {
+            return Err(einval(OP));
+        }
+        // (arch_)sanitise_domain_config: what the host cannot do is EINVAL.
+        let hvm = config.kind != DomainKind::Pv;
+        let spec = &self.spec;
+        if (config.hap && (!hvm || !spec.hap))
+            || (config.nested_virt && !config.hap)
+            || (config.vpmu && !spec.vpmu)
+        {
+            return Err(einval(OP));
+        }
+        // A shadowed HVM domain on a Xen without shadow paging: before 4.22
+        // shadow_enable fails (EOPNOTSUPP, seen on Debian's 4.17); 4.22
+        // refuses it earlier, in arch_sanitise_domain_config (EINVAL).
+        if hvm && !config.hap && !spec.shadow_paging {
+            let errno = if spec.version
+                < (XenVersion {
+                    major: 4,
+                    minor: 22,
+                }) {
+                libc::EOPNOTSUPP
+            } else {
+                libc::EINVAL
+            };
+            return Err(XenError::hypercall(OP, errno));
+        }
+        // grant_table_init: a version from 1 to the host's `gnttab=max-ver`.
+        if config.max_grant_version == 0 || config.max_grant_version > spec.gnttab_max_version {
             return Err(einval(OP));
         }
         // grant_table_init: at least one grant frame, none above the host's limits.
@@ -935,10 +980,7 @@ impl Hypervisor for SimHost {
             domid + 1
         };
         let nodes = state.nodes.len();
-        state.domains.insert(
-            domid,
-            Domain::new(config.kind, config.max_vcpus, config.max_evtchn_port, nodes),
-        );
+        state.domains.insert(domid, Domain::new(config, nodes));
         Ok(domid)
     }
 
@@ -958,6 +1000,20 @@ impl Hypervisor for SimHost {
         for (n, node) in state.nodes.iter_mut().enumerate() {
             node.dirty_pages += domain.pages_per_node[n] + domain.shadow_pages_per_node[n];
         }
+        Ok(())
+    }
+
+    fn set_domain_handle(&self, domid: DomId, handle: [u8; 16]) -> Result<()> {
+        const OP: &str = "xc_domain_sethandle";
+        self.enter(OP)?;
+        let mut state = self.lock();
+        // XEN_DOMCTL_setdomainhandle: any domain, any 16 bytes.
+        state
+            .domains
+            .get_mut(&domid)
+            .ok_or_else(|| esrch(OP))?
+            .config
+            .handle = handle;
         Ok(())
     }
 

@@ -18,6 +18,7 @@ fn domain(h: &SimHost, kind: DomainKind, vcpus: u32, max_gib: u64) -> u32 {
     let domid = h
         .create_domain(&DomainConfig {
             kind,
+            hap: kind != DomainKind::Pv,
             max_vcpus: vcpus,
             max_evtchn_port: 1023,
             ..Default::default()
@@ -261,6 +262,7 @@ fn paging_ops_need_vcpus_and_pv_needs_shadow_paging() {
     let hvm = h
         .create_domain(&DomainConfig {
             kind: DomainKind::Hvm,
+            hap: true,
             max_vcpus: 1,
             max_evtchn_port: 1023,
             ..Default::default()
@@ -499,4 +501,141 @@ fn a_created_domain_is_paused_until_unpaused_once() {
     assert!(!h.domain_info(d).unwrap().paused);
     assert_eq!(errno(h.unpause_domain(d)), "EINVAL");
     assert_eq!(errno(h.unpause_domain(999)), "ESRCH");
+}
+
+#[test]
+fn createdomain_refuses_what_the_host_cannot_do_as_xen_does() {
+    let hvm = DomainConfig {
+        kind: DomainKind::Hvm,
+        hap: true,
+        max_vcpus: 1,
+        ..Default::default()
+    };
+    let h = host();
+    let made = |h: &SimHost, config: DomainConfig| {
+        h.create_domain(&config)
+            .map_or_else(|e| e.code(), |_| "ok".into())
+    };
+    assert_eq!(made(&h, hvm), "ok");
+    // HAP is for HVM and PVH only; nested virt needs HAP; vPMU needs Xen's `vpmu`.
+    let pv = DomainConfig {
+        kind: DomainKind::Pv,
+        ..hvm
+    };
+    assert_eq!(made(&h, pv), "EINVAL");
+    let nested_shadow = DomainConfig {
+        hap: false,
+        nested_virt: true,
+        ..hvm
+    };
+    assert_eq!(made(&h, nested_shadow), "EINVAL");
+    assert_eq!(
+        made(
+            &h,
+            DomainConfig {
+                nested_virt: true,
+                ..hvm
+            }
+        ),
+        "ok"
+    );
+    let vpmu = DomainConfig { vpmu: true, ..hvm };
+    assert_eq!(made(&h, vpmu), "EINVAL");
+    let with_vpmu = SimHost::new(HostSpec {
+        vpmu: true,
+        ..HostSpec::default()
+    })
+    .unwrap();
+    assert!(with_vpmu.physinfo().unwrap().capabilities.vpmu);
+    assert_eq!(made(&with_vpmu, vpmu), "ok");
+    // Grant table v2 where `gnttab=max-ver` allows it, never version 0.
+    assert!(h.physinfo().unwrap().capabilities.gnttab_v2);
+    let v2 = DomainConfig {
+        max_grant_version: 2,
+        ..hvm
+    };
+    assert_eq!(made(&h, v2), "ok");
+    let v0 = DomainConfig {
+        max_grant_version: 0,
+        ..hvm
+    };
+    assert_eq!(made(&h, v0), "EINVAL");
+    let v1_only = SimHost::new(HostSpec {
+        gnttab_max_version: 1,
+        ..HostSpec::default()
+    })
+    .unwrap();
+    assert!(!v1_only.physinfo().unwrap().capabilities.gnttab_v2);
+    assert_eq!(made(&v1_only, v2), "EINVAL");
+    // Without HAP an HVM domain is shadowed; with neither it cannot be made.
+    let no_hap = SimHost::new(HostSpec {
+        hap: false,
+        ..HostSpec::default()
+    })
+    .unwrap();
+    assert!(!no_hap.physinfo().unwrap().capabilities.hap);
+    assert_eq!(made(&no_hap, hvm), "EINVAL");
+    let shadowed = DomainConfig { hap: false, ..hvm };
+    assert_eq!(made(&no_hap, shadowed), "ok");
+    // With neither, Debian's 4.17 fails in shadow_enable (seen under test:xen); 4.22 earlier.
+    let neither = SimHost::new(HostSpec {
+        hap: false,
+        shadow_paging: false,
+        ..HostSpec::default()
+    })
+    .unwrap();
+    assert_eq!(made(&neither, shadowed), "EOPNOTSUPP");
+    let neither_4_22 = SimHost::new(HostSpec {
+        hap: false,
+        shadow_paging: false,
+        version: xenctrl::XenVersion {
+            major: 4,
+            minor: 22,
+        },
+        ..HostSpec::default()
+    })
+    .unwrap();
+    assert_eq!(made(&neither_4_22, shadowed), "EINVAL");
+}
+
+#[test]
+fn the_handle_and_paging_mode_read_back_and_the_handle_can_change() {
+    let h = host();
+    let uuid = [
+        0x12, 0x34, 0x56, 0x78, 0x9a, 0xbc, 0xde, 0xf0, 1, 2, 3, 4, 5, 6, 7, 8,
+    ];
+    let d = h
+        .create_domain(&DomainConfig {
+            kind: DomainKind::Hvm,
+            hap: true,
+            handle: uuid,
+            ssidref: 7,
+            max_vcpus: 1,
+            ..Default::default()
+        })
+        .unwrap();
+    let info = h.domain_info(d).unwrap();
+    assert_eq!((info.handle, info.ssidref, info.hap), (uuid, 7, true));
+    let marker = [0xde; 16];
+    h.set_domain_handle(d, marker).unwrap();
+    assert_eq!(h.domain_info(d).unwrap().handle, marker);
+    assert_eq!(errno(h.set_domain_handle(99, marker)), "ESRCH");
+}
+
+#[test]
+fn no_event_channel_limit_leaves_the_2_level_abis() {
+    // xenopsd's -1: the guest gets every port its event channel ABI has,
+    // 4096 for the 2-level ABI a 64-bit guest starts with.
+    let h = host();
+    let d = h
+        .create_domain(&DomainConfig {
+            kind: DomainKind::Pv,
+            max_vcpus: 1,
+            ..Default::default()
+        })
+        .unwrap();
+    for port in 1..=4095 {
+        assert_eq!(h.alloc_unbound_evtchn(d, 0).unwrap(), port);
+    }
+    assert_eq!(errno(h.alloc_unbound_evtchn(d, 0)), "ENOSPC");
 }

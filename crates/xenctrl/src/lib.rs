@@ -44,6 +44,8 @@ pub trait Hypervisor: Send + Sync {
     fn alloc_unbound_evtchn(&self, domid: DomId, remote: DomId) -> Result<u32>;
     fn create_domain(&self, config: &DomainConfig) -> Result<DomId>;
     fn destroy_domain(&self, domid: DomId) -> Result<()>;
+    /// Renames the domain for the toolstack (`xc_domain_sethandle`).
+    fn set_domain_handle(&self, domid: DomId, handle: [u8; 16]) -> Result<()>;
     fn set_max_memory_kib(&self, domid: DomId, max_kib: u64) -> Result<()>;
     /// Lets a built domain run (domains are created paused).
     fn unpause_domain(&self, domid: DomId) -> Result<()>;

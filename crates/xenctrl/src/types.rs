@@ -28,6 +28,10 @@ pub struct Capabilities {
     pub pv: bool,
     pub hap: bool,
     pub shadow: bool,
+    /// A domain may be given a virtual PMU (`XEN_DOMCTL_CDF_vpmu`): Xen's `vpmu` boot option.
+    pub vpmu: bool,
+    /// Grant table version 2 allowed (Xen's `gnttab=max-ver:2`, its default).
+    pub gnttab_v2: bool,
 }
 
 impl Capabilities {
@@ -37,6 +41,8 @@ impl Capabilities {
             pv: bits & 2 != 0,
             hap: bits & 8 != 0,
             shadow: bits & 16 != 0,
+            vpmu: bits & (1 << 7) != 0,
+            gnttab_v2: bits & (1 << 9) != 0,
         }
     }
 
@@ -45,6 +51,8 @@ impl Capabilities {
             | u32::from(self.pv) << 1
             | u32::from(self.hap) << 3
             | u32::from(self.shadow) << 4
+            | u32::from(self.vpmu) << 7
+            | u32::from(self.gnttab_v2) << 9
     }
 }
 
@@ -99,7 +107,12 @@ pub struct CpuTopology {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct DomainInfo {
     pub domid: DomId,
+    /// The toolstack's name for the domain (xenopsd: the VM's UUID), as 16 bytes.
+    pub handle: [u8; 16],
+    pub ssidref: u32,
     pub hvm: bool,
+    /// Hardware-assisted paging (`XEN_DOMINF_hap`); an HVM domain without it is shadowed.
+    pub hap: bool,
     pub dying: bool,
     /// Paused by the toolstack: created domains are, until unpaused.
     pub paused: bool,
@@ -127,7 +140,20 @@ pub enum DomainKind {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct DomainConfig {
     pub kind: DomainKind,
+    /// The toolstack's name for the domain (xenopsd: the VM's UUID).
+    pub handle: [u8; 16],
+    /// The XSM security label; 0 without XSM.
+    pub ssidref: u32,
+    /// Hardware-assisted paging (HVM and PVH only); without it, shadow paging.
+    pub hap: bool,
+    /// Nested virtualisation (HVM with HAP only).
+    pub nested_virt: bool,
+    /// A virtual PMU: only where Xen was booted with `vpmu`.
+    pub vpmu: bool,
+    /// x86: reads of MSRs Xen does not know give 0 instead of a fault (`XEN_X86_MSR_RELAXED`).
+    pub msr_relaxed: bool,
     pub max_vcpus: u32,
+    /// The highest event channel port; [`NO_EVTCHN_PORT_LIMIT`]: the guest's ABI's own limit.
     pub max_evtchn_port: u32,
     /// Grant table frames; `None`: the hypervisor's default (64). Xen takes 1
     /// to its `gnttab_max_frames`.
@@ -135,7 +161,12 @@ pub struct DomainConfig {
     /// Maptrack frames (for mapping other domains' grants: backends);
     /// `None`: the hypervisor's default (1024), its most.
     pub max_maptrack_frames: Option<u32>,
+    /// The highest grant table version the guest may use (1 or 2).
+    pub max_grant_version: u32,
 }
+
+/// What xenopsd passes as `max_evtchn_port` (-1): no limit but the ABI's.
+pub const NO_EVTCHN_PORT_LIMIT: u32 = u32::MAX;
 
 /// Xen's defaults for `gnttab_max_frames` and `gnttab_max_maptrack_frames`:
 /// the most a domain may be given.
@@ -146,10 +177,17 @@ impl Default for DomainConfig {
     fn default() -> Self {
         DomainConfig {
             kind: DomainKind::Pv,
+            handle: [0; 16],
+            ssidref: 0,
+            hap: false,
+            nested_virt: false,
+            vpmu: false,
+            msr_relaxed: false,
             max_vcpus: 1,
-            max_evtchn_port: 1023,
+            max_evtchn_port: NO_EVTCHN_PORT_LIMIT,
             max_grant_frames: None,
             max_maptrack_frames: None,
+            max_grant_version: 1,
         }
     }
 }

@@ -121,6 +121,7 @@ fn an_hvm_domain_gets_its_hap_pool_once_it_has_vcpus() {
     let xen = xen();
     let config = DomainConfig {
         kind: DomainKind::Hvm,
+        hap: true,
         max_vcpus: 1,
         max_evtchn_port: 1023,
         ..Default::default()

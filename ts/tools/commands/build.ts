@@ -5,7 +5,7 @@ import { openHypervisor, simulateHost, simulatorPresets } from '../../hypervisor
 import { SimulatedXenguest } from '../../sim-xenguest.js'
 import { requireDefaultXenguestPath, SpawnedXenguest } from '../../xenguest.js'
 import { XenDomainBuildError } from '../../errors.js'
-import { createDomain, destroyDomain } from '../../domain.js'
+import { createDomain, destroyDomain, removeVm } from '../../domain.js'
 import { domainPath, InMemoryXenstore, openXenstore, type Xenstore } from '../../xenstore.js'
 import { parseCommandLine, presetNames, readInput, UsageError, wholeNumber, type Out } from '../common.js'
 import { parseVmConfig } from '../vm-config.js'
@@ -68,7 +68,7 @@ export async function build(args: string[], out: Out): Promise<number> {
   const numaPolicy = (values['numa-policy'] ?? 'best_effort') as NumaPolicy
   if (!NUMA_POLICIES.includes(numaPolicy)) throw new UsageError(`--numa-policy: ${numaPolicy} is not one of ${NUMA_POLICIES.join(', ')}`)
   const config = parseVmConfig(readInput(values.config), values.config === '-' ? 'stdin' : values.config)
-  const domainConfig = { type: config.vm.type, maxVcpus: config.vm.vcpus, ...config.domain }
+  const domainConfig = { type: config.vm.type, maxVcpus: config.vm.vcpus, pvShim: config.vm.pvShim, initialTargetKib: config.vm.targetKib, ...config.domain }
   let built: BuiltDomain
   let host: BuildHost
   if (values.sim !== undefined) {
@@ -100,7 +100,12 @@ export async function build(args: string[], out: Out): Promise<number> {
       if (!values.paused) await xen.unpauseDomain(domid)
     } catch (error) {
       // A domain this command made does not outlive its failed build (xenopsd destroys it too).
-      if (existing === undefined) await destroyDomain(xen, host.xenstore, domid).catch(() => undefined)
+      if (existing === undefined) {
+        const vmPath = await host.xenstore.read(`${domainPath(domid)}/vm`).catch(() => null)
+        await destroyDomain(xen, host.xenstore, domid).catch(() => undefined)
+        // The VM was this command's alone: its /vm/UUID goes too (removeVm keeps one another domain still uses).
+        if (vmPath?.startsWith('/vm/')) await removeVm(host.xenstore, vmPath.slice(4)).catch(() => undefined)
+      }
       throw error
     }
   }

@@ -123,6 +123,7 @@ struct Api {
     evtchn_alloc_unbound: unsafe extern "C" fn(Xch, u32, u32) -> c_int,
     domain_create: unsafe extern "C" fn(Xch, *mut u32, *mut abi::Createdomain) -> c_int,
     domain_destroy: unsafe extern "C" fn(Xch, u32) -> c_int,
+    domain_sethandle: unsafe extern "C" fn(Xch, u32, *const u8) -> c_int,
     domain_setmaxmem: unsafe extern "C" fn(Xch, u32, u64) -> c_int,
     domain_unpause: unsafe extern "C" fn(Xch, u32) -> c_int,
 }
@@ -155,6 +156,7 @@ impl Api {
             evtchn_alloc_unbound: symbol!("xc_evtchn_alloc_unbound"),
             domain_create: symbol!("xc_domain_create"),
             domain_destroy: symbol!("xc_domain_destroy"),
+            domain_sethandle: symbol!("xc_domain_sethandle"),
             domain_setmaxmem: symbol!("xc_domain_setmaxmem"),
             domain_unpause: symbol!("xc_domain_unpause"),
         })
@@ -424,6 +426,15 @@ impl Interface {
         // SAFETY: plain values.
         self.call("xc_domain_destroy", |api, xch| unsafe {
             (api.domain_destroy)(xch, domid)
+        })?;
+        Ok(())
+    }
+
+    pub(super) fn domain_sethandle(&self, domid: u32, handle: &[u8; 16]) -> Result<()> {
+        // SAFETY: xen_domain_handle_t is uint8_t[16], passed as a pointer to
+        // its first byte; libxenctrl copies the 16 bytes and keeps nothing.
+        self.call("xc_domain_sethandle", |api, xch| unsafe {
+            (api.domain_sethandle)(xch, domid, handle.as_ptr())
         })?;
         Ok(())
     }

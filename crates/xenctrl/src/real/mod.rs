@@ -33,8 +33,12 @@ pub const SUPPORTED_VERSIONS: &[XenVersion] = &[XenVersion {
 const XEN_DOMINF_DYING: u32 = 1 << 0;
 const XEN_DOMINF_HVM_GUEST: u32 = 1 << 1;
 const XEN_DOMINF_PAUSED: u32 = 1 << 3;
+const XEN_DOMINF_HAP: u32 = 1 << 8;
 const XEN_DOMCTL_CDF_HVM: u32 = 1 << 0;
 const XEN_DOMCTL_CDF_HAP: u32 = 1 << 1;
+const XEN_DOMCTL_CDF_NESTED_VIRT: u32 = 1 << 6;
+const XEN_DOMCTL_CDF_VPMU: u32 = 1 << 7;
+const XEN_X86_MSR_RELAXED: u32 = 1 << 0;
 const XEN_X86_EMU_LAPIC: u32 = 1 << 0;
 /// Everything but vPCI, as libxl gives an HVM guest.
 const XEN_X86_EMU_HVM: u32 = 0x3ff;
@@ -276,7 +280,10 @@ impl Hypervisor for XenCtrl {
             .ok_or_else(|| XenError::hypercall("xc_domain_getinfolist", libc::ESRCH))?;
         Ok(DomainInfo {
             domid,
+            handle: raw.handle,
+            ssidref: raw.ssidref,
             hvm: raw.flags & XEN_DOMINF_HVM_GUEST != 0,
+            hap: raw.flags & XEN_DOMINF_HAP != 0,
             dying: raw.flags & XEN_DOMINF_DYING != 0,
             paused: raw.flags & XEN_DOMINF_PAUSED != 0,
             tot_pages: raw.tot_pages,
@@ -386,12 +393,24 @@ impl Hypervisor for XenCtrl {
     }
 
     fn create_domain(&self, config: &DomainConfig) -> Result<DomId> {
-        let (flags, emulation_flags) = match config.kind {
+        let (kind_flags, emulation_flags) = match config.kind {
             DomainKind::Pv => (0, 0),
-            DomainKind::Hvm => (XEN_DOMCTL_CDF_HVM | XEN_DOMCTL_CDF_HAP, XEN_X86_EMU_HVM),
-            DomainKind::Pvh => (XEN_DOMCTL_CDF_HVM | XEN_DOMCTL_CDF_HAP, XEN_X86_EMU_LAPIC),
+            DomainKind::Hvm => (XEN_DOMCTL_CDF_HVM, XEN_X86_EMU_HVM),
+            DomainKind::Pvh => (XEN_DOMCTL_CDF_HVM, XEN_X86_EMU_LAPIC),
         };
+        // Passed as asked: Xen refuses what it cannot do (HAP on a PV domain,
+        // nested virt without HAP, vPMU not enabled) with EINVAL.
+        let flags = [
+            (config.hap, XEN_DOMCTL_CDF_HAP),
+            (config.nested_virt, XEN_DOMCTL_CDF_NESTED_VIRT),
+            (config.vpmu, XEN_DOMCTL_CDF_VPMU),
+        ]
+        .iter()
+        .filter(|(on, _)| *on)
+        .fold(kind_flags, |flags, (_, flag)| flags | flag);
         let mut raw = abi::Createdomain {
+            ssidref: config.ssidref,
+            handle: config.handle,
             flags,
             max_vcpus: config.max_vcpus,
             max_evtchn_port: config.max_evtchn_port,
@@ -402,11 +421,15 @@ impl Hypervisor for XenCtrl {
             max_maptrack_frames: config
                 .max_maptrack_frames
                 .map_or(-1, |f| i32::try_from(f).unwrap_or(i32::MAX)),
-            // Grant table version 1.
-            grant_opts: 1,
+            // XEN_DOMCTL_GRANT_version(v) is v itself; Xen refuses anything above its mask.
+            grant_opts: config.max_grant_version,
             arch: abi::ArchDomainConfig {
                 emulation_flags,
-                misc_flags: 0,
+                misc_flags: if config.msr_relaxed {
+                    XEN_X86_MSR_RELAXED
+                } else {
+                    0
+                },
             },
             ..Default::default()
         };
@@ -419,6 +442,10 @@ impl Hypervisor for XenCtrl {
         self.xc.domain_destroy(domid)?;
         self.created_vcpus().remove(&domid);
         Ok(())
+    }
+
+    fn set_domain_handle(&self, domid: DomId, handle: [u8; 16]) -> Result<()> {
+        self.xc.domain_sethandle(domid, &handle)
     }
 
     fn set_max_memory_kib(&self, domid: DomId, max_kib: u64) -> Result<()> {
