@@ -38,7 +38,8 @@ function pagesByNode(domid) {
   execFileSync('xl', ['debug-keys', 'u'])
   const report = execFileSync('xl', ['dmesg'], { encoding: 'utf8' }).split('Memory location of each domain:').pop() ?? ''
   const lines = report.split('\n')
-  const at = lines.findIndex((l) => l.includes(`Domain ${domid} (total: `))
+  // Xen 4.17 heads each domain "Domain 21 (total: N):", 4.20 "d21 (total: N):".
+  const at = lines.findIndex((l) => new RegExp(`^(\\(XEN\\))?\\s*(Domain |d)${domid} \\(total: `).test(l))
   if (at < 0) return null
   const byNode = []
   for (const line of lines.slice(at + 1)) {

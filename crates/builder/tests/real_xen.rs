@@ -120,14 +120,23 @@ impl RawXc {
             .rsplit("Memory location of each domain:")
             .next()
             .expect("the u key printed its report");
-        let header = format!("Domain {domid} (total: ");
-        let mut lines = report.lines().skip_while(|l| !l.contains(&header));
+        // Xen 4.17 heads each domain "Domain 21 (total: N):", 4.20 "d21 (total: N):".
+        let headers = [
+            format!("Domain {domid} (total: "),
+            format!("d{domid} (total: "),
+        ];
+        let header_of = |line: &str| {
+            let text = line.trim_start_matches("(XEN)").trim_start();
+            headers
+                .iter()
+                .find(|h| text.starts_with(h.as_str()))
+                .map(|h| text[h.len()..].to_string())
+        };
+        let mut lines = report.lines().skip_while(|l| header_of(l).is_none());
         let first = lines
             .next()
-            .unwrap_or_else(|| panic!("no {header} in:\n{report}"));
-        let total: u64 = first
-            .split(&header)
-            .nth(1)
+            .unwrap_or_else(|| panic!("no {} in:\n{report}", headers.join(" or ")));
+        let total: u64 = header_of(first)
             .unwrap()
             .trim_end_matches("):")
             .parse()
@@ -609,7 +618,9 @@ fn builds_a_256_mib_pvh_guest_that_boots() {
         "ACPI: RSDP 0x00000000FC000000",
         "ACPI: FACP 0x00000000FC0000C0",
         "ACPI: APIC 0x00000000FC000200",
-        "smpboot: Allowing 1 CPUs",
+        // One CPU from the MADT: 6.1 says "smpboot: Allowing 1 CPUs", 6.12
+        // "CPU topo: Allowing 1 present CPUs".
+        "Allowing 1 ",
         "Booting kernel on Xen PVH",
         "guest-marker: PV guest up",
     ] {
@@ -618,6 +629,10 @@ fn builds_a_256_mib_pvh_guest_that_boots() {
             "no {expected:?} on the guest's console"
         );
     }
+    assert!(
+        console.contains("smpboot: Allowing 1 CPUs") || console.contains("Allowing 1 present CPUs"),
+        "the guest's kernel did not find exactly one CPU"
+    );
     let flags = raw.flags(domid);
     let reason = (flags >> SHUTDOWN_REASON_SHIFT) & 0xff;
     assert!(
