@@ -97,6 +97,22 @@ describe('the simulated host through the binding', () => {
     expect(() => simulateHost({ host: { distances: [[10]], cpus: [{ core: 0, socket: 0, node: 3 }], nodeMemoryBytes: [4096] } })).toThrow(/cpus\[0\]: node 3/)
   })
 
+  it('opens every supported Xen release, and refuses the others by name', async () => {
+    for (const release of ['4.17', '4.18', '4.19', '4.20', '4.21', '4.22']) {
+      const xen = simulateHost({ preset: 'qemu-2-node', xenVersion: release }).hypervisor()
+      expect(`${xen.version.major}.${xen.version.minor}`).toBe(release)
+      expect((await xen.physinfo()).nrNodes).toBe(2)
+    }
+    const newer = simulateHost({ preset: 'qemu-2-node', xenVersion: '4.23' })
+    expect(() => newer.hypervisor()).toThrow(expect.objectContaining({
+      code: 'XEN_VERSION_UNSUPPORTED',
+      message: expect.stringContaining('Xen 4.23 is newer than the newest release this version of xen-domain-build knows (supported: 4.17 to 4.22)'),
+    }))
+    const older = simulateHost({ preset: 'qemu-2-node', xenVersion: '4.16' })
+    expect(() => older.hypervisor()).toThrow(expect.objectContaining({ code: 'XEN_VERSION_UNSUPPORTED', message: expect.stringContaining('4.17 to 4.22') }))
+    expect(() => simulateHost({ preset: 'qemu-2-node', xenVersion: 'four' })).toThrow(expect.objectContaining({ code: 'INVALID_ARGUMENT' }))
+  })
+
   it('feeds the planner the same topology as the xenopsd fixture', async () => {
     const amd = readJson<{ distances: number[][]; cpu_to_node: number[]; node_cores: number[] }>(sharedData('numa', 'amd_opteron6272.json'))
     const layout = await readHostTopology(simulateHost({ preset: 'amd-opteron-6272' }).hypervisor())

@@ -132,7 +132,11 @@ export declare class SimulatedHost {
   constructor(options: SimulatedHostOptions)
   /** The preset hosts. */
   static presets(): Array<SimulatorPreset>
-  /** The host's hypervisor interface: the same object as a real host's. */
+  /**
+   * The host's hypervisor interface: the same object as a real host's.
+   * A release outside the supported ones is refused
+   * (`XEN_VERSION_UNSUPPORTED`), as `openHypervisor` refuses it.
+   */
   hypervisor(): Hypervisor
   /** Moves the manual clock on; the scrubber runs. */
   advanceClock(ms: number): void
@@ -375,6 +379,12 @@ export interface SimulatedHostOptions {
   scrubPagesPerSecondPerNode?: number
   /** Real time by default; `manual` for tests that step the scrubber. */
   clock?: Clock
+  /**
+   * The Xen release the host reports, as "4.20" (default "4.17"): one
+   * outside the supported ones is refused when its hypervisor is opened,
+   * as on a real host.
+   */
+  xenVersion?: string
 }
 
 /** A preset host of the simulator. */

@@ -46,6 +46,10 @@ pub struct SimulatedHostOptions {
     pub scrub_pages_per_second_per_node: Option<f64>,
     /// Real time by default; `manual` for tests that step the scrubber.
     pub clock: Option<Clock>,
+    /// The Xen release the host reports, as "4.20" (default "4.17"): one
+    /// outside the supported ones is refused when its hypervisor is opened,
+    /// as on a real host.
+    pub xen_version: Option<String>,
 }
 
 /// How physinfo reports memory waiting to be scrubbed.
@@ -177,6 +181,10 @@ fn spec_from(options: &SimulatedHostOptions) -> Result<HostSpec> {
         spec.scrub_pages_per_second_per_node =
             to_u64(rate, || "scrubPagesPerSecondPerNode".into())?;
     }
+    if let Some(text) = &options.xen_version {
+        spec.version = parse_version(text)
+            .ok_or_else(|| invalid_argument(format!("xenVersion: {text:?} is not MAJOR.MINOR")))?;
+    }
     if let Some(clock) = &options.clock {
         spec.clock = match clock {
             Clock::Manual => xen_sim::Clock::Manual,
@@ -184,6 +192,14 @@ fn spec_from(options: &SimulatedHostOptions) -> Result<HostSpec> {
         };
     }
     Ok(spec)
+}
+
+fn parse_version(text: &str) -> Option<xenctrl::XenVersion> {
+    let (major, minor) = text.split_once('.')?;
+    Some(xenctrl::XenVersion::new(
+        major.parse().ok()?,
+        minor.parse().ok()?,
+    ))
 }
 
 fn fault_from(input: FaultInput) -> Result<Fault> {
@@ -262,9 +278,20 @@ impl SimulatedHost {
     }
 
     /// The host's hypervisor interface: the same object as a real host's.
+    /// A release outside the supported ones is refused
+    /// (`XEN_VERSION_UNSUPPORTED`), as `openHypervisor` refuses it.
     #[napi]
-    pub fn hypervisor(&self) -> Hypervisor {
-        Hypervisor::new(self.host.clone(), true)
+    pub fn hypervisor(&self, env: &Env) -> napi::Result<Hypervisor> {
+        sync(env, || {
+            let version = self.host.spec().version;
+            xenlib::check_supported(version).map_err(|e| {
+                crate::error::Failure::from(xenctrl::XenError::VersionUnsupported {
+                    version: e.version,
+                    supported: e.supported,
+                })
+            })?;
+            Ok(Hypervisor::new(self.host.clone(), true))
+        })
     }
 
     /// Moves the manual clock on; the scrubber runs.

@@ -11,6 +11,7 @@
 import { execFileSync } from 'node:child_process'
 import { existsSync, readFileSync, truncateSync, writeFileSync } from 'node:fs'
 import { BuildHost, buildDomain, createDomain, destroyDomain, openHypervisor, openXenstore, removeVm, SpawnedXenguest } from 'xen-domain-build'
+import { pagesOfDomains } from './xen-pages.mjs'
 
 const BUILDER = process.env.XEN_BUILDER ?? '/mnt/host/xen-domain-builder'
 const KERNEL = process.env.GUEST_KERNEL ?? '/tmp/guest/vmlinuz'
@@ -31,22 +32,6 @@ const alive = (pid) => {
   } catch {
     return false
   }
-}
-
-/** Pages of a domain on each node, as Xen counts them (the `u` debug key). */
-function pagesByNode(domid) {
-  execFileSync('xl', ['debug-keys', 'u'])
-  const report = execFileSync('xl', ['dmesg'], { encoding: 'utf8' }).split('Memory location of each domain:').pop() ?? ''
-  const lines = report.split('\n')
-  const at = lines.findIndex((l) => l.includes(`Domain ${domid} (total: `))
-  if (at < 0) return null
-  const byNode = []
-  for (const line of lines.slice(at + 1)) {
-    const m = /Node (\d+): (\d+)/.exec(line)
-    if (!m) break
-    byNode[Number(m[1])] = Number(m[2])
-  }
-  return byNode
 }
 
 const xen = await openHypervisor()
@@ -90,7 +75,7 @@ for (const [i, node] of [[1, 0], [2, 1], [3, 0]]) {
   console.log(`xen-test-timing: buildDomain to unpaused, 256 MiB PV guest: ${Math.round(ms)} ms (steps ${JSON.stringify(Object.fromEntries(Object.entries(built.timingsMs).map(([k, v]) => [k, Math.round(v)])))})`)
   check(`${name}: planned on node ${node}`, JSON.stringify(built.placement.plan?.nodes) === JSON.stringify([node]) && built.placement.affinity === 'soft', built.placement)
   check(`${name}: the builder was told -mem_pnode ${node}`, spawned[0]?.args.join(' ').includes(`-mem_pnode ${node}`), spawned[0]?.args)
-  const pages = pagesByNode(domid)
+  const pages = pagesOfDomains().get(domid) ?? null
   const total = (pages ?? []).reduce((a, b) => a + (b ?? 0), 0)
   check(`${name}: every page on node ${node} (Xen's count)`, pages !== null && total > 0 && (pages[node] ?? 0) === total, pages)
   check(`${name}: no claim left`, (await xen.domainInfo(domid)).outstandingPages === 0 && (await xen.physinfo()).outstandingPages === 0)

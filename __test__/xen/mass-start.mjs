@@ -10,6 +10,7 @@
 // checkpoints.
 import { execFileSync, spawn } from 'node:child_process'
 import { existsSync, readdirSync, writeFileSync } from 'node:fs'
+import { pagesOfDomains } from './xen-pages.mjs'
 import { BuildHost, buildDomain, createDomain, destroyDomain, openHypervisor, openXenstore, SpawnedXenguest } from 'xen-domain-build'
 
 const BUILDER = process.env.XEN_BUILDER ?? '/mnt/host/xen-domain-builder'
@@ -31,26 +32,6 @@ const alive = (pid) => {
   } catch {
     return false
   }
-}
-
-/** Pages of every domain on each node, as Xen counts them (the `u` debug key): domid -> pages by node. */
-function pagesOfDomains() {
-  execFileSync('xl', ['debug-keys', 'u'])
-  const report = execFileSync('xl', ['dmesg', '-c'], { encoding: 'utf8' }).split('Memory location of each domain:').pop() ?? ''
-  const byDomain = new Map()
-  let current = null
-  for (const line of report.split('\n')) {
-    const d = /Domain (\d+) \(total: \d+\)/.exec(line)
-    if (d) {
-      current = []
-      byDomain.set(Number(d[1]), current)
-      continue
-    }
-    const n = /Node (\d+): (\d+)/.exec(line)
-    if (n && current) current[Number(n[1])] = Number(n[2])
-    else current = null
-  }
-  return byDomain
 }
 
 const xen = await openHypervisor()
@@ -145,7 +126,7 @@ async function ourStart(label, mix, accounting) {
     }),
   )
   const wallMs = performance.now() - started
-  const pages = pagesOfDomains()
+  const pages = pagesOfDomains({ clear: true })
   const outcome = { wholly: 0, spread: 0, unplaced: 0, failed: 0 }
   for (const g of guests) {
     if (g.error) {
@@ -227,7 +208,7 @@ async function xlStart(label, mix) {
       // not created
     }
   }
-  const pages = pagesOfDomains()
+  const pages = pagesOfDomains({ clear: true })
   const outcome = { wholly: 0, spread: 0, unplaced: 0, failed: 0 }
   for (const e of exits) {
     const domid = domids.get(e.name)

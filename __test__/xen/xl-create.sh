@@ -26,7 +26,8 @@ for run in 1 2 3; do
   [ "$run" = 3 ] || xl destroy g1
 done
 xl debug-keys u
-xl dmesg | grep -A 2 "Domain $(xl domid g1) (total"
+# "Domain N (total" on Xen 4.17, "dN (total" on 4.20.
+xl dmesg | grep -A 2 -E "(Domain |\) *d)$(xl domid g1) \(total"
 xl unpause g1
 log=/var/log/xen/console/guest-g1.log
 for _ in $(seq 1 120); do

@@ -1,12 +1,14 @@
 #!/bin/sh
 # Runs in dom0, from the host's share: each suite writes its output and exit
-# status into results/, with how long it took.
+# status into results/, with how long it took. xen/ on the share is the
+# release's /usr/lib/xen-4.N (test-xen.mjs boots each release in turn).
 cd /mnt/host
 export LD_LIBRARY_PATH=/usr/lib/x86_64-linux-gnu:/lib/x86_64-linux-gnu
 mkdir -p results
 run() {
   name=$1; shift
   start=$(date +%s)
+  echo "xen-test: $name started"
   "$@" > "results/$name.txt" 2>&1
   echo $? > "results/$name.status"
   echo $(( $(date +%s) - start )) > "results/$name.seconds"
@@ -18,14 +20,14 @@ run smoke ./node/node --no-warnings smoke.mjs
 run xenstore ./node/node --no-warnings xenstore.mjs
 # xenstored (unless the xenstore suite started it), dom0's own keys and
 # xenconsoled (Xen's, off the share), for the builder's guests and for xl.
-export PATH="/mnt/host/xen-4.17/bin:$PATH"
+export PATH="/mnt/host/xen/bin:$PATH"
 mkdir -p /var/run/xenstored /var/lib/xenstored /var/log/xen/console /var/lib/xen /var/run/xen /etc/xen
 [ -s /var/run/xenstored.pid ] || { xenstored --pid-file=/var/run/xenstored.pid && xen-init-dom0 > /dev/null; } ||
   echo "xen-test: xenstored did not start"
 xenconsoled --log=guest --log-dir=/var/log/xen/console || echo "xen-test: xenconsoled did not start"
 # The guest's kernel and ramdisk from dom0's memory, not over 9p: the timings
 # compare builders, not the share.
-mkdir -p /tmp/guest && cp guest/vmlinuz guest/vmlinux guest/initrd.gz xen-4.17/boot/hvmloader /tmp/guest/
+mkdir -p /tmp/guest && cp guest/vmlinuz guest/vmlinux guest/initrd.gz xen/boot/hvmloader /tmp/guest/
 run builder env XEN_BUILDER=/mnt/host/xen-domain-builder GUEST_KERNEL=/tmp/guest/vmlinuz \
   GUEST_RAMDISK=/tmp/guest/initrd.gz HVMLOADER=/tmp/guest/hvmloader ./builder_real_xen --ignored --test-threads=1 --nocapture
 run xl sh xl-create.sh

@@ -1,48 +1,44 @@
-//! The offsets the builder uses in `struct xc_dom_image` (and the sizes of the
-//! structs it fills) are the installed Xen headers' own: a C program compiled
-//! against `xenguest.h` prints them and they must equal `ffi::layout`.
-//! Needs Debian's libxen-dev (`npm test` installs it).
+//! The offsets the builder uses in `struct xc_dom_image`, the structs it
+//! fills and the constants it relies on are each supported release's own:
+//! the Rust definitions must say exactly what every release's committed
+//! facts say (crates/c-probe, measured from that release's headers).
 
 use builder::ffi::layout::{
-    HvmInfoTable, RawE820Entry, RawFirmwareModule, RawVmemrange, RawXcError, V4_17,
+    HvmInfoTable, RawE820Entry, RawFirmwareModule, RawVmemrange, RawXcError, DOM_IMAGE,
+    HVM_INFO_OFFSET, HVM_INFO_PFN, HVM_MAX_VCPUS, MAX_ACPI_MODULES, XC_DOM_HVM_CONTAINER,
+    XC_DOM_PV_CONTAINER,
 };
-use std::fmt::Write as _;
-use std::path::Path;
+use c_probe::{assert_matches, committed, RustFacts};
+use std::mem::{offset_of, size_of, size_of_val};
 
-#[test]
-fn xen_4_17_xc_dom_image_offsets_match_the_installed_headers() {
-    assert!(
-        Path::new("/usr/include/xenguest.h").exists(),
-        "/usr/include/xenguest.h is missing: install libxen-dev (npm test does it)"
-    );
-    let version = std::fs::read_to_string("/usr/include/xen/domctl.h").unwrap();
-    assert!(
-        version.contains("#define XEN_DOMCTL_INTERFACE_VERSION 0x00000015"),
-        "the installed headers are not Xen 4.17's"
-    );
+const OWNED: &[&str] = &[
+    "xc_dom_image",
+    "hvm_info_table",
+    "xen_vmemrange_t",
+    "xc_error",
+    "e820entry",
+    "xc_hvm_firmware_module",
+    "XC_DOM_PV_CONTAINER",
+    "XC_DOM_HVM_CONTAINER",
+    "HVM_INFO_PFN",
+    "HVM_INFO_OFFSET",
+    "HVM_MAX_VCPUS",
+    "MAX_ACPI_MODULES",
+];
 
-    let mut expected = Vec::new();
-    let mut program = String::from(
-        "#define __XEN_TOOLS__ 1\n#include <stddef.h>\n#include <stdio.h>\n#include <xenctrl.h>\n#include <xenguest.h>\n#include <xen/hvm/hvm_info_table.h>\nint main(void) {\n",
-    );
-    for (field, offset, size) in V4_17.fields() {
-        writeln!(
-            program,
-            "  printf(\"{field} %zu %zu\\n\", offsetof(struct xc_dom_image, {field}), sizeof(((struct xc_dom_image *)0)->{field}));"
-        )
-        .unwrap();
-        expected.push(format!("{field} {offset} {size}"));
+fn rust_facts() -> RustFacts {
+    let mut rust = RustFacts::default();
+    for (field, offset, size) in DOM_IMAGE.fields() {
+        rust.field("xc_dom_image", field, offset, size);
     }
+    let t = HvmInfoTable::default();
+    rust.size("hvm_info_table", size_of::<HvmInfoTable>());
     macro_rules! hvm_info {
-        ($($f:ident),*) => {[$(
-            (
-                concat!("hvm_info.", stringify!($f)),
-                concat!("offsetof(struct hvm_info_table, ", stringify!($f), ")"),
-                std::mem::offset_of!(HvmInfoTable, $f),
-            ),
-        )*]};
+        ($($f:ident),*) => {$(
+            rust.field("hvm_info_table", stringify!($f), offset_of!(HvmInfoTable, $f), size_of_val(&t.$f));
+        )*};
     }
-    let hvm_info = hvm_info!(
+    hvm_info!(
         signature,
         length,
         checksum,
@@ -53,79 +49,37 @@ fn xen_4_17_xc_dom_image_offsets_match_the_installed_headers() {
         high_mem_pgend,
         vcpu_online
     );
-    for (name, c, size) in hvm_info.into_iter().chain([
-        (
-            "xen_vmemrange_t",
-            "sizeof(xen_vmemrange_t)",
-            std::mem::size_of::<RawVmemrange>(),
-        ),
-        (
-            "vmemrange.nid",
-            "offsetof(xen_vmemrange_t, nid)",
-            std::mem::offset_of!(RawVmemrange, nid),
-        ),
-        (
-            "xc_error",
-            "sizeof(xc_error)",
-            std::mem::size_of::<RawXcError>(),
-        ),
-        (
-            "xc_error.message",
-            "offsetof(xc_error, message)",
-            std::mem::offset_of!(RawXcError, message),
-        ),
-        (
-            "XC_DOM_HVM_CONTAINER",
-            "(size_t)XC_DOM_HVM_CONTAINER",
-            builder::ffi::layout::XC_DOM_HVM_CONTAINER as usize,
-        ),
-        (
-            "hvm_info_table",
-            "sizeof(struct hvm_info_table)",
-            std::mem::size_of::<HvmInfoTable>(),
-        ),
-        (
-            "HVM_INFO_PFN",
-            "(size_t)HVM_INFO_PFN",
-            builder::ffi::layout::HVM_INFO_PFN as usize,
-        ),
-        (
-            "HVM_INFO_OFFSET",
-            "(size_t)HVM_INFO_OFFSET",
-            builder::ffi::layout::HVM_INFO_OFFSET,
-        ),
-        (
-            "HVM_MAX_VCPUS",
-            "(size_t)HVM_MAX_VCPUS",
-            builder::ffi::layout::HVM_MAX_VCPUS,
-        ),
-        (
-            "e820entry",
-            "sizeof(struct e820entry)",
-            std::mem::size_of::<RawE820Entry>(),
-        ),
-        (
-            "xc_hvm_firmware_module",
-            "sizeof(struct xc_hvm_firmware_module)",
-            std::mem::size_of::<RawFirmwareModule>(),
-        ),
-        (
-            "xc_hvm_firmware_module.guest_addr_out",
-            "offsetof(struct xc_hvm_firmware_module, guest_addr_out)",
-            std::mem::offset_of!(RawFirmwareModule, guest_addr_out),
-        ),
-        (
-            "MAX_ACPI_MODULES",
-            "(size_t)MAX_ACPI_MODULES",
-            builder::ffi::layout::MAX_ACPI_MODULES,
-        ),
-    ]) {
-        writeln!(program, "  printf(\"{name} %zu\\n\", {c});").unwrap();
-        expected.push(format!("{name} {size}"));
-    }
-    program.push_str("  return 0;\n}\n");
+    rust.size("xen_vmemrange_t", size_of::<RawVmemrange>());
+    rust.field("xen_vmemrange_t", "nid", offset_of!(RawVmemrange, nid), 4);
+    rust.size("xc_error", size_of::<RawXcError>());
+    rust.field(
+        "xc_error",
+        "message",
+        offset_of!(RawXcError, message),
+        size_of::<[std::ffi::c_char; 1024]>(),
+    );
+    rust.size("e820entry", size_of::<RawE820Entry>());
+    rust.size("xc_hvm_firmware_module", size_of::<RawFirmwareModule>());
+    rust.field(
+        "xc_hvm_firmware_module",
+        "guest_addr_out",
+        offset_of!(RawFirmwareModule, guest_addr_out),
+        8,
+    );
+    rust.constant("XC_DOM_PV_CONTAINER", XC_DOM_PV_CONTAINER.into());
+    rust.constant("XC_DOM_HVM_CONTAINER", XC_DOM_HVM_CONTAINER.into());
+    rust.constant("HVM_INFO_PFN", HVM_INFO_PFN as i64);
+    rust.constant("HVM_INFO_OFFSET", HVM_INFO_OFFSET as i64);
+    rust.constant("HVM_MAX_VCPUS", HVM_MAX_VCPUS as i64);
+    rust.constant("MAX_ACPI_MODULES", MAX_ACPI_MODULES as i64);
+    rust
+}
 
-    let printed = c_probe::run("builder-layout", &program);
-    let c_lines: Vec<&str> = printed.lines().collect();
-    assert_eq!(c_lines, expected);
+#[test]
+fn xc_dom_image_and_friends_match_every_release_s_headers() {
+    let rust = rust_facts();
+    for release in xenlib::RELEASES {
+        let facts = committed(release.version.minor);
+        assert_matches(&release.version.to_string(), &facts, OWNED, &rust);
+    }
 }

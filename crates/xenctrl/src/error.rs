@@ -14,6 +14,8 @@ pub enum Unavailable {
     NotRoot { euid: u32 },
     /// `xc_interface_open` itself failed.
     OpenFailed { errno: i32 },
+    /// The library is another release's than the hypervisor's.
+    LibraryMismatch(xenlib::LibraryMismatch),
 }
 
 impl std::fmt::Display for Unavailable {
@@ -36,6 +38,7 @@ impl std::fmt::Display for Unavailable {
                 f,
                 "hypercalls need root, and this process runs as uid {euid}"
             ),
+            Unavailable::LibraryMismatch(m) => write!(f, "{m}"),
             Unavailable::OpenFailed { errno } => {
                 write!(
                     f,
@@ -115,14 +118,14 @@ impl std::fmt::Display for XenError {
                     .unwrap_or("")
             ),
             XenError::Unavailable(why) => write!(f, "Xen is unavailable: {why}"),
-            XenError::VersionUnsupported { version, supported } => {
-                let list: Vec<String> = supported.iter().map(ToString::to_string).collect();
-                write!(
-                    f,
-                    "Xen {version} is not supported (supported: {})",
-                    list.join(", ")
-                )
-            }
+            XenError::VersionUnsupported { version, supported } => write!(
+                f,
+                "{}",
+                xenlib::Unsupported {
+                    version: *version,
+                    supported: supported.clone(),
+                }
+            ),
             XenError::InvalidArgument { operation, message } => write!(f, "{operation}: {message}"),
         }
     }
@@ -131,58 +134,10 @@ impl std::fmt::Display for XenError {
 impl std::error::Error for XenError {}
 
 /// The symbolic name of an errno value, as in `<errno.h>`.
-pub fn errno_name(errno: i32) -> String {
-    let name = match errno {
-        libc::EPERM => "EPERM",
-        libc::ENOENT => "ENOENT",
-        libc::ESRCH => "ESRCH",
-        libc::EINTR => "EINTR",
-        libc::EIO => "EIO",
-        libc::ENXIO => "ENXIO",
-        libc::E2BIG => "E2BIG",
-        libc::EBADF => "EBADF",
-        libc::EAGAIN => "EAGAIN",
-        libc::ENOMEM => "ENOMEM",
-        libc::EACCES => "EACCES",
-        libc::EFAULT => "EFAULT",
-        libc::EBUSY => "EBUSY",
-        libc::EEXIST => "EEXIST",
-        libc::EXDEV => "EXDEV",
-        libc::ENODEV => "ENODEV",
-        libc::EINVAL => "EINVAL",
-        libc::ENOSPC => "ENOSPC",
-        libc::EDOM => "EDOM",
-        libc::ERANGE => "ERANGE",
-        libc::EDEADLK => "EDEADLK",
-        libc::ENOSYS => "ENOSYS",
-        libc::ENODATA => "ENODATA",
-        libc::EOVERFLOW => "EOVERFLOW",
-        libc::EOPNOTSUPP => "EOPNOTSUPP",
-        libc::ETIMEDOUT => "ETIMEDOUT",
-        libc::EALREADY => "EALREADY",
-        libc::EINPROGRESS => "EINPROGRESS",
-        libc::ENOTEMPTY => "ENOTEMPTY",
-        libc::ESTALE => "ESTALE",
-        libc::ENOBUFS => "ENOBUFS",
-        libc::ECANCELED => "ECANCELED",
-        libc::EPIPE => "EPIPE",
-        libc::ECONNRESET => "ECONNRESET",
-        libc::ECONNREFUSED => "ECONNREFUSED",
-        libc::ENOTCONN => "ENOTCONN",
-        libc::EISDIR => "EISDIR",
-        libc::ENOTDIR => "ENOTDIR",
-        libc::EROFS => "EROFS",
-
-        libc::EILSEQ => "EILSEQ",
-        _ => return format!("E{errno}"),
-    };
-    name.into()
-}
+pub use xenlib::errno::name as errno_name;
 
 /// The errno of a name from [`errno_name`], for callers that name errnos.
-pub fn errno_from_name(name: &str) -> Option<i32> {
-    (1..=133).find(|&e| errno_name(e) == name)
-}
+pub use xenlib::errno::from_name as errno_from_name;
 
 #[cfg(test)]
 mod tests {
@@ -209,12 +164,12 @@ mod tests {
                 major: 4,
                 minor: 99,
             },
-            supported: vec![crate::XenVersion {
-                major: 4,
-                minor: 17,
-            }],
+            supported: crate::supported_versions(),
         };
         assert_eq!(v.code(), "XEN_VERSION_UNSUPPORTED");
-        assert_eq!(v.to_string(), "Xen 4.99 is not supported (supported: 4.17)");
+        assert_eq!(
+            v.to_string(),
+            "Xen 4.99 is newer than the newest release this version of xen-domain-build knows (supported: 4.17 to 4.22)"
+        );
     }
 }

@@ -10,8 +10,10 @@ mod real;
 mod types;
 
 pub use error::{errno_from_name, errno_name, Result, Unavailable, XenError};
-pub use real::{layouts, LibraryLog, OpenOptions, XenCtrl, SUPPORTED_VERSIONS};
+pub use real::{layouts, LibraryLog, OpenOptions, XenCtrl};
 pub use types::*;
+pub use xenlib::releases::supported_versions;
+pub use xenlib::Release;
 
 /// The operations of a Xen host that domain build needs. CPU sets are
 /// sorted lists of CPU ids. Implementations are shared between threads.

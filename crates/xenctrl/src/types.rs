@@ -9,17 +9,8 @@ pub const PAGE_SIZE_BYTES: u64 = 4096;
 /// The HVM parameter that holds the timer mode.
 pub const HVM_PARAM_TIMER_MODE: u32 = 10;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct XenVersion {
-    pub major: u32,
-    pub minor: u32,
-}
-
-impl std::fmt::Display for XenVersion {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}.{}", self.major, self.minor)
-    }
-}
+/// A Xen release (major.minor).
+pub use xenlib::XenVersion;
 
 /// What the host can run (`XEN_SYSCTL_PHYSCAP_*`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

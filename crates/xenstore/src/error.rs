@@ -1,7 +1,7 @@
 //! Errors of the xenstore client. A failed call keeps its operation (the
 //! libxenstore function) and errno, whose name is its stable code.
 
-use xenctrl::errno_name;
+use xenlib::errno::name as errno_name;
 
 /// Why xenstore cannot be opened here: one of three things.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -1,5 +1,5 @@
 //! A xenstore client over the host's `libxenstore.so.4`, loaded at run time
-//! (as `xenctrl` loads libxenctrl), so that the addon loads on machines
+//! (by `xenlib`, which loads Xen's libraries for every crate), so that the addon loads on machines
 //! without Xen. libxenstore picks xenstored's socket or the xenbus device
 //! itself, and its handles are thread-safe: one [`Xenstore`] serves every
 //! thread of the libuv pool.

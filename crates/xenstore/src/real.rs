@@ -2,24 +2,24 @@
 //! first; what libxenstore allocates is released with `free`, as its header
 //! asks.
 #![allow(unsafe_code)]
-#![deny(
-    clippy::undocumented_unsafe_blocks,
-    clippy::multiple_unsafe_ops_per_block
-)]
 
 use crate::error::{Result, Unavailable, XsError};
 use crate::input::{check_path, check_write};
 use crate::{Access, Permission, TxId};
-use libloading::Library;
 use std::ffi::{c_char, c_uint, c_ulong, c_void, CStr, CString};
 use std::path::PathBuf;
 use std::sync::mpsc;
 use std::time::Duration;
+use xenlib::errno::last as last_errno;
+use xenlib::{Loaded, SymbolError};
 
-/// The libxenstore sonames tried, in order (Debian's `libxenstore4`).
+/// The libxenstore sonames tried, in order (Debian's `libxenstore4`): the
+/// same soname in every supported release (its minor version grows, with
+/// additions only).
 pub const LIBRARY_NAMES: &[&str] = &["libxenstore.so.4"];
 
-/// C layouts, checked against `xenstore_lib.h` by `tests/layout.rs`.
+/// C layouts, checked against every release's `xenstore_lib.h` facts by
+/// `tests/layout.rs`.
 pub mod layouts {
     /// `struct xs_permissions`.
     #[repr(C)]
@@ -84,12 +84,12 @@ struct Api {
 }
 
 impl Api {
-    fn load(library: &Library) -> std::result::Result<Api, libloading::Error> {
+    fn load(library: &Loaded) -> std::result::Result<Api, SymbolError> {
         macro_rules! symbol {
             ($name:literal) => {
                 // SAFETY: the field's type is this function's C signature in
                 // xenstore.h (libxenstore.so.4, stable since Xen 4.2).
-                *unsafe { library.get(concat!($name, "\0").as_bytes()) }?
+                unsafe { library.symbol($name) }?
             };
         }
         Ok(Api {
@@ -127,13 +127,7 @@ pub struct Xenstore {
     handle: Handle,
     library_name: String,
     // Dropped last: the function pointers in `api` point into it.
-    _library: Library,
-}
-
-fn last_errno() -> i32 {
-    std::io::Error::last_os_error()
-        .raw_os_error()
-        .unwrap_or(libc::EIO)
+    _library: Loaded,
 }
 
 fn c_path(operation: &'static str, path: &str) -> Result<CString> {
@@ -158,7 +152,7 @@ fn open_failure(errno: i32) -> Unavailable {
             detail: "xenstored's socket refuses connections (xenstored is not running)".into(),
         },
         other => Unavailable::NoDaemon {
-            detail: format!("xs_open failed: {}", xenctrl::errno_name(other)),
+            detail: format!("xs_open failed: {}", xenlib::errno::name(other)),
         },
     }
 }
@@ -172,29 +166,14 @@ fn free<T>(pointer: *mut T) {
 
 impl Xenstore {
     pub fn open(options: &OpenOptions) -> Result<Xenstore> {
-        let tried: Vec<String> = match &options.library_path {
-            Some(path) => vec![path.display().to_string()],
-            None => LIBRARY_NAMES.iter().map(|s| s.to_string()).collect(),
-        };
-        let mut last_error = String::new();
-        let mut found = None;
-        for name in &tried {
-            // SAFETY: loading libxenstore runs its initialisers, which only set
-            // up its own state; it is the library this client exists for.
-            match unsafe { Library::new(name) } {
-                Ok(library) => {
-                    found = Some((name.clone(), library));
-                    break;
-                }
-                Err(e) => last_error = e.to_string(),
-            }
-        }
-        let Some((library_name, library)) = found else {
-            return Err(XsError::Unavailable(Unavailable::NoLibrary {
-                tried,
-                reason: last_error,
-            }));
-        };
+        let library = xenlib::load::load_stable(LIBRARY_NAMES, options.library_path.as_deref())
+            .map_err(|e| {
+                XsError::Unavailable(Unavailable::NoLibrary {
+                    tried: e.tried,
+                    reason: e.reason,
+                })
+            })?;
+        let library_name = library.name.clone();
         let api = Api::load(&library).map_err(|e| {
             XsError::Unavailable(Unavailable::NoLibrary {
                 tried: vec![library_name.clone()],
@@ -231,7 +210,7 @@ impl Xenstore {
             Ok(Some(XsError::Call { errno, .. })) if errno == libc::EACCES => {}
             Ok(Some(XsError::Call { errno, .. })) => {
                 return Err(XsError::Unavailable(Unavailable::NoDaemon {
-                    detail: format!("the first request failed: {}", xenctrl::errno_name(errno)),
+                    detail: format!("the first request failed: {}", xenlib::errno::name(errno)),
                 }))
             }
             Ok(Some(other)) => return Err(other),

@@ -1,47 +1,32 @@
-//! `struct xs_permissions` as the installed `xenstore_lib.h` lays it out: a C
-//! program compiled against the header prints each field's offset and size,
-//! and they must equal the Rust definition. Needs Debian's libxen-dev (`npm
-//! test` installs it).
+//! `struct xs_permissions` and the permission bits as every supported
+//! release's `xenstore_lib.h` has them: the Rust definitions must say
+//! exactly what each release's committed facts say (crates/c-probe,
+//! measured from that release's headers).
 
-use std::fmt::Write as _;
-use std::path::Path;
+use c_probe::{assert_matches, committed, RustFacts};
+use xenstore::Access;
 
 #[test]
-fn xs_permissions_matches_the_installed_header() {
-    assert!(
-        Path::new("/usr/include/xenstore_lib.h").exists(),
-        "/usr/include/xenstore_lib.h is missing: install libxen-dev (npm test does it)"
-    );
-    let fields = xenstore::layouts::xs_permissions();
-    let mut program = String::from(
-        "#include <stddef.h>\n#include <stdio.h>\n#include <xenstore_lib.h>\nint main(void) {\n",
-    );
-    for (field, _, _) in &fields {
+fn xs_permissions_matches_every_release_s_header() {
+    let mut rust = RustFacts::default();
+    for (field, offset, size) in xenstore::layouts::xs_permissions() {
         if field.is_empty() {
-            program.push_str("  printf(\"- 0 %zu\\n\", sizeof(struct xs_permissions));\n");
+            rust.size("xs_permissions", size);
         } else {
-            writeln!(
-                program,
-                "  printf(\"{field} %zu %zu\\n\", offsetof(struct xs_permissions, {field}), sizeof(((struct xs_permissions *)0)->{field}));"
-            )
-            .unwrap();
+            rust.field("xs_permissions", field, offset, size);
         }
     }
-    program.push_str(
-        "  printf(\"bits %d %d %d\\n\", XS_PERM_NONE, XS_PERM_READ, XS_PERM_WRITE);\n  return 0;\n}\n",
-    );
-
-    let printed = c_probe::run("xenstore-layout", &program);
-    let mut rust: Vec<String> = fields
-        .iter()
-        .map(|(f, offset, size)| format!("{} {offset} {size}", if f.is_empty() { "-" } else { f }))
-        .collect();
-    use xenstore::Access;
-    rust.push(format!(
-        "bits {} {} {}",
-        Access::None.bits(),
-        Access::Read.bits(),
-        Access::Write.bits()
-    ));
-    assert_eq!(printed.lines().collect::<Vec<_>>(), rust);
+    rust.constant("XS_PERM_NONE", Access::None.bits().into());
+    rust.constant("XS_PERM_READ", Access::Read.bits().into());
+    rust.constant("XS_PERM_WRITE", Access::Write.bits().into());
+    let owned = [
+        "xs_permissions",
+        "XS_PERM_NONE",
+        "XS_PERM_READ",
+        "XS_PERM_WRITE",
+    ];
+    for release in xenlib::RELEASES {
+        let facts = committed(release.version.minor);
+        assert_matches(&release.version.to_string(), &facts, &owned, &rust);
+    }
 }

@@ -1,8 +1,9 @@
 //! Where the fields the builder reads and writes sit in `struct xc_dom_image`,
-//! per Xen release. `xc_dom_allocate` allocates the struct, so only the
-//! offsets of the fields used are needed, not the whole struct.
-//! `tests/layout.rs` compiles a C program against the installed
-//! `xenguest.h` and compares every offset and size written here.
+//! the same in every supported release (4.22 adds a field in what was tail
+//! padding, after all of them). `xc_dom_allocate` allocates the struct, so
+//! only the offsets of the fields used are needed, not the whole struct.
+//! `tests/layout.rs` compares every offset and size written here with each
+//! release's facts (crates/c-probe), measured from its `xenguest.h`.
 
 use std::ffi::{c_char, c_int, c_uint, c_ulong};
 use std::marker::PhantomData;
@@ -174,8 +175,8 @@ impl DomImageLayout {
     }
 }
 
-/// Xen 4.17's `xenguest.h` (x86_64).
-pub const V4_17: DomImageLayout = DomImageLayout {
+/// `xenguest.h` of Xen 4.17 to 4.22 (x86_64).
+pub const DOM_IMAGE: DomImageLayout = DomImageLayout {
     console_pfn: Field::at(384),
     xenstore_pfn: Field::at(392),
     pv_p2m: Field::at(480),
@@ -203,13 +204,3 @@ pub const V4_17: DomImageLayout = DomImageLayout {
     e820_entries: Field::at(1928),
     acpi_modules: Field::at(1800),
 };
-
-/// The releases whose layout is known, as (major, minor).
-pub const SUPPORTED: &[((u32, u32), &DomImageLayout)] = &[((4, 17), &V4_17)];
-
-pub fn for_version(major: u32, minor: u32) -> Option<&'static DomImageLayout> {
-    SUPPORTED
-        .iter()
-        .find(|(v, _)| *v == (major, minor))
-        .map(|(_, l)| *l)
-}

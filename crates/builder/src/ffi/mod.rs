@@ -1,8 +1,10 @@
 //! The host's libxenguest and libxenctrl, loaded at run time (as libxl links
 //! them), and `struct xc_dom_image` reached through the offsets in [`layout`].
+//! The hypervisor is opened through the `xenctrl` crate (which checks the
+//! release and the library's match); libxenguest and the libxenctrl handle
+//! it builds through are then loaded for exactly that release by `xenlib`.
 //! Everything `unsafe` in the builder is in this module.
 #![allow(unsafe_code)]
-#![deny(clippy::undocumented_unsafe_blocks)]
 
 pub mod layout;
 
@@ -11,30 +13,28 @@ use crate::build::{
 };
 use crate::protocol::Failure;
 use layout::{DomImageLayout, Field, RawE820Entry, RawFirmwareModule, RawVmemrange, RawXcError};
-use libloading::Library;
 use std::ffi::{c_char, c_int, c_uint, c_ulong, c_void, CStr, CString};
 use std::fs::File;
 use std::os::fd::FromRawFd;
 use std::ptr::NonNull;
-use xenctrl::layouts::v4_17::Domaininfo;
+use xenctrl::{Hypervisor, Unavailable, XenCtrl, XenError};
+use xenlib::errno::{clear as clear_errno, last_or_zero as errno, message as strerror};
+use xenlib::{Loaded, SymbolError};
 
 type Xch = *mut c_void;
 type Dom = *mut c_void;
 
-const XENVER_VERSION: c_int = 0;
 const XC_OUT_OF_MEMORY: c_int = 4;
 const XC_INVALID_KERNEL: c_int = 2;
 const XC_INVALID_PARAM: c_int = 3;
 
-/// The functions used, by their C signatures in Xen 4.17's `xenctrl.h` and
-/// `xenguest.h` (unchanged since 4.15).
+/// The functions used, by their C signatures in `xenctrl.h` and `xenguest.h`
+/// (the same in every supported release, 4.17 to 4.22).
 struct Api {
     interface_open: unsafe extern "C" fn(*mut c_void, *mut c_void, c_uint) -> Xch,
     interface_close: unsafe extern "C" fn(Xch) -> c_int,
-    version: unsafe extern "C" fn(Xch, c_int, *mut c_void) -> c_int,
     get_last_error: unsafe extern "C" fn(Xch) -> *const RawXcError,
     clear_last_error: unsafe extern "C" fn(Xch),
-    domain_getinfolist: unsafe extern "C" fn(Xch, u32, c_uint, *mut Domaininfo) -> c_int,
     domain_set_memory_map: unsafe extern "C" fn(Xch, u32, *mut RawE820Entry, u32) -> c_int,
     map_foreign_range: unsafe extern "C" fn(Xch, u32, c_int, c_int, c_ulong) -> *mut c_void,
     dom_allocate: unsafe extern "C" fn(Xch, *const c_char, *const c_char) -> Dom,
@@ -53,21 +53,19 @@ struct Api {
 }
 
 impl Api {
-    fn load(ctrl: &Library, guest: &Library) -> Result<Api, libloading::Error> {
+    fn load(ctrl: &Loaded, guest: &Loaded) -> Result<Api, SymbolError> {
         macro_rules! symbol {
             ($lib:ident, $name:literal) => {
                 // SAFETY: the field's type is this function's C signature in
-                // every release `layout::SUPPORTED` lists.
-                *unsafe { $lib.get(concat!($name, "\0").as_bytes()) }?
+                // every release in xenlib's table.
+                unsafe { $lib.symbol($name) }?
             };
         }
         Ok(Api {
             interface_open: symbol!(ctrl, "xc_interface_open"),
             interface_close: symbol!(ctrl, "xc_interface_close"),
-            version: symbol!(ctrl, "xc_version"),
             get_last_error: symbol!(ctrl, "xc_get_last_error"),
             clear_last_error: symbol!(ctrl, "xc_clear_last_error"),
-            domain_getinfolist: symbol!(ctrl, "xc_domain_getinfolist"),
             domain_set_memory_map: symbol!(ctrl, "xc_domain_set_memory_map"),
             map_foreign_range: symbol!(ctrl, "xc_map_foreign_range"),
             dom_allocate: symbol!(guest, "xc_dom_allocate"),
@@ -87,24 +85,6 @@ impl Api {
     }
 }
 
-fn errno() -> i32 {
-    std::io::Error::last_os_error().raw_os_error().unwrap_or(0)
-}
-
-fn clear_errno() {
-    // SAFETY: __errno_location returns this thread's errno, always valid.
-    unsafe { *libc::__errno_location() = 0 };
-}
-
-fn strerror(errno: i32) -> String {
-    std::io::Error::from_raw_os_error(errno)
-        .to_string()
-        .split(" (os error")
-        .next()
-        .unwrap_or_default()
-        .to_string()
-}
-
 fn c_string(function: &'static str, text: &str) -> Result<CString, Failure> {
     CString::new(text).map_err(|_| {
         Failure::new(
@@ -115,62 +95,72 @@ fn c_string(function: &'static str, text: &str) -> Result<CString, Failure> {
     })
 }
 
-/// The library names to try: the running hypervisor's release first (from
-/// sysfs), then every release with a known layout.
-fn library_names(base: &str) -> Vec<String> {
-    let read = |part: &str| std::fs::read_to_string(format!("/sys/hypervisor/version/{part}")).ok();
-    let mut names = Vec::new();
-    if let (Some(major), Some(minor)) = (read("major"), read("minor")) {
-        names.push(format!("{base}.so.{}.{}", major.trim(), minor.trim()));
-    }
-    for ((major, minor), _) in layout::SUPPORTED {
-        let name = format!("{base}.so.{major}.{minor}");
-        if !names.contains(&name) {
-            names.push(name);
+/// The hypervisor interface's failure as the builder reports it: the
+/// function, an errno and a message (xenguest's error line).
+fn failure_of(e: XenError) -> Failure {
+    let message = e.to_string();
+    match e {
+        XenError::Unavailable(Unavailable::NoLibrary { .. }) => {
+            Failure::new("dlopen", libc::ENOENT, message)
         }
-    }
-    names
-}
-
-fn load(base: &str) -> Result<(String, Library), Failure> {
-    let tried = library_names(base);
-    let mut reason = String::new();
-    for name in &tried {
-        // SAFETY: loading libxenctrl/libxenguest runs their initialisers,
-        // which only set up their own state.
-        match unsafe { Library::new(name) } {
-            Ok(library) => return Ok((name.clone(), library)),
-            Err(e) => reason = e.to_string(),
-        }
-    }
-    Err(Failure::new(
-        "dlopen",
-        libc::ENOENT,
-        format!(
-            "no {base} could be loaded (tried {}): {reason}",
-            tried.join(", ")
+        XenError::Unavailable(Unavailable::OpenFailed { errno }) => Failure::new(
+            "xc_interface_open",
+            errno,
+            format!("{message} (is this a Xen dom0, run as root?)"),
         ),
-    ))
+        XenError::Unavailable(Unavailable::NotRoot { .. }) => {
+            Failure::new("xc_interface_open", libc::EPERM, message)
+        }
+        XenError::Unavailable(Unavailable::LibraryMismatch(_)) => {
+            Failure::new("xc_interface_open", libc::EACCES, message)
+        }
+        XenError::Unavailable(_) => Failure::new("xc_interface_open", libc::ENODEV, message),
+        XenError::VersionUnsupported { .. } => {
+            Failure::new("xc_version", libc::EOPNOTSUPP, message)
+        }
+        XenError::Hypercall { operation, errno } => Failure::new(operation, errno, message),
+        XenError::InvalidArgument { operation, .. } => {
+            Failure::new(operation, libc::EINVAL, message)
+        }
+    }
 }
 
-/// An open `xc_interface *` with libxenguest beside it.
+fn load(base: &str, version: xenlib::XenVersion) -> Result<Loaded, Failure> {
+    xenlib::load::load_release(base, version).map_err(|e| {
+        Failure::new(
+            "dlopen",
+            libc::ENOENT,
+            format!("no {base} could be loaded ({e})"),
+        )
+    })
+}
+
+/// An open `xc_interface *` with libxenguest beside it, and the hypervisor
+/// interface (for what it answers: the release, domain info).
 pub struct Xenguest {
     api: Api,
     xch: Xch,
     layout: &'static DomImageLayout,
-    version: (u32, u32),
+    hypervisor: XenCtrl,
     // Dropped after `xch` is closed (in Drop); the function pointers in `api`
     // point into them.
-    _guest: Library,
-    _ctrl: Library,
+    _guest: Loaded,
+    _ctrl: Loaded,
 }
 
 impl Xenguest {
-    /// Loads the libraries, opens the interface, and refuses a Xen whose
-    /// `xc_dom_image` layout is not known.
+    /// Opens the hypervisor (refusing a release not in xenlib's table, or a
+    /// library of another release), then loads that release's libxenguest
+    /// and opens the interface it builds through.
     pub fn open() -> Result<Xenguest, Failure> {
-        let (_, ctrl) = load("libxenctrl")?;
-        let (_, guest) = load("libxenguest")?;
+        let hypervisor = XenCtrl::open(&xenctrl::OpenOptions {
+            library_log: xenctrl::LibraryLog::Stderr,
+            ..Default::default()
+        })
+        .map_err(failure_of)?;
+        let version = hypervisor.version();
+        let ctrl = load("libxenctrl", version)?;
+        let guest = load("libxenguest", version)?;
         let api = Api::load(&ctrl, &guest)
             .map_err(|e| Failure::new("dlsym", libc::ENOSYS, e.to_string()))?;
         clear_errno();
@@ -187,48 +177,19 @@ impl Xenguest {
                 format!("{} (is this a Xen dom0, run as root?)", strerror(errno)),
             ));
         }
-        // SAFETY: XENVER_version takes no buffer and returns major << 16 | minor.
-        let raw = unsafe { (api.version)(xch, XENVER_VERSION, std::ptr::null_mut()) };
-        let version = ((raw as u32) >> 16, (raw as u32) & 0xffff);
-        let layout = if raw < 0 {
-            Err(Failure::new("xc_version", errno(), strerror(errno())))
-        } else {
-            layout::for_version(version.0, version.1).ok_or_else(|| {
-                let known: Vec<String> = layout::SUPPORTED
-                    .iter()
-                    .map(|((a, b), _)| format!("{a}.{b}"))
-                    .collect();
-                Failure::new(
-                    "xc_version",
-                    libc::EOPNOTSUPP,
-                    format!(
-                        "Xen {}.{} is not supported: xc_dom_image's layout is known for Xen {} only",
-                        version.0,
-                        version.1,
-                        known.join(", ")
-                    ),
-                )
-            })
-        };
-        match layout {
-            Ok(layout) => Ok(Xenguest {
-                api,
-                xch,
-                layout,
-                version,
-                _guest: guest,
-                _ctrl: ctrl,
-            }),
-            Err(failure) => {
-                // SAFETY: xch came from xc_interface_open and is not used after this.
-                unsafe { (api.interface_close)(xch) };
-                Err(failure)
-            }
-        }
+        Ok(Xenguest {
+            api,
+            xch,
+            layout: &layout::DOM_IMAGE,
+            hypervisor,
+            _guest: guest,
+            _ctrl: ctrl,
+        })
     }
 
     pub fn version(&self) -> (u32, u32) {
-        self.version
+        let v = self.hypervisor.version();
+        (v.major, v.minor)
     }
 
     /// Runs one libxenctrl/libxenguest call returning 0 on success, and turns
@@ -242,9 +203,11 @@ impl Xenguest {
             return Ok(());
         }
         let saved_errno = errno();
-        // SAFETY: a valid interface handle; the error lives in it, and is
-        // copied out before the next call.
-        let last = unsafe { &*(self.api.get_last_error)(self.xch) };
+        // SAFETY: a valid interface handle; returns the error kept in it.
+        let last = unsafe { (self.api.get_last_error)(self.xch) };
+        // SAFETY: never null (it points into the handle), and read before
+        // the next call on the handle can change it.
+        let last = unsafe { &*last };
         // SAFETY: libxenctrl keeps `message` NUL-terminated (vsnprintf).
         let message = unsafe { CStr::from_ptr(last.message.as_ptr()) }
             .to_string_lossy()
@@ -344,22 +307,18 @@ impl<'a> Libxenguest for &'a Xenguest {
     }
 
     fn domain_max_vcpus(&self, domid: u32) -> Result<u32, Failure> {
-        let mut info = Domaininfo::default();
-        let mut found = 0;
-        self.checked("xc_domain_getinfolist", || {
-            // SAFETY: room for exactly the one domaininfo asked for.
-            found = unsafe { (self.api.domain_getinfolist)(self.xch, domid, 1, &mut info) };
-            found.min(0)
-        })?;
-        // getinfolist returns the next domain at or after `domid`.
-        if found != 1 || u32::from(info.domain) != domid {
-            return Err(Failure::new(
-                "xc_domain_getinfolist",
+        let info = self.hypervisor.domain_info(domid).map_err(|e| match e {
+            XenError::Hypercall {
+                errno: libc::ESRCH,
+                operation,
+            } => Failure::new(
+                operation,
                 libc::ESRCH,
                 format!("domain {domid} does not exist"),
-            ));
-        }
-        Ok(info.max_vcpu_id.wrapping_add(1))
+            ),
+            other => failure_of(other),
+        })?;
+        Ok(info.max_vcpu_id.map_or(0, |id| id + 1))
     }
 
     fn update_hvm_info(
@@ -387,14 +346,12 @@ impl<'a> Libxenguest for &'a Xenguest {
             };
             return Err(Failure::new("xc_map_foreign_range", errno, strerror(errno)));
         }
-        // SAFETY: the mapping is PAGE_BYTES long, writable, and only this
-        // slice refers to it until it is unmapped below.
-        let table = unsafe {
-            std::slice::from_raw_parts_mut(
-                page.cast::<u8>().add(layout::HVM_INFO_OFFSET),
-                PAGE_BYTES - layout::HVM_INFO_OFFSET,
-            )
-        };
+        // SAFETY: HVM_INFO_OFFSET is inside the PAGE_BYTES-long mapping.
+        let start = unsafe { page.cast::<u8>().add(layout::HVM_INFO_OFFSET) };
+        // SAFETY: the rest of the mapping from `start`, writable, and only
+        // this slice refers to it until it is unmapped below.
+        let table =
+            unsafe { std::slice::from_raw_parts_mut(start, PAGE_BYTES - layout::HVM_INFO_OFFSET) };
         update(table);
         // SAFETY: the mapping made above, no longer referred to.
         unsafe { libc::munmap(page, PAGE_BYTES) };
@@ -588,8 +545,11 @@ impl DomImage for Image<'_> {
         if p2m.is_null() || pfn >= self.read(l.total_pages) {
             return None;
         }
-        // SAFETY: pv_p2m holds p2m_size ≥ total_pages entries (meminit_pv).
-        Some(unsafe { p2m.add(pfn as usize).read() })
+        // SAFETY: pv_p2m holds p2m_size ≥ total_pages entries (meminit_pv),
+        // and pfn < total_pages.
+        let entry = unsafe { p2m.add(pfn as usize) };
+        // SAFETY: an initialised entry of that array, in the live image.
+        Some(unsafe { entry.read() })
     }
 
     fn total_pages(&self) -> u64 {

@@ -4,17 +4,13 @@
 //! layer) turns Xen's structs into this crate's types and never touches a
 //! pointer.
 #![allow(unsafe_code)]
-#![deny(
-    clippy::undocumented_unsafe_blocks,
-    clippy::multiple_unsafe_ops_per_block
-)]
 
-use super::layouts::v4_17 as abi;
+use super::layouts as abi;
 use crate::error::{Result, XenError};
 use crate::real::LibraryLog;
-use libloading::Library;
 use std::ffi::{c_int, c_uint, c_ulong, c_void};
 use std::sync::{Mutex, MutexGuard};
+use xenlib::Loaded;
 
 type Xch = *mut c_void;
 
@@ -22,25 +18,13 @@ type Xch = *mut c_void;
 const XTL_NUM_LEVELS: c_int = 11;
 const XENVER_VERSION: c_int = 0;
 
-/// Loads a library by name or path.
-pub(super) fn load(name: &str) -> std::result::Result<Library, libloading::Error> {
-    // SAFETY: loading libxenctrl runs its initialisers, which only set up its
-    // own state; it is the library this interface exists for.
-    unsafe { Library::new(name) }
-}
-
 /// This process's effective user id.
 pub(super) fn euid() -> u32 {
     // SAFETY: geteuid cannot fail and has no preconditions.
     unsafe { libc::geteuid() }
 }
 
-/// The errno of the call that just failed on this thread.
-fn last_errno() -> i32 {
-    std::io::Error::last_os_error()
-        .raw_os_error()
-        .unwrap_or(libc::EIO)
-}
+use xenlib::errno::last as last_errno;
 
 /// A xentoollog logger that prints nothing, and the stream it holds.
 struct QuietLogger {
@@ -51,21 +35,20 @@ struct QuietLogger {
 
 impl QuietLogger {
     /// `None` when the logger cannot be made: libxenctrl then logs as it would.
-    fn new(library: &Library) -> Option<QuietLogger> {
+    fn new(library: &Loaded) -> Option<QuietLogger> {
         // SAFETY: the C signature of libxentoollog 1.0's constructor (a
         // dependency of libxenctrl, so found through its handle):
         // (FILE *, xentoollog_level, unsigned) -> logger.
         let create = unsafe {
-            library.get::<unsafe extern "C" fn(*mut libc::FILE, c_int, c_uint) -> *mut c_void>(
-                b"xtl_createlogger_stdiostream\0",
+            library.symbol::<unsafe extern "C" fn(*mut libc::FILE, c_int, c_uint) -> *mut c_void>(
+                "xtl_createlogger_stdiostream",
             )
         }
         .ok()?;
         // SAFETY: the C signature of libxentoollog's destructor: (logger).
         let destroy =
-            unsafe { library.get::<unsafe extern "C" fn(*mut c_void)>(b"xtl_logger_destroy\0") }
+            unsafe { library.symbol::<unsafe extern "C" fn(*mut c_void)>("xtl_logger_destroy") }
                 .ok()?;
-        let destroy = *destroy;
         // SAFETY: both arguments are valid NUL-terminated strings.
         let stream = unsafe { libc::fopen(c"/dev/null".as_ptr(), c"w".as_ptr()) };
         if stream.is_null() {
@@ -103,7 +86,7 @@ impl Drop for QuietLogger {
 }
 
 /// The libxenctrl functions used, by their C signatures (the same in every
-/// supported release; `xc_shadow_control` is the 4.16+ form).
+/// supported release, 4.17 to 4.22; `xc_shadow_control` is the 4.16+ form).
 struct Api {
     interface_open: unsafe extern "C" fn(*mut c_void, *mut c_void, c_uint) -> Xch,
     interface_close: unsafe extern "C" fn(Xch) -> c_int,
@@ -121,7 +104,8 @@ struct Api {
     vcpu_getaffinity: unsafe extern "C" fn(Xch, u32, c_int, *mut u8, *mut u8, u32) -> c_int,
     domain_claim_pages: unsafe extern "C" fn(Xch, u32, c_ulong) -> c_int,
     evtchn_alloc_unbound: unsafe extern "C" fn(Xch, u32, u32) -> c_int,
-    domain_create: unsafe extern "C" fn(Xch, *mut u32, *mut abi::Createdomain) -> c_int,
+    /// The struct is the running release's `xen_domctl_createdomain`.
+    domain_create: unsafe extern "C" fn(Xch, *mut u32, *mut c_void) -> c_int,
     domain_destroy: unsafe extern "C" fn(Xch, u32) -> c_int,
     domain_sethandle: unsafe extern "C" fn(Xch, u32, *const u8) -> c_int,
     domain_setmaxmem: unsafe extern "C" fn(Xch, u32, u64) -> c_int,
@@ -129,12 +113,12 @@ struct Api {
 }
 
 impl Api {
-    fn load(library: &Library) -> std::result::Result<Api, libloading::Error> {
+    fn load(library: &Loaded) -> std::result::Result<Api, xenlib::SymbolError> {
         macro_rules! symbol {
             ($name:literal) => {
                 // SAFETY: the field's type is the C signature of this libxenctrl
                 // function in every supported release (checked against the headers).
-                *unsafe { library.get(concat!($name, "\0").as_bytes()) }?
+                unsafe { library.symbol($name) }?
             };
         }
         Ok(Api {
@@ -173,7 +157,7 @@ unsafe impl Send for Handle {}
 /// Why `Interface::open` failed.
 pub(super) enum OpenError {
     /// A symbol is missing: not a libxenctrl this crate can use.
-    Symbols(libloading::Error),
+    Symbols(xenlib::SymbolError),
     /// `xc_interface_open` failed with this errno.
     Open(i32),
 }
@@ -185,7 +169,7 @@ pub(super) struct Interface {
     api: Api,
     handle: Mutex<Handle>,
     _logger: Option<QuietLogger>,
-    _library: Library,
+    library: Loaded,
 }
 
 /// A checked cpumap size, in bytes.
@@ -199,7 +183,7 @@ impl CpumapBytes {
 }
 
 impl Interface {
-    pub(super) fn open(library: Library, log: LibraryLog) -> std::result::Result<Self, OpenError> {
+    pub(super) fn open(library: Loaded, log: LibraryLog) -> std::result::Result<Self, OpenError> {
         let api = Api::load(&library).map_err(OpenError::Symbols)?;
         let logger = match log {
             LibraryLog::Quiet => QuietLogger::new(&library),
@@ -216,8 +200,13 @@ impl Interface {
             api,
             handle: Mutex::new(Handle(xch)),
             _logger: logger,
-            _library: library,
+            library,
         })
+    }
+
+    /// The library, and the release its name says it is.
+    pub(super) fn loaded(&self) -> &Loaded {
+        &self.library
     }
 
     fn handle(&self) -> MutexGuard<'_, Handle> {
@@ -414,10 +403,16 @@ impl Interface {
     /// Creates a domain; Xen chooses its id.
     pub(super) fn domain_create(&self, config: &mut abi::Createdomain) -> Result<u32> {
         let mut domid: u32 = 0;
-        // SAFETY: config is a createdomain of this release's layout; domid 0
-        // asks Xen to choose one, written back through the pointer.
+        let raw: *mut c_void = match config {
+            abi::Createdomain::Bytes64(c) => (c as *mut abi::Createdomain64).cast(),
+            abi::Createdomain::Bytes68(c) => (c as *mut abi::Createdomain68).cast(),
+        };
+        // SAFETY: raw is a whole createdomain in the layout of the release
+        // that runs (the safe layer built it from `xenlib`'s table for the
+        // version the hypervisor reported), which libxenctrl copies in and
+        // back out; domid 0 asks Xen to choose one, written back.
         self.call("xc_domain_create", |api, xch| unsafe {
-            (api.domain_create)(xch, &mut domid, config)
+            (api.domain_create)(xch, &mut domid, raw)
         })?;
         Ok(domid)
     }

@@ -1,8 +1,9 @@
-//! The host's real libxenctrl, loaded at run time so that the addon loads on
-//! machines without Xen. The library must match the running hypervisor (Xen
-//! refuses sysctls and domctls from another release's library with EACCES),
-//! and struct layouts differ between releases: the version is learnt first,
-//! and only versions whose layouts are written down in [`layouts`] are used.
+//! The host's real libxenctrl, loaded at run time (by `xenlib`) so that the
+//! addon loads on machines without Xen. The library must match the running
+//! hypervisor (Xen refuses sysctls and domctls from another release's
+//! library with EACCES), and struct layouts differ between releases: the
+//! version is learnt first, only releases in `xenlib`'s table are used, and
+//! each call passes the layout of the release that runs ([`layouts`]).
 //!
 //! This is the safe layer: it opens the library, checks the version, and
 //! turns Xen's structs into this crate's types. Everything `unsafe` (loading,
@@ -17,18 +18,12 @@ use crate::error::{Result, Unavailable, XenError};
 use crate::types::*;
 use crate::Hypervisor;
 use ffi::{CpumapBytes, Interface, OpenError};
+use layouts::{ArchDomainConfig, Createdomain, CreatedomainFields};
 use std::collections::HashMap;
 use std::ffi::c_int;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-
-use layouts::v4_17 as abi;
-
-/// The releases whose layouts are known. Anything else is refused by name.
-pub const SUPPORTED_VERSIONS: &[XenVersion] = &[XenVersion {
-    major: 4,
-    minor: 17,
-}];
+use xenlib::Release;
 
 const XEN_DOMINF_DYING: u32 = 1 << 0;
 const XEN_DOMINF_HVM_GUEST: u32 = 1 << 1;
@@ -81,32 +76,12 @@ impl Default for OpenOptions {
 /// The host's libxenctrl, opened.
 pub struct XenCtrl {
     xc: Interface,
-    version: XenVersion,
+    release: &'static Release,
     cpumap: CpumapBytes,
     library_name: String,
     /// The vCPUs of each domain this handle created: Xen does not say
     /// before `max_vcpus`, which takes only that count.
     created_vcpus: Mutex<HashMap<DomId, u32>>,
-}
-
-/// The order in which library names are tried: the running hypervisor's
-/// version first (from sysfs), then every supported release.
-fn library_candidates(options: &OpenOptions) -> Vec<String> {
-    if let Some(path) = &options.library_path {
-        return vec![path.display().to_string()];
-    }
-    let read = |part: &str| std::fs::read_to_string(format!("/sys/hypervisor/version/{part}")).ok();
-    let mut names = Vec::new();
-    if let (Some(major), Some(minor)) = (read("major"), read("minor")) {
-        names.push(format!("libxenctrl.so.{}.{}", major.trim(), minor.trim()));
-    }
-    for v in SUPPORTED_VERSIONS {
-        let name = format!("libxenctrl.so.{}.{}", v.major, v.minor);
-        if !names.contains(&name) {
-            names.push(name);
-        }
-    }
-    names
 }
 
 /// Whether this process may make hypercalls, given what was found.
@@ -152,26 +127,16 @@ fn vcpu_index(vcpu: u32, operation: &'static str) -> Result<c_int> {
 
 impl XenCtrl {
     pub fn open(options: &OpenOptions) -> Result<XenCtrl> {
-        let tried = library_candidates(options);
-        let mut last_error = String::new();
-        let mut found = None;
-        for name in &tried {
-            match ffi::load(name) {
-                Ok(library) => {
-                    found = Some((name.clone(), library));
-                    break;
-                }
-                Err(e) => last_error = e.to_string(),
-            }
-        }
-        let Some((library_name, library)) = found else {
-            return Err(XenError::Unavailable(Unavailable::NoLibrary {
-                tried,
-                reason: last_error,
-            }));
-        };
+        let loaded = xenlib::load::load_versioned("libxenctrl", options.library_path.as_deref())
+            .map_err(|e| {
+                XenError::Unavailable(Unavailable::NoLibrary {
+                    tried: e.tried,
+                    reason: e.reason,
+                })
+            })?;
+        let library_name = loaded.name.clone();
         check_access(&options.privcmd_path, ffi::euid()).map_err(XenError::Unavailable)?;
-        let xc = Interface::open(library, options.library_log).map_err(|e| match e {
+        let xc = Interface::open(loaded, options.library_log).map_err(|e| match e {
             OpenError::Symbols(e) => XenError::Unavailable(Unavailable::NoLibrary {
                 tried: vec![library_name.clone()],
                 reason: e.to_string(),
@@ -179,22 +144,21 @@ impl XenCtrl {
             OpenError::Open(errno) => XenError::Unavailable(Unavailable::OpenFailed { errno }),
         })?;
         // A failure below drops `xc`, closing the handle after the error
-        // (and its errno) is taken.
-        let raw = xc.version()?;
-        let version = XenVersion {
-            major: raw >> 16,
-            minor: raw & 0xffff,
-        };
-        if !SUPPORTED_VERSIONS.contains(&version) {
-            return Err(XenError::VersionUnsupported {
-                version,
-                supported: SUPPORTED_VERSIONS.to_vec(),
-            });
-        }
+        // (and its errno) is taken. XENVER_version is not versioned: any
+        // release's library may ask it.
+        let version = XenVersion::from_packed(xc.version()?);
+        let release =
+            xenlib::check_supported(version).map_err(|e| XenError::VersionUnsupported {
+                version: e.version,
+                supported: e.supported,
+            })?;
+        // Before any sysctl: another release's library would get EACCES.
+        xenlib::load::check_matches(xc.loaded(), version)
+            .map_err(|m| XenError::Unavailable(Unavailable::LibraryMismatch(m)))?;
         let cpumap = xc.cpumap_bytes()?;
         Ok(XenCtrl {
             xc,
-            version,
+            release,
             cpumap,
             library_name,
             created_vcpus: Mutex::default(),
@@ -205,6 +169,11 @@ impl XenCtrl {
         self.created_vcpus.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// The running release, with what differs in it.
+    pub fn release(&self) -> &'static Release {
+        self.release
+    }
+
     /// The library that was loaded.
     pub fn library_name(&self) -> &str {
         &self.library_name
@@ -213,7 +182,7 @@ impl XenCtrl {
 
 impl Hypervisor for XenCtrl {
     fn version(&self) -> XenVersion {
-        self.version
+        self.release.version
     }
 
     fn physinfo(&self) -> Result<PhysInfo> {
@@ -378,8 +347,14 @@ impl Hypervisor for XenCtrl {
     }
 
     fn claim_pages(&self, domid: DomId, pages: u64) -> Result<()> {
-        // Note: libxenctrl turns ENOSYS (a Xen without claims) into success.
-        self.xc.domain_claim_pages(domid, pages)
+        let result = self.xc.domain_claim_pages(domid, pages);
+        let errno = result.as_ref().err().and_then(XenError::errno);
+        match claim_outcome(self.release, pages, errno, || {
+            self.domain_info(domid).is_ok_and(|d| d.dying)
+        }) {
+            ClaimOutcome::AsReturned => result,
+            ClaimOutcome::Released => Ok(()),
+        }
     }
 
     fn claim_pages_on_node(&self, _domid: DomId, _node: u32, _pages: u64) -> Result<()> {
@@ -408,31 +383,33 @@ impl Hypervisor for XenCtrl {
         .iter()
         .filter(|(on, _)| *on)
         .fold(kind_flags, |flags, (_, flag)| flags | flag);
-        let mut raw = abi::Createdomain {
-            ssidref: config.ssidref,
-            handle: config.handle,
-            flags,
-            max_vcpus: config.max_vcpus,
-            max_evtchn_port: config.max_evtchn_port,
-            // Negative: the hypervisor's default limits.
-            max_grant_frames: config
-                .max_grant_frames
-                .map_or(-1, |f| i32::try_from(f).unwrap_or(i32::MAX)),
-            max_maptrack_frames: config
-                .max_maptrack_frames
-                .map_or(-1, |f| i32::try_from(f).unwrap_or(i32::MAX)),
-            // XEN_DOMCTL_GRANT_version(v) is v itself; Xen refuses anything above its mask.
-            grant_opts: config.max_grant_version,
-            arch: abi::ArchDomainConfig {
-                emulation_flags,
-                misc_flags: if config.msr_relaxed {
-                    XEN_X86_MSR_RELAXED
-                } else {
-                    0
+        let mut raw = Createdomain::new(
+            self.release,
+            CreatedomainFields {
+                ssidref: config.ssidref,
+                handle: config.handle,
+                flags,
+                max_vcpus: config.max_vcpus,
+                max_evtchn_port: config.max_evtchn_port,
+                // Negative: the hypervisor's default limits.
+                max_grant_frames: config
+                    .max_grant_frames
+                    .map_or(-1, |f| i32::try_from(f).unwrap_or(i32::MAX)),
+                max_maptrack_frames: config
+                    .max_maptrack_frames
+                    .map_or(-1, |f| i32::try_from(f).unwrap_or(i32::MAX)),
+                // XEN_DOMCTL_GRANT_version(v) is v itself; Xen refuses anything above its mask.
+                grant_opts: config.max_grant_version,
+                arch: ArchDomainConfig {
+                    emulation_flags,
+                    misc_flags: if config.msr_relaxed {
+                        XEN_X86_MSR_RELAXED
+                    } else {
+                        0
+                    },
                 },
             },
-            ..Default::default()
-        };
+        );
         let domid = self.xc.domain_create(&mut raw)?;
         self.created_vcpus().insert(domid, config.max_vcpus);
         Ok(domid)
@@ -457,9 +434,92 @@ impl Hypervisor for XenCtrl {
     }
 }
 
+/// What a claim's answer means, the same on every release.
+#[derive(Debug, PartialEq, Eq)]
+enum ClaimOutcome {
+    AsReturned,
+    /// Success: what the call answered is how this release says so.
+    Released,
+}
+
+/// Irons out two release differences of `xc_domain_claim_pages`:
+/// - up to 4.21 libxenctrl turns ENOSYS (a Xen without claims) into
+///   success, and from 4.22 passes it on: success on every release, as
+///   callers were written against (there is nothing to claim against).
+/// - releasing a dying domain's claim (0 pages) succeeds up to 4.19.4 and
+///   is EINVAL from 4.19.5, 4.20.3, 4.21.1 and 4.22 (Xen drops the claim of
+///   a dying domain itself): success on every release. `dying` is asked
+///   only for that case.
+fn claim_outcome(
+    release: &Release,
+    pages: u64,
+    errno: Option<i32>,
+    dying: impl FnOnce() -> bool,
+) -> ClaimOutcome {
+    match errno {
+        Some(libc::ENOSYS) if release.claim_passes_enosys => ClaimOutcome::Released,
+        Some(libc::EINVAL) if pages == 0 && dying() => ClaimOutcome::Released,
+        _ => ClaimOutcome::AsReturned,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn release(minor: u32) -> &'static Release {
+        xenlib::release(XenVersion::new(4, minor)).unwrap()
+    }
+
+    #[test]
+    fn claims_answer_alike_on_every_release() {
+        let never = || panic!("dying asked for");
+        // 4.22's ENOSYS is what 4.21's library turned into success.
+        assert_eq!(
+            claim_outcome(release(22), 10, Some(libc::ENOSYS), never),
+            ClaimOutcome::Released
+        );
+        assert_eq!(
+            claim_outcome(release(21), 10, Some(libc::ENOSYS), never),
+            ClaimOutcome::AsReturned
+        );
+        // A dying domain's claim is released with it.
+        assert_eq!(
+            claim_outcome(release(20), 0, Some(libc::EINVAL), || true),
+            ClaimOutcome::Released
+        );
+        assert_eq!(
+            claim_outcome(release(20), 0, Some(libc::EINVAL), || false),
+            ClaimOutcome::AsReturned
+        );
+        // A refused claim of pages stays refused.
+        assert_eq!(
+            claim_outcome(release(19), 10, Some(libc::EINVAL), never),
+            ClaimOutcome::AsReturned
+        );
+        assert_eq!(
+            claim_outcome(release(19), 10, Some(libc::ENOMEM), never),
+            ClaimOutcome::AsReturned
+        );
+        assert_eq!(
+            claim_outcome(release(17), 10, None, never),
+            ClaimOutcome::AsReturned
+        );
+    }
+
+    #[test]
+    fn createdomain_takes_the_running_release_s_layout() {
+        let fields = CreatedomainFields {
+            max_vcpus: 2,
+            ..Default::default()
+        };
+        assert_eq!(Createdomain::new(release(18), fields).size_bytes(), 64);
+        match Createdomain::new(release(19), fields) {
+            Createdomain::Bytes68(c) => assert_eq!(c.max_vcpus, 2),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(Createdomain::new(release(22), fields).size_bytes(), 68);
+    }
 
     #[test]
     fn access_needs_privcmd_then_root() {
@@ -485,19 +545,5 @@ mod tests {
         assert_eq!(from_cpumap(&map), vec![0, 3, 9]);
         let err = to_cpumap(&[16], 2, "op").unwrap_err();
         assert_eq!(err.code(), "INVALID_ARGUMENT");
-    }
-
-    #[test]
-    fn library_names_try_every_supported_release() {
-        let names = library_candidates(&OpenOptions::default());
-        assert!(names.contains(&"libxenctrl.so.4.17".to_string()));
-        let custom = OpenOptions {
-            library_path: Some("/opt/x/libxenctrl.so".into()),
-            ..Default::default()
-        };
-        assert_eq!(
-            library_candidates(&custom),
-            vec!["/opt/x/libxenctrl.so".to_string()]
-        );
     }
 }
