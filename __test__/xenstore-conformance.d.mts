@@ -3,6 +3,8 @@ import type { Permission, Xenstore } from '../ts/xenstore.js'
 
 export interface ConformanceEnv {
   store: Xenstore
+  /** A second client of the same store (a second writer; one client's transactions run in turn). */
+  other?: Xenstore
   /** A domain that exists (the permission checks make it an owner). */
   guest: number
   /** A view of the same store acting as domain `domid`, where the store can give one. */

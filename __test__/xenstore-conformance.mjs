@@ -107,8 +107,12 @@ export async function limits({ store, base }) {
   assert.equal((await store.read(`${base}/fits`)).length, fits)
 }
 
-/** Two writers increment one counter in transactions that overlap: one conflicts, is run again, and both land. */
-export async function transactionConflict({ store, base }) {
+/**
+ * Two writers increment one counter in transactions that overlap: one
+ * conflicts, is run again, and both land. Two clients (`other`): one client's
+ * own transactions run one after another.
+ */
+export async function transactionConflict({ store, other = store, base }) {
   const counter = `${base}/counter`
   await store.write(counter, '0')
   let bothRead
@@ -119,8 +123,8 @@ export async function transactionConflict({ store, base }) {
     }
   })
   let runs = 0
-  const increment = () =>
-    store.transaction(async (t) => {
+  const increment = (client) =>
+    client.transaction(async (t) => {
       runs++
       const value = Number(await t.read(counter))
       if (runs <= 2) {
@@ -131,7 +135,7 @@ export async function transactionConflict({ store, base }) {
       await t.write(counter, String(value + 1))
       return value
     })
-  const seen = await Promise.all([increment(), increment()])
+  const seen = await Promise.all([increment(store), increment(other)])
   assert.equal(await store.read(counter), '2', 'both increments landed')
   assert.ok(runs >= 3, `one transaction ran again after EAGAIN (runs: ${runs})`)
   assert.deepEqual(seen.sort(), [0, 1])
@@ -171,12 +175,34 @@ export async function transactionsAreAllOrNothing({ store, base }) {
   assert.equal(await store.read(`${base}/later`), '3')
 }
 
+/** One client's transactions run one after another: none sees another's half done, none conflicts. */
+export async function transactionsOfOneClientInTurn({ store, base }) {
+  const counter = `${base}/counter`
+  await store.write(counter, '0')
+  let runs = 0
+  let open = 0
+  let mostOpen = 0
+  const increment = () =>
+    store.transaction(async (t) => {
+      runs++
+      mostOpen = Math.max(mostOpen, ++open)
+      const value = Number(await t.read(counter))
+      await new Promise((resolve) => setTimeout(resolve, 5))
+      await t.write(counter, String(value + 1))
+      open--
+    })
+  await Promise.all([increment(), increment(), increment(), increment()])
+  assert.equal(await store.read(counter), '4', 'every increment landed')
+  assert.equal(mostOpen, 1, 'one transaction open at a time')
+  assert.equal(runs, 4, 'none ran again')
+}
+
 export async function domainRelease({ store }) {
   assert.equal(await codeOf(store.release(31999)), 'ENOENT', 'releasing a domain never introduced')
 }
 
 /** Every check, by name, in the order to run them. */
-export const checks = { treeBasics, permissions, limits, transactionConflict, transactionsAreAllOrNothing, domainRelease }
+export const checks = { treeBasics, permissions, limits, transactionConflict, transactionsOfOneClientInTurn, transactionsAreAllOrNothing, domainRelease }
 
 /** Runs one check on a fresh base path and removes it after; `env.guest` must name an existing domain. */
 export async function runCheck(name, env) {

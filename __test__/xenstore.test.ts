@@ -8,7 +8,7 @@ describe('InMemoryXenstore conforms to xenstored (the suite the real xenstored r
   for (const name of Object.keys(checks)) {
     it(name, async () => {
       const store = new InMemoryXenstore({ domainExists: (domid) => domid === 42 || domid === 43 })
-      await runCheck(name, { store, guest: 42, asDomain: (domid) => store.asDomain(domid) })
+      await runCheck(name, { store, other: store.asDomain(0), guest: 42, asDomain: (domid) => store.asDomain(domid) })
     })
   }
 })
@@ -18,18 +18,17 @@ describe('the conformance suite', () => {
     // Every call goes straight to the tree (transaction id 0); ending a transaction does nothing.
     const memory = new InMemoryXenstore()
     const calls = memory.calls
-    const naive = new CallsXenstore(
-      new Proxy(calls, {
-        get: (target, name) => {
-          if (name === 'transactionStart') return async () => 1
-          if (name === 'transactionEnd') return async () => undefined
-          const call = Reflect.get(target, name) as (...args: unknown[]) => Promise<unknown>
-          const takesTx = ['read', 'write', 'writeAll', 'mkdir', 'rm', 'directory', 'getPermissions', 'setPermissions'].includes(String(name))
-          return (...args: unknown[]) => call.apply(target, takesTx ? [0, ...args.slice(1)] : args)
-        },
-      }),
-    )
-    await expect(runCheck('transactionConflict', { store: naive, guest: 42 })).rejects.toThrow(/both increments landed/)
+    const naiveCalls = new Proxy(calls, {
+      get: (target, name) => {
+        if (name === 'transactionStart') return async () => 1
+        if (name === 'transactionEnd') return async () => undefined
+        const call = Reflect.get(target, name) as (...args: unknown[]) => Promise<unknown>
+        const takesTx = ['read', 'write', 'writeAll', 'mkdir', 'rm', 'directory', 'getPermissions', 'setPermissions'].includes(String(name))
+        return (...args: unknown[]) => call.apply(target, takesTx ? [0, ...args.slice(1)] : args)
+      },
+    })
+    const naive = new CallsXenstore(naiveCalls)
+    await expect(runCheck('transactionConflict', { store: naive, other: new CallsXenstore(naiveCalls), guest: 42 })).rejects.toThrow(/both increments landed/)
     await expect(runCheck('transactionsAreAllOrNothing', { store: naive, guest: 42 })).rejects.toThrow(/aborted transaction leaves nothing/)
   })
 })
