@@ -28,3 +28,28 @@ describe('the xenopsd fixtures', () => {
     }
   })
 })
+
+// What holds in every clone: each data file is described in the folder's
+// README, parses, and each placement scenario comes with xenopsd's decisions.
+describe('the xenopsd fixtures, in this clone', () => {
+  const readme = readFileSync(join(COPY, 'README.md'), 'utf8')
+  it('are each described in their README, and parse', () => {
+    const data = dataFiles(COPY)
+    expect(data.length).toBeGreaterThan(0)
+    for (const file of data) {
+      // numa/ files by their name; placement/ scenarios by theirs (NAME.json and NAME.expected.jsonl).
+      const name = file.split('/').pop()!
+      const described = file.startsWith('placement/') ? name.replace(/(\.expected\.jsonl|\.json)$/, '') : name
+      expect(readme, file).toContain(`\`${described}\``)
+      const text = readFileSync(join(COPY, file), 'utf8')
+      const records = file.endsWith('.jsonl') ? text.split('\n').filter(Boolean) : [text]
+      for (const record of records) expect(() => JSON.parse(record), file).not.toThrow()
+    }
+  })
+  it('give xenopsd\'s decisions for every placement scenario', () => {
+    const placement = dataFiles(join(COPY, 'placement'))
+    const scenarios = placement.filter((file) => !file.endsWith('.expected.jsonl'))
+    expect(scenarios.length).toBeGreaterThan(0)
+    for (const scenario of scenarios) expect(placement, scenario).toContain(scenario.replace(/\.json$/, '.expected.jsonl'))
+  })
+})

@@ -1,4 +1,4 @@
-// `npm run bench:soak`: a soak of whole builds on the simulated host (issue 15).
+// `npm run bench:soak`: a soak of whole builds on the simulated host.
 // N builds (--builds, 20,000 by default) in rounds: a stretch of builds one
 // after another, then a stretch of builds at once (--concurrency, 32). Each
 // build creates a domain, builds it with the simulated xenguest and destroys

@@ -2,6 +2,7 @@
  * build_post: the domain's xenstore entries, then the introduction of the
  * domain to xenstored (xenopsd's `build_post`).
  */
+import { constants } from 'node:os'
 import { XenDomainBuildError } from './errors.js'
 import type { DomainType } from './memory.js'
 import { kibOfMib } from './units.js'
@@ -54,7 +55,7 @@ export async function buildPost(xenstore: Xenstore, b: BuildPostInput): Promise<
     // xenopsd reads it and fails the build without it: the toolstack that
     // made the domain did not give it a VM path.
     if (vmPath === null) {
-      throw new XenDomainBuildError('ENOENT', `${path}/vm is missing: the domain has no VM path to write ${Object.keys(b.vmKeys).join(', ')} under`, { errno: 2, operation: 'xenstore read' })
+      throw new XenDomainBuildError('ENOENT', `${path}/vm is missing: the domain has no VM path to write ${Object.keys(b.vmKeys).join(', ')} under`, { errno: constants.errno.ENOENT, operation: 'xenstore read' })
     }
     await xenstore.writeMany(vmPath, b.vmKeys)
   }

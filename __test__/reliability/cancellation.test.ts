@@ -1,5 +1,5 @@
 /**
- * Issue 15, cancellation: hundreds of concurrent builds on one host, each
+ * Cancellation: hundreds of concurrent builds on one host, each
  * aborted at a random (seeded) time, with placement made slow (latency on
  * xc_numainfo) so that most of them are queued behind it when aborted.
  *

@@ -1,5 +1,5 @@
 /**
- * Issue 15, the fault matrix: every hypervisor call site of a build × errnos ×
+ * The fault matrix: every hypervisor call site of a build × errnos ×
  * kinds of VM, on the simulated host with the simulated xenguest.
  *
  * The call sites are found, not listed: one clean build per kind runs through

@@ -1,5 +1,5 @@
 /**
- * Issue 15, fuzz: the public API and the CLI with arbitrary values (null,
+ * Fuzz: the public API and the CLI with arbitrary values (null,
  * undefined, NaN, Infinity, negatives, huge numbers, strings with NUL, 200 KB
  * strings, wrong types, nested junk). Seeded (fast-check, seed 42).
  *
