@@ -6,7 +6,7 @@ import { constants } from 'node:os'
 import { XenDomainBuildError } from './errors.js'
 import type { DomainType } from './memory.js'
 import { kibOfMib } from './units.js'
-import { domainPath, type Xenstore } from './xenstore.js'
+import { domainPath, libxlPath, type Xenstore } from './xenstore.js'
 
 /** What build_post writes: the domain's memory, its rings and their ports, and extra entries. */
 export interface BuildPostInput {
@@ -59,6 +59,6 @@ export async function buildPost(xenstore: Xenstore, b: BuildPostInput): Promise<
     }
     await xenstore.writeMany(vmPath, b.vmKeys)
   }
-  await xenstore.write(`/libxl/${b.domid}/type`, LIBXL_TYPE[b.type])
+  await xenstore.write(`${libxlPath(b.domid)}/type`, LIBXL_TYPE[b.type])
   await xenstore.introduce(b.domid, b.storeMfn, b.storePort)
 }

@@ -4,7 +4,7 @@
  * are refused before any hypercall; a failed step names itself, its errno and
  * the domain; a failure or cancellation after the claim releases it.
  */
-import { MAX_DOMID, optionalBoolean, optionalFunction, optionalMilliseconds, optionalSignal, optionsObject } from './checks.js'
+import { guestDomid, optionalBoolean, optionalFunction, optionalMilliseconds, optionalSignal, optionsObject } from './checks.js'
 import { aborted, describe, invalidArgument, XenDomainBuildError } from './errors.js'
 import { BuildHost } from './host.js'
 import { checkVmMemory, memoryModel, type MemoryModel, type VmMemory } from './memory.js'
@@ -90,9 +90,7 @@ const HVM_PARAM_TIMER_MODE = 10
 
 function checkConfig(host: BuildHost, domid: number, vm: VmConfig): void {
   if (!(host instanceof BuildHost)) throw invalidArgument('host', `expected a BuildHost, got ${describe(host)}`)
-  if (!Number.isSafeInteger(domid) || domid < 1 || domid > MAX_DOMID) {
-    throw invalidArgument('domid', `${describe(domid)} is not a domain id from 1 to ${MAX_DOMID}`)
-  }
+  guestDomid('domid', domid)
   // More vCPUs than host CPUs is a valid VM (Xen and xenopsd allow it).
   checkVmMemory(vm)
   if (vm.hardAffinity !== undefined) {

@@ -47,6 +47,14 @@ export function optionalSignal(field: string, value: unknown): void {
   if (value !== undefined && !(value instanceof AbortSignal)) throw invalidArgument(field, `expected an AbortSignal, got ${describe(value)}`)
 }
 
+/** A guest's domain id: 1 to MAX_DOMID (0 is dom0, above are Xen's reserved ids). */
+export function guestDomid(field: string, value: unknown): number {
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 1 || value > MAX_DOMID) {
+    throw invalidArgument(field, `${describe(value)} is not a guest's domain id (1 to ${MAX_DOMID})`)
+  }
+  return value
+}
+
 export function optionalDomid(field: string, value: unknown): void {
   if (value !== undefined && (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0 || value > MAX_DOMID)) {
     throw invalidArgument(field, `${describe(value)} is not a domain id from 0 to ${MAX_DOMID}`)

@@ -7,10 +7,11 @@
  */
 import { randomUUID } from 'node:crypto'
 import type { Hypervisor } from '../native/binding.js'
+import { guestDomid } from './checks.js'
 import { describe, invalidArgument } from './errors.js'
 import type { DomainType } from './memory.js'
 import { parseOcamlInt } from './build-pre.js'
-import { checkPath, checkWrite, domainPath, type Permission, type Xenstore, type XenstoreOperations } from './xenstore.js'
+import { checkPath, checkWrite, domainPath, libxlPath, xenopsPath, type Permission, type Xenstore, type XenstoreOperations } from './xenstore.js'
 
 /** A domain for `createDomain` to make: its type, vCPUs, and what xenopsd writes for it. */
 export interface CreateDomainConfig {
@@ -69,14 +70,6 @@ export const GUEST_WRITABLE_DIRS = [
   'feature', 'error', 'drivers', 'control', 'attr', 'xenserver/attr', 'data', 'messages', 'vm-data', 'hvmloader', 'rrd',
 ] as const
 
-/** Toolstack-private: `/xenops/domain/DOMID`. */
-export function xenopsPath(domid: number): string {
-  return `/xenops/domain/${domid}`
-}
-
-export function libxlPath(domid: number): string {
-  return `/libxl/${domid}`
-}
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
 const XSDATA_PREFIXES = ['vm-data/', 'FIST/']
@@ -353,7 +346,7 @@ const BACKEND_ROOTS = ['/local/domain/0/backend', '/local/domain/0/xenserver/bac
  * introduced to xenstored.
  */
 export async function destroyDomain(hypervisor: Hypervisor, xenstore: Xenstore, domid: number): Promise<void> {
-  if (!Number.isInteger(domid) || domid < 1 || domid > 0x7fef) throw invalidArgument('domid', `${describe(domid)} is not a guest's domid`)
+  guestDomid('domid', domid)
   const home = domainPath(domid)
   const vmPath = await xenstore.read(`${home}/vm`).catch(() => null)
   let destroyFailure: unknown

@@ -75,6 +75,16 @@ export function domainPath(domid: number): string {
   return `/local/domain/${domid}`
 }
 
+/** Toolstack-private: `/xenops/domain/DOMID`. */
+export function xenopsPath(domid: number): string {
+  return `/xenops/domain/${domid}`
+}
+
+/** libxl's: `/libxl/DOMID`. */
+export function libxlPath(domid: number): string {
+  return `/libxl/${domid}`
+}
+
 /** xenstore's limits (`xs_wire.h`). */
 export const XENSTORE_PAYLOAD_MAX_BYTES = 4096
 export const XENSTORE_ABS_PATH_MAX_BYTES = 3072

@@ -6,7 +6,7 @@ import { SimulatedXenguest } from '../../sim-xenguest.js'
 import { requireDefaultXenguestPath, SpawnedXenguest } from '../../xenguest.js'
 import { XenDomainBuildError } from '../../errors.js'
 import { createDomain, destroyDomain, removeVm } from '../../domain.js'
-import { domainPath, InMemoryXenstore, openXenstore, type Xenstore } from '../../xenstore.js'
+import { domainPath, InMemoryXenstore, libxlPath, openXenstore, type Xenstore } from '../../xenstore.js'
 import { parseCommandLine, presetNames, readInput, UsageError, wholeNumber, type Out } from '../common.js'
 import { parseVmConfig } from '../vm-config.js'
 
@@ -144,6 +144,6 @@ async function dumpDomainTrees(xenstore: Xenstore, domid: number): Promise<Recor
     dump[path] = value
     for (const name of await xenstore.directory(path)) await walk(`${path}/${name}`)
   }
-  for (const root of [home, ...(vmPath === null ? [] : [vmPath]), `/libxl/${domid}`]) await walk(root)
+  for (const root of [home, ...(vmPath === null ? [] : [vmPath]), libxlPath(domid)]) await walk(root)
   return dump
 }
