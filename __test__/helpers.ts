@@ -88,3 +88,22 @@ export function alive(pid: number): boolean {
     return false
   }
 }
+
+/**
+ * Whether a Debian package a test needs is installed: `file` (a path) exists,
+ * or `command` is on PATH. Missing, the test is skipped (vitest reports it)
+ * with a line naming the package and `npm run setup:system`, so `npm test`
+ * runs for a contributor who is not root; with `XDB_REQUIRE_SYSTEM_PACKAGES=1`
+ * (CI sets it) a missing package throws instead. The Rust tests' twin is
+ * `c_probe::system_package`.
+ */
+export function systemPackage(need: { file: string } | { command: string }, debianPackage: string): boolean {
+  const found = 'file' in need
+    ? existsSync(need.file)
+    : spawnSync('sh', ['-c', 'command -v "$1"', 'sh', need.command]).status === 0
+  if (found) return true
+  const why = `${'file' in need ? need.file : need.command} is missing: install Debian's ${debianPackage} (npm run setup:system)`
+  if (process.env.XDB_REQUIRE_SYSTEM_PACKAGES) throw new Error(why)
+  process.stderr.write(`skipped: ${why}\n`)
+  return false
+}

@@ -183,3 +183,21 @@ mod tests {
         assert!(moved.is_err(), "a moved offset must fail");
     }
 }
+
+/// Whether a Debian package a test needs is installed (`file` is one of its
+/// files). Missing, the test is skipped with a line on stderr naming the
+/// package and `npm run setup:system`, so `npm test` runs for a contributor
+/// who is not root; with `XDB_REQUIRE_SYSTEM_PACKAGES=1` (CI sets it) a
+/// missing package fails the test instead, so nothing is skipped there.
+pub fn system_package(file: &str, package: &str) -> bool {
+    if Path::new(file).exists() {
+        return true;
+    }
+    let why = format!("{file} is missing: install Debian's {package} (npm run setup:system)");
+    assert!(
+        std::env::var_os("XDB_REQUIRE_SYSTEM_PACKAGES").is_none(),
+        "{why}"
+    );
+    eprintln!("skipped: {why}");
+    false
+}
