@@ -18,7 +18,7 @@ describe('xen-domain-build plan', () => {
     const text = readFileSync(sharedData('placement', 'tiebreak.json'), 'utf8')
     const run = cli(['plan', '--scenario', '-'], text)
     expect(run.status).toBe(0)
-    expect(run.stdout).toBe(readFileSync(sharedData('placement', 'tiebreak.expected.jsonl'), 'utf8').trimEnd() + '\n')
+    expect(run.stdout).toBe(`${readFileSync(sharedData('placement', 'tiebreak.expected.jsonl'), 'utf8').trimEnd()}\n`)
   })
 
   it('plans VMs on a preset host', () => {

@@ -57,7 +57,10 @@ describe('createDomain: xenopsd\'s Domain.make', () => {
     const recording = new Proxy(t.xen, {
       get: (target, name) => {
         const value = Reflect.get(target, name)
-        return typeof value === 'function' ? (...args: unknown[]) => (calls.push([name, ...args]), value.apply(target, args)) : value
+        return typeof value === 'function' ? (...args: unknown[]) => {
+          calls.push([name, ...args])
+          return value.apply(target, args)
+        } : value
       },
     })
     const pre = await buildPre(await BuildHost.create(recording, { xenstore: t.xenstore }), domid, { type: 'hvm', staticMaxKib: 1 << 20, targetKib: 1 << 20, videoMib: 8, vcpus: 1 })
@@ -127,7 +130,10 @@ function recorded(xen: Hypervisor): { xen: Hypervisor; calls: unknown[][] } {
   const proxy = new Proxy(xen, {
     get: (target, name) => {
       const value = Reflect.get(target, name)
-      return typeof value === 'function' ? (...args: unknown[]) => (calls.push([name, ...args]), value.apply(target, args)) : value
+      return typeof value === 'function' ? (...args: unknown[]) => {
+        calls.push([name, ...args])
+        return value.apply(target, args)
+      } : value
     },
   })
   return { xen: proxy, calls }

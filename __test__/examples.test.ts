@@ -31,7 +31,7 @@ describe('the tour in examples/', () => {
     const readme = readFileSync(join(ROOT, 'README.md'), 'utf8')
     for (const [file, fence] of [['tour.mts', 'ts'], ['tour.mjs', 'js'], ['tour.out', 'text']] as const) {
       const text = readFileSync(join(ROOT, 'examples', file), 'utf8')
-      expect(readme, `examples/${file}`).toContain('```' + fence + '\n' + text + '```')
+      expect(readme, `examples/${file}`).toContain(`\`\`\`${fence}\n${text}\`\`\``)
     }
   })
 })

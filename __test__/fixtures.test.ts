@@ -38,7 +38,7 @@ describe('the xenopsd fixtures, in this clone', () => {
     expect(data.length).toBeGreaterThan(0)
     for (const file of data) {
       // numa/ files by their name; placement/ scenarios by theirs (NAME.json and NAME.expected.jsonl).
-      const name = file.split('/').pop()!
+      const name = file.slice(file.lastIndexOf('/') + 1)
       const described = file.startsWith('placement/') ? name.replace(/(\.expected\.jsonl|\.json)$/, '') : name
       expect(readme, file).toContain(`\`${described}\``)
       const text = readFileSync(join(COPY, file), 'utf8')

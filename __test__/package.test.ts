@@ -138,7 +138,7 @@ describe('the declaration files', () => {
     const project = mkdtempSync(join(tmpdir(), 'xdb-cjs-types-'))
     try {
       writeFileSync(join(project, 'consumer.ts'), [
-        "import { BuildHost, buildDomain, XenDomainBuildError, type BuiltDomain } from '" + join(ROOT, 'dist', 'index') + "'",
+        `import { BuildHost, buildDomain, XenDomainBuildError, type BuiltDomain } from '${join(ROOT, 'dist', 'index')}'`,
         'export async function f(host: BuildHost): Promise<BuiltDomain | XenDomainBuildError> {',
         "  return buildDomain(host, 1, { type: 'pv', staticMaxKib: 1024, targetKib: 1024, vcpus: 1 }, { image: 'k', xenguest: { run: async () => ({ storeMfn: 1n, consoleMfn: 2n }), supports: async () => false } })",
         '}',

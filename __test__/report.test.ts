@@ -67,7 +67,7 @@ describe('the live view', () => {
       expect(written.endsWith('\x1b[?25h')).toBe(true)
       // The second frame moves up over the first, whose 11 lines all fit.
       expect(written).toContain('\x1b[11A')
-      // eslint-disable-next-line no-control-regex
+      // biome-ignore lint/suspicious/noControlCharactersInRegex: the terminal's escapes are what it strips
       const lines = written.replace(/\x1b\[\?25[lh]|\x1b\[\d+A|\x1b\[2K/g, '').split('\n').filter((l) => l !== '')
       expect(lines).toHaveLength(22)
       for (const line of lines) expect([...line].length, `${columns}: ${line}`).toBeLessThan(columns)

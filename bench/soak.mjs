@@ -70,6 +70,7 @@ const random = () => {
 
 const sim = simulateHost({ preset: values.preset })
 const xen = sim.hypervisor()
+/** @type {any} A Xenstore in what the builds call. */
 const xenstore = new ForgetfulXenstore()
 const host = await BuildHost.create(xen, { xenstore })
 const xenguest = new SimulatedXenguest(sim, { builderMs: () => Math.floor(random() * 3) })
@@ -81,7 +82,7 @@ const spawned = new SpawnedXenguest(FAKE, { exitGraceMs: 1000 })
 sim.seedFaults(42)
 sim.injectFault({ operation: 'xc_evtchn_alloc_unbound', errno: 'EIO', mode: 'probability', probability: 0.01 })
 
-const KINDS = ['hvm', 'pv', 'pvh']
+const KINDS = /** @type {const} */ (['hvm', 'pv', 'pvh'])
 const counts = { done: 0, built: 0, failed: 0, aborted: 0, other: 0, spawned: 0 }
 const otherErrors = new Map()
 
@@ -133,7 +134,7 @@ function checkpoint() {
     heapUsedMib: memory.heapUsed / MIB,
     externalMib: memory.external / MIB,
     fds: readdirSync('/proc/self/fd').length,
-    ledgerOpen: host.ledger.openCount,
+    ledgerOpen: /** @type {any} the ledger is internal */ (host).ledger.openCount,
     xenstoreEntries: xenstore.entries.size,
   }
   rows.push(row)
@@ -190,7 +191,7 @@ const summary = {
   lastCheckpoint: last.builds,
   outstandingPages: physinfo.outstandingPages,
   nodeClaimedPages: claimed,
-  ledgerOpen: host.ledger.openCount,
+  ledgerOpen: /** @type {any} the ledger is internal */ (host).ledger.openCount,
   buildsInFlight: host.buildsInFlight,
 }
 if (values.json) console.log(JSON.stringify({ summary, otherErrors: Object.fromEntries(otherErrors) }))

@@ -15,9 +15,9 @@ const pct = (x) => `${(100 * x).toFixed(1)}%`
 console.log('Mass start without node claims, simulated host, CLI defaults (builder 20 ms ±50%, 85% load): of all VMs, those wholly on their planned nodes (mean, min over seeds 1-20)')
 console.log('| start | in-flight accounting | xenopsd accounting | spread / unplaced / failed, in-flight (all seeds) | spread / unplaced / failed, xenopsd | over-promised placements (in-flight / xenopsd) | wall time | builds/s | event-loop delay max / p99 |')
 console.log('| --- | --- | --- | --- | --- | --- | --- | --- | --- |')
-for (const [preset, vms] of [['two-socket-4-node', 64], ['amd-opteron-6272', 256]]) {
+for (const [preset, vms] of /** @type {const} */ ([['two-socket-4-node', 64], ['amd-opteron-6272', 256]])) {
   const stats = {}
-  for (const accounting of ['in-flight', 'xenopsd']) {
+  for (const accounting of /** @type {const} */ (['in-flight', 'xenopsd'])) {
     const runs = []
     for (const seed of SEEDS) runs.push(await runStorm({ preset, nodeClaims: false, vms, accounting, seed }))
     stats[accounting] = {
@@ -55,7 +55,7 @@ async function lateness(pollMs, trials) {
     const destroyed = performance.now()
     // Both nodes scrub at once: enough is free after neededKib / (2 × rate × 4 KiB) seconds.
     const readyAtMs = (neededKib / (2 * ratePerNode * 4)) * 1000
-    await host.memory.waitForFreeMemory(neededKib)
+    await /** @type {any} the watcher is internal */ (host).memory.waitForFreeMemory(neededKib)
     late.push(performance.now() - destroyed - readyAtMs)
   }
   late.sort((x, y) => x - y)

@@ -33,6 +33,7 @@ function documentation(symbol) {
   return [text, ...tags].filter((part) => part !== '').join('\n\n')
 }
 
+/** @type {[string, (d: import('typescript').Declaration) => boolean][]} */
 const KINDS = [
   ['Functions', (d) => ts.isFunctionDeclaration(d)],
   ['Classes', (d) => ts.isClassDeclaration(d)],
@@ -81,7 +82,7 @@ for (const exported of exports) {
     // Every declaration's: a class's, and what augments it (the addon's Hypervisor and its dispose).
     const members = symbol.declarations
       .filter((d) => ts.isClassDeclaration(d) || ts.isInterfaceDeclaration(d))
-      .flatMap((d) => d.members)
+      .flatMap((d) => /** @type {readonly import('typescript').ClassElement[]} */ (d.members))
       .filter(isPublicMember)
     if (members.length > 0) {
       for (const member of members) {

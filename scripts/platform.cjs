@@ -5,8 +5,8 @@
 
 function isMusl() {
   if (process.platform !== 'linux') return false
-  const report = process.report && process.report.getReport()
-  return !(report && report.header && report.header.glibcVersionRuntime)
+  const report = /** @type {any} */ (process.report?.getReport())
+  return !report?.header?.glibcVersionRuntime
 }
 
 /** napi-rs's platform-arch-abi, e.g. `linux-x64-gnu`. */

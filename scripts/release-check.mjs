@@ -123,7 +123,7 @@ try {
 
   // The types, as a TypeScript user of each module kind resolves them (node16
   // resolution follows the exports' import and require conditions). The
-  // @ts-expect-error lines fail if the types were `any`.
+  // lines marked to expect an error fail if the types were `any`.
   const tsc = join(ROOT, 'node_modules', '.bin', 'tsc')
   if (existsSync(tsc)) {
     writeFileSync(join(project, 'esm.mts'), `import { XenDomainBuildError, NumaPlanner, type NumaPlan } from 'xen-domain-build'

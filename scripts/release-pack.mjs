@@ -77,7 +77,7 @@ for (const t of targets) {
     libc: [LIBC[t.abi]],
     ...pick(META),
   }
-  writeFileSync(join(dir, 'package.json'), JSON.stringify(manifest, null, 2) + '\n')
+  writeFileSync(join(dir, 'package.json'), `${JSON.stringify(manifest, null, 2)}\n`)
   writeFileSync(join(dir, 'README.md'), `# \`${manifest.name}\`\n\nThe **${t.triple}** build of [\`${pkg.name}\`](${pkg.homepage})'s native addon, and of its domain builder \`${BUILDER_NAME}\`.\nInstall \`${pkg.name}\`, which depends on it; npm picks the package that fits the machine.\n`)
   copyFileSync(join(ROOT, 'LICENSE'), join(dir, 'LICENSE'))
   copyFileSync(join(ARTIFACTS, addon), join(dir, addon))
@@ -92,7 +92,7 @@ const listed = JSON.parse(npm(['pack', '--dry-run', '--json', '--ignore-scripts'
 for (const file of listed) cpSync(join(ROOT, file), join(main, file))
 const { scripts, devDependencies, napi, ...published } = pkg
 published.optionalDependencies = Object.fromEntries(targets.map((t) => [`${PLATFORM_SCOPE}/${t.platform}`, pkg.version]))
-writeFileSync(join(main, 'package.json'), JSON.stringify(published, null, 2) + '\n')
+writeFileSync(join(main, 'package.json'), `${JSON.stringify(published, null, 2)}\n`)
 
 for (const dir of [main, ...targets.map((t) => join(NPM, t.platform))]) {
   const [packed] = JSON.parse(npm(['pack', '--json', '--pack-destination', TARBALLS], dir))

@@ -373,7 +373,11 @@ export async function placeDomain(
     if ('placed' in outcome) return waited ? { ...outcome.placed, waitedForInFlightMs: waitedMs } : outcome.placed
     const { reason, blockers } = outcome.wait
     const forBytesByNode = Array<number>(host.layout.distances.length).fill(0)
-    for (const r of blockers) r.outstandingBytesByNode().forEach((b, n) => (forBytesByNode[n] = (forBytesByNode[n] ?? 0) + b))
+    for (const r of blockers) {
+      r.outstandingBytesByNode().forEach((b, n) => {
+        forBytesByNode[n] = (forBytesByNode[n] ?? 0) + b
+      })
+    }
     onEvent?.({ type: 'placement.wait', domid: reservation.domid, reason, forDomids: blockers.map((r) => r.domid), forBytesByNode, waitedMs, limitMs: host.placementWaitMs })
     waited = true
     await waitForBlockers(host, blockers, untilMs, signal)

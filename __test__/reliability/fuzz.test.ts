@@ -130,7 +130,10 @@ interface Tally {
 const tallies = new Map<string, Tally>()
 function tally(name: string): Tally {
   let t = tallies.get(name)
-  if (t === undefined) tallies.set(name, (t = { tried: 0, foreign: 0, problems: new Map() }))
+  if (t === undefined) {
+    t = { tried: 0, foreign: 0, problems: new Map() }
+    tallies.set(name, t)
+  }
   return t
 }
 /** Records a problem, once per kind (the first, i.e. one example each). */

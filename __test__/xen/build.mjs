@@ -17,7 +17,7 @@ const BUILDER = process.env.XEN_BUILDER ?? '/mnt/host/xen-domain-builder'
 const KERNEL = process.env.GUEST_KERNEL ?? '/tmp/guest/vmlinuz'
 const RAMDISK = process.env.GUEST_RAMDISK ?? '/tmp/guest/initrd.gz'
 const GUEST_MIB = 256
-const vm = { type: 'pv', staticMaxKib: GUEST_MIB * 1024, targetKib: GUEST_MIB * 1024, vcpus: 1 }
+const vm = { type: /** @type {const} */ ('pv'), staticMaxKib: GUEST_MIB * 1024, targetKib: GUEST_MIB * 1024, vcpus: 1 }
 
 let failed = 0
 function check(name, ok, detail) {

@@ -27,7 +27,7 @@ check('candidates', candidates.map((c) => c.nodes.join(',')).join(' ') === '0 1 
 
 const domid = await xen.createDomain({ kind: 'pv', maxVcpus: 2 })
 try {
-  const vm = { type: 'pv', staticMaxKib: 128 * 1024, targetKib: 128 * 1024, vcpus: 2 }
+  const vm = { type: /** @type {const} */ ('pv'), staticMaxKib: 128 * 1024, targetKib: 128 * 1024, vcpus: 2 }
   const pre = await buildPre(host, domid, vm)
   const p = pre.placement
   // Upstream Xen has no node claims: the fallback sets affinity without a node, and claims host-wide.

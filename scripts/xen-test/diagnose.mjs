@@ -7,7 +7,7 @@ export const HANG_QUIET_SECONDS = 120
 
 /** The last `count` non-empty lines of a serial log, without the console's escape codes. */
 export function tail(log, count) {
-  // eslint-disable-next-line no-control-regex
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: the terminal's escapes are what it strips
   return log.replace(/\r/g, '').replace(/\x1b\[[0-9;?]*[A-Za-z]/g, '').split('\n').filter((l) => l.trim() !== '').slice(-count)
 }
 

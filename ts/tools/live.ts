@@ -19,7 +19,7 @@ function bar(parts: [number, string][], width: number): string {
 }
 
 /** Cuts a line to `width` columns (the glyphs used here are one column each). */
-function fit(line: string, width: number): string {
+function fitWidth(line: string, width: number): string {
   return [...line].length <= width ? line : `${[...line].slice(0, Math.max(0, width - 1)).join('')}…`
 }
 
@@ -63,7 +63,7 @@ export class LiveView {
         return `node ${String(i).padEnd(2)} [${bar([[used, '█'], [promised, '░']], bars)}]  ${(n.usedBytes / GIB).toFixed(1)}/${(n.totalBytes / GIB).toFixed(1)} GiB${over}`
       }),
       '        █ used  ░ promised to builds in flight',
-    ].map((line) => fit(line, width))
+    ].map((line) => fitWidth(line, width))
     if (this.#lines > 0) this.#out.write(`\x1b[${this.#lines}A`)
     this.#out.write(lines.map((l) => `\x1b[2K${l}\n`).join(''))
     this.#lines = lines.length

@@ -7,7 +7,7 @@ import type { StormReport } from './storm.js'
 
 const GIB = 2 ** 30
 
-function escape(text: string): string {
+function escapeHtml(text: string): string {
   return text.replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c] as string)
 }
 
@@ -71,7 +71,7 @@ function landingChart(r: StormReport): string {
     const title = `domain ${vm.domid}: ${vm.sizeMib} MiB, planned on ${planned}; memory ${where || (vm.error ?? 'none')}`
     const cls = vm.error !== undefined ? 'vm failed' : vm.local ? 'vm local' : 'vm spilled'
     const outline = vm.error !== undefined || !vm.local ? `<rect x="${x0}" y="${y0}" width="${cell.width}" height="${cell.height}" fill="none" stroke="#d00" stroke-width="2"/>` : ''
-    return `<g class="${cls}"><title>${escape(title)}</title>${segments.join('')}${outline}</g>`
+    return `<g class="${cls}"><title>${escapeHtml(title)}</title>${segments.join('')}${outline}</g>`
   })
   return `<svg class="landing" viewBox="0 0 ${width} ${height}" width="${width}" height="${height}" role="img" aria-label="where each VM's memory landed">
   ${cells.join('\n  ')}
@@ -105,7 +105,7 @@ export function renderReport(reports: readonly StormReport[], title = 'xen-domai
 <html lang="en">
 <head>
 <meta charset="utf-8">
-<title>${escape(title)}</title>
+<title>${escapeHtml(title)}</title>
 <style>
   body { font: 14px/1.4 system-ui, sans-serif; margin: 24px; color: #222; }
   table { border-collapse: collapse; margin: 12px 0; }
@@ -117,8 +117,8 @@ export function renderReport(reports: readonly StormReport[], title = 'xen-domai
 </style>
 </head>
 <body>
-<h1>${escape(title)}</h1>
-<p>${first ? `${first.vms.length} VMs on the simulated host <b>${escape(first.preset)}</b>, built at once with the simulated xenguest.` : 'No runs.'}</p>
+<h1>${escapeHtml(title)}</h1>
+<p>${first ? `${first.vms.length} VMs on the simulated host <b>${escapeHtml(first.preset)}</b>, built at once with the simulated xenguest.` : 'No runs.'}</p>
 <table>
   <tr><th>accounting</th><th>completed</th><th>failed</th><th>wall time</th><th>builds/s</th><th>event-loop delay max / p99</th><th>VMs wholly on their planned nodes, of all VMs</th><th>over-promised placements</th></tr>
   ${rows.join('\n  ')}
