@@ -10,7 +10,7 @@ export default defineConfig({
   format: ['cjs'],
   // The tools and the CLI use the library's chunk, not copies of it.
   splitting: true,
-  dts: { entry: { index: 'ts/index.ts', tools: 'ts/tools/index.ts' } },
+  dts: { entry: { index: 'ts/index.ts' } },
   target: 'node20',
   platform: 'node',
   // The loader stays a file of its own: it finds the addon beside it, in the

@@ -1,3 +1,4 @@
+// @ts-check
 // What a Xenstore must do, written once and run against every store:
 // InMemoryXenstore by vitest (__test__/xenstore.test.ts), and the real
 // xenstored in dom0 by `npm run test:xen` (__test__/xen/xenstore.mjs, plain

@@ -1,3 +1,4 @@
+// @ts-check
 // `npm run bench`: µs per NumaPlanner.plan call through N-API, and ms per
 // planner construction, on the foundation issue's workload; with the ratios
 // to xenopsd's own figures (target: at least 3x faster through JS).

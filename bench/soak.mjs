@@ -1,3 +1,4 @@
+// @ts-check
 // `npm run bench:soak`: a soak of whole builds on the simulated host.
 // N builds (--builds, 20,000 by default) in rounds: a stretch of builds one
 // after another, then a stretch of builds at once (--concurrency, 32). Each

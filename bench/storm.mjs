@@ -1,3 +1,4 @@
+// @ts-check
 // `npm run bench` (part 2): the storm, and the wait for free memory. Prints:
 // - for a 64-VM start on a 4-node host and a 256-VM start on the 8-node AMD
 //   host (both without node claims; whole builds with the simulated xenguest,

@@ -1,3 +1,4 @@
+// @ts-check
 // docs/API.md, generated from the published declarations (dist/index.d.ts,
 // and native/binding.d.ts for the addon's types): every export, its
 // declaration, its documentation and its members'. TSDoc is the one source:

@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+// @ts-check
 // `npm run build:targets`: builds the addon and the domain builder
 // (xen-domain-builder, crates/builder) for the four published targets on this
 // one x86_64 machine, then checks each artifact and runs it where it can.

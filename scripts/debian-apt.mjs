@@ -1,3 +1,4 @@
+// @ts-check
 // apt-get with a private state: Debian 13 (trixie)'s package lists, kept
 // under a directory of ours, so that its packages can be downloaded (never
 // installed) on any Debian or Ubuntu machine without touching the machine's

@@ -1,3 +1,4 @@
+// @ts-check
 'use strict'
 // Names of this machine's platform, as napi-rs names its binaries, and of the
 // package that carries its prebuilt addon. Shared by the loader

@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+// @ts-check
 // `npm run release:check`: rehearses publishing what `npm run release:pack`
 // packed, without publishing anything.
 //   1. `npm publish --dry-run` of every tarball (the main package and the four

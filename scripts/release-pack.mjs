@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+// @ts-check
 // `npm run release:pack`: assembles what gets published, from the addons
 // `npm run build:targets` left in target/artifacts/ and the built dist/:
 //

@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+// @ts-check
 // `npm run test:xen`: the hypercall layer, build_pre, and xenstore (Debian's
 // xenstored, started in dom0) against a real Xen, on each release in
 // RELEASES: Debian 12's Xen 4.17 and Debian 13's Xen 4.20, one after the

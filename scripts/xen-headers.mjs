@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+// @ts-check
 // Debian 13's libxen-dev (Xen 4.20's headers), downloaded with a private apt
 // state and unpacked (not installed) into target/xen-headers/4.20, for the
 // layout test that compiles against them (crates/c-probe/tests/headers.rs).

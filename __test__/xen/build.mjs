@@ -1,3 +1,4 @@
+// @ts-check
 // The whole Domain.build on a real Xen, run in dom0 by `npm run test:xen`
 // (plain Node: vitest is far too slow there), after xenstored and xenconsoled
 // are up. Through the package's API only: createDomain (Domain.make) into the

@@ -1,3 +1,4 @@
+// @ts-check
 // The mass start on a real Xen, run in dom0 by `npm run test:xen` after
 // xenstored and xenconsoled are up: many PV (and a few PVH) guests built at
 // once through one BuildHost with the real builder and the real xenstore,

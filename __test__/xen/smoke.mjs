@@ -1,3 +1,4 @@
+// @ts-check
 // The JavaScript smoke test against a real Xen, run in dom0 by `npm run
 // test:xen` (plain Node: vitest would be far too slow there). It opens the
 // real hypervisor through the addon, builds the planner from the real

@@ -1,3 +1,4 @@
+// @ts-check
 // Where Xen says each domain's memory is: the `u` debug key's report, read
 // back from Xen's console ring. Used by the real-Xen suites in dom0.
 import { execFileSync } from 'node:child_process'

@@ -1,3 +1,4 @@
+// @ts-check
 // The xenstore client and createDomain against Debian's real xenstored, run
 // in dom0 by `npm run test:xen` (plain node). It starts without xenstored:
 // opening must fail with XENSTORE_UNAVAILABLE (no-xenstored); then it starts

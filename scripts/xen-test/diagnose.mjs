@@ -1,3 +1,4 @@
+// @ts-check
 // What test-xen.mjs says about a boot that did not finish: where it was
 // (from the markers init and run.sh print on the console), whether it looks
 // like a hang or slowness, and the console's last lines.

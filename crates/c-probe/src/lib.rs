@@ -160,6 +160,24 @@ pub fn assert_matches(release: &str, facts: &Facts, owned: &[&str], rust: &RustF
     );
 }
 
+/// Whether a Debian package a test needs is installed (`file` is one of its
+/// files). Missing, the test is skipped with a line on stderr naming the
+/// package and `npm run setup:system`, so `npm test` runs for a contributor
+/// who is not root; with `XDB_REQUIRE_SYSTEM_PACKAGES=1` (CI sets it) a
+/// missing package fails the test instead, so nothing is skipped there.
+pub fn system_package(file: &str, package: &str) -> bool {
+    if Path::new(file).exists() {
+        return true;
+    }
+    let why = format!("{file} is missing: install Debian's {package} (npm run setup:system)");
+    assert!(
+        std::env::var_os("XDB_REQUIRE_SYSTEM_PACKAGES").is_none(),
+        "{why}"
+    );
+    eprintln!("skipped: {why}");
+    false
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -182,22 +200,4 @@ mod tests {
             std::panic::catch_unwind(|| assert_matches("test", &facts, &["xs_permissions"], &rust));
         assert!(moved.is_err(), "a moved offset must fail");
     }
-}
-
-/// Whether a Debian package a test needs is installed (`file` is one of its
-/// files). Missing, the test is skipped with a line on stderr naming the
-/// package and `npm run setup:system`, so `npm test` runs for a contributor
-/// who is not root; with `XDB_REQUIRE_SYSTEM_PACKAGES=1` (CI sets it) a
-/// missing package fails the test instead, so nothing is skipped there.
-pub fn system_package(file: &str, package: &str) -> bool {
-    if Path::new(file).exists() {
-        return true;
-    }
-    let why = format!("{file} is missing: install Debian's {package} (npm run setup:system)");
-    assert!(
-        std::env::var_os("XDB_REQUIRE_SYSTEM_PACKAGES").is_none(),
-        "{why}"
-    );
-    eprintln!("skipped: {why}");
-    false
 }
