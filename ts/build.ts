@@ -28,7 +28,7 @@ import { PV_IN_PVH_SHIM_MIB, type MemoryModel } from './memory.js'
 import type { Placement } from './placement.js'
 import { isolated } from './listener.js'
 import { StepRunner } from './step.js'
-import { xenguestArgs, type XenguestLog, type XenguestRunner } from './xenguest.js'
+import { xenguestArgs, type XenguestLog, type XenguestRunner } from './xenguest-protocol.js'
 import { domainPath } from './xenstore.js'
 
 /** Every build event, as `onEvent` gets them. */

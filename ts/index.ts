@@ -68,20 +68,17 @@ export {
 export { buildPost, domainEntries, type BuildPostInput } from './build-post.js'
 export { createDomain, destroyDomain, removeVm, dyingDomainHandle, guestReadOnly, guestReadWrite, type CreateDomainConfig } from './domain.js'
 export { SimulatedXenguest, type SimulatedXenguestOptions } from './sim-xenguest.js'
+export { SpawnedXenguest, type SpawnedXenguestOptions } from './xenguest.js'
 export {
-  BUNDLED_BUILDER_PATH,
-  defaultXenguestPath,
-  HOST_XENGUEST_PATH,
-  SpawnedXenguest,
   parseXenguestError,
   xenguestArgs,
-  type SpawnedXenguestOptions,
   type XenguestBuild,
   type XenguestLog,
   type XenguestResult,
   type XenguestRunner,
   type XenguestRunOptions,
-} from './xenguest.js'
+} from './xenguest-protocol.js'
+export { BUNDLED_BUILDER_PATH, defaultXenguestPath, HOST_XENGUEST_PATH } from './xenguest-discovery.js'
 export { BuildHost, type Accounting, type BuildHostOptions, type NumaPolicy } from './host.js'
 export { buildPre, type BuildEvent, type BuildPreOptions, type BuildPreResult, type VmConfig } from './build-pre.js'
 export type { StepEvent } from './step.js'
