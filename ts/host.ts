@@ -14,7 +14,8 @@ import { NumaPlanner, type PlannerOptions } from './numa.js'
 import { optionalBoolean, optionalChoice, optionalMilliseconds, optionsObject } from './checks.js'
 import { aborted, describe, invalidArgument } from './errors.js'
 import { MemoryWatcher } from './wait-memory.js'
-import { InMemoryXenstore, type Xenstore } from './xenstore.js'
+import type { Xenstore } from './xenstore.js'
+import { InMemoryXenstore } from './xenstore-memory.js'
 
 /**
  * xenopsd's NUMA placement policies: `best_effort` (the default: a plan,

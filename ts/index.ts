@@ -84,15 +84,13 @@ export { buildPre, type BuildEvent, type BuildPreOptions, type BuildPreResult, t
 export type { StepEvent } from './step.js'
 export type { WaitProgress } from './wait-memory.js'
 export { memoryModel, type DomainType, type MemoryModel, type VmMemory } from './memory.js'
+export { InMemoryXenstore, type InMemoryXenstoreOptions, type Introduction } from './xenstore-memory.js'
 export {
-  InMemoryXenstore,
   RealXenstore,
   domainPath,
   openXenstore,
   type Access,
   type CallsXenstore,
-  type InMemoryXenstoreOptions,
-  type Introduction,
   type Permission,
   type TransactionOptions,
   type NativeXenstore,
