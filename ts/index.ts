@@ -17,7 +17,6 @@ export {
 } from './errors.js'
 export {
   openHypervisor,
-  readHostTopology,
   simulateHost,
   simulatorPresets,
   type AffinityInput,
@@ -29,7 +28,6 @@ export {
   type DomainKind,
   type Fault,
   type FaultMode,
-  type HostLayout,
   type Hypervisor,
   type LargeHostCandidates,
   type LibxenctrlLog,
@@ -49,6 +47,8 @@ export {
 } from './hypervisor.js'
 export {
   NumaPlanner,
+  readHostTopology,
+  type HostLayout,
   type HostTopology,
   type NumaCandidate,
   type NumaPlan,
