@@ -7,6 +7,7 @@ import { createRequire } from 'node:module'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { XenDomainBuildError } from './errors.js'
+import { platformNames } from './platform.js'
 
 /** Where XenServer and XCP-ng install their xenguest. */
 export const HOST_XENGUEST_PATH = '/usr/libexec/xen/bin/xenguest'
@@ -20,11 +21,6 @@ export const HOST_XENGUEST_PATH = '/usr/libexec/xen/bin/xenguest'
  */
 export const BUNDLED_BUILDER_PATH = fileURLToPath(new URL('../native/xen-domain-builder', import.meta.url))
 
-interface Platform {
-  BUILDER_NAME: string
-  addonPackageName(): string
-}
-
 /**
  * The builder in the installed per-platform package (@xen-domain-build/<platform>,
  * which carries it beside its package.json), resolved as Node resolves a
@@ -32,9 +28,8 @@ interface Platform {
  * null when no platform package is installed (a checkout, or --omit=optional).
  */
 export function platformBuilderPath(from: string = fileURLToPath(import.meta.url)): string | null {
-  // The loader's own platform names (ts/ and dist/ sit beside scripts/), so the
-  // builder comes from the package the addon comes from.
-  const platform = createRequire(import.meta.url)('../scripts/platform.cjs') as Platform
+  // The loader's own platform names, so the builder comes from the package the addon comes from.
+  const platform = platformNames()
   try {
     return join(dirname(createRequire(from).resolve(`${platform.addonPackageName()}/package.json`)), platform.BUILDER_NAME)
   } catch {
