@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest'
 import { BuildHost, type BuildHostOptions } from '../ts/host.js'
 import { buildPre, parseTimerMode, type BuildEvent, type VmConfig } from '../ts/build-pre.js'
 import { simulateHost, type Hypervisor, type SimulatedHost } from '../ts/index.js'
-import { InMemoryXenstore } from '../ts/xenstore.js'
+import { InMemoryXenstore } from '../ts/xenstore-memory.js'
 import { XenDomainBuildError } from '../ts/errors.js'
 import { recording, type Call, rejected } from './helpers.js'
 

@@ -7,7 +7,7 @@ import { simulateHost, type SimulatedHost } from '../ts/index.js'
 import { SimulatedXenguest } from '../ts/sim-xenguest.js'
 import { SpawnedXenguest } from '../ts/xenguest.js'
 import { createDomain } from '../ts/domain.js'
-import { InMemoryXenstore } from '../ts/xenstore.js'
+import { InMemoryXenstore } from '../ts/xenstore-memory.js'
 import { alive, FAKE_XENGUEST, recording, rejected, type Call } from './helpers.js'
 
 const GIB_KIB = 1024 * 1024

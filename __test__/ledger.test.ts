@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { Lock } from '../ts/host.js'
+import { Lock } from '../ts/lock.js'
 import { InFlightLedger, xenSpread } from '../ts/ledger.js'
 import { rejected } from './helpers.js'
 

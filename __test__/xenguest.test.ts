@@ -5,10 +5,11 @@ import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { XenDomainBuildError } from '../ts/errors.js'
 import { memoryModel } from '../ts/memory.js'
+import { SpawnedXenguest } from '../ts/xenguest.js'
 import {
-  BUNDLED_BUILDER_PATH, defaultXenguestCandidates, defaultXenguestPath, HOST_XENGUEST_PATH, parseXenguestError, platformBuilderPath,
-  requireDefaultXenguestPath, SpawnedXenguest, xenguestArgs,
-} from '../ts/xenguest.js'
+  BUNDLED_BUILDER_PATH, defaultXenguestCandidates, defaultXenguestPath, HOST_XENGUEST_PATH, platformBuilderPath, requireDefaultXenguestPath,
+} from '../ts/xenguest-discovery.js'
+import { parseXenguestError, xenguestArgs } from '../ts/xenguest-protocol.js'
 import { alive, FAKE_XENGUEST, rejected, ROOT } from './helpers.js'
 
 const memory = memoryModel({ type: 'hvm', staticMaxKib: 2 << 20, targetKib: 1 << 20, videoMib: 8, vcpus: 2 })

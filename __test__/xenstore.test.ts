@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import { openXenstore } from '../ts/index.js'
-import { CallsXenstore, InMemoryXenstore } from '../ts/xenstore.js'
+import { CallsXenstore } from '../ts/xenstore.js'
+import { InMemoryXenstore } from '../ts/xenstore-memory.js'
 import { checks, runCheck } from './xenstore-conformance.mjs'
 import { rejected, systemPackage } from './helpers.js'
 

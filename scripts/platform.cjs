@@ -1,8 +1,9 @@
 // @ts-check
 'use strict'
 // Names of this machine's platform, as napi-rs names its binaries, and of the
-// package that carries its prebuilt addon. Shared by the loader
-// (native/binding.js), its error (ts/native.ts) and the release scripts.
+// package that carries its prebuilt addon and builder. Shared by the loader
+// (native/binding.js), the library (ts/platform.ts, ts/native.ts) and the
+// release scripts.
 
 function isMusl() {
   if (process.platform !== 'linux') return false

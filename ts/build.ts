@@ -13,7 +13,6 @@ import { buildPost } from './build-post.js'
 import {
   cString,
   MAX_PV_CMDLINE_BYTES,
-  MAX_XENSTORE_VALUE_BYTES,
   optionalBoolean,
   optionalCString,
   optionalDomid,
@@ -28,8 +27,9 @@ import { PV_IN_PVH_SHIM_MIB, type MemoryModel } from './memory.js'
 import type { Placement } from './placement.js'
 import { isolated } from './listener.js'
 import { StepRunner } from './step.js'
-import { xenguestArgs, type XenguestLog, type XenguestRunner } from './xenguest.js'
+import { xenguestArgs, type XenguestLog, type XenguestRunner } from './xenguest-protocol.js'
 import { domainPath } from './xenstore.js'
+import { isRelativeKey, XENSTORE_PAYLOAD_MAX_BYTES } from './xenstore-input.js'
 
 /** Every build event, as `onEvent` gets them. */
 export const buildChannel = channel('xen-domain-build')
@@ -255,7 +255,7 @@ function checkOptions(vm: VmConfig, given: BuildDomainOptions): BuildDomainOptio
   optionalBoolean('options.nvidiaVgpu', options.nvidiaVgpu)
   optionalDomid('options.storeDomid', options.storeDomid)
   optionalDomid('options.consoleDomid', options.consoleDomid)
-  optionalCString('options.timeoffset', options.timeoffset, MAX_XENSTORE_VALUE_BYTES)
+  optionalCString('options.timeoffset', options.timeoffset, XENSTORE_PAYLOAD_MAX_BYTES)
   optionalFunction('options.onEvent', options.onEvent)
   for (const field of ['dynamicMinKib', 'dynamicMaxKib'] as const) {
     const kib = options[field]
@@ -266,10 +266,10 @@ function checkOptions(vm: VmConfig, given: BuildDomainOptions): BuildDomainOptio
   }
   const keys = optionsObject('options.extraKeys', options.extraKeys)
   for (const [key, value] of Object.entries(keys)) {
-    if (!/^[A-Za-z0-9_@-][A-Za-z0-9/_@-]*$/.test(key) || key.includes('//')) {
+    if (!isRelativeKey(key)) {
       throw invalidArgument(`options.extraKeys[${JSON.stringify(key.slice(0, 40))}]`, 'is not a relative xenstore path')
     }
-    cString(`options.extraKeys.${key}`, value, MAX_XENSTORE_VALUE_BYTES)
+    cString(`options.extraKeys.${key}`, value, XENSTORE_PAYLOAD_MAX_BYTES)
   }
   return options as BuildDomainOptions
 }

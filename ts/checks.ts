@@ -8,8 +8,6 @@ import { describe, invalidArgument } from './errors.js'
 export const MAX_ARGUMENT_BYTES = 131_072
 /** Xen's room for a PV kernel's command line (MAX_GUEST_CMDLINE, NUL included). */
 export const MAX_PV_CMDLINE_BYTES = 1024
-/** xenstore's largest value (XENSTORE_PAYLOAD_MAX). */
-export const MAX_XENSTORE_VALUE_BYTES = 4096
 /** The largest domain id a guest can have (DOMID_FIRST_RESERVED - 1). */
 export const MAX_DOMID = 0x7fef
 

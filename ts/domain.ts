@@ -11,7 +11,8 @@ import { guestDomid } from './checks.js'
 import { describe, invalidArgument } from './errors.js'
 import type { DomainType } from './memory.js'
 import { parseOcamlInt } from './build-pre.js'
-import { checkPath, checkWrite, domainPath, libxlPath, xenopsPath, type Permission, type Xenstore, type XenstoreOperations } from './xenstore.js'
+import { domainPath, libxlPath, xenopsPath, type Permission, type Xenstore, type XenstoreOperations } from './xenstore.js'
+import { checkPath, checkWrite, XENSTORE_MAX_DOMID } from './xenstore-input.js'
 
 /** A domain for `createDomain` to make: its type, vCPUs, and what xenopsd writes for it. */
 export interface CreateDomainConfig {
@@ -175,7 +176,9 @@ function checkConfig(config: CreateDomainConfig): void {
       if (!Number.isSafeInteger(priority[field]) || priority[field] < 0) throw invalidArgument(`config.schedulerPriority.${field}`, `${describe(priority[field])} is not a whole number ≥ 0`)
     }
   }
-  if (config.generationId !== undefined) checkEntries('config', { generationId: config.generationId }, '/local/domain/65535/platform')
+  // The longest home a domain can have: every key must fit below it.
+  const home = domainPath(XENSTORE_MAX_DOMID)
+  if (config.generationId !== undefined) checkEntries('config', { generationId: config.generationId }, `${home}/platform`)
   if (config.initialTargetKib !== undefined && (!Number.isSafeInteger(config.initialTargetKib) || config.initialTargetKib < 0)) {
     throw invalidArgument('config.initialTargetKib', `${describe(config.initialTargetKib)} is not a whole number of KiB ≥ 0`)
   }
@@ -183,8 +186,6 @@ function checkConfig(config: CreateDomainConfig): void {
     throw invalidArgument('config.ssidref', `${describe(config.ssidref)} is not a 32-bit label`)
   }
   if (config.uuid !== undefined && (typeof config.uuid !== 'string' || !UUID.test(config.uuid))) throw invalidArgument('config.uuid', `${describe(config.uuid)} is not a UUID`)
-  // The longest home a domain can have: every key must fit below it.
-  const home = '/local/domain/65535'
   if (config.name !== undefined) checkEntries('config', { name: config.name }, home)
   checkEntries('config.platform', config.platform, `${home}/platform`)
   checkEntries('config.biosStrings', config.biosStrings, `${home}/bios-strings`)

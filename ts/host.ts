@@ -6,15 +6,16 @@
  * host and pass it to every build.
  */
 import type { Hypervisor } from '../native/binding.js'
-import { readHostTopology, type HostLayout } from './hypervisor.js'
 import { ACCOUNTING_MODES, InFlightLedger, type Accounting } from './ledger.js'
 
 export { ACCOUNTING_MODES, type Accounting } from './ledger.js'
-import { NumaPlanner, type PlannerOptions } from './numa.js'
+import { Lock } from './lock.js'
+import { NumaPlanner, readHostTopology, type HostLayout, type PlannerOptions } from './numa.js'
 import { optionalBoolean, optionalChoice, optionalMilliseconds, optionsObject } from './checks.js'
-import { aborted, describe, invalidArgument } from './errors.js'
+import { describe, invalidArgument } from './errors.js'
 import { MemoryWatcher } from './wait-memory.js'
-import { InMemoryXenstore, type Xenstore } from './xenstore.js'
+import type { Xenstore } from './xenstore.js'
+import { InMemoryXenstore } from './xenstore-memory.js'
 
 /**
  * xenopsd's NUMA placement policies: `best_effort` (the default: a plan,
@@ -46,37 +47,6 @@ export interface BuildHostOptions extends PlannerOptions {
    * flight to populate before it places as well as it can: 30 s.
    */
   placementWaitMs?: number
-}
-
-/**
- * Runs critical sections one at a time, in arrival order. A caller whose
- * signal aborts while it waits is rejected at once; its turn, when it comes,
- * passes straight to the next caller.
- */
-export class Lock {
-  #tail: Promise<void> = Promise.resolve()
-
-  run<T>(section: () => Promise<T>, signal?: AbortSignal): Promise<T> {
-    const previous = this.#tail
-    let release!: () => void
-    this.#tail = new Promise<void>((resolve) => (release = resolve))
-    return new Promise<T>((resolve, reject) => {
-      const onAbort = () => reject(aborted('waiting for the placement lock', signal?.reason))
-      if (signal?.aborted) onAbort()
-      else signal?.addEventListener('abort', onAbort, { once: true })
-      void previous.then(async () => {
-        signal?.removeEventListener('abort', onAbort)
-        try {
-          if (signal?.aborted) return onAbort()
-          resolve(await section())
-        } catch (error) {
-          reject(error)
-        } finally {
-          release()
-        }
-      })
-    })
-  }
 }
 
 /**

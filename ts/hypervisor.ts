@@ -9,7 +9,6 @@
 import type { Hypervisor, OpenOptions, SimulatedHost, SimulatedHostOptions, SimulatorPreset } from '../native/binding.js'
 import { fromNative } from './errors.js'
 import { binding } from './native.js'
-import type { HostTopology } from './numa.js'
 
 export type {
   AffinityInput,
@@ -60,31 +59,4 @@ export function simulateHost(options: SimulatedHostOptions): SimulatedHost {
 /** The simulator's preset hosts. */
 export function simulatorPresets(): SimulatorPreset[] {
   return binding().SimulatedHost.presets()
-}
-
-/** A host's NUMA layout (`readHostTopology`), with each node's memory. */
-export interface HostLayout extends HostTopology {
-  /** Each node's memory, as Xen reports it (null for an invalid node). */
-  nodeMemoryBytes: (number | null)[]
-}
-
-/**
- * Reads what NUMA placement needs from a hypervisor: distances, the node of
- * each CPU (null when offline), and physical cores per node counted as
- * xenopsd counts them: distinct `core` ids among the node's CPUs. (Core ids
- * repeat across sockets, so a node that spans two sockets counts a shared id
- * once; xenopsd's plans depend on that count, so ours use it too.)
- */
-export async function readHostTopology(hypervisor: Hypervisor): Promise<HostLayout> {
-  const [numa, topology] = await Promise.all([hypervisor.numaInfo(), hypervisor.cpuTopology()])
-  const cores = numa.distances.map(() => new Set<number>())
-  for (const cpu of topology.cpus) {
-    if (cpu !== null && cpu !== undefined) cores[cpu.node]?.add(cpu.core)
-  }
-  return {
-    distances: numa.distances,
-    cpuToNode: topology.cpus.map((cpu) => cpu?.node ?? null),
-    nodeCores: cores.map((set) => set.size),
-    nodeMemoryBytes: numa.nodes.map((node) => node?.sizeBytes ?? null),
-  }
 }

@@ -17,7 +17,6 @@ export {
 } from './errors.js'
 export {
   openHypervisor,
-  readHostTopology,
   simulateHost,
   simulatorPresets,
   type AffinityInput,
@@ -29,7 +28,6 @@ export {
   type DomainKind,
   type Fault,
   type FaultMode,
-  type HostLayout,
   type Hypervisor,
   type LargeHostCandidates,
   type LibxenctrlLog,
@@ -49,6 +47,8 @@ export {
 } from './hypervisor.js'
 export {
   NumaPlanner,
+  readHostTopology,
+  type HostLayout,
   type HostTopology,
   type NumaCandidate,
   type NumaPlan,
@@ -68,34 +68,29 @@ export {
 export { buildPost, domainEntries, type BuildPostInput } from './build-post.js'
 export { createDomain, destroyDomain, removeVm, dyingDomainHandle, guestReadOnly, guestReadWrite, type CreateDomainConfig } from './domain.js'
 export { SimulatedXenguest, type SimulatedXenguestOptions } from './sim-xenguest.js'
+export { SpawnedXenguest, type SpawnedXenguestOptions } from './xenguest.js'
 export {
-  BUNDLED_BUILDER_PATH,
-  defaultXenguestPath,
-  HOST_XENGUEST_PATH,
-  SpawnedXenguest,
   parseXenguestError,
   xenguestArgs,
-  type SpawnedXenguestOptions,
   type XenguestBuild,
   type XenguestLog,
   type XenguestResult,
   type XenguestRunner,
   type XenguestRunOptions,
-} from './xenguest.js'
+} from './xenguest-protocol.js'
+export { BUNDLED_BUILDER_PATH, defaultXenguestPath, HOST_XENGUEST_PATH } from './xenguest-discovery.js'
 export { BuildHost, type Accounting, type BuildHostOptions, type NumaPolicy } from './host.js'
 export { buildPre, type BuildEvent, type BuildPreOptions, type BuildPreResult, type VmConfig } from './build-pre.js'
 export type { StepEvent } from './step.js'
 export type { WaitProgress } from './wait-memory.js'
 export { memoryModel, type DomainType, type MemoryModel, type VmMemory } from './memory.js'
+export { InMemoryXenstore, type InMemoryXenstoreOptions, type Introduction } from './xenstore-memory.js'
 export {
-  InMemoryXenstore,
   RealXenstore,
   domainPath,
   openXenstore,
   type Access,
   type CallsXenstore,
-  type InMemoryXenstoreOptions,
-  type Introduction,
   type Permission,
   type TransactionOptions,
   type NativeXenstore,

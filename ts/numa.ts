@@ -1,8 +1,10 @@
 /**
- * NUMA placement: xenopsd's decisions, made by the Rust engine. The rules:
+ * NUMA placement: the host's topology as a hypervisor reports it
+ * (`readHostTopology`), and xenopsd's decisions on it, made by the Rust
+ * engine. The rules:
  * https://github.com/xen-domain-build/xen-domain-build/blob/main/docs/ARCHITECTURE.md#numa-placement.
  */
-import type { LargeHostCandidates, NativeCandidate, NativePlanner } from '../native/binding.js'
+import type { Hypervisor, LargeHostCandidates, NativeCandidate, NativePlanner } from '../native/binding.js'
 import { optionsObject } from './checks.js'
 import { describe, fromNative, invalidArgument } from './errors.js'
 import { binding } from './native.js'
@@ -15,6 +17,33 @@ export interface HostTopology {
   cpuToNode: readonly (number | null)[]
   /** Physical cores per node. */
   nodeCores: readonly number[]
+}
+
+/** A host's NUMA layout (`readHostTopology`), with each node's memory. */
+export interface HostLayout extends HostTopology {
+  /** Each node's memory, as Xen reports it (null for an invalid node). */
+  nodeMemoryBytes: (number | null)[]
+}
+
+/**
+ * Reads what NUMA placement needs from a hypervisor: distances, the node of
+ * each CPU (null when offline), and physical cores per node counted as
+ * xenopsd counts them: distinct `core` ids among the node's CPUs. (Core ids
+ * repeat across sockets, so a node that spans two sockets counts a shared id
+ * once; xenopsd's plans depend on that count, so ours use it too.)
+ */
+export async function readHostTopology(hypervisor: Hypervisor): Promise<HostLayout> {
+  const [numa, topology] = await Promise.all([hypervisor.numaInfo(), hypervisor.cpuTopology()])
+  const cores = numa.distances.map(() => new Set<number>())
+  for (const cpu of topology.cpus) {
+    if (cpu !== null && cpu !== undefined) cores[cpu.node]?.add(cpu.core)
+  }
+  return {
+    distances: numa.distances,
+    cpuToNode: topology.cpus.map((cpu) => cpu?.node ?? null),
+    nodeCores: cores.map((set) => set.size),
+    nodeMemoryBytes: numa.nodes.map((node) => node?.sizeBytes ?? null),
+  }
 }
 
 /** How the planner chooses candidates. */

@@ -12,7 +12,7 @@ import type { XenDomainBuildError } from './errors.js'
 import { delay } from './timers.js'
 import { pagesOfMib } from './units.js'
 import type { SimulatedHost } from './hypervisor.js'
-import { xenguestFailed, type XenguestResult, type XenguestRunner, type XenguestRunOptions } from './xenguest.js'
+import { xenguestFailed, type XenguestResult, type XenguestRunner, type XenguestRunOptions } from './xenguest-protocol.js'
 
 /** How the simulated builder behaves. */
 export interface SimulatedXenguestOptions {

@@ -18,7 +18,7 @@ import { BuildHost } from '../../ts/host.js'
 import { simulateHost } from '../../ts/index.js'
 import { SimulatedXenguest } from '../../ts/sim-xenguest.js'
 import { SpawnedXenguest } from '../../ts/xenguest.js'
-import { InMemoryXenstore } from '../../ts/xenstore.js'
+import { InMemoryXenstore } from '../../ts/xenstore-memory.js'
 import { alive } from '../helpers.js'
 import { brief, leaks, seeded } from './harness.js'
 

@@ -25,7 +25,7 @@ import { BuildHost, type NumaPolicy } from '../../ts/host.js'
 import { simulateHost, type SimulatedHost } from '../../ts/index.js'
 import type { VmConfig } from '../../ts/build-pre.js'
 import { SimulatedXenguest } from '../../ts/sim-xenguest.js'
-import { InMemoryXenstore } from '../../ts/xenstore.js'
+import { InMemoryXenstore } from '../../ts/xenstore-memory.js'
 import { brief, instrument, leaks, OPERATION, type Recorded, type Trap } from './harness.js'
 
 const GIB_KIB = 1024 * 1024

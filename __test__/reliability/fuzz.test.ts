@@ -27,7 +27,7 @@ import { XenDomainBuildError } from '../../ts/errors.js'
 import { BuildHost } from '../../ts/host.js'
 import { NumaPlanner, memoryModel, simulateHost } from '../../ts/index.js'
 import { SimulatedXenguest } from '../../ts/sim-xenguest.js'
-import { InMemoryXenstore } from '../../ts/xenstore.js'
+import { InMemoryXenstore } from '../../ts/xenstore-memory.js'
 import { recording, ROOT } from '../helpers.js'
 import { brief, leaks } from './harness.js'
 

@@ -1,5 +1,9 @@
 //! xenstored's rules for paths and values, checked before any call so that
 //! bad input is INVALID_ARGUMENT rather than whatever errno a daemon picks.
+//! They are the boundary of this crate's public API: every path becomes a C
+//! string for libxenstore here, and Rust callers reach it with nothing in
+//! front. The TypeScript client checks the same rules, with the same words,
+//! in `ts/xenstore-input.ts` before a request crosses N-API.
 
 use crate::error::{Result, XsError};
 

@@ -1,5 +1,6 @@
 /** `xen-domain-build plan`: NUMA placement decisions, as xenopsd makes them. */
-import { readHostTopology, simulatorPresets } from '../../hypervisor.js'
+import { simulatorPresets } from '../../hypervisor.js'
+import { readHostTopology } from '../../numa.js'
 import { NumaPlanner } from '../../numa.js'
 import { bytesOfMib } from '../../units.js'
 import { largeHost, parseCommandLine, presetNames, readInput, simulated, UsageError, wholeNumber, type Out } from '../common.js'
