@@ -10,7 +10,7 @@ import type { NativeXenstore, XenstoreOpenOptions } from '../native/binding.js'
 
 export type { NativeXenstore, XenstoreOpenOptions }
 import { delay } from './timers.js'
-import { fromNative, invalidArgument, XenDomainBuildError } from './errors.js'
+import { invalidArgument, XenDomainBuildError } from './errors.js'
 import { binding } from './native.js'
 
 /** What a domain may do to a node. */
@@ -369,11 +369,7 @@ export class RealXenstore extends CallsXenstore {
  * `reason` says what is missing: `no-library`, `no-xenstored`, `no-privileges`.
  */
 export async function openXenstore(options?: XenstoreOpenOptions): Promise<RealXenstore> {
-  try {
-    return new RealXenstore(await binding().openXenstore(options))
-  } catch (error) {
-    throw fromNative(error)
-  }
+  return new RealXenstore(await binding().openXenstore(options))
 }
 
 // ---------------------------------------------------------------------------
