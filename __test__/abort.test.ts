@@ -45,6 +45,16 @@ describe('abortable', () => {
     await expect(abortable<number>(undefined, 'x', (resolve) => (resolve(9), () => undefined))).resolves.toBe(9)
   })
 
+  it('hands over an abort that came while the operation started', async () => {
+    const controller = new AbortController()
+    const result = abortable<number>(controller.signal, 'the thing', (_resolve, reject) => {
+      controller.abort('at once')
+      return reject
+    })
+    await expect(result).rejects.toMatchObject({ code: 'ABORTED', cause: 'at once' })
+    expect(listeners(controller.signal)).toBe(0)
+  })
+
   it('delay: cut short by an abort, its timer cleared and its listener gone', async () => {
     const controller = new AbortController()
     const started = performance.now()

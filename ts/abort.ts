@@ -13,7 +13,8 @@ import { aborted, type XenDomainBuildError } from './errors.js'
  *   signal aborts before it settles: stop it and settle the Promise, given
  *   that same error (most reject with it at once; one that must wait for
  *   the operation to stop settles later).
- * - The listener is added once and removed when the Promise settles, either way.
+ * - The listener is added once and removed when the Promise settles, either way;
+ *   a signal that aborts while `start` runs is handed over as it returns.
  */
 export function abortable<T>(
   signal: AbortSignal | undefined,
@@ -42,7 +43,10 @@ export function abortable<T>(
         reject(error)
       },
     )
-    // An operation that settled at once needs no listener.
-    if (!settled) signal.addEventListener('abort', listener, { once: true })
+    // An operation that settled at once needs no listener; one whose start
+    // aborted the signal (a caller's callback can) is stopped now.
+    if (settled) return
+    if (signal.aborted) listener()
+    else signal.addEventListener('abort', listener, { once: true })
   })
 }
