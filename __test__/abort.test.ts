@@ -3,7 +3,7 @@
 import { getEventListeners } from 'node:events'
 import { describe, expect, it } from 'vitest'
 import { abortable } from '../ts/abort.js'
-import { XenDomainBuildError } from '../ts/errors.js'
+import type { XenDomainBuildError } from '../ts/errors.js'
 import { delay } from '../ts/timers.js'
 
 const listeners = (signal: AbortSignal) => getEventListeners(signal, 'abort').length
@@ -38,11 +38,28 @@ describe('abortable', () => {
 
   it('removes its listener when the operation ends first, or settles at once', async () => {
     const controller = new AbortController()
-    await expect(abortable<number>(controller.signal, 'x', (resolve) => (setTimeout(() => resolve(7), 1), () => undefined))).resolves.toBe(7)
-    await expect(abortable<number>(controller.signal, 'x', (resolve) => (resolve(8), () => undefined))).resolves.toBe(8)
-    await expect(abortable(controller.signal, 'x', (_resolve, reject) => (reject(new Error('no')), () => undefined))).rejects.toThrow('no')
+    const ignore = () => undefined
+    const later = abortable<number>(controller.signal, 'x', (resolve) => {
+      setTimeout(() => resolve(7), 1)
+      return ignore
+    })
+    await expect(later).resolves.toBe(7)
+    const now = abortable<number>(controller.signal, 'x', (resolve) => {
+      resolve(8)
+      return ignore
+    })
+    await expect(now).resolves.toBe(8)
+    const refused = abortable(controller.signal, 'x', (_resolve, reject) => {
+      reject(new Error('no'))
+      return ignore
+    })
+    await expect(refused).rejects.toThrow('no')
     expect(listeners(controller.signal)).toBe(0)
-    await expect(abortable<number>(undefined, 'x', (resolve) => (resolve(9), () => undefined))).resolves.toBe(9)
+    const unsignalled = abortable<number>(undefined, 'x', (resolve) => {
+      resolve(9)
+      return ignore
+    })
+    await expect(unsignalled).resolves.toBe(9)
   })
 
   it('hands over an abort that came while the operation started', async () => {
