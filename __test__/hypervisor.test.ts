@@ -1,5 +1,8 @@
+import { constants } from 'node:os'
 import { describe, expect, it } from 'vitest'
+import { fromNative } from '../ts/errors.js'
 import {
+  ERRNO_NAMES,
   NumaPlanner,
   openHypervisor,
   readHostTopology,
@@ -216,5 +219,31 @@ describe('errors from the binding, whatever the path', () => {
     expect(thrown).toMatchObject({ code: 'ESRCH', errno: 3, operation: 'domain_pages_by_node' })
     const rejection = await rejected(sim.hypervisor().domainInfo(999))
     expect(rejection).toMatchObject({ code: 'ESRCH', errno: 3, operation: 'xc_domain_getinfolist' })
+  })
+
+  it('names each errno as ERRNO_NAMES does: the façade checks codes against that list', async () => {
+    const sim = simulateHost({ preset: 'qemu-2-node' })
+    const named: string[] = []
+    for (let errno = 1; errno <= 133; errno++) {
+      sim.injectFault({ operation: 'xc_physinfo', errno, mode: 'once' })
+      const { code } = await rejected(sim.hypervisor().physinfo())
+      if (code === `E${errno}`) continue
+      expect(constants.errno[code as keyof typeof constants.errno], code).toBe(errno)
+      named.push(code)
+    }
+    expect(named.sort()).toEqual([...ERRNO_NAMES].sort())
+  })
+
+  it('reads the code the binding gives; napi-rs statuses and unknown codes are mapped', () => {
+    const native = (code: unknown) => Object.assign(new Error('m'), { code, errno: 5, operation: 'op', reason: 'why' })
+    expect(fromNative(native('EIO'))).toMatchObject({ code: 'EIO', message: 'm', errno: 5, operation: 'op', reason: 'why' })
+    expect(fromNative(native('E999'))).toMatchObject({ code: 'E999' })
+    expect(fromNative(native('XENSTORE_UNAVAILABLE'))).toMatchObject({ code: 'XENSTORE_UNAVAILABLE' })
+    expect(fromNative(native('NumberExpected'))).toMatchObject({ code: 'INVALID_ARGUMENT' })
+    for (const code of ['NOT_A_CODE', 'GenericFailure', 'ENOTACODE', undefined, 7]) {
+      expect(fromNative(native(code)), String(code)).toMatchObject({ code: 'INTERNAL' })
+    }
+    const ours = new XenDomainBuildError('CLOSED', 'closed')
+    expect(fromNative(ours)).toBe(ours)
   })
 })

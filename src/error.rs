@@ -3,8 +3,12 @@
 //! Every failing call, synchronous or run on the libuv pool, ends here: the
 //! JS error has the message, the `code`, and for a hypervisor or xenstore
 //! error its `errno` and `operation` (the libxenctrl or libxenstore
-//! function), and `reason` for XENSTORE_UNAVAILABLE. The façade only turns
-//! these into `XenDomainBuildError`s; it decides no code of its own.
+//! function), and `reason` for XENSTORE_UNAVAILABLE. The code is the crates'
+//! (`XenError::code`, `XsError::code`: an errno name or their kind), or one
+//! of this file's three. The façade reads it (`ts/errors.ts` `fromNative`,
+//! which takes only the codes its `ErrorCode` lists) and decides none of its
+//! own; it maps only napi-rs's statuses, for what napi-rs refuses before a
+//! call reaches this crate.
 
 use napi::bindgen_prelude::{Env, JsValue, Status};
 
@@ -36,7 +40,7 @@ impl From<::xenstore::XsError> for Failure {
 }
 
 impl Failure {
-    pub fn code(&self) -> String {
+    fn code(&self) -> String {
         match self {
             Failure::InvalidArgument(_) => "INVALID_ARGUMENT".into(),
             Failure::Closed(_) => "CLOSED".into(),

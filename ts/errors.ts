@@ -6,8 +6,8 @@
 
 /**
  * The errno names the binding gives a failed hypercall or xenstore call
- * (crates/xenctrl's `errno_name`). An errno it has no name for is `E` and its
- * number (`E133`).
+ * (crates/xenlib's `errno::name`; a test checks the two lists agree). An
+ * errno it has no name for is `E` and its number (`E133`).
  */
 export const ERRNO_NAMES = [
   'EPERM', 'ENOENT', 'ESRCH', 'EINTR', 'EIO', 'ENXIO', 'E2BIG', 'EBADF', 'EAGAIN', 'ENOMEM',
@@ -209,6 +209,33 @@ export function describe(value: unknown): string {
   return typeof value === 'object' ? 'an object' : String(value)
 }
 
+/**
+ * The codes that are not errno names, as a set to check a native error's
+ * code against; `satisfies` keeps it the same list as `ErrorCode`'s.
+ */
+const NAMED_CODES: ReadonlySet<string> = new Set(
+  Object.keys({
+    INVALID_ARGUMENT: true,
+    NATIVE_ADDON_MISSING: true,
+    XEN_UNAVAILABLE: true,
+    XEN_VERSION_UNSUPPORTED: true,
+    XENSTORE_UNAVAILABLE: true,
+    NOT_ENOUGH_MEMORY: true,
+    XENGUEST_FAILED: true,
+    XENGUEST_PROTOCOL: true,
+    ABORTED: true,
+    TIMEOUT: true,
+    CLOSED: true,
+    INTERNAL: true,
+  } satisfies Record<Exclude<ErrorCode, ErrnoCode>, true>),
+)
+const ERRNO_CODES: ReadonlySet<string> = new Set(ERRNO_NAMES)
+
+/** Whether `code` is one of `ErrorCode`'s: a named code, an errno name, or `E<number>`. */
+function isErrorCode(code: string): code is ErrorCode {
+  return NAMED_CODES.has(code) || ERRNO_CODES.has(code) || /^E[0-9]+$/.test(code)
+}
+
 /** napi-rs's own statuses for a JS value of the wrong type: bad input. */
 const NAPI_TYPE_STATUSES = new Set([
   'InvalidArg',
@@ -221,17 +248,18 @@ const NAPI_TYPE_STATUSES = new Set([
 ])
 
 /**
- * An error thrown by the native binding, as a `XenDomainBuildError`. The
- * binding gives every failure its code, errno and operation (`src/error.rs`);
- * only napi-rs's own statuses remain, for a JS value of the wrong type (bad
- * input) and anything else it could not convert (`INTERNAL`).
+ * An error thrown by the native binding, as a `XenDomainBuildError`; only
+ * `ts/native.ts` calls it. The binding decides every code of ours, with the
+ * errno and operation (`src/error.rs`): its code is read here, not decided,
+ * and one that is not an `ErrorCode` is a bug (`INTERNAL`). What remains are
+ * napi-rs's own statuses, which are not ours: a JS value of the wrong type,
+ * refused before the call (bad input), and anything else it could not
+ * convert (`INTERNAL`).
  */
 export function fromNative(error: unknown): unknown {
   if (!(error instanceof Error) || error instanceof XenDomainBuildError) return error
-  const { code, errno, operation, reason } = error as Error & { code?: string; errno?: number; operation?: string; reason?: string }
+  const { code, errno, operation, reason } = error as Error & { code?: unknown; errno?: number; operation?: string; reason?: string }
   const options = { cause: error, errno, operation, reason }
-  if (code === undefined || NAPI_TYPE_STATUSES.has(code)) {
-    return new XenDomainBuildError(code === undefined ? 'INTERNAL' : 'INVALID_ARGUMENT', error.message, options)
-  }
-  return new XenDomainBuildError(/^[A-Z][A-Z0-9_]*$/.test(code) ? (code as ErrorCode) : 'INTERNAL', error.message, options)
+  const known = typeof code !== 'string' ? 'INTERNAL' : isErrorCode(code) ? code : NAPI_TYPE_STATUSES.has(code) ? 'INVALID_ARGUMENT' : 'INTERNAL'
+  return new XenDomainBuildError(known, error.message, options)
 }

@@ -7,7 +7,6 @@
  * `INVALID_ARGUMENT`.
  */
 import type { Hypervisor, OpenOptions, SimulatedHost, SimulatedHostOptions, SimulatorPreset } from '../native/binding.js'
-import { fromNative } from './errors.js'
 import { binding } from './native.js'
 
 export type {
@@ -40,20 +39,12 @@ export type {
 
 /** Opens the real host's hypervisor (libxenctrl of the running Xen). */
 export async function openHypervisor(options?: OpenOptions): Promise<Hypervisor> {
-  try {
-    return await binding().openHypervisor(options)
-  } catch (error) {
-    throw fromNative(error)
-  }
+  return binding().openHypervisor(options)
 }
 
 /** A simulated Xen host, from a preset or a host description. */
 export function simulateHost(options: SimulatedHostOptions): SimulatedHost {
-  try {
-    return new (binding().SimulatedHost)(options)
-  } catch (error) {
-    throw fromNative(error)
-  }
+  return new (binding().SimulatedHost)(options)
 }
 
 /** The simulator's preset hosts. */

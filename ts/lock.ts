@@ -2,7 +2,7 @@
  * A lock for async critical sections, in arrival order, that a caller may
  * leave while it waits (its abort signal). BuildHost's placement lock is one.
  */
-import { aborted } from './errors.js'
+import { abortable } from './abort.js'
 
 /**
  * Runs critical sections one at a time, in arrival order. A caller whose
@@ -16,21 +16,14 @@ export class Lock {
     const previous = this.#tail
     let release!: () => void
     this.#tail = new Promise<void>((resolve) => (release = resolve))
-    return new Promise<T>((resolve, reject) => {
-      const onAbort = () => reject(aborted('waiting for the placement lock', signal?.reason))
-      if (signal?.aborted) onAbort()
-      else signal?.addEventListener('abort', onAbort, { once: true })
-      void previous.then(async () => {
-        signal?.removeEventListener('abort', onAbort)
-        try {
-          if (signal?.aborted) return onAbort()
-          resolve(await section())
-        } catch (error) {
-          reject(error)
-        } finally {
-          release()
-        }
-      })
+    // The signal counts only while the caller waits for its turn.
+    const turn = abortable<void>(signal, 'waiting for the placement lock', (resolve, reject) => {
+      void previous.then(resolve)
+      return reject
     })
+    const result = turn.then(() => section())
+    // The next turn comes after this section, or, for a caller that left, after the one before.
+    void Promise.allSettled([previous, result]).then(() => release())
+    return result
   }
 }

@@ -4,9 +4,9 @@
  * engine. The rules:
  * https://github.com/xen-domain-build/xen-domain-build/blob/main/docs/ARCHITECTURE.md#numa-placement.
  */
-import type { Hypervisor, LargeHostCandidates, NativeCandidate, NativePlanner } from '../native/binding.js'
+import type { Hypervisor, LargeHostCandidates, NativePlanner } from '../native/binding.js'
 import { optionsObject } from './checks.js'
-import { describe, fromNative, invalidArgument } from './errors.js'
+import { describe, invalidArgument } from './errors.js'
 import { binding } from './native.js'
 
 /** A host's NUMA layout, as Xen reports it. */
@@ -126,16 +126,12 @@ export class NumaPlanner {
   constructor(topology: HostTopology, given?: PlannerOptions) {
     const options = optionsObject('options', given)
     checkTopology(topology)
-    try {
-      this.#native = new (binding().NativePlanner)({
-        distances: topology.distances.map((row) => [...row]),
-        cpuToNode: [...topology.cpuToNode],
-        nodeCores: [...topology.nodeCores],
-        largeHostCandidates: options.largeHostCandidates,
-      })
-    } catch (error) {
-      throw fromNative(error)
-    }
+    this.#native = new (binding().NativePlanner)({
+      distances: topology.distances.map((row) => [...row]),
+      cpuToNode: [...topology.cpuToNode],
+      nodeCores: [...topology.nodeCores],
+      largeHostCandidates: options.largeHostCandidates,
+    })
     this.#call = new Float64Array(REQUEST_FIELDS + this.#native.nodeCount)
     this.#native.useCallBuffer(this.#call)
   }
@@ -178,12 +174,7 @@ export class NumaPlanner {
       call[REQUEST_FIELDS + i] = bytes
     }
     // Whether each number is a whole number in range is the engine's check, once.
-    let index: number
-    try {
-      index = this.#native.planIndex()
-    } catch (error) {
-      throw fromNative(error)
-    }
+    const index = this.#native.planIndex()
     return index < 0 ? null : this.#candidate(index)
   }
 
@@ -218,12 +209,7 @@ export class NumaPlanner {
   }
 
   #read(index: number): NumaCandidate {
-    let c: NativeCandidate
-    try {
-      c = this.#native.candidate(index)
-    } catch (error) {
-      throw fromNative(error)
-    }
+    const c = this.#native.candidate(index)
     return Object.freeze({
       nodes: Object.freeze(c.nodes),
       cpus: Object.freeze(c.cpus),

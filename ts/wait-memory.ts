@@ -10,7 +10,8 @@
  * backoff within each wait's time limit; any other error ends every wait.
  */
 import type { Hypervisor, PhysInfo } from '../native/binding.js'
-import { aborted, XenDomainBuildError } from './errors.js'
+import { abortable } from './abort.js'
+import { XenDomainBuildError } from './errors.js'
 import { bytesOfKib, kibOfPages } from './units.js'
 
 
@@ -47,7 +48,6 @@ interface Waiter {
   options: WaitOptions
   resolve(result: WaitResult): void
   reject(error: unknown): void
-  detach(): void
 }
 
 export function notEnoughMemory(requiredKib: number, freeKib: number, why: string): XenDomainBuildError {
@@ -84,15 +84,12 @@ export class MemoryWatcher {
 
   /** Resolves once free memory reaches `requiredKib`; see the module comment for the rules. */
   waitForFreeMemory(requiredKib: number, options: WaitOptions = {}): Promise<WaitResult> {
-    return new Promise((resolve, reject) => {
-      const { signal } = options
-      if (signal?.aborted) return reject(aborted('waiting for free memory', signal.reason))
-      if (this.#closed) return reject(new XenDomainBuildError('CLOSED', 'waiting for free memory: the build host was closed'))
-      const started = performance.now()
-      const onAbort = () => {
-        this.#remove(waiter)
-        reject(aborted('waiting for free memory', signal?.reason))
+    return abortable<WaitResult>(options.signal, 'waiting for free memory', (resolve, reject) => {
+      if (this.#closed) {
+        reject(new XenDomainBuildError('CLOSED', 'waiting for free memory: the build host was closed'))
+        return reject
       }
+      const started = performance.now()
       const waiter: Waiter = {
         requiredKib,
         started,
@@ -102,20 +99,21 @@ export class MemoryWatcher {
         options,
         resolve,
         reject,
-        detach: () => signal?.removeEventListener('abort', onAbort),
       }
-      signal?.addEventListener('abort', onAbort, { once: true })
       this.#waiters.add(waiter)
       // A new waiter is checked at once: with memory to spare, builds do not wait a tick.
       if (!this.#polling) {
         clearTimeout(this.#timer)
         void this.#poll()
       }
+      return (error) => {
+        this.#remove(waiter)
+        reject(error)
+      }
     })
   }
 
   #remove(waiter: Waiter): void {
-    waiter.detach()
     this.#waiters.delete(waiter)
     if (this.#waiters.size === 0 && this.#timer !== undefined) {
       clearTimeout(this.#timer)

@@ -6,6 +6,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process'
 import type { Readable, Writable } from 'node:stream'
+import { abortable } from './abort.js'
 import { optionalMilliseconds } from './checks.js'
 import { aborted, XenDomainBuildError } from './errors.js'
 import { requireDefaultXenguestPath } from './xenguest-discovery.js'
@@ -102,9 +103,13 @@ export class SpawnedXenguest implements XenguestRunner {
 
   run(args: readonly string[], options: XenguestRunOptions = {}): Promise<XenguestResult> {
     const { signal, timeoutMs, onEvent } = options
-    return new Promise((resolve, reject) => {
+    // A bad time limit is refused before an aborted signal is.
+    try {
       optionalMilliseconds('timeoutMs', timeoutMs)
-      if (signal?.aborted) return reject(aborted('xenguest, before it started,', signal.reason))
+    } catch (error) {
+      return Promise.reject(error)
+    }
+    return abortable<XenguestResult>(signal, 'xenguest, before it started,', (resolve, reject) => {
       // No shell; stdin closed; stdout and stderr become log events; fds 3 and
       // 4 are the control pipes (out of xenguest, into xenguest). `detached`:
       // a new process group, so that the whole of it can be ended.
@@ -127,7 +132,6 @@ export class SpawnedXenguest implements XenguestRunner {
         if (settled) return
         settled = true
         for (const timer of timers) timer.clear()
-        signal?.removeEventListener('abort', onAbort)
         for (const stream of child.stdio) stream?.destroy()
         const end = outcome ?? { error: protocolError('ended without a result') }
         if ('result' in end) resolve(end.result)
@@ -142,8 +146,6 @@ export class SpawnedXenguest implements XenguestRunner {
           later(this.#exitGraceMs, settle)
         } else later(this.#exitGraceMs, killGroup)
       }
-      const onAbort = () => finish({ error: aborted('xenguest (killed)', signal?.reason) }, true)
-      signal?.addEventListener('abort', onAbort, { once: true })
       if (timeoutMs !== undefined) {
         later(timeoutMs, () => finish({ error: new XenDomainBuildError('TIMEOUT', `xenguest took more than ${timeoutMs} ms and was killed`) }, true))
       }
@@ -193,6 +195,8 @@ export class SpawnedXenguest implements XenguestRunner {
         }
         settle()
       })
+      // Its own message: the builder is killed (the one before it started is abortable's).
+      return () => finish({ error: aborted('xenguest (killed)', signal?.reason) }, true)
     })
   }
 

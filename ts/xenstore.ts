@@ -10,7 +10,7 @@ import type { NativeXenstore, XenstoreOpenOptions } from '../native/binding.js'
 
 export type { NativeXenstore, XenstoreOpenOptions }
 import { delay } from './timers.js'
-import { fromNative, invalidArgument } from './errors.js'
+import { invalidArgument } from './errors.js'
 import { binding } from './native.js'
 import { checkPath, checkPermissions, checkWrite } from './xenstore-input.js'
 
@@ -320,9 +320,5 @@ export class RealXenstore extends CallsXenstore {
  * `reason` says what is missing: `no-library`, `no-xenstored`, `no-privileges`.
  */
 export async function openXenstore(options?: XenstoreOpenOptions): Promise<RealXenstore> {
-  try {
-    return new RealXenstore(await binding().openXenstore(options))
-  } catch (error) {
-    throw fromNative(error)
-  }
+  return new RealXenstore(await binding().openXenstore(options))
 }
