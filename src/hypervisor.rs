@@ -4,53 +4,12 @@
 //! is, is a rejection (never a synchronous throw); panics are caught there.
 
 use crate::convert::{to_u32, to_u64};
-use crate::error::{internal, invalid_argument, to_js, Failure, Result};
-use napi::bindgen_prelude::{AsyncTask, Env, Task, ToNapiValue, TypeName};
+use crate::error::{invalid_argument, Failure, Result};
+use crate::task::PoolTask;
+use napi::bindgen_prelude::{AsyncTask, ToNapiValue, TypeName};
 use napi_derive::napi;
-use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, RwLock};
 use xenctrl::{DomainConfig, Hypervisor as Backend};
-
-type Operation<T> = Box<dyn FnOnce(&dyn Backend) -> Result<T> + Send>;
-
-/// One hypervisor operation on the libuv pool.
-pub struct HypervisorTask<T: Send + 'static, J> {
-    /// `None` when the hypervisor was closed: the task fails with CLOSED.
-    backend: Option<Arc<dyn Backend>>,
-    operation: Option<Operation<T>>,
-    to_js: fn(T) -> J,
-}
-
-impl<T: Send + 'static, J: ToNapiValue + TypeName> Task for HypervisorTask<T, J> {
-    type Output = Result<T>;
-    type JsValue = J;
-
-    fn compute(&mut self) -> napi::Result<Self::Output> {
-        let (Some(backend), Some(operation)) = (self.backend.take(), self.operation.take()) else {
-            return Ok(Err(Failure::Closed("hypervisor")));
-        };
-        Ok(
-            std::panic::catch_unwind(AssertUnwindSafe(|| operation(&*backend)))
-                .unwrap_or_else(|panic| Err(internal(panic))),
-        )
-    }
-
-    fn resolve(&mut self, env: Env, output: Self::Output) -> napi::Result<J> {
-        output.map(self.to_js).map_err(|f| to_js(&env, f))
-    }
-}
-
-pub(crate) fn task<T: Send + 'static, J: ToNapiValue + TypeName>(
-    backend: Option<Arc<dyn Backend>>,
-    to_js: fn(T) -> J,
-    operation: impl FnOnce(&dyn Backend) -> Result<T> + Send + 'static,
-) -> AsyncTask<HypervisorTask<T, J>> {
-    AsyncTask::new(HypervisorTask {
-        backend,
-        operation: Some(Box::new(operation)),
-        to_js,
-    })
-}
 
 fn same<T>(value: T) -> T {
     value
@@ -358,14 +317,14 @@ impl Hypervisor {
     fn run<T: Send + 'static, J: ToNapiValue + TypeName>(
         &self,
         to_js: fn(T) -> J,
-        operation: impl FnOnce(&dyn Backend) -> Result<T> + Send + 'static,
-    ) -> AsyncTask<HypervisorTask<T, J>> {
+        operation: impl FnOnce(&(dyn Backend + 'static)) -> Result<T> + Send + 'static,
+    ) -> AsyncTask<PoolTask<T, J>> {
         let backend = self
             .backend
             .read()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
             .clone();
-        task(backend, to_js, operation)
+        PoolTask::on(backend, "hypervisor", to_js, operation)
     }
 }
 
@@ -399,19 +358,19 @@ impl Hypervisor {
 
     /// The host's CPUs and memory (`xc_physinfo`): memory in 4 KiB pages.
     #[napi(ts_return_type = "Promise<PhysInfo>")]
-    pub fn physinfo(&self) -> AsyncTask<HypervisorTask<xenctrl::PhysInfo, PhysInfoJs>> {
+    pub fn physinfo(&self) -> AsyncTask<PoolTask<xenctrl::PhysInfo, PhysInfoJs>> {
         self.run(physinfo_js, |h| Ok(h.physinfo()?))
     }
 
     /// Each NUMA node's memory and the node-to-node distances (`xc_numainfo`).
     #[napi(ts_return_type = "Promise<NumaInfo>")]
-    pub fn numa_info(&self) -> AsyncTask<HypervisorTask<xenctrl::NumaInfo, NumaInfoJs>> {
+    pub fn numa_info(&self) -> AsyncTask<PoolTask<xenctrl::NumaInfo, NumaInfoJs>> {
         self.run(numa_js, |h| Ok(h.numa_info()?))
     }
 
     /// Each CPU's core, socket and node (`xc_cputopoinfo`).
     #[napi(ts_return_type = "Promise<CpuTopology>")]
-    pub fn cpu_topology(&self) -> AsyncTask<HypervisorTask<xenctrl::CpuTopology, CpuTopologyJs>> {
+    pub fn cpu_topology(&self) -> AsyncTask<PoolTask<xenctrl::CpuTopology, CpuTopologyJs>> {
         self.run(topology_js, |h| Ok(h.cpu_topology()?))
     }
 
@@ -420,18 +379,13 @@ impl Hypervisor {
     pub fn domain_info(
         &self,
         domid: f64,
-    ) -> AsyncTask<HypervisorTask<xenctrl::DomainInfo, DomainInfoJs>> {
+    ) -> AsyncTask<PoolTask<xenctrl::DomainInfo, DomainInfoJs>> {
         self.run(domain_js, move |h| Ok(h.domain_info(self::domid(domid)?)?))
     }
 
     /// Sets an HVM parameter of an HVM or PVH domain (`xc_hvm_param_set`).
     #[napi(ts_return_type = "Promise<void>")]
-    pub fn set_hvm_param(
-        &self,
-        domid: f64,
-        param: f64,
-        value: f64,
-    ) -> AsyncTask<HypervisorTask<(), ()>> {
+    pub fn set_hvm_param(&self, domid: f64, param: f64, value: f64) -> AsyncTask<PoolTask<(), ()>> {
         self.run(nothing, move |h| {
             let param = to_u32(param, || "param".into())?;
             let value = to_u64(value, || "value".into())?;
@@ -442,7 +396,7 @@ impl Hypervisor {
     /// Allocates the domain's vCPUs (`xc_domain_max_vcpus`): Xen takes only the
     /// count the domain was created with (`createDomain`'s `maxVcpus`), else EINVAL.
     #[napi(ts_return_type = "Promise<void>")]
-    pub fn set_max_vcpus(&self, domid: f64, max_vcpus: f64) -> AsyncTask<HypervisorTask<(), ()>> {
+    pub fn set_max_vcpus(&self, domid: f64, max_vcpus: f64) -> AsyncTask<PoolTask<(), ()>> {
         self.run(nothing, move |h| {
             let max = to_u32(max_vcpus, || "maxVcpus".into())?;
             Ok(h.set_max_vcpus(self::domid(domid)?, max)?)
@@ -451,11 +405,7 @@ impl Hypervisor {
 
     /// A PV domain's memory map limit, KiB (`xc_domain_set_memmap_limit`).
     #[napi(ts_return_type = "Promise<void>")]
-    pub fn set_memmap_limit(
-        &self,
-        domid: f64,
-        limit_kib: f64,
-    ) -> AsyncTask<HypervisorTask<(), ()>> {
+    pub fn set_memmap_limit(&self, domid: f64, limit_kib: f64) -> AsyncTask<PoolTask<(), ()>> {
         self.run(nothing, move |h| {
             let kib = to_u64(limit_kib, || "limitKib".into())?;
             Ok(h.set_memmap_limit(self::domid(domid)?, kib)?)
@@ -464,7 +414,7 @@ impl Hypervisor {
 
     /// The domain's shadow (or HAP) pool, MiB.
     #[napi(ts_return_type = "Promise<number>")]
-    pub fn shadow_allocation_mib(&self, domid: f64) -> AsyncTask<HypervisorTask<u32, u32>> {
+    pub fn shadow_allocation_mib(&self, domid: f64) -> AsyncTask<PoolTask<u32, u32>> {
         self.run(same, move |h| {
             Ok(h.shadow_allocation_mib(self::domid(domid)?)?)
         })
@@ -472,11 +422,7 @@ impl Hypervisor {
 
     /// Sets the domain's shadow (or HAP) pool, MiB (`xc_shadow_control`).
     #[napi(ts_return_type = "Promise<void>")]
-    pub fn set_shadow_allocation_mib(
-        &self,
-        domid: f64,
-        mib: f64,
-    ) -> AsyncTask<HypervisorTask<(), ()>> {
+    pub fn set_shadow_allocation_mib(&self, domid: f64, mib: f64) -> AsyncTask<PoolTask<(), ()>> {
         self.run(nothing, move |h| {
             let mib = to_u32(mib, || "mib".into())?;
             Ok(h.set_shadow_allocation_mib(self::domid(domid)?, mib)?)
@@ -490,7 +436,7 @@ impl Hypervisor {
         domid: f64,
         vcpu: f64,
         affinity: AffinityInput,
-    ) -> AsyncTask<HypervisorTask<xenctrl::VcpuAffinity, VcpuAffinityJs>> {
+    ) -> AsyncTask<PoolTask<xenctrl::VcpuAffinity, VcpuAffinityJs>> {
         self.run(affinity_js, move |h| {
             let (domid, vcpu) = (self::domid(domid)?, to_u32(vcpu, || "vcpu".into())?);
             let hard = affinity
@@ -518,7 +464,7 @@ impl Hypervisor {
         &self,
         domid: f64,
         vcpu: f64,
-    ) -> AsyncTask<HypervisorTask<xenctrl::VcpuAffinity, VcpuAffinityJs>> {
+    ) -> AsyncTask<PoolTask<xenctrl::VcpuAffinity, VcpuAffinityJs>> {
         self.run(affinity_js, move |h| {
             let vcpu = to_u32(vcpu, || "vcpu".into())?;
             Ok(h.vcpu_affinity(self::domid(domid)?, vcpu)?)
@@ -527,7 +473,7 @@ impl Hypervisor {
 
     /// A host-wide claim of `pages` 4 KiB pages in all; 0 releases the claim.
     #[napi(ts_return_type = "Promise<void>")]
-    pub fn claim_pages(&self, domid: f64, pages: f64) -> AsyncTask<HypervisorTask<(), ()>> {
+    pub fn claim_pages(&self, domid: f64, pages: f64) -> AsyncTask<PoolTask<(), ()>> {
         self.run(nothing, move |h| {
             let pages = to_u64(pages, || "pages".into())?;
             Ok(h.claim_pages(self::domid(domid)?, pages)?)
@@ -541,7 +487,7 @@ impl Hypervisor {
         domid: f64,
         node: f64,
         pages: f64,
-    ) -> AsyncTask<HypervisorTask<(), ()>> {
+    ) -> AsyncTask<PoolTask<(), ()>> {
         self.run(nothing, move |h| {
             let node = to_u32(node, || "node".into())?;
             let pages = to_u64(pages, || "pages".into())?;
@@ -555,7 +501,7 @@ impl Hypervisor {
         &self,
         domid: f64,
         remote_domid: f64,
-    ) -> AsyncTask<HypervisorTask<u32, u32>> {
+    ) -> AsyncTask<PoolTask<u32, u32>> {
         self.run(same, move |h| {
             let remote = to_u32(remote_domid, || "remoteDomid".into())?;
             Ok(h.alloc_unbound_evtchn(self::domid(domid)?, remote)?)
@@ -565,7 +511,7 @@ impl Hypervisor {
     /// Creates a paused, empty domain (`xc_domain_create`); resolves to its domid.
     /// `createDomain` in the package does this and writes its xenstore tree.
     #[napi(ts_return_type = "Promise<number>")]
-    pub fn create_domain(&self, config: DomainConfigInput) -> AsyncTask<HypervisorTask<u32, u32>> {
+    pub fn create_domain(&self, config: DomainConfigInput) -> AsyncTask<PoolTask<u32, u32>> {
         self.run(same, move |h| {
             let kind: xenctrl::DomainKind = config.kind.into();
             let defaults = DomainConfig::default();
@@ -607,17 +553,13 @@ impl Hypervisor {
 
     /// Destroys a domain (`xc_domain_destroy`); its memory goes to the scrubber.
     #[napi(ts_return_type = "Promise<void>")]
-    pub fn destroy_domain(&self, domid: f64) -> AsyncTask<HypervisorTask<(), ()>> {
+    pub fn destroy_domain(&self, domid: f64) -> AsyncTask<PoolTask<(), ()>> {
         self.run(nothing, move |h| Ok(h.destroy_domain(self::domid(domid)?)?))
     }
 
     /// Renames the domain for the toolstack: `handle` is a UUID.
     #[napi(ts_return_type = "Promise<void>")]
-    pub fn set_domain_handle(
-        &self,
-        domid: f64,
-        handle: String,
-    ) -> AsyncTask<HypervisorTask<(), ()>> {
+    pub fn set_domain_handle(&self, domid: f64, handle: String) -> AsyncTask<PoolTask<(), ()>> {
         self.run(nothing, move |h| {
             let bytes = handle_of_uuid("handle", &handle)?;
             Ok(h.set_domain_handle(self::domid(domid)?, bytes)?)
@@ -626,17 +568,13 @@ impl Hypervisor {
 
     /// Lets a built domain run (domains are created paused).
     #[napi(ts_return_type = "Promise<void>")]
-    pub fn unpause_domain(&self, domid: f64) -> AsyncTask<HypervisorTask<(), ()>> {
+    pub fn unpause_domain(&self, domid: f64) -> AsyncTask<PoolTask<(), ()>> {
         self.run(nothing, move |h| Ok(h.unpause_domain(self::domid(domid)?)?))
     }
 
     /// The domain's maximum memory, KiB (`xc_domain_setmaxmem`).
     #[napi(ts_return_type = "Promise<void>")]
-    pub fn set_max_memory_kib(
-        &self,
-        domid: f64,
-        max_kib: f64,
-    ) -> AsyncTask<HypervisorTask<(), ()>> {
+    pub fn set_max_memory_kib(&self, domid: f64, max_kib: f64) -> AsyncTask<PoolTask<(), ()>> {
         self.run(nothing, move |h| {
             let kib = to_u64(max_kib, || "maxKib".into())?;
             Ok(h.set_max_memory_kib(self::domid(domid)?, kib)?)
@@ -663,31 +601,11 @@ pub struct OpenOptionsInput {
     pub libxenctrl_log: Option<LibxenctrlLog>,
 }
 
-pub struct OpenTask(xenctrl::OpenOptions);
-
-impl Task for OpenTask {
-    type Output = Result<xenctrl::XenCtrl>;
-    type JsValue = Hypervisor;
-
-    fn compute(&mut self) -> napi::Result<Self::Output> {
-        Ok(
-            std::panic::catch_unwind(AssertUnwindSafe(|| xenctrl::XenCtrl::open(&self.0)))
-                .map_err(internal)
-                .and_then(|opened| opened.map_err(Failure::from)),
-        )
-    }
-
-    fn resolve(&mut self, env: Env, output: Self::Output) -> napi::Result<Hypervisor> {
-        match output {
-            Ok(xen) => Ok(Hypervisor::new(Arc::new(xen), false)),
-            Err(f) => Err(to_js(&env, f)),
-        }
-    }
-}
-
 /// Opens the real host's hypervisor through its libxenctrl.
 #[napi(ts_return_type = "Promise<Hypervisor>")]
-pub fn open_hypervisor(options: Option<OpenOptionsInput>) -> AsyncTask<OpenTask> {
+pub fn open_hypervisor(
+    options: Option<OpenOptionsInput>,
+) -> AsyncTask<PoolTask<xenctrl::XenCtrl, Hypervisor>> {
     let mut open = xenctrl::OpenOptions::default();
     if let Some(options) = options {
         open.library_path = options.library_path.map(Into::into);
@@ -699,5 +617,8 @@ pub fn open_hypervisor(options: Option<OpenOptionsInput>) -> AsyncTask<OpenTask>
             Some(LibxenctrlLog::Stderr) => xenctrl::LibraryLog::Stderr,
         };
     }
-    AsyncTask::new(OpenTask(open))
+    PoolTask::new(
+        |xen| Hypervisor::new(Arc::new(xen), false),
+        move || Ok(xenctrl::XenCtrl::open(&open)?),
+    )
 }

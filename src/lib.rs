@@ -11,4 +11,5 @@ mod error;
 mod hypervisor;
 mod planner;
 mod sim;
+mod task;
 mod xenstore;

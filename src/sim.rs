@@ -3,7 +3,8 @@
 
 use crate::convert::{to_u32, to_u64};
 use crate::error::{invalid_argument, sync, Result};
-use crate::hypervisor::{task, Hypervisor, HypervisorTask};
+use crate::hypervisor::Hypervisor;
+use crate::task::PoolTask;
 use napi::bindgen_prelude::{AsyncTask, Env};
 use napi_derive::napi;
 use std::sync::Arc;
@@ -352,10 +353,9 @@ impl SimulatedHost {
         domid: f64,
         pages: f64,
         node: Option<f64>,
-    ) -> AsyncTask<HypervisorTask<(), ()>> {
+    ) -> AsyncTask<PoolTask<(), ()>> {
         let host = self.host.clone();
-        let backend: Arc<dyn xenctrl::Hypervisor> = self.host.clone();
-        task(Some(backend), nothing, move |_| {
+        PoolTask::new(nothing, move || {
             let domid = to_u32(domid, || "domid".into())?;
             let pages = to_u64(pages, || "pages".into())?;
             match node {

@@ -4,42 +4,13 @@
 //! INVALID_ARGUMENT), `errno` and `operation`.
 
 use crate::convert::{to_u32, to_u64};
-use crate::error::{internal, invalid_argument, to_js, Failure, Result};
+use crate::error::{invalid_argument, Result};
+use crate::task::PoolTask;
 use ::xenstore::{Access, Permission, TxId, Xenstore as Store};
-use napi::bindgen_prelude::{AsyncTask, BigInt, Env, Task, ToNapiValue, TypeName};
+use napi::bindgen_prelude::{AsyncTask, BigInt, ToNapiValue, TypeName};
 use napi_derive::napi;
-use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
-
-type Operation<T> = Box<dyn FnOnce(&Store) -> Result<T> + Send>;
-
-/// One xenstore operation on the libuv pool.
-pub struct XenstoreTask<T: Send + 'static, J> {
-    /// `None` when the store was closed: the task fails with CLOSED.
-    store: Option<Arc<Store>>,
-    operation: Option<Operation<T>>,
-    to_js: fn(T) -> J,
-}
-
-impl<T: Send + 'static, J: ToNapiValue + TypeName> Task for XenstoreTask<T, J> {
-    type Output = Result<T>;
-    type JsValue = J;
-
-    fn compute(&mut self) -> napi::Result<Self::Output> {
-        let (Some(store), Some(operation)) = (self.store.take(), self.operation.take()) else {
-            return Ok(Err(Failure::Closed("xenstore")));
-        };
-        Ok(
-            std::panic::catch_unwind(AssertUnwindSafe(|| operation(&store)))
-                .unwrap_or_else(|panic| Err(internal(panic))),
-        )
-    }
-
-    fn resolve(&mut self, env: Env, output: Self::Output) -> napi::Result<J> {
-        output.map(self.to_js).map_err(|f| to_js(&env, f))
-    }
-}
 
 fn nothing(_: ()) {}
 
@@ -47,7 +18,7 @@ fn same<T>(value: T) -> T {
     value
 }
 
-type ReadTask = XenstoreTask<Option<Vec<u8>>, Option<String>>;
+type ReadTask = PoolTask<Option<Vec<u8>>, Option<String>>;
 
 fn text(value: Option<Vec<u8>>) -> Option<String> {
     value.map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
@@ -115,17 +86,13 @@ impl NativeXenstore {
         &self,
         to_js: fn(T) -> J,
         operation: impl FnOnce(&Store) -> Result<T> + Send + 'static,
-    ) -> AsyncTask<XenstoreTask<T, J>> {
+    ) -> AsyncTask<PoolTask<T, J>> {
         let store = self
             .store
             .read()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
             .clone();
-        AsyncTask::new(XenstoreTask {
-            store,
-            operation: Some(Box::new(operation)),
-            to_js,
-        })
+        PoolTask::on(store, "xenstore", to_js, operation)
     }
 }
 
@@ -154,7 +121,7 @@ impl NativeXenstore {
     }
 
     #[napi(ts_return_type = "Promise<void>")]
-    pub fn write(&self, tx: f64, path: String, value: String) -> AsyncTask<XenstoreTask<(), ()>> {
+    pub fn write(&self, tx: f64, path: String, value: String) -> AsyncTask<PoolTask<(), ()>> {
         self.run(nothing, move |s| {
             Ok(s.write(tx_id(tx)?, &path, value.as_bytes())?)
         })
@@ -169,7 +136,7 @@ impl NativeXenstore {
         base: String,
         keys: Vec<String>,
         values: Vec<String>,
-    ) -> AsyncTask<XenstoreTask<(), ()>> {
+    ) -> AsyncTask<PoolTask<(), ()>> {
         self.run(nothing, move |s| {
             let tx = tx_id(tx)?;
             if keys.len() != values.len() {
@@ -191,13 +158,13 @@ impl NativeXenstore {
     }
 
     #[napi(ts_return_type = "Promise<void>")]
-    pub fn mkdir(&self, tx: f64, path: String) -> AsyncTask<XenstoreTask<(), ()>> {
+    pub fn mkdir(&self, tx: f64, path: String) -> AsyncTask<PoolTask<(), ()>> {
         self.run(nothing, move |s| Ok(s.mkdir(tx_id(tx)?, &path)?))
     }
 
     /// Removes the node and everything below it.
     #[napi(ts_return_type = "Promise<void>")]
-    pub fn rm(&self, tx: f64, path: String) -> AsyncTask<XenstoreTask<(), ()>> {
+    pub fn rm(&self, tx: f64, path: String) -> AsyncTask<PoolTask<(), ()>> {
         self.run(nothing, move |s| Ok(s.rm(tx_id(tx)?, &path)?))
     }
 
@@ -207,7 +174,7 @@ impl NativeXenstore {
         &self,
         tx: f64,
         path: String,
-    ) -> AsyncTask<XenstoreTask<Vec<String>, Vec<String>>> {
+    ) -> AsyncTask<PoolTask<Vec<String>, Vec<String>>> {
         self.run(same, move |s| Ok(s.directory(tx_id(tx)?, &path)?))
     }
 
@@ -216,7 +183,7 @@ impl NativeXenstore {
         &self,
         tx: f64,
         path: String,
-    ) -> AsyncTask<XenstoreTask<Vec<Permission>, Vec<PermissionJs>>> {
+    ) -> AsyncTask<PoolTask<Vec<Permission>, Vec<PermissionJs>>> {
         self.run(permissions_js, move |s| {
             Ok(s.get_permissions(tx_id(tx)?, &path)?)
         })
@@ -229,7 +196,7 @@ impl NativeXenstore {
         tx: f64,
         path: String,
         permissions: Vec<PermissionInput>,
-    ) -> AsyncTask<XenstoreTask<(), ()>> {
+    ) -> AsyncTask<PoolTask<(), ()>> {
         self.run(nothing, move |s| {
             let list = self::permissions(&permissions)?;
             Ok(s.set_permissions(tx_id(tx)?, &path, &list)?)
@@ -237,14 +204,14 @@ impl NativeXenstore {
     }
 
     #[napi(ts_return_type = "Promise<number>")]
-    pub fn transaction_start(&self) -> AsyncTask<XenstoreTask<TxId, u32>> {
+    pub fn transaction_start(&self) -> AsyncTask<PoolTask<TxId, u32>> {
         self.run(same, |s| Ok(s.transaction_start()?))
     }
 
     /// Commits, or with `abort` drops, a transaction; EAGAIN: it conflicted
     /// with another writer and nothing of it was applied.
     #[napi(ts_return_type = "Promise<void>")]
-    pub fn transaction_end(&self, tx: f64, abort: bool) -> AsyncTask<XenstoreTask<(), ()>> {
+    pub fn transaction_end(&self, tx: f64, abort: bool) -> AsyncTask<PoolTask<(), ()>> {
         self.run(nothing, move |s| Ok(s.transaction_end(tx_id(tx)?, abort)?))
     }
 
@@ -254,7 +221,7 @@ impl NativeXenstore {
         domid: f64,
         store_mfn: BigInt,
         store_port: f64,
-    ) -> AsyncTask<XenstoreTask<(), ()>> {
+    ) -> AsyncTask<PoolTask<(), ()>> {
         self.run(nothing, move |s| {
             let domid = self::domid(domid)?;
             let (signed, mfn, lossless) = store_mfn.get_u64();
@@ -267,12 +234,12 @@ impl NativeXenstore {
     }
 
     #[napi(ts_return_type = "Promise<void>")]
-    pub fn release_domain(&self, domid: f64) -> AsyncTask<XenstoreTask<(), ()>> {
+    pub fn release_domain(&self, domid: f64) -> AsyncTask<PoolTask<(), ()>> {
         self.run(nothing, move |s| Ok(s.release_domain(self::domid(domid)?)?))
     }
 
     #[napi(ts_return_type = "Promise<string>")]
-    pub fn get_domain_path(&self, domid: f64) -> AsyncTask<XenstoreTask<String, String>> {
+    pub fn get_domain_path(&self, domid: f64) -> AsyncTask<PoolTask<String, String>> {
         self.run(same, move |s| Ok(s.get_domain_path(self::domid(domid)?)?))
     }
 }
@@ -287,41 +254,27 @@ pub struct XenstoreOpenOptions {
     pub probe_timeout_ms: Option<f64>,
 }
 
-pub struct OpenXenstoreTask(Option<XenstoreOpenOptions>);
-
-impl Task for OpenXenstoreTask {
-    type Output = Result<Store>;
-    type JsValue = NativeXenstore;
-
-    fn compute(&mut self) -> napi::Result<Self::Output> {
-        let options = self.0.take();
-        Ok(std::panic::catch_unwind(AssertUnwindSafe(|| {
-            let mut open = ::xenstore::OpenOptions::default();
-            if let Some(options) = options {
-                open.library_path = options.library_path.map(Into::into);
-                if let Some(ms) = options.probe_timeout_ms {
-                    let ms = to_u64(ms, || "options.probeTimeoutMs".into())?;
-                    open.probe_timeout = Duration::from_millis(ms);
-                }
-            }
-            Ok(Store::open(&open)?)
-        }))
-        .unwrap_or_else(|panic| Err(internal(panic))))
-    }
-
-    fn resolve(&mut self, env: Env, output: Self::Output) -> napi::Result<NativeXenstore> {
-        match output {
-            Ok(store) => Ok(NativeXenstore {
-                library_name: store.library_name().into(),
-                store: RwLock::new(Some(Arc::new(store))),
-            }),
-            Err(f) => Err(to_js(&env, f)),
-        }
+fn connected(store: Store) -> NativeXenstore {
+    NativeXenstore {
+        library_name: store.library_name().into(),
+        store: RwLock::new(Some(Arc::new(store))),
     }
 }
 
 /// Connects to xenstored through the host's libxenstore.
 #[napi(ts_return_type = "Promise<NativeXenstore>")]
-pub fn open_xenstore(options: Option<XenstoreOpenOptions>) -> AsyncTask<OpenXenstoreTask> {
-    AsyncTask::new(OpenXenstoreTask(options))
+pub fn open_xenstore(
+    options: Option<XenstoreOpenOptions>,
+) -> AsyncTask<PoolTask<Store, NativeXenstore>> {
+    PoolTask::new(connected, move || {
+        let mut open = ::xenstore::OpenOptions::default();
+        if let Some(options) = options {
+            open.library_path = options.library_path.map(Into::into);
+            if let Some(ms) = options.probe_timeout_ms {
+                let ms = to_u64(ms, || "options.probeTimeoutMs".into())?;
+                open.probe_timeout = Duration::from_millis(ms);
+            }
+        }
+        Ok(Store::open(&open)?)
+    })
 }
