@@ -246,7 +246,7 @@ function checkOptions(vm: VmConfig, given: BuildDomainOptions): BuildDomainOptio
   }
   if (options.extraArgs !== undefined) {
     if (!Array.isArray(options.extraArgs)) throw invalidArgument('options.extraArgs', `expected an array, got ${describe(options.extraArgs)}`)
-    options.extraArgs.forEach((arg: unknown, i) => cString(`options.extraArgs[${i}]`, arg))
+    for (const [i, arg] of options.extraArgs.entries()) cString(`options.extraArgs[${i}]`, arg)
   }
   optionalSignal('options.signal', options.signal)
   optionalMilliseconds('options.xenguestTimeoutMs', options.xenguestTimeoutMs)

@@ -364,7 +364,7 @@ export async function destroyDomain(hypervisor: Hypervisor, xenstore: Xenstore, 
     if (error.code !== 'ENOENT') destroyFailure ??= error
   })
   await xenstore.transaction(async (t) => {
-    if (vmPath !== null && vmPath.startsWith('/vm/')) {
+    if (vmPath?.startsWith('/vm/')) {
       checkPath('xs_rm', `${vmPath}/domains/${domid}`)
       await rmQuietly(t, `${vmPath}/domains/${domid}`)
     }

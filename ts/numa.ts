@@ -96,7 +96,7 @@ function checkTopology(topology: HostTopology): void {
   if (!Array.isArray(topology.distances)) {
     throw invalidArgument('topology.distances', `expected an array of rows, got ${describe(topology.distances)}`)
   }
-  topology.distances.forEach((row, i) => checkNumberArray(`topology.distances[${i}]`, row))
+  for (const [i, row] of topology.distances.entries()) checkNumberArray(`topology.distances[${i}]`, row)
   checkNumberArray('topology.cpuToNode', topology.cpuToNode, true)
   checkNumberArray('topology.nodeCores', topology.nodeCores)
 }

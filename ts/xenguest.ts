@@ -39,8 +39,7 @@ function eachLine(stream: Readable, maxLine: number, onLine: (line: string) => v
   stream.setEncoding('utf8')
   stream.on('data', (chunk: string) => {
     buffered += chunk
-    let newline: number
-    while ((newline = buffered.indexOf('\n')) >= 0) {
+    for (let newline = buffered.indexOf('\n'); newline >= 0; newline = buffered.indexOf('\n')) {
       take(buffered.slice(0, newline))
       buffered = buffered.slice(newline + 1)
     }

@@ -162,7 +162,7 @@ export class CallsXenstore implements Xenstore {
         const keys = Object.keys(entries)
         const values = keys.map((k) => entries[k] as string)
         // Every path and value checked before the first write.
-        keys.forEach((key, i) => checkWrite('xs_write', `${base}/${key}`, values[i] as string))
+        for (const [i, key] of keys.entries()) checkWrite('xs_write', `${base}/${key}`, values[i] as string)
         count(keys.length)
         return calls.writeAll(tx, base, keys, values)
       },
