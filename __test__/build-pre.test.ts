@@ -40,7 +40,6 @@ const hvm = (vcpus: number, gib: number, extra: Partial<VmConfig> = {}): VmConfi
   ...extra,
 })
 
-
 describe('buildPre', () => {
   it('makes each step, in order, with its arguments (HVM, node claim)', async () => {
     const t = await setup('two-socket-4-node')
@@ -73,9 +72,14 @@ describe('buildPre', () => {
     const domid = await t.domain('pv', 1)
     await t.xenstore.write(`/local/domain/${domid}/platform/timer_mode`, '2')
     const events: string[] = []
-    await buildPre(t.host, domid, { type: 'pv', staticMaxKib: 512 * 1024, targetKib: 256 * 1024, vcpus: 1 }, {
-      onEvent: (e) => e.type === 'info' && events.push(e.message),
-    })
+    await buildPre(
+      t.host,
+      domid,
+      { type: 'pv', staticMaxKib: 512 * 1024, targetKib: 256 * 1024, vcpus: 1 },
+      {
+        onEvent: (e) => e.type === 'info' && events.push(e.message),
+      },
+    )
     expect(t.calls.map((c) => c[0])).not.toContain('setHvmParam')
     expect(t.calls).toContainEqual(['setMemmapLimit', domid, 512 * 1024])
     expect(events).toEqual(['timer_mode 2 ignored for this pv domain'])
@@ -87,15 +91,26 @@ describe('buildPre', () => {
     const t = await setup('qemu-2-node')
     const domid = await t.domain('pv', 1)
     const events: string[] = []
-    await buildPre(t.host, domid, { type: 'pv', staticMaxKib: 512 * 1024, targetKib: 256 * 1024, vcpus: 1 }, {
-      onEvent: (e) => e.type === 'info' && events.push(e.message),
-    })
+    await buildPre(
+      t.host,
+      domid,
+      { type: 'pv', staticMaxKib: 512 * 1024, targetKib: 256 * 1024, vcpus: 1 },
+      {
+        onEvent: (e) => e.type === 'info' && events.push(e.message),
+      },
+    )
     expect(t.calls.map((c) => c[0])).not.toContain('setShadowAllocationMib')
     expect(events).toEqual(['no shadow paging on this Xen: a PV domain gets no shadow pool'])
   })
 
   it('ignores a timer mode that is not an integer, as xenopsd does', async () => {
-    expect([parseTimerMode('0x2'), parseTimerMode('1_0'), parseTimerMode(' 1'), parseTimerMode('one'), parseTimerMode(null)]).toEqual([2, 10, null, null, null])
+    expect([parseTimerMode('0x2'), parseTimerMode('1_0'), parseTimerMode(' 1'), parseTimerMode('one'), parseTimerMode(null)]).toEqual([
+      2,
+      10,
+      null,
+      null,
+      null,
+    ])
     const t = await setup('qemu-2-node')
     const domid = await t.domain('hvm', 1)
     await t.xenstore.write(`/local/domain/${domid}/platform/timer_mode`, 'fast')
@@ -109,7 +124,8 @@ describe('buildPre', () => {
     // A store whose xenstored refuses the read (EACCES), as a stale permission would.
     const xenstore = new (class extends InMemoryXenstore {
       override async read(path: string): Promise<string | null> {
-        if (path.endsWith('/platform/timer_mode')) throw new XenDomainBuildError('EACCES', 'xs_read failed: EACCES', { errno: 13, operation: 'xs_read' })
+        if (path.endsWith('/platform/timer_mode'))
+          throw new XenDomainBuildError('EACCES', 'xs_read failed: EACCES', { errno: 13, operation: 'xs_read' })
         return super.read(path)
       }
     })()
@@ -118,7 +134,11 @@ describe('buildPre', () => {
     const events: BuildEvent[] = []
     const pre = await buildPre(host, domid, hvm(1, 1), { onEvent: (e) => events.push(e) })
     expect(calls.map((c) => c[0])).not.toContain('setHvmParam')
-    expect(events).toContainEqual({ type: 'info', domid, message: `/local/domain/${domid}/platform/timer_mode unreadable (EACCES): no timer mode set, as xenopsd` })
+    expect(events).toContainEqual({
+      type: 'info',
+      domid,
+      message: `/local/domain/${domid}/platform/timer_mode unreadable (EACCES): no timer mode set, as xenopsd`,
+    })
     await pre.release()
   })
 
@@ -199,9 +219,14 @@ describe('buildPre', () => {
     const t = await setup('qemu-2-node', { shadowPaging: true })
     const domid = await t.domain('pv', 1)
     const events: string[] = []
-    const result = await buildPre(t.host, domid, { type: 'pv', staticMaxKib: 512 * 1024, targetKib: 512 * 1024, vcpus: 1, shadowMultiplier: 4 }, {
-      onEvent: (e) => e.type === 'info' && events.push(e.message),
-    })
+    const result = await buildPre(
+      t.host,
+      domid,
+      { type: 'pv', staticMaxKib: 512 * 1024, targetKib: 512 * 1024, vcpus: 1, shadowMultiplier: 4 },
+      {
+        onEvent: (e) => e.type === 'info' && events.push(e.message),
+      },
+    )
     expect(result.memory.shadowMib).toBe(5)
     expect(t.calls).toContainEqual(['setShadowAllocationMib', domid, 5])
     expect(events).toContain('shadowMultiplier 4 ignored for a PV guest (1.0, as xenopsd)')
@@ -354,7 +379,13 @@ describe('buildPre', () => {
       const domid = await t.domain('hvm', 1)
       // Required: target 1024 + overhead (1 + 1 + shadow 9 + 1) = 1036 MiB.
       const error = await rejected(buildPre(t.host, domid, hvm(1, 1)))
-      expect(error).toMatchObject({ code: 'NOT_ENOUGH_MEMORY', step: 'wait_for_memory', domid, requiredBytes: 1036 * 1024 * 1024, freeBytes: 248 * 1024 * 1024 })
+      expect(error).toMatchObject({
+        code: 'NOT_ENOUGH_MEMORY',
+        step: 'wait_for_memory',
+        domid,
+        requiredBytes: 1036 * 1024 * 1024,
+        freeBytes: 248 * 1024 * 1024,
+      })
       expect(error.message).toContain('nothing is being scrubbed')
       expect(t.calls.map((c) => c[0])).toEqual(['domainInfo'])
     })

@@ -18,14 +18,16 @@ async function setup(preset = 'two-socket-4-node', simOptions: object = {}) {
   const xenstore = new InMemoryXenstore()
   const host = await BuildHost.create(xen, { xenstore })
   const create = async (kind: 'hvm' | 'pv' | 'pvh', vcpus: number) => {
-    const domid = await createDomain(sim.hypervisor(), xenstore, { type: kind, maxVcpus: vcpus, uuid: '00000000-0000-0000-0000-000000001111' })
+    const domid = await createDomain(sim.hypervisor(), xenstore, {
+      type: kind,
+      maxVcpus: vcpus,
+      uuid: '00000000-0000-0000-0000-000000001111',
+    })
     calls.length = 0
     return domid
   }
   return { sim, xen, calls, xenstore, host, create }
 }
-
-
 
 async function noClaimLeft(sim: SimulatedHost) {
   expect((await sim.hypervisor().physinfo()).outstandingPages).toBe(0)
@@ -38,25 +40,70 @@ describe('buildDomain on the simulated host', () => {
     const xenguest = new SimulatedXenguest(t.sim)
     const domid = await t.create('hvm', 2)
     const treeWrites = t.xenstore.writes.length
-    const built = await buildDomain(t.host, domid, { type: 'hvm', staticMaxKib: 2 * GIB_KIB, targetKib: GIB_KIB, videoMib: 8, vcpus: 2 }, {
-      xenguest,
-      image: '/usr/lib/xen/boot/hvmloader',
-      timeoffset: '3600',
-      extraKeys: { 'platform/acpi': '1' },
+    const built = await buildDomain(
+      t.host,
+      domid,
+      { type: 'hvm', staticMaxKib: 2 * GIB_KIB, targetKib: GIB_KIB, videoMib: 8, vcpus: 2 },
+      {
+        xenguest,
+        image: '/usr/lib/xen/boot/hvmloader',
+        timeoffset: '3600',
+        extraKeys: { 'platform/acpi': '1' },
+      },
+    )
+    expect(built).toMatchObject({
+      domid,
+      storePort: 1,
+      consolePort: 2,
+      storeMfn: BigInt(0xfeffc + 2 * domid),
+      placement: { node: 0, claim: 'node' },
     })
-    expect(built).toMatchObject({ domid, storePort: 1, consolePort: 2, storeMfn: BigInt(0xfeffc + 2 * domid), placement: { node: 0, claim: 'node' } })
-    expect(Object.keys(built.timingsMs)).toEqual(expect.arrayContaining(['wait_for_memory', 'numa_placement', 'xenguest', 'shadow_correction', 'build_post', 'total']))
+    expect(Object.keys(built.timingsMs)).toEqual(
+      expect.arrayContaining(['wait_for_memory', 'numa_placement', 'xenguest', 'shadow_correction', 'build_post', 'total']),
+    )
     expect(t.calls.map((c: Call) => c[0])).toEqual([
-      'domainInfo', 'setMaxVcpus', 'setMaxMemoryKib', 'setShadowAllocationMib', 'claimPagesOnNode',
-      'setVcpuAffinity', 'setVcpuAffinity', 'allocUnboundEvtchn', 'allocUnboundEvtchn', 'claimPages', 'shadowAllocationMib',
+      'domainInfo',
+      'setMaxVcpus',
+      'setMaxMemoryKib',
+      'setShadowAllocationMib',
+      'claimPagesOnNode',
+      'setVcpuAffinity',
+      'setVcpuAffinity',
+      'allocUnboundEvtchn',
+      'allocUnboundEvtchn',
+      'claimPages',
+      'shadowAllocationMib',
     ])
     // After the builder, what is left of the claim is released.
     expect(t.calls).toContainEqual(['claimPages', domid, 0])
-    expect(xenguest.runs).toEqual([[
-      '-controloutfd', '3', '-controlinfd', '4', '-mode', 'hvm_build', '-image', '/usr/lib/xen/boot/hvmloader',
-      '-domid', String(domid), '-store_port', '1', '-store_domid', '0', '-console_port', '2', '-console_domid', '0',
-      '-mem_max_mib', '2040', '-mem_start_mib', '1016', '-mem_pnode', '0',
-    ]])
+    expect(xenguest.runs).toEqual([
+      [
+        '-controloutfd',
+        '3',
+        '-controlinfd',
+        '4',
+        '-mode',
+        'hvm_build',
+        '-image',
+        '/usr/lib/xen/boot/hvmloader',
+        '-domid',
+        String(domid),
+        '-store_port',
+        '1',
+        '-store_domid',
+        '0',
+        '-console_port',
+        '2',
+        '-console_domid',
+        '0',
+        '-mem_max_mib',
+        '2040',
+        '-mem_start_mib',
+        '1016',
+        '-mem_pnode',
+        '0',
+      ],
+    ])
     // The memory is where it was claimed.
     expect(t.sim.domainPagesByNode(domid)).toEqual([1016 * 256, 0, 0, 0])
     const base = `/local/domain/${domid}`
@@ -84,16 +131,34 @@ describe('buildDomain on the simulated host', () => {
     const t = await setup('two-socket-4-node', { nodeClaims: false })
     const xenguest = new SimulatedXenguest(t.sim)
     const domid = await t.create('pv', 1)
-    await buildDomain(t.host, domid, { type: 'pv', staticMaxKib: GIB_KIB, targetKib: GIB_KIB, vcpus: 1 }, {
-      xenguest,
-      image: '/boot/vmlinuz',
-      cmdline: 'root=/dev/xvda1',
-      ramdisk: '/boot/initrd.img',
-    })
+    await buildDomain(
+      t.host,
+      domid,
+      { type: 'pv', staticMaxKib: GIB_KIB, targetKib: GIB_KIB, vcpus: 1 },
+      {
+        xenguest,
+        image: '/boot/vmlinuz',
+        cmdline: 'root=/dev/xvda1',
+        ramdisk: '/boot/initrd.img',
+      },
+    )
     expect(t.calls).toContainEqual(['setMemmapLimit', domid, 1024 * 1024])
     expect(t.calls.map((c: Call) => c[0])).not.toContain('shadowAllocationMib')
     const args = xenguest.runs[0] ?? []
-    expect(args.slice(4, 16)).toEqual(['-mode', 'linux_build', '-image', '/boot/vmlinuz', '-cmdline', 'root=/dev/xvda1', '-ramdisk', '/boot/initrd.img', '-features', '', '-flags', '0'])
+    expect(args.slice(4, 16)).toEqual([
+      '-mode',
+      'linux_build',
+      '-image',
+      '/boot/vmlinuz',
+      '-cmdline',
+      'root=/dev/xvda1',
+      '-ramdisk',
+      '/boot/initrd.img',
+      '-features',
+      '',
+      '-flags',
+      '0',
+    ])
     // Upstream Xen: no node claim; the builder pins the planned node itself (-mem_pnode).
     expect(args).toEqual(expect.arrayContaining(['-mem_pnode', '0']))
     expect(t.sim.domainPagesByNode(domid)).toEqual([1024 * 256, 0, 0, 0])
@@ -105,15 +170,23 @@ describe('buildDomain on the simulated host', () => {
     const xenguest = new SimulatedXenguest(t.sim, { lowerShadowToMib: 1 })
     const domid = await t.create('pvh', 1)
     const events: DomainBuildEvent[] = []
-    const built = await buildDomain(t.host, domid, { type: 'pvh', staticMaxKib: GIB_KIB, targetKib: GIB_KIB, vcpus: 1 }, {
-      xenguest,
-      image: '/boot/vmlinuz',
-      cmdline: 'console=hvc0',
-      modules: [{ path: '/boot/initrd', cmdline: 'quiet' }],
-      onEvent: (e) => events.push(e),
-    })
+    const built = await buildDomain(
+      t.host,
+      domid,
+      { type: 'pvh', staticMaxKib: GIB_KIB, targetKib: GIB_KIB, vcpus: 1 },
+      {
+        xenguest,
+        image: '/boot/vmlinuz',
+        cmdline: 'console=hvc0',
+        modules: [{ path: '/boot/initrd', cmdline: 'quiet' }],
+        onEvent: (e) => events.push(e),
+      },
+    )
     expect(xenguest.runs[0]).toEqual(expect.arrayContaining(['pvh_build', '-module', '/boot/initrd', '-cmdline', 'quiet']))
-    expect(t.calls.slice(-2)).toEqual([['shadowAllocationMib', domid], ['setShadowAllocationMib', domid, built.memory.shadowMib]])
+    expect(t.calls.slice(-2)).toEqual([
+      ['shadowAllocationMib', domid],
+      ['setShadowAllocationMib', domid, built.memory.shadowMib],
+    ])
     expect(await t.xen.shadowAllocationMib(domid)).toBe(built.memory.shadowMib)
     expect(events.some((e) => e.type === 'info' && e.message.includes('lowered the shadow allocation to 1 MiB'))).toBe(true)
     expect(t.xenstore.entries.get(`/libxl/${domid}/type`)).toBe('PVH')
@@ -127,17 +200,39 @@ describe('buildDomain on the simulated host', () => {
     await buildDomain(t.host, domid, vm, { xenguest, image: '/boot/vmlinuz', cmdline: 'root=/dev/xvda1', ramdisk: '/boot/initrd' })
     // 23 + 4096 / 90 MiB: the memory model's shim size for the static max.
     expect(xenguest.runs[0]?.slice(4, 18)).toEqual([
-      '-mode', 'pvh_build', '-image', '/usr/libexec/xen/boot/xen-shim', '-cmdline', 'pv-shim console=xen shim_mem=68M', '-features', '', '-flags', '0',
-      '-module', '/boot/vmlinuz', '-cmdline', 'root=/dev/xvda1',
+      '-mode',
+      'pvh_build',
+      '-image',
+      '/usr/libexec/xen/boot/xen-shim',
+      '-cmdline',
+      'pv-shim console=xen shim_mem=68M',
+      '-features',
+      '',
+      '-flags',
+      '0',
+      '-module',
+      '/boot/vmlinuz',
+      '-cmdline',
+      'root=/dev/xvda1',
     ])
     expect(xenguest.runs[0]?.slice(18, 20)).toEqual(['-module', '/boot/initrd'])
     // The VM's platform keys change the shim's command line and size; one xenopsd cannot read is ignored.
     const events: DomainBuildEvent[] = []
-    const other = await createDomain(t.sim.hypervisor(), t.xenstore, { type: 'pvh', pvShim: true, maxVcpus: 1, platform: { 'pvinpvh-xen-cmdline': 'pv-shim console=com1', shim_mib: '0x40' } })
+    const other = await createDomain(t.sim.hypervisor(), t.xenstore, {
+      type: 'pvh',
+      pvShim: true,
+      maxVcpus: 1,
+      platform: { 'pvinpvh-xen-cmdline': 'pv-shim console=com1', shim_mib: '0x40' },
+    })
     await buildDomain(t.host, other, vm, { xenguest, image: '/boot/vmlinuz', shimImage: '/opt/shim', onEvent: (e) => events.push(e) })
     expect(xenguest.runs[1]?.slice(6, 10)).toEqual(['-image', '/opt/shim', '-cmdline', 'pv-shim console=com1 shim_mem=64M'])
     expect(xenguest.runs[1]).not.toContain('/boot/initrd')
-    const third = await createDomain(t.sim.hypervisor(), t.xenstore, { type: 'pvh', pvShim: true, maxVcpus: 1, platform: { shim_mib: 'lots' } })
+    const third = await createDomain(t.sim.hypervisor(), t.xenstore, {
+      type: 'pvh',
+      pvShim: true,
+      maxVcpus: 1,
+      platform: { shim_mib: 'lots' },
+    })
     await buildDomain(t.host, third, vm, { xenguest, image: '/boot/vmlinuz', onEvent: (e) => events.push(e) })
     expect(xenguest.runs[2]).toContain('pv-shim console=xen shim_mem=68M')
     expect(events).toContainEqual({ type: 'info', domid: third, message: 'ignoring platform/shim_mib=lots, as xenopsd' })
@@ -150,11 +245,21 @@ describe('buildDomain on the simulated host', () => {
     const t = await setup()
     const domid = await t.create('hvm', 1)
     const vm = { type: 'hvm' as const, staticMaxKib: 2 * GIB_KIB, targetKib: GIB_KIB, vcpus: 1 }
-    const built = await buildDomain(t.host, domid, vm, { xenguest: new SimulatedXenguest(t.sim), image: 'x', dynamicMinKib: GIB_KIB / 2, dynamicMaxKib: 2 * GIB_KIB })
-    expect([t.xenstore.entries.get(`/local/domain/${domid}/memory/dynamic-min`), t.xenstore.entries.get(`/local/domain/${domid}/memory/dynamic-max`)]).toEqual([String(GIB_KIB / 2), String(2 * GIB_KIB)])
+    const built = await buildDomain(t.host, domid, vm, {
+      xenguest: new SimulatedXenguest(t.sim),
+      image: 'x',
+      dynamicMinKib: GIB_KIB / 2,
+      dynamicMaxKib: 2 * GIB_KIB,
+    })
+    expect([
+      t.xenstore.entries.get(`/local/domain/${domid}/memory/dynamic-min`),
+      t.xenstore.entries.get(`/local/domain/${domid}/memory/dynamic-max`),
+    ]).toEqual([String(GIB_KIB / 2), String(2 * GIB_KIB)])
     expect(Object.keys(built.timingsMs)).toContain('memory_dynamic_range')
     const other = await t.create('hvm', 1)
-    const error = await rejected(buildDomain(t.host, other, vm, { xenguest: new SimulatedXenguest(t.sim), image: 'x', dynamicMinKib: 2, dynamicMaxKib: 1 }))
+    const error = await rejected(
+      buildDomain(t.host, other, vm, { xenguest: new SimulatedXenguest(t.sim), image: 'x', dynamicMinKib: 2, dynamicMaxKib: 1 }),
+    )
     expect(error).toMatchObject({ code: 'INVALID_ARGUMENT', message: expect.stringContaining('options.dynamicMinKib') })
   })
 
@@ -165,7 +270,12 @@ describe('buildDomain on the simulated host', () => {
     diagnostics.subscribe('xen-domain-build', listener)
     try {
       const domid = await t.create('hvm', 1)
-      await buildDomain(t.host, domid, { type: 'hvm', staticMaxKib: GIB_KIB, targetKib: GIB_KIB, vcpus: 1 }, { xenguest: new SimulatedXenguest(t.sim), image: 'x' })
+      await buildDomain(
+        t.host,
+        domid,
+        { type: 'hvm', staticMaxKib: GIB_KIB, targetKib: GIB_KIB, vcpus: 1 },
+        { xenguest: new SimulatedXenguest(t.sim), image: 'x' },
+      )
     } finally {
       diagnostics.unsubscribe('xen-domain-build', listener)
     }
@@ -255,7 +365,9 @@ describe('bad input to buildDomain is refused before any hypercall', () => {
     }
     const t = await setup()
     const domid = await t.create('hvm', 1)
-    const error = await rejected(buildPre(t.host, domid, { type: 'hvm', staticMaxKib: GIB_KIB, targetKib: GIB_KIB, vcpus: 1, shadowMultiplier: 1e308 }))
+    const error = await rejected(
+      buildPre(t.host, domid, { type: 'hvm', staticMaxKib: GIB_KIB, targetKib: GIB_KIB, vcpus: 1, shadowMultiplier: 1e308 }),
+    )
     expect(error).toMatchObject({ code: 'INVALID_ARGUMENT', message: expect.stringContaining('vm.shadowMultiplier') })
     expect(t.calls).toEqual([])
   })
@@ -341,7 +453,12 @@ describe('-mem_pnode on a Xen without node claims', () => {
     const small = await t.create('hvm', 1)
     await buildDomain(t.host, small, vm, { xenguest, image: 'hvmloader' })
     const large = await t.create('hvm', 2)
-    const built = await buildDomain(t.host, large, { ...vm, staticMaxKib: 20 * GIB_KIB, targetKib: 20 * GIB_KIB, vcpus: 2 }, { xenguest, image: 'hvmloader' })
+    const built = await buildDomain(
+      t.host,
+      large,
+      { ...vm, staticMaxKib: 20 * GIB_KIB, targetKib: 20 * GIB_KIB, vcpus: 2 },
+      { xenguest, image: 'hvmloader' },
+    )
     expect(built.placement.plan?.nodes.length).toBeGreaterThan(1)
     for (const run of xenguest.runs) expect(run).not.toContain('-mem_pnode')
   })
@@ -408,7 +525,12 @@ describe('cancellation leaves no process and no claim', () => {
   it('a xenguest timeout kills it and releases the claim', async () => {
     const t = await setup()
     const domid = await t.create('hvm', 1)
-    const build = buildDomain(t.host, domid, vm, { xenguest: new SpawnedXenguest(FAKE_XENGUEST), image: FAKE_XENGUEST, extraArgs: ['-fake-mode', 'hang'], xenguestTimeoutMs: 300 })
+    const build = buildDomain(t.host, domid, vm, {
+      xenguest: new SpawnedXenguest(FAKE_XENGUEST),
+      image: FAKE_XENGUEST,
+      extraArgs: ['-fake-mode', 'hang'],
+      xenguestTimeoutMs: 300,
+    })
     expect(await rejected(build)).toMatchObject({ code: 'TIMEOUT', step: 'xenguest' })
     await noClaimLeft(t.sim)
   })

@@ -25,15 +25,31 @@ describe('xen-domain-build plan', () => {
     const run = cli(['plan', '--sim', 'two-socket-4-node', '--vcpus', '4', '--memory-mib', '20480', '--vms', '2', '--json'])
     expect(run.status).toBe(0)
     // 20 GiB is more than one 16 GiB node: each VM gets a socket's two nodes.
-    expect(run.stdout.trim().split('\n').map((l) => JSON.parse(l).nodes)).toEqual([[0, 1], [2, 3]])
+    expect(
+      run.stdout
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l).nodes),
+    ).toEqual([
+      [0, 1],
+      [2, 3],
+    ])
   })
 
   it('gives one clear line and exit code 2 for bad input', () => {
     const cases: [string[], string | undefined, RegExp][] = [
       [['plan', '--scenario', '/nonexistent.json'], undefined, /cannot read \/nonexistent.json/],
       [['plan', '--scenario', '-'], 'not json', /stdin: not JSON/],
-      [['plan', '--scenario', '-'], '{"distances": [[10]], "cpu_to_node": [0], "node_cores": [1], "node_free": [1], "requests": [{"memory": -1, "vcpus": 1, "cores": 0}]}', /request.memoryBytes/],
-      [['plan', '--scenario', '-'], '{"distances": [[10]], "cpu_to_node": [0], "node_cores": [1], "node_free": [1], "requests": [{"vcpus": 1}]}', /stdin.requests\[0\].memory: expected a number/],
+      [
+        ['plan', '--scenario', '-'],
+        '{"distances": [[10]], "cpu_to_node": [0], "node_cores": [1], "node_free": [1], "requests": [{"memory": -1, "vcpus": 1, "cores": 0}]}',
+        /request.memoryBytes/,
+      ],
+      [
+        ['plan', '--scenario', '-'],
+        '{"distances": [[10]], "cpu_to_node": [0], "node_cores": [1], "node_free": [1], "requests": [{"vcpus": 1}]}',
+        /stdin.requests\[0\].memory: expected a number/,
+      ],
       [['plan', '--sim', 'nope', '--vcpus', '1', '--memory-mib', '1'], undefined, /unknown host nope/],
       [['plan', '--sim', 'two-socket-4-node', '--vcpus', 'x', '--memory-mib', '1'], undefined, /--vcpus: x is not a whole number/],
       [['plan', '--frobnicate'], undefined, /Unknown option '--frobnicate'/],
@@ -72,22 +88,36 @@ describe('xen-domain-build build', () => {
     expect(built.xenstore[`${vmPath}/rtc/timeoffset`]).toBe('')
   })
 
-  it('takes the new domain\'s uuid, name and platform keys from the config', () => {
+  it("takes the new domain's uuid, name and platform keys from the config", () => {
     const uuid = '8a7c2d4e-1f3b-4a5c-9d6e-0b1c2d3e4f5a'
-    const run = cli(['build', '--sim', 'qemu-2-node', '--config', '-', '--json'], JSON.stringify({ ...vm, uuid, name: 'db', platform: { timer_mode: '1' } }))
+    const run = cli(
+      ['build', '--sim', 'qemu-2-node', '--config', '-', '--json'],
+      JSON.stringify({ ...vm, uuid, name: 'db', platform: { timer_mode: '1' } }),
+    )
     expect(run.stderr).toBe('')
     const built = JSON.parse(run.stdout)
-    expect(built.xenstore).toMatchObject({ '/local/domain/1/vm': `/vm/${uuid}`, '/local/domain/1/name': 'db', '/local/domain/1/platform/timer_mode': '1', [`/vm/${uuid}/name`]: 'db' })
+    expect(built.xenstore).toMatchObject({
+      '/local/domain/1/vm': `/vm/${uuid}`,
+      '/local/domain/1/name': 'db',
+      '/local/domain/1/platform/timer_mode': '1',
+      [`/vm/${uuid}/name`]: 'db',
+    })
   })
 
   it('exits 1 with the failure when the build fails', () => {
-    const run = cli(['build', '--sim', 'qemu-2-node', '--config', '-'], JSON.stringify({ ...vm, staticMaxKib: 8 << 20, targetKib: 8 << 20 }))
+    const run = cli(
+      ['build', '--sim', 'qemu-2-node', '--config', '-'],
+      JSON.stringify({ ...vm, staticMaxKib: 8 << 20, targetKib: 8 << 20 }),
+    )
     expect(run.status).toBe(1)
     expect(run.stderr).toMatch(/^xen-domain-build: NOT_ENOUGH_MEMORY: domain 1: wait_for_memory: not enough free memory/)
   })
 
   it('exits 3 on a machine without Xen, whether it creates the domain or builds an existing one', () => {
-    for (const args of [['build', '--domid', '5', '--config', '-'], ['build', '--config', '-']]) {
+    for (const args of [
+      ['build', '--domid', '5', '--config', '-'],
+      ['build', '--config', '-'],
+    ]) {
       const run = cli(args, JSON.stringify(vm))
       expect(run.status).toBe(3)
       expect(run.stderr).toContain('XEN_UNAVAILABLE')
@@ -111,7 +141,9 @@ describe('xen-domain-build build', () => {
       expect(run.stderr, config).toMatch(message)
       expect(run.stderr.trim().split('\n'), config).toHaveLength(1)
     }
-    expect(cli(['build', '--sim', 'qemu-2-node', '--domid', '1', '--config', '-'], '{}').stderr).toContain('--sim and --domid exclude each other')
+    expect(cli(['build', '--sim', 'qemu-2-node', '--domid', '1', '--config', '-'], '{}').stderr).toContain(
+      '--sim and --domid exclude each other',
+    )
   })
 })
 
@@ -167,11 +199,18 @@ describe('xen-domain-build storm', () => {
     expect(title(['--sim', 'qemu-2-node'])).toContain('(no node claims)')
     expect(title(['--sim', 'two-socket-4-node', '--no-node-claims'])).toContain('(no node claims)')
     expect(title(['--sim', 'qemu-2-node', '--node-claims'])).toContain('(node claims)')
-    const built = JSON.parse(cli(['build', '--sim', 'two-socket-4-node', '--config', '-', '--json'], JSON.stringify({ type: 'hvm', staticMaxKib: 1 << 20, targetKib: 1 << 20, vcpus: 1, image: 'x' })).stdout)
+    const built = JSON.parse(
+      cli(
+        ['build', '--sim', 'two-socket-4-node', '--config', '-', '--json'],
+        JSON.stringify({ type: 'hvm', staticMaxKib: 1 << 20, targetKib: 1 << 20, vcpus: 1, image: 'x' }),
+      ).stdout,
+    )
     expect(built.placement.claim).toBe('node')
   })
 
   it('says what an over-promised placement is', () => {
-    expect(cli(['storm', '--help']).stdout).toMatch(/Over-promised placements: builds placed on a node where the memory\npromised to builds in flight and not yet populated, this one's included,\ncame to more than Xen reported free there/)
+    expect(cli(['storm', '--help']).stdout).toMatch(
+      /Over-promised placements: builds placed on a node where the memory\npromised to builds in flight and not yet populated, this one's included,\ncame to more than Xen reported free there/,
+    )
   })
 })

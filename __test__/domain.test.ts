@@ -24,10 +24,16 @@ function nodesUnder(store: InMemoryXenstore, ...roots: string[]): string[] {
   return [...store.entries.keys()].filter((path) => roots.some((root) => path === root || path.startsWith(`${root}/`)))
 }
 
-describe('createDomain: xenopsd\'s Domain.make', () => {
-  it('creates the domain and writes xenopsd\'s tree, with its permissions', async () => {
+describe("createDomain: xenopsd's Domain.make", () => {
+  it("creates the domain and writes xenopsd's tree, with its permissions", async () => {
     const t = setup()
-    const domid = await createDomain(t.xen, t.xenstore, { type: 'hvm', maxVcpus: 2, uuid: UUID, name: 'web', platform: { timer_mode: '1', viridian: 'true' } })
+    const domid = await createDomain(t.xen, t.xenstore, {
+      type: 'hvm',
+      maxVcpus: 2,
+      uuid: UUID,
+      name: 'web',
+      platform: { timer_mode: '1', viridian: 'true' },
+    })
     expect((await t.xen.domainInfo(domid)).hvm).toBe(true)
     expect(await domainTreeProblems(t.xenstore, domid, { uuid: UUID, name: 'web' })).toEqual([])
     expect(await t.xenstore.read(`/local/domain/${domid}/platform/viridian`)).toBe('true')
@@ -58,18 +64,26 @@ describe('createDomain: xenopsd\'s Domain.make', () => {
     const recording = new Proxy(t.xen, {
       get: (target, name) => {
         const value = Reflect.get(target, name)
-        return typeof value === 'function' ? (...args: unknown[]) => {
-          calls.push([name, ...args])
-          return value.apply(target, args)
-        } : value
+        return typeof value === 'function'
+          ? (...args: unknown[]) => {
+              calls.push([name, ...args])
+              return value.apply(target, args)
+            }
+          : value
       },
     })
-    const pre = await buildPre(await BuildHost.create(recording, { xenstore: t.xenstore }), domid, { type: 'hvm', staticMaxKib: 1 << 20, targetKib: 1 << 20, videoMib: 8, vcpus: 1 })
+    const pre = await buildPre(await BuildHost.create(recording, { xenstore: t.xenstore }), domid, {
+      type: 'hvm',
+      staticMaxKib: 1 << 20,
+      targetKib: 1 << 20,
+      videoMib: 8,
+      vcpus: 1,
+    })
     expect(calls).toContainEqual(['setHvmParam', domid, 10, 2])
     await pre.release()
   })
 
-  it('passes xenopsd\'s grant limits to the hypervisor, and refuses what Xen refuses', async () => {
+  it("passes xenopsd's grant limits to the hypervisor, and refuses what Xen refuses", async () => {
     const t = setup()
     expect((await rejected(createDomain(t.xen, t.xenstore, { type: 'pv', maxVcpus: 1, maxGrantFrames: 65 }))).code).toBe('EINVAL')
     expect(t.xenstore.entries.size).toBe(0)
@@ -112,7 +126,8 @@ describe('createDomain: xenopsd\'s Domain.make', () => {
           const call = (Reflect.get(target, name) as (...args: unknown[]) => Promise<unknown>).bind(target)
           if (name !== 'write' && name !== 'writeAll') return call
           return async (...args: unknown[]) => {
-            if (String(args[1]).startsWith('/vm/')) throw new XenDomainBuildError('EIO', 'xs_write failed: EIO', { errno: 5, operation: 'xs_write' })
+            if (String(args[1]).startsWith('/vm/'))
+              throw new XenDomainBuildError('EIO', 'xs_write failed: EIO', { errno: 5, operation: 'xs_write' })
             return call(...args)
           }
         },
@@ -131,17 +146,19 @@ function recorded(xen: Hypervisor): { xen: Hypervisor; calls: unknown[][] } {
   const proxy = new Proxy(xen, {
     get: (target, name) => {
       const value = Reflect.get(target, name)
-      return typeof value === 'function' ? (...args: unknown[]) => {
-        calls.push([name, ...args])
-        return value.apply(target, args)
-      } : value
+      return typeof value === 'function'
+        ? (...args: unknown[]) => {
+            calls.push([name, ...args])
+            return value.apply(target, args)
+          }
+        : value
     },
   })
   return { xen: proxy, calls }
 }
 
-describe('createDomain: the hypervisor\'s domain as xenopsd makes it', () => {
-  it('names the domain by its VM\'s UUID (its Xen handle), with the XSM label', async () => {
+describe("createDomain: the hypervisor's domain as xenopsd makes it", () => {
+  it("names the domain by its VM's UUID (its Xen handle), with the XSM label", async () => {
     const t = setup()
     const domid = await createDomain(t.xen, t.xenstore, { type: 'pvh', maxVcpus: 1, uuid: UUID, ssidref: 3 })
     expect(await t.xen.domainInfo(domid)).toMatchObject({ handle: UUID, ssidref: 3 })
@@ -151,7 +168,7 @@ describe('createDomain: the hypervisor\'s domain as xenopsd makes it', () => {
     expect(await t.xenstore.read(`/local/domain/${other}/vm`)).toBe(`/vm/${handle}`)
   })
 
-  it('sets no event channel limit: a guest gets more than libxl\'s 1023 ports', async () => {
+  it("sets no event channel limit: a guest gets more than libxl's 1023 ports", async () => {
     const t = setup()
     const domid = await createDomain(t.xen, t.xenstore, { type: 'pv', maxVcpus: 1 })
     let port = 0
@@ -200,17 +217,35 @@ describe('createDomain: the hypervisor\'s domain as xenopsd makes it', () => {
     const t = setup()
     const r = recorded(t.xen)
     await createDomain(r.xen, t.xenstore, { type: 'hvm', maxVcpus: 1, platform: { 'nested-virt': 'true', 'msr-relaxed': '1' } })
-    expect(r.calls.find(([name]) => name === 'createDomain')?.[1]).toMatchObject({ hap: true, nestedVirt: true, vpmu: false, msrRelaxed: true })
+    expect(r.calls.find(([name]) => name === 'createDomain')?.[1]).toMatchObject({
+      hap: true,
+      nestedVirt: true,
+      vpmu: false,
+      msrRelaxed: true,
+    })
     // Xen: nested virt needs HAP; vPMU needs Xen booted with `vpmu`.
     const shadowNested = simulateHost({ preset: 'two-socket-4-node' })
-    expect((await rejected(createDomain(shadowNested.hypervisor(), t.xenstore, { type: 'hvm', maxVcpus: 1, platform: { hap: 'false', 'nested-virt': 'true' } }))).code).toBe('EINVAL')
+    expect(
+      (
+        await rejected(
+          createDomain(shadowNested.hypervisor(), t.xenstore, {
+            type: 'hvm',
+            maxVcpus: 1,
+            platform: { hap: 'false', 'nested-virt': 'true' },
+          }),
+        )
+      ).code,
+    ).toBe('EINVAL')
     expect((await rejected(createDomain(t.xen, t.xenstore, { type: 'hvm', maxVcpus: 1, platform: { vpmu: 'true' } }))).code).toBe('EINVAL')
     const vpmu = simulateHost({ preset: 'qemu-2-node', vpmu: true })
     await createDomain(vpmu.hypervisor(), t.xenstore, { type: 'hvm', maxVcpus: 1, platform: { vpmu: 'true' } })
   })
 
   it('allows grant table v2 where Xen has it, v1 where gnttab=max-ver:1', async () => {
-    for (const [gnttabMaxVersion, expected] of [[2, 2], [1, 1]] as const) {
+    for (const [gnttabMaxVersion, expected] of [
+      [2, 2],
+      [1, 1],
+    ] as const) {
       const sim = simulateHost({ preset: 'qemu-2-node', gnttabMaxVersion })
       const r = recorded(sim.hypervisor())
       await createDomain(r.xen, new InMemoryXenstore(), { type: 'pv', maxVcpus: 1 })
@@ -224,21 +259,45 @@ describe('createDomain: the hypervisor\'s domain as xenopsd makes it', () => {
     await createDomain(r.xen, t.xenstore, { type: 'pv', maxVcpus: 1, platform: { max_grant_frames: '32', max_maptrack_frames: '0x10' } })
     await createDomain(r.xen, t.xenstore, { type: 'pv', maxVcpus: 1, platform: { max_grant_frames: 'many' } })
     const configs = r.calls.filter(([name]) => name === 'createDomain').map(([, config]) => config)
-    expect(configs).toMatchObject([{ maxGrantFrames: 32, maxMaptrackFrames: 16 }, { maxGrantFrames: 64, maxMaptrackFrames: 0 }])
+    expect(configs).toMatchObject([
+      { maxGrantFrames: 32, maxMaptrackFrames: 16 },
+      { maxGrantFrames: 64, maxMaptrackFrames: 0 },
+    ])
   })
 })
 
-describe('createDomain: the VM-level keys of xenopsd\'s VM.create', () => {
-  it('writes the vCPU keys xenguest reads, the ACPI defaults, each vCPU\'s state, the initial target and the domain type', async () => {
+describe("createDomain: the VM-level keys of xenopsd's VM.create", () => {
+  it("writes the vCPU keys xenguest reads, the ACPI defaults, each vCPU's state, the initial target and the domain type", async () => {
     const t = setup()
     const domid = await createDomain(t.xen, t.xenstore, {
-      type: 'hvm', maxVcpus: 4, vcpus: 2, uuid: UUID, initialTargetKib: 524288,
-      schedulerPriority: { weight: 512, cap: 50 }, generationId: '1:2', platform: { acpi_s3: '1', 'vcpu/number': '99' },
+      type: 'hvm',
+      maxVcpus: 4,
+      vcpus: 2,
+      uuid: UUID,
+      initialTargetKib: 524288,
+      schedulerPriority: { weight: 512, cap: 50 },
+      generationId: '1:2',
+      platform: { acpi_s3: '1', 'vcpu/number': '99' },
     })
     const home = `/local/domain/${domid}`
     const read = async (key: string) => t.xenstore.read(`${home}/${key}`)
-    expect(Object.fromEntries(await Promise.all(['vcpu/number', 'vcpu/current', 'vcpu/weight', 'vcpu/cap', 'acpi_s3', 'acpi_s4', 'generation-id'].map(async (k) => [k, await read(`platform/${k}`)])))).toEqual({
-      'vcpu/number': '4', 'vcpu/current': '2', 'vcpu/weight': '512', 'vcpu/cap': '50', acpi_s3: '1', acpi_s4: '0', 'generation-id': '1:2',
+    expect(
+      Object.fromEntries(
+        await Promise.all(
+          ['vcpu/number', 'vcpu/current', 'vcpu/weight', 'vcpu/cap', 'acpi_s3', 'acpi_s4', 'generation-id'].map(async (k) => [
+            k,
+            await read(`platform/${k}`),
+          ]),
+        ),
+      ),
+    ).toEqual({
+      'vcpu/number': '4',
+      'vcpu/current': '2',
+      'vcpu/weight': '512',
+      'vcpu/cap': '50',
+      acpi_s3: '1',
+      acpi_s4: '0',
+      'generation-id': '1:2',
     })
     expect(await Promise.all([0, 1, 2, 3].map((i) => read(`cpu/${i}/availability`)))).toEqual(['online', 'online', 'offline', 'offline'])
     expect([await read('memory/initial-target'), await read('domain-type')]).toEqual(['524288', 'hvm'])
@@ -275,7 +334,7 @@ describe('createDomain: the VM-level keys of xenopsd\'s VM.create', () => {
   })
 })
 
-describe('destroyDomain: xenopsd\'s Domain.destroy', () => {
+describe("destroyDomain: xenopsd's Domain.destroy", () => {
   it('renames the domain first, destroys it, releases it, and leaves only /vm/UUID behind', async () => {
     const t = setup()
     const domid = await createDomain(t.xen, t.xenstore, { type: 'pv', maxVcpus: 1, uuid: UUID })
@@ -285,10 +344,15 @@ describe('destroyDomain: xenopsd\'s Domain.destroy', () => {
     const r = recorded(t.xen)
     await destroyDomain(r.xen, t.xenstore, domid)
     // Out of the way of lookups by UUID before it goes: xenopsd's marker.
-    expect(r.calls).toEqual([['setDomainHandle', domid, `deadbeef-dead-beef-dead-beef0000000${domid}`], ['destroyDomain', domid]])
+    expect(r.calls).toEqual([
+      ['setDomainHandle', domid, `deadbeef-dead-beef-dead-beef0000000${domid}`],
+      ['destroyDomain', domid],
+    ])
     expect(t.sim.domains()).toEqual([0])
     expect(t.xenstore.introduced.has(domid)).toBe(false)
-    expect(nodesUnder(t.xenstore, `/local/domain/${domid}`, `/libxl/${domid}`, `/xenops/domain/${domid}`, `/vm/${UUID}/domains/${domid}`)).toEqual([])
+    expect(
+      nodesUnder(t.xenstore, `/local/domain/${domid}`, `/libxl/${domid}`, `/xenops/domain/${domid}`, `/vm/${UUID}/domains/${domid}`),
+    ).toEqual([])
     // The VM's state outlives its domain (a reboot keeps its clock offset).
     expect(await t.xenstore.read(`/vm/${UUID}/rtc/timeoffset`)).toBe('3600')
     // Twice: everything is gone already, which is fine.
@@ -297,14 +361,21 @@ describe('destroyDomain: xenopsd\'s Domain.destroy', () => {
     expect(nodesUnder(t.xenstore, '/vm')).toEqual(['/vm'])
   })
 
-  it('removes the backends\' entries for the domain, and only its', async () => {
+  it("removes the backends' entries for the domain, and only its", async () => {
     const t = setup()
     const domid = await createDomain(t.xen, t.xenstore, { type: 'pv', maxVcpus: 1 })
-    for (const path of [`/local/domain/0/backend/vbd/${domid}/51712/state`, `/local/domain/0/backend/vif/${domid}/0/state`, `/local/domain/0/xenserver/backend/vbd3/${domid}/768/state`, `/local/domain/0/backend/vbd/${domid + 1}/51712/state`]) {
+    for (const path of [
+      `/local/domain/0/backend/vbd/${domid}/51712/state`,
+      `/local/domain/0/backend/vif/${domid}/0/state`,
+      `/local/domain/0/xenserver/backend/vbd3/${domid}/768/state`,
+      `/local/domain/0/backend/vbd/${domid + 1}/51712/state`,
+    ]) {
       await t.xenstore.write(path, '4')
     }
     await destroyDomain(t.xen, t.xenstore, domid)
-    expect(nodesUnder(t.xenstore, '/local/domain/0/backend', '/local/domain/0/xenserver/backend').filter((p) => p.endsWith('/state'))).toEqual([`/local/domain/0/backend/vbd/${domid + 1}/51712/state`])
+    expect(
+      nodesUnder(t.xenstore, '/local/domain/0/backend', '/local/domain/0/xenserver/backend').filter((p) => p.endsWith('/state')),
+    ).toEqual([`/local/domain/0/backend/vbd/${domid + 1}/51712/state`])
   })
 
   it('keeps /vm/UUID while another domain of the VM has it (a localhost migration), and after', async () => {

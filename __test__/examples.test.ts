@@ -29,7 +29,11 @@ describe('the tour in examples/', () => {
 
   it('is in the README word for word, with what it prints', () => {
     const readme = readFileSync(join(ROOT, 'README.md'), 'utf8')
-    for (const [file, fence] of [['tour.mts', 'ts'], ['tour.mjs', 'js'], ['tour.out', 'text']] as const) {
+    for (const [file, fence] of [
+      ['tour.mts', 'ts'],
+      ['tour.mjs', 'js'],
+      ['tour.out', 'text'],
+    ] as const) {
       const text = readFileSync(join(ROOT, 'examples', file), 'utf8')
       expect(readme, `examples/${file}`).toContain(`\`\`\`${fence}\n${text}\`\`\``)
     }

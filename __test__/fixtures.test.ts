@@ -13,7 +13,9 @@ function files(dir: string, prefix = ''): string[] {
 
 /** The data files: the top-level README.md describes them and is ours, not a copy. */
 function dataFiles(dir: string): string[] {
-  return files(dir).filter((file) => file !== 'README.md').sort()
+  return files(dir)
+    .filter((file) => file !== 'README.md')
+    .sort()
 }
 
 // xenopsd's topologies and decisions (see fixtures/xenopsd/README.md) are a
@@ -46,7 +48,7 @@ describe('the xenopsd fixtures, in this clone', () => {
       for (const record of records) expect(() => JSON.parse(record), file).not.toThrow()
     }
   })
-  it('give xenopsd\'s decisions for every placement scenario', () => {
+  it("give xenopsd's decisions for every placement scenario", () => {
     const placement = dataFiles(join(COPY, 'placement'))
     const scenarios = placement.filter((file) => !file.endsWith('.expected.jsonl'))
     expect(scenarios.length).toBeGreaterThan(0)

@@ -98,9 +98,7 @@ export function alive(pid: number): boolean {
  * `c_probe::system_package`.
  */
 export function systemPackage(need: { file: string } | { command: string }, debianPackage: string): boolean {
-  const found = 'file' in need
-    ? existsSync(need.file)
-    : spawnSync('sh', ['-c', 'command -v "$1"', 'sh', need.command]).status === 0
+  const found = 'file' in need ? existsSync(need.file) : spawnSync('sh', ['-c', 'command -v "$1"', 'sh', need.command]).status === 0
   if (found) return true
   const why = `${'file' in need ? need.file : need.command} is missing: install Debian's ${debianPackage} (npm run setup:system)`
   if (process.env.XDB_REQUIRE_SYSTEM_PACKAGES) throw new Error(why)

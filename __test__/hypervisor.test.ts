@@ -14,7 +14,6 @@ import { cli, readJson, sharedData, rejected } from './helpers.js'
 
 const GIB_PAGES = 262_144
 
-
 describe('the simulated host through the binding', () => {
   it('answers every operation of the hypervisor interface', async () => {
     const sim = simulateHost({ preset: 'two-socket-4-node', clock: 'manual' })
@@ -81,7 +80,10 @@ describe('the simulated host through the binding', () => {
     const sim = simulateHost({ preset: 'qemu-2-node' })
     sim.injectFault({ operation: 'xc_physinfo', mode: 'never', latencyMs: 100 })
     const events: string[] = []
-    const pending = sim.hypervisor().physinfo().then(() => events.push('physinfo'))
+    const pending = sim
+      .hypervisor()
+      .physinfo()
+      .then(() => events.push('physinfo'))
     setImmediate(() => events.push('event loop'))
     await pending
     expect(events).toEqual(['event loop', 'physinfo'])
@@ -97,7 +99,9 @@ describe('the simulated host through the binding', () => {
     expect((await rejected(xen.setVcpuAffinity(1, 0, {}))).message).toMatch(/hard, soft or both/)
     expect((await rejected(xen.domainInfo('one' as never))).code).toBe('INVALID_ARGUMENT')
     expect(() => simulateHost({ preset: 'nope' })).toThrow(expect.objectContaining({ code: 'INVALID_ARGUMENT' }))
-    expect(() => simulateHost({ host: { distances: [[10]], cpus: [{ core: 0, socket: 0, node: 3 }], nodeMemoryBytes: [4096] } })).toThrow(/cpus\[0\]: node 3/)
+    expect(() => simulateHost({ host: { distances: [[10]], cpus: [{ core: 0, socket: 0, node: 3 }], nodeMemoryBytes: [4096] } })).toThrow(
+      /cpus\[0\]: node 3/,
+    )
   })
 
   it('opens every supported Xen release, and refuses the others by name', async () => {
@@ -107,12 +111,18 @@ describe('the simulated host through the binding', () => {
       expect((await xen.physinfo()).nrNodes).toBe(2)
     }
     const newer = simulateHost({ preset: 'qemu-2-node', xenVersion: '4.23' })
-    expect(() => newer.hypervisor()).toThrow(expect.objectContaining({
-      code: 'XEN_VERSION_UNSUPPORTED',
-      message: expect.stringContaining('Xen 4.23 is newer than the newest release this version of xen-domain-build knows (supported: 4.17 to 4.22)'),
-    }))
+    expect(() => newer.hypervisor()).toThrow(
+      expect.objectContaining({
+        code: 'XEN_VERSION_UNSUPPORTED',
+        message: expect.stringContaining(
+          'Xen 4.23 is newer than the newest release this version of xen-domain-build knows (supported: 4.17 to 4.22)',
+        ),
+      }),
+    )
     const older = simulateHost({ preset: 'qemu-2-node', xenVersion: '4.16' })
-    expect(() => older.hypervisor()).toThrow(expect.objectContaining({ code: 'XEN_VERSION_UNSUPPORTED', message: expect.stringContaining('4.17 to 4.22') }))
+    expect(() => older.hypervisor()).toThrow(
+      expect.objectContaining({ code: 'XEN_VERSION_UNSUPPORTED', message: expect.stringContaining('4.17 to 4.22') }),
+    )
     expect(() => simulateHost({ preset: 'qemu-2-node', xenVersion: 'four' })).toThrow(expect.objectContaining({ code: 'INVALID_ARGUMENT' }))
   })
 
@@ -131,17 +141,24 @@ describe('cores per node, counted as xenopsd counts them', () => {
   // Node 0 spans two sockets whose core ids repeat (0, 1 on each): xenopsd
   // counts distinct core ids, 2; counting (socket, core) pairs would say 4.
   const host = {
-    distances: [[10, 20], [20, 10]],
+    distances: [
+      [10, 20],
+      [20, 10],
+    ],
     cpus: [
-      { socket: 0, core: 0, node: 0 }, { socket: 0, core: 1, node: 0 },
-      { socket: 1, core: 0, node: 0 }, { socket: 1, core: 1, node: 0 },
-      { socket: 2, core: 0, node: 1 }, { socket: 2, core: 1, node: 1 },
-      { socket: 2, core: 2, node: 1 }, { socket: 2, core: 3, node: 1 },
+      { socket: 0, core: 0, node: 0 },
+      { socket: 0, core: 1, node: 0 },
+      { socket: 1, core: 0, node: 0 },
+      { socket: 1, core: 1, node: 0 },
+      { socket: 2, core: 0, node: 1 },
+      { socket: 2, core: 1, node: 1 },
+      { socket: 2, core: 2, node: 1 },
+      { socket: 2, core: 3, node: 1 },
     ],
     nodeMemoryBytes: [8 * 2 ** 30, 8 * 2 ** 30],
   }
 
-  it('counts distinct core ids per node, so the plans are xenopsd\'s', async () => {
+  it("counts distinct core ids per node, so the plans are xenopsd's", async () => {
     const layout = await readHostTopology(simulateHost({ host }).hypervisor())
     expect(layout.nodeCores).toEqual([2, 4])
     // 3 vCPUs wanting 3 cores: node 0 has 2 by xenopsd's count, so node 1.
@@ -168,7 +185,10 @@ describe('xen-domain-build host', () => {
     expect(run.status).toBe(0)
     const host = JSON.parse(run.stdout)
     expect(host).toMatchObject({ version: { major: 4, minor: 17 }, simulated: true })
-    expect(host.numa.distances).toEqual([[10, 21], [21, 10]])
+    expect(host.numa.distances).toEqual([
+      [10, 21],
+      [21, 10],
+    ])
     expect(host.cpus.map((c: { node: number }) => c.node)).toEqual([0, 0, 1, 1])
   })
 
@@ -189,7 +209,10 @@ describe('xen-domain-build storm', () => {
   it('reports both accounting modes as JSON', () => {
     const run = cli(['storm', '--sim', 'two-socket-4-node', '--vms', '32', '--accounting', 'both', '--json'])
     expect(run.status).toBe(0)
-    const [ours, theirs] = run.stdout.trim().split('\n').map((line) => JSON.parse(line))
+    const [ours, theirs] = run.stdout
+      .trim()
+      .split('\n')
+      .map((line) => JSON.parse(line))
     expect(ours).toMatchObject({ accounting: 'in-flight', vms: 32, completed: 32, failed: 0, whollyShare: 1, overpromised: 0 })
     expect(ours.outcomes).toEqual({ wholly: 32, spread: 0, unplaced: 0, failed: 0 })
     expect(theirs).toMatchObject({ accounting: 'xenopsd', vms: 32, completed: 32 })

@@ -50,7 +50,8 @@ describe('Node conventions', () => {
       xenguest: new SimulatedXenguest(sim, { builderMs: 500 }),
       image: 'hvmloader',
       signal: controller.signal,
-      onEvent: (e) => e.type === 'xenguest.log' || (e.type === 'step' && e.step === 'event_channels' && setTimeout(() => controller.abort(reason), 10)),
+      onEvent: (e) =>
+        e.type === 'xenguest.log' || (e.type === 'step' && e.step === 'event_channels' && setTimeout(() => controller.abort(reason), 10)),
     })
     const error = await rejected(build)
     expect(error).toMatchObject({ name: 'AbortError', code: 'ABORTED', step: 'xenguest' })
@@ -76,6 +77,16 @@ describe('Node conventions', () => {
     } finally {
       channels.unsubscribe(handlers)
     }
-    expect(seen).toEqual([`start ${domid}`, 'end', 'asyncStart', `asyncEnd ${domid}`, 'start 999', 'end', 'error', 'asyncStart', 'asyncEnd 999'])
+    expect(seen).toEqual([
+      `start ${domid}`,
+      'end',
+      'asyncStart',
+      `asyncEnd ${domid}`,
+      'start 999',
+      'end',
+      'error',
+      'asyncStart',
+      'asyncEnd 999',
+    ])
   })
 })

@@ -142,6 +142,5 @@ describe('a build that finds no node set', () => {
     expect(events.filter((e) => e.type === 'placement.wait' && e.domid === third.domid).length).toBeGreaterThan(0)
     expect(sim.domainPagesByNode(third.domid)).toEqual([0, 0])
     await Promise.all([first.built, second.built])
-
   })
 })

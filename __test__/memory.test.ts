@@ -40,7 +40,14 @@ describe('the memory model', () => {
     // shadow = trunc(ceil((256·4 + 2·2048) / 256) · 1.5) = trunc(20 · 1.5) = 30
     // overhead = 1 + 1 + 30 + ceil(152/256) = 33
     const m = memoryModel({ type: 'pvh', staticMaxKib: 2048 * 1024, targetKib: 2048 * 1024, vcpus: 4, shadowMultiplier: 1.5, videoMib: 4 })
-    expect(m).toMatchObject({ buildMaxMib: 2044, buildStartMib: 2044, xenMaxMib: 2049, shadowMib: 30, overheadMib: 33, requiredHostFreeMib: 2081 })
+    expect(m).toMatchObject({
+      buildMaxMib: 2044,
+      buildStartMib: 2044,
+      xenMaxMib: 2049,
+      shadowMib: 30,
+      overheadMib: 33,
+      requiredHostFreeMib: 2081,
+    })
   })
 
   it('PV-in-PVH adds the shim: 23 + MiB / 90, integer division', () => {
@@ -80,7 +87,9 @@ describe('the memory model', () => {
       [{ ...ok, pvShim: true }, /vm.pvShim/],
     ]
     for (const [vm, message] of bad) {
-      expect(() => memoryModel(vm as never), JSON.stringify(vm)).toThrow(expect.objectContaining({ code: 'INVALID_ARGUMENT', message: expect.stringMatching(message) }))
+      expect(() => memoryModel(vm as never), JSON.stringify(vm)).toThrow(
+        expect.objectContaining({ code: 'INVALID_ARGUMENT', message: expect.stringMatching(message) }),
+      )
     }
   })
 

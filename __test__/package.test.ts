@@ -25,7 +25,10 @@ describe('the package as Node loads it', () => {
   })
 
   it('gives import and require one module instance: one XenDomainBuildError class, the same exports', () => {
-    const run = node(['--input-type=module', '-e', `
+    const run = node([
+      '--input-type=module',
+      '-e',
+      `
       import { createRequire } from 'node:module'
       import * as esm from 'xen-domain-build'
       const cjs = createRequire(import.meta.url)('xen-domain-build')
@@ -37,7 +40,8 @@ describe('the package as Node loads it', () => {
         code: thrown.code,
         esm: Object.keys(esm).sort(),
         cjs: Object.keys(cjs).sort(),
-      }))`])
+      }))`,
+    ])
     expect(run.stderr).toBe('')
     const out = JSON.parse(run.stdout)
     expect(out).toMatchObject({ sameClass: true, instanceOfCjs: true, code: 'INVALID_ARGUMENT' })
@@ -50,9 +54,15 @@ describe('the package as Node loads it', () => {
       for (const part of ['package.json', 'dist', 'esm', 'scripts/platform.cjs', 'native/binding.js']) {
         cpSync(join(ROOT, part), join(dir, part), { recursive: true })
       }
-      const run = node(['-e', `const m = require('./');
+      const run = node(
+        [
+          '-e',
+          `const m = require('./');
         try { new m.NumaPlanner({ distances: [[10]], cpuToNode: [0], nodeCores: [1] }) }
-        catch (e) { console.log(JSON.stringify({ code: e.code, message: e.message })) }`], dir)
+        catch (e) { console.log(JSON.stringify({ code: e.code, message: e.message })) }`,
+        ],
+        dir,
+      )
       const { code, message } = JSON.parse(run.stdout)
       const report = process.report.getReport() as { header: { glibcVersionRuntime?: string } }
       const abi = report.header.glibcVersionRuntime ? 'gnu' : 'musl'
@@ -77,12 +87,27 @@ describe('the published package', () => {
     expect(run.status).toBe(0)
     const files = (JSON.parse(run.stdout)[0].files as { path: string }[]).map((f) => f.path).sort()
     for (const path of [
-      'LICENSE', 'README.md', 'package.json', 'native/binding.js', 'native/binding.d.ts', 'scripts/platform.cjs',
-      'dist/index.js', 'dist/index.d.ts', 'dist/cli.js', 'esm/index.mjs', 'esm/index.d.mts', 'schema/vm-config.schema.json',
+      'LICENSE',
+      'README.md',
+      'package.json',
+      'native/binding.js',
+      'native/binding.d.ts',
+      'scripts/platform.cjs',
+      'dist/index.js',
+      'dist/index.d.ts',
+      'dist/cli.js',
+      'esm/index.mjs',
+      'esm/index.d.mts',
+      'schema/vm-config.schema.json',
     ]) {
       expect(files, path).toContain(path)
     }
-    const unwanted = files.filter((f) => !/^(LICENSE|README\.md|package\.json|native\/binding\.(js|d\.ts)|scripts\/platform\.cjs|esm\/index\.(mjs|d\.mts)|dist\/(index|cli|chunk-\w+)\.js|dist\/index\.d\.ts|schema\/vm-config\.schema\.json)$/.test(f))
+    const unwanted = files.filter(
+      (f) =>
+        !/^(LICENSE|README\.md|package\.json|native\/binding\.(js|d\.ts)|scripts\/platform\.cjs|esm\/index\.(mjs|d\.mts)|dist\/(index|cli|chunk-\w+)\.js|dist\/index\.d\.ts|schema\/vm-config\.schema\.json)$/.test(
+          f,
+        ),
+    )
     expect(unwanted).toEqual([])
   })
 
@@ -137,19 +162,43 @@ describe('the declaration files', () => {
   it('compile for a CommonJS consumer without esModuleInterop, libraries checked too', () => {
     const project = mkdtempSync(join(tmpdir(), 'xdb-cjs-types-'))
     try {
-      writeFileSync(join(project, 'consumer.ts'), [
-        `import { BuildHost, buildDomain, XenDomainBuildError, type BuiltDomain } from '${join(ROOT, 'dist', 'index')}'`,
-        'export async function f(host: BuildHost): Promise<BuiltDomain | XenDomainBuildError> {',
-        "  return buildDomain(host, 1, { type: 'pv', staticMaxKib: 1024, targetKib: 1024, vcpus: 1 }, { image: 'k', xenguest: { run: async () => ({ storeMfn: 1n, consoleMfn: 2n }), supports: async () => false } })",
-        '}',
-        '',
-      ].join('\n'))
+      writeFileSync(
+        join(project, 'consumer.ts'),
+        [
+          `import { BuildHost, buildDomain, XenDomainBuildError, type BuiltDomain } from '${join(ROOT, 'dist', 'index')}'`,
+          'export async function f(host: BuildHost): Promise<BuiltDomain | XenDomainBuildError> {',
+          "  return buildDomain(host, 1, { type: 'pv', staticMaxKib: 1024, targetKib: 1024, vcpus: 1 }, { image: 'k', xenguest: { run: async () => ({ storeMfn: 1n, consoleMfn: 2n }), supports: async () => false } })",
+          '}',
+          '',
+        ].join('\n'),
+      )
       const tsc = join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc')
-      const run = spawnSync(process.execPath, [
-        tsc, '--noEmit', '--strict', '--module', 'commonjs', '--moduleResolution', 'node10', '--target', 'es2022',
-        '--esModuleInterop', 'false', '--skipLibCheck', 'false', '--lib', 'es2022,esnext.disposable',
-        '--typeRoots', join(ROOT, 'node_modules', '@types'), '--types', 'node', join(project, 'consumer.ts'),
-      ], { encoding: 'utf8' })
+      const run = spawnSync(
+        process.execPath,
+        [
+          tsc,
+          '--noEmit',
+          '--strict',
+          '--module',
+          'commonjs',
+          '--moduleResolution',
+          'node10',
+          '--target',
+          'es2022',
+          '--esModuleInterop',
+          'false',
+          '--skipLibCheck',
+          'false',
+          '--lib',
+          'es2022,esnext.disposable',
+          '--typeRoots',
+          join(ROOT, 'node_modules', '@types'),
+          '--types',
+          'node',
+          join(project, 'consumer.ts'),
+        ],
+        { encoding: 'utf8' },
+      )
       expect(run.stdout + run.stderr).toBe('')
       expect(run.status).toBe(0)
     } finally {

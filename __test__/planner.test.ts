@@ -4,7 +4,14 @@ import { NumaPlanner, XenDomainBuildError, type HostTopology } from '../ts/index
 import { readJson, sharedData } from './helpers.js'
 
 const GIB = 1024 ** 3
-const twoNodes: HostTopology = { distances: [[10, 21], [21, 10]], cpuToNode: [0, 0, 1, 1], nodeCores: [1, 1] }
+const twoNodes: HostTopology = {
+  distances: [
+    [10, 21],
+    [21, 10],
+  ],
+  cpuToNode: [0, 0, 1, 1],
+  nodeCores: [1, 1],
+}
 
 function refused(f: () => unknown): XenDomainBuildError {
   try {
@@ -48,10 +55,24 @@ describe('NumaPlanner', () => {
   })
 
   it('says why NUMA placement is off, and plans nothing then', () => {
-    const selfNot10 = new NumaPlanner({ distances: [[11, 21], [21, 10]], cpuToNode: [0, 1], nodeCores: [1, 1] })
+    const selfNot10 = new NumaPlanner({
+      distances: [
+        [11, 21],
+        [21, 10],
+      ],
+      cpuToNode: [0, 1],
+      nodeCores: [1, 1],
+    })
     expect(selfNot10.numaOffReason).toMatch(/node 0 is at distance 11 from itself/)
     expect(selfNot10.plan({ memoryBytes: 1, vcpus: 1, cores: 0 }, [GIB, GIB])).toBeNull()
-    const below10 = new NumaPlanner({ distances: [[10, 5], [21, 10]], cpuToNode: [0, 1], nodeCores: [1, 1] })
+    const below10 = new NumaPlanner({
+      distances: [
+        [10, 5],
+        [21, 10],
+      ],
+      cpuToNode: [0, 1],
+      nodeCores: [1, 1],
+    })
     expect(below10.numaOffReason).toMatch(/node 0 to node 1 is 5/)
     const noneReachable = new NumaPlanner({ distances: [[-1]], cpuToNode: [0], nodeCores: [1] })
     expect(noneReachable.numaOffReason).toMatch(/no CPU is on a reachable node/)
@@ -72,7 +93,10 @@ describe('NumaPlanner', () => {
         expect(planner.numaOffReason, s.name).not.toBeNull()
         expect([...planner.candidates()], s.name).toEqual([])
       } else {
-        expect([...planner.candidates()].map((c) => [c.averageDistance, c.nodes]), s.name).toEqual(s.expected_candidates)
+        expect(
+          [...planner.candidates()].map((c) => [c.averageDistance, c.nodes]),
+          s.name,
+        ).toEqual(s.expected_candidates)
       }
     }
   })
@@ -85,8 +109,28 @@ describe('NumaPlanner', () => {
     expectInvalid(() => new NumaPlanner({ ...twoNodes, cpuToNode: [0, -1] }), 'topology.cpuToNode[1]')
     expectInvalid(() => new NumaPlanner({ ...twoNodes, cpuToNode: [0, 0.5] }), 'topology.cpuToNode[1]')
     expectInvalid(() => new NumaPlanner({ ...twoNodes, nodeCores: [1, Number.NaN] }), 'topology.nodeCores[1]')
-    expectInvalid(() => new NumaPlanner({ ...twoNodes, distances: [[10, 2 ** 53], [21, 10]] }), 'topology.distances[0][1]')
-    expectInvalid(() => new NumaPlanner({ ...twoNodes, distances: [[10, '21' as unknown as number], [21, 10]] }), 'topology.distances[0][1]')
+    expectInvalid(
+      () =>
+        new NumaPlanner({
+          ...twoNodes,
+          distances: [
+            [10, 2 ** 53],
+            [21, 10],
+          ],
+        }),
+      'topology.distances[0][1]',
+    )
+    expectInvalid(
+      () =>
+        new NumaPlanner({
+          ...twoNodes,
+          distances: [
+            [10, '21' as unknown as number],
+            [21, 10],
+          ],
+        }),
+      'topology.distances[0][1]',
+    )
     expectInvalid(() => new NumaPlanner(null as unknown as HostTopology), 'topology')
     expectInvalid(() => new NumaPlanner({ ...twoNodes, cpuToNode: undefined as unknown as number[] }), 'topology.cpuToNode')
     const n = 65

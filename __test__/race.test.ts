@@ -50,7 +50,7 @@ describe('a mass start of 64 VMs on a 4-node host without node claims', () => {
   })
 })
 
-describe('a mass start at the CLI\'s default load, with builder jitter', () => {
+describe("a mass start at the CLI's default load, with builder jitter", () => {
   // 256 VMs on the 8-node AMD host, 85% full, builders taking 10-30 ms.
   // Seed 4 fills the host: two builds fail with ENOMEM, in both modes.
   it.each([3, 4, 7])('seed %i: in-flight accounting puts every placed VM on its planned nodes', async (seed) => {
@@ -59,7 +59,10 @@ describe('a mass start at the CLI\'s default load, with builder jitter', () => {
       if (vm.error !== undefined) {
         // A failed build fails before any of its memory is populated.
         expect(vm.code, `domain ${vm.domid}`).toBe('ENOMEM')
-        expect(report.sim.domainPagesByNode(vm.domid).every((p) => p === 0), `domain ${vm.domid}`).toBe(true)
+        expect(
+          report.sim.domainPagesByNode(vm.domid).every((p) => p === 0),
+          `domain ${vm.domid}`,
+        ).toBe(true)
         continue
       }
       if (vm.placement?.plan) {

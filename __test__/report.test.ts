@@ -15,9 +15,16 @@ function chromium(args: string[]): string {
   const result = spawnSync(
     CHROMIUM,
     [
-      '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync',
-      `--user-data-dir=${join(dir, 'profile')}`, ...args,
+      '--headless',
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+      `--user-data-dir=${join(dir, 'profile')}`,
+      ...args,
     ],
     { encoding: 'utf8', timeout: 60_000 },
   )
@@ -39,17 +46,20 @@ describe('the storm report', () => {
     expect(html).not.toMatch(/<script|<link|src=|url\(|https?:/i)
   })
 
-  it.runIf(systemPackage({ command: CHROMIUM }, 'chromium'))('renders in headless Chromium with both modes, their charts and every VM', () => {
-    const dom = chromium(['--dump-dom', `file://${file}`])
-    expect(dom.match(/<section class="mode"/g)).toHaveLength(2)
-    expect(dom.match(/<svg class="chart"/g)).toHaveLength(2)
-    // One line per node in each chart, one box per VM in each landing map.
-    expect(dom.match(/<polyline class="node-line"/g)).toHaveLength(8)
-    expect(dom.match(/<g class="vm /g)).toHaveLength(96)
-    const png = join(dir, 'storm.png')
-    chromium(['--hide-scrollbars', '--window-size=1200,1800', `--screenshot=${png}`, `file://${file}`])
-    expect(readFileSync(png).subarray(1, 4).toString()).toBe('PNG')
-  })
+  it.runIf(systemPackage({ command: CHROMIUM }, 'chromium'))(
+    'renders in headless Chromium with both modes, their charts and every VM',
+    () => {
+      const dom = chromium(['--dump-dom', `file://${file}`])
+      expect(dom.match(/<section class="mode"/g)).toHaveLength(2)
+      expect(dom.match(/<svg class="chart"/g)).toHaveLength(2)
+      // One line per node in each chart, one box per VM in each landing map.
+      expect(dom.match(/<polyline class="node-line"/g)).toHaveLength(8)
+      expect(dom.match(/<g class="vm /g)).toHaveLength(96)
+      const png = join(dir, 'storm.png')
+      chromium(['--hide-scrollbars', '--window-size=1200,1800', `--screenshot=${png}`, `file://${file}`])
+      expect(readFileSync(png).subarray(1, 4).toString()).toBe('PNG')
+    },
+  )
 })
 
 describe('the live view', () => {
@@ -68,7 +78,11 @@ describe('the live view', () => {
       // The second frame moves up over the first, whose 11 lines all fit.
       expect(written).toContain('\x1b[11A')
       // biome-ignore lint/suspicious/noControlCharactersInRegex: the terminal's escapes are what it strips
-      const lines = written.replace(/\x1b\[\?25[lh]|\x1b\[\d+A|\x1b\[2K/g, '').split('\n').filter((l) => l !== '')
+      const escapes = /\x1b\[\?25[lh]|\x1b\[\d+A|\x1b\[2K/g
+      const lines = written
+        .replace(escapes, '')
+        .split('\n')
+        .filter((l) => l !== '')
       expect(lines).toHaveLength(22)
       for (const line of lines) expect([...line].length, `${columns}: ${line}`).toBeLessThan(columns)
     }

@@ -114,7 +114,11 @@ describe('memory.wait events', () => {
   it('are not sent for a build that has the memory it needs', async () => {
     const t = await setup()
     const types: string[] = []
-    await buildDomain(t.host, await t.create(), vm, { xenguest: new SimulatedXenguest(t.sim), image: 'x', onEvent: (e) => types.push(e.type) })
+    await buildDomain(t.host, await t.create(), vm, {
+      xenguest: new SimulatedXenguest(t.sim),
+      image: 'x',
+      onEvent: (e) => types.push(e.type),
+    })
     expect(types).toContain('step')
     expect(types).not.toContain('memory.wait')
   })
@@ -152,7 +156,9 @@ describe('the simulator, as Xen', () => {
       thrown = error
     }
     expect(isXenDomainBuildError(thrown, 'INVALID_ARGUMENT')).toBe(true)
-    expect((thrown as Error).message).toMatch(/"xc_domain_claim_page" is not an operation of the simulator \(one of .*xc_domain_claim_pages/)
+    expect((thrown as Error).message).toMatch(
+      /"xc_domain_claim_page" is not an operation of the simulator \(one of .*xc_domain_claim_pages/,
+    )
   })
 })
 

@@ -46,7 +46,9 @@ describe('the VM config schema the package ships', () => {
 
   it('is what build --config reads: a schema problem is INVALID_ARGUMENT naming the value', () => {
     expect(parseVmConfig(JSON.stringify(vm), 'vm.json').vm).toMatchObject({ type: 'hvm', vcpus: 2 })
-    expect(() => parseVmConfig(JSON.stringify({ ...vm, vcpus: 1.5 }), 'vm.json')).toThrow('vm.json.vcpus: expected a whole number, got number')
+    expect(() => parseVmConfig(JSON.stringify({ ...vm, vcpus: 1.5 }), 'vm.json')).toThrow(
+      'vm.json.vcpus: expected a whole number, got number',
+    )
     // What the schema cannot say is checked after it.
     expect(() => parseVmConfig(JSON.stringify({ ...vm, targetKib: 3 << 20 }), 'vm.json')).toThrow(/targetKib: .* is above staticMaxKib/)
   })

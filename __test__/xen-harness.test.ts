@@ -16,7 +16,9 @@ describe('test:xen diagnostics', () => {
     expect(whereItWas(IN_BUILDER)).toMatchObject({ phase: 'suite builder', suite: 'builder', dom0: true })
     expect(whereItWas(`${DOM0_UP}xen-test: rust started\nxen-test: rust exited 1 after 3 s\n`).phase).toBe('between suites (after rust)')
     // init reaches "done" even when the share never mounted.
-    expect(whereItWas(`${DOM0_UP}sh: can't open '/mnt/host/run.sh'\nxen-test: done, resetting\n`).phase).toBe('dom0, which ran none of the suites (is the share mounted?)')
+    expect(whereItWas(`${DOM0_UP}sh: can't open '/mnt/host/run.sh'\nxen-test: done, resetting\n`).phase).toBe(
+      'dom0, which ran none of the suites (is the share mounted?)',
+    )
   })
 
   it('tells a hang from slowness by how long the console was quiet before the kill', () => {
@@ -30,7 +32,7 @@ describe('test:xen diagnostics', () => {
     )
   })
 
-  it('keeps the console\'s last lines, without escape codes or blank lines', () => {
+  it("keeps the console's last lines, without escape codes or blank lines", () => {
     expect(tail(IN_BUILDER, 2)).toEqual(['xen-test: builder started', '  building...'])
   })
 })

@@ -7,14 +7,18 @@ import { XenDomainBuildError } from '../ts/errors.js'
 import { memoryModel } from '../ts/memory.js'
 import { SpawnedXenguest } from '../ts/xenguest.js'
 import {
-  BUNDLED_BUILDER_PATH, defaultXenguestCandidates, defaultXenguestPath, HOST_XENGUEST_PATH, platformBuilderPath, requireDefaultXenguestPath,
+  BUNDLED_BUILDER_PATH,
+  defaultXenguestCandidates,
+  defaultXenguestPath,
+  HOST_XENGUEST_PATH,
+  platformBuilderPath,
+  requireDefaultXenguestPath,
 } from '../ts/xenguest-discovery.js'
 import { parseXenguestError, xenguestArgs } from '../ts/xenguest-protocol.js'
 import { alive, FAKE_XENGUEST, rejected, ROOT } from './helpers.js'
 
 const memory = memoryModel({ type: 'hvm', staticMaxKib: 2 << 20, targetKib: 1 << 20, videoMib: 8, vcpus: 2 })
 const base = { domid: 7, image: '/boot/hvmloader', storePort: 1, consolePort: 2, memory }
-
 
 async function run(mode: string, options: { timeoutMs?: number; signal?: AbortSignal } = {}) {
   const events: { type: string; [k: string]: unknown }[] = []
@@ -35,19 +39,71 @@ async function run(mode: string, options: { timeoutMs?: number; signal?: AbortSi
 describe('xenguest arguments', () => {
   it('HVM: control pipes first, then the mode, image, -vgpu (where xenopsd puts it) and the base arguments', () => {
     expect(xenguestArgs({ ...base, type: 'hvm', nvidiaVgpu: true, force: true, memoryNode: 1, extraArgs: ['-x'] })).toEqual([
-      '-controloutfd', '3', '-controlinfd', '4', '-mode', 'hvm_build', '-image', '/boot/hvmloader', '-vgpu',
-      '-domid', '7', '-store_port', '1', '-store_domid', '0', '-console_port', '2', '-console_domid', '0',
-      '-mem_max_mib', '2040', '-mem_start_mib', '1016', '-mem_pnode', '1', '--force', '-x',
+      '-controloutfd',
+      '3',
+      '-controlinfd',
+      '4',
+      '-mode',
+      'hvm_build',
+      '-image',
+      '/boot/hvmloader',
+      '-vgpu',
+      '-domid',
+      '7',
+      '-store_port',
+      '1',
+      '-store_domid',
+      '0',
+      '-console_port',
+      '2',
+      '-console_domid',
+      '0',
+      '-mem_max_mib',
+      '2040',
+      '-mem_start_mib',
+      '1016',
+      '-mem_pnode',
+      '1',
+      '--force',
+      '-x',
     ])
   })
 
   it('PV: command line, ramdisk, features and flags; no -mem_pnode without a node claim', () => {
     const pv = memoryModel({ type: 'pv', staticMaxKib: 1 << 20, targetKib: 1 << 20, vcpus: 1 })
-    expect(xenguestArgs({ ...base, memory: pv, type: 'pv', cmdline: 'root=/dev/xvda1', ramdisk: '/boot/initrd', memoryNode: null })).toEqual([
-      '-controloutfd', '3', '-controlinfd', '4', '-mode', 'linux_build', '-image', '/boot/hvmloader',
-      '-cmdline', 'root=/dev/xvda1', '-ramdisk', '/boot/initrd', '-features', '', '-flags', '0',
-      '-domid', '7', '-store_port', '1', '-store_domid', '0', '-console_port', '2', '-console_domid', '0',
-      '-mem_max_mib', '1024', '-mem_start_mib', '1024',
+    expect(
+      xenguestArgs({ ...base, memory: pv, type: 'pv', cmdline: 'root=/dev/xvda1', ramdisk: '/boot/initrd', memoryNode: null }),
+    ).toEqual([
+      '-controloutfd',
+      '3',
+      '-controlinfd',
+      '4',
+      '-mode',
+      'linux_build',
+      '-image',
+      '/boot/hvmloader',
+      '-cmdline',
+      'root=/dev/xvda1',
+      '-ramdisk',
+      '/boot/initrd',
+      '-features',
+      '',
+      '-flags',
+      '0',
+      '-domid',
+      '7',
+      '-store_port',
+      '1',
+      '-store_domid',
+      '0',
+      '-console_port',
+      '2',
+      '-console_domid',
+      '0',
+      '-mem_max_mib',
+      '1024',
+      '-mem_start_mib',
+      '1024',
     ])
   })
 
@@ -60,8 +116,20 @@ describe('xenguest arguments', () => {
       modules: [{ path: '/boot/initrd', cmdline: 'quiet' }, { path: '/boot/ucode' }],
     })
     expect(args.slice(4, 18)).toEqual([
-      '-mode', 'pvh_build', '-image', '/boot/hvmloader', '-cmdline', 'console=hvc0', '-features', '', '-flags', '0',
-      '-module', '/boot/initrd', '-cmdline', 'quiet',
+      '-mode',
+      'pvh_build',
+      '-image',
+      '/boot/hvmloader',
+      '-cmdline',
+      'console=hvc0',
+      '-features',
+      '',
+      '-flags',
+      '0',
+      '-module',
+      '/boot/initrd',
+      '-cmdline',
+      'quiet',
     ])
     expect(args.slice(18, 20)).toEqual(['-module', '/boot/ucode'])
     expect(args).not.toContain('-vgpu')
@@ -70,9 +138,21 @@ describe('xenguest arguments', () => {
 
 describe('error lines', () => {
   it("parse xenopsd's and XCP-ng's forms", () => {
-    expect(parseXenguestError('hvm_build 12 Cannot allocate memory')).toEqual({ function: 'hvm_build', code: 12, message: 'Cannot allocate memory' })
-    expect(parseXenguestError('xenguest: xc_dom_linux_build: [22] Invalid kernel')).toEqual({ function: 'xc_dom_linux_build', code: 22, message: 'Invalid kernel' })
-    expect(parseXenguestError('xc_dom_allocate could not allocate')).toEqual({ function: 'xc_dom_allocate', code: null, message: 'could not allocate' })
+    expect(parseXenguestError('hvm_build 12 Cannot allocate memory')).toEqual({
+      function: 'hvm_build',
+      code: 12,
+      message: 'Cannot allocate memory',
+    })
+    expect(parseXenguestError('xenguest: xc_dom_linux_build: [22] Invalid kernel')).toEqual({
+      function: 'xc_dom_linux_build',
+      code: 22,
+      message: 'Invalid kernel',
+    })
+    expect(parseXenguestError('xc_dom_allocate could not allocate')).toEqual({
+      function: 'xc_dom_allocate',
+      code: null,
+      message: 'could not allocate',
+    })
     expect(parseXenguestError('hvm_build_mem')).toEqual({ function: 'hvm_build_mem', code: null, message: '' })
   })
 })
@@ -89,7 +169,9 @@ describe('the real runner, against a fake xenguest', () => {
     const { result, events } = await run('logs')
     expect(result).toEqual({ storeMfn: 16n, consoleMfn: 17n, protocol: 'x86_64-abi' })
     const logs = events.filter((e) => e.type === 'xenguest.log').map((e) => `${e.stream}:${e.line}`)
-    expect(logs).toEqual(expect.arrayContaining(['stdout:building', 'stderr:a warning', 'info:almost done', 'stdout:plain stdout', 'stderr:plain stderr']))
+    expect(logs).toEqual(
+      expect.arrayContaining(['stdout:building', 'stderr:a warning', 'info:almost done', 'stdout:plain stdout', 'stderr:plain stderr']),
+    )
   })
 
   it.each([
@@ -131,9 +213,7 @@ describe('the real runner, against a fake xenguest', () => {
     expect(result).toEqual({ storeMfn: 7n, consoleMfn: 8n })
   })
 
-  it.each([
-    ['orphan-holds-pipes', 'TIMEOUT'],
-  ])('%s: the timeout ends the build and the whole process group (%s)', async (mode, code) => {
+  it.each([['orphan-holds-pipes', 'TIMEOUT']])('%s: the timeout ends the build and the whole process group (%s)', async (mode, code) => {
     const { error } = await run(mode, { timeoutMs: 300 })
     expect(error?.code).toBe(code)
   })
@@ -154,9 +234,15 @@ describe('the real runner, against a fake xenguest', () => {
     // A final result without a newline still counts.
     expect((await run('result-no-newline')).result).toEqual({ storeMfn: 9n, consoleMfn: 10n })
     // A result followed by a failing exit is not a success.
-    expect((await run('result-then-fail')).error).toMatchObject({ code: 'XENGUEST_PROTOCOL', message: expect.stringContaining('exited with code 1 after its result') })
+    expect((await run('result-then-fail')).error).toMatchObject({
+      code: 'XENGUEST_PROTOCOL',
+      message: expect.stringContaining('exited with code 1 after its result'),
+    })
     // A line over the limit is refused however many reads it comes in.
-    expect((await run('split-long-line')).error).toMatchObject({ code: 'XENGUEST_PROTOCOL', message: expect.stringContaining('longer than') })
+    expect((await run('split-long-line')).error).toMatchObject({
+      code: 'XENGUEST_PROTOCOL',
+      message: expect.stringContaining('longer than'),
+    })
     // An MFN beyond 64 bits is no MFN.
     expect((await run('huge-mfn')).error).toMatchObject({ code: 'XENGUEST_PROTOCOL', message: expect.stringContaining('malformed result') })
   })
@@ -173,7 +259,10 @@ describe('the real runner, against a fake xenguest', () => {
 
   it('a program that cannot be started is a protocol error', async () => {
     const runner = new SpawnedXenguest('/nonexistent/xenguest')
-    await expect(runner.run(['-mode', 'hvm_build'])).rejects.toMatchObject({ code: 'XENGUEST_PROTOCOL', message: expect.stringContaining('could not be started') })
+    await expect(runner.run(['-mode', 'hvm_build'])).rejects.toMatchObject({
+      code: 'XENGUEST_PROTOCOL',
+      message: expect.stringContaining('could not be started'),
+    })
   })
 
   it('asks -supports FEATURE', async () => {
@@ -203,7 +292,7 @@ describe('the default domain builder', () => {
     }
   })
 
-  it('is, in order, the host xenguest, the checkout\'s native/ builder, the installed platform package\'s', () => {
+  it("is, in order, the host xenguest, the checkout's native/ builder, the installed platform package's", () => {
     const dir = mkdtempSync(join(tmpdir(), 'xdb-builder-'))
     try {
       const host = join(dir, 'host')
@@ -223,7 +312,7 @@ describe('the default domain builder', () => {
     }
   })
 
-  it('finds the platform package\'s builder as an installed package resolves its dependency', () => {
+  it("finds the platform package's builder as an installed package resolves its dependency", () => {
     const platform = createRequire(import.meta.url)('../scripts/platform.cjs') as { addonPackageName(): string; BUILDER_NAME: string }
     const project = mkdtempSync(join(tmpdir(), 'xdb-project-'))
     try {
@@ -269,7 +358,9 @@ describe('the default domain builder', () => {
     expect(await builder.supports('vgpu')).toBe(false)
     const pv = memoryModel({ type: 'pv', staticMaxKib: 256 << 10, targetKib: 256 << 10, vcpus: 1 })
     const events: { type: string; line?: string }[] = []
-    const error = await rejected(builder.run(xenguestArgs({ ...base, type: 'pv', image: '/boot/vmlinuz', memory: pv }), { onEvent: (e) => events.push(e) }))
+    const error = await rejected(
+      builder.run(xenguestArgs({ ...base, type: 'pv', image: '/boot/vmlinuz', memory: pv }), { onEvent: (e) => events.push(e) }),
+    )
     // This machine runs no Xen: the builder fails opening it, and says so on the control pipe.
     expect(error.code).toBe('XENGUEST_FAILED')
     const failed = (error as XenDomainBuildError & { xenguest: { function: string; code: number } }).xenguest

@@ -45,19 +45,42 @@ export async function treeBasics({ store, base }) {
 
 export async function permissions({ store, base, guest, asDomain }) {
   await store.mkdir(`${base}/ro`)
-  await store.setPermissions(`${base}/ro`, [{ domid: 0, access: 'none' }, { domid: guest, access: 'read' }])
-  assert.deepEqual(await store.getPermissions(`${base}/ro`), [{ domid: 0, access: 'none' }, { domid: guest, access: 'read' }])
+  await store.setPermissions(`${base}/ro`, [
+    { domid: 0, access: 'none' },
+    { domid: guest, access: 'read' },
+  ])
+  assert.deepEqual(await store.getPermissions(`${base}/ro`), [
+    { domid: 0, access: 'none' },
+    { domid: guest, access: 'read' },
+  ])
   await store.write(`${base}/ro/child/grandchild`, 'x')
-  assert.deepEqual(await store.getPermissions(`${base}/ro/child/grandchild`), [{ domid: 0, access: 'none' }, { domid: guest, access: 'read' }], 'new nodes inherit the parent\'s permissions')
+  assert.deepEqual(
+    await store.getPermissions(`${base}/ro/child/grandchild`),
+    [
+      { domid: 0, access: 'none' },
+      { domid: guest, access: 'read' },
+    ],
+    "new nodes inherit the parent's permissions",
+  )
   await store.mkdir(`${base}/rw`)
   await store.setPermissions(`${base}/rw`, [{ domid: guest, access: 'none' }])
   assert.deepEqual(await store.getPermissions(`${base}/rw`), [{ domid: guest, access: 'none' }])
   assert.equal(await codeOf(store.getPermissions(`${base}/nothing`)), 'ENOENT')
   // xenstored accounts a node to its owner, which must exist; an entry for a missing domain is kept but ignored.
-  assert.equal(await codeOf(store.setPermissions(`${base}/ro`, [{ domid: 31999, access: 'none' }])), 'ENOENT', 'an owner that does not exist')
-  assert.deepEqual(await store.getPermissions(`${base}/ro`), [{ domid: 0, access: 'none' }, { domid: guest, access: 'read' }])
+  assert.equal(
+    await codeOf(store.setPermissions(`${base}/ro`, [{ domid: 31999, access: 'none' }])),
+    'ENOENT',
+    'an owner that does not exist',
+  )
+  assert.deepEqual(await store.getPermissions(`${base}/ro`), [
+    { domid: 0, access: 'none' },
+    { domid: guest, access: 'read' },
+  ])
   await store.mkdir(`${base}/gone`)
-  await store.setPermissions(`${base}/gone`, [{ domid: 0, access: 'none' }, { domid: 31999, access: 'read' }])
+  await store.setPermissions(`${base}/gone`, [
+    { domid: 0, access: 'none' },
+    { domid: 31999, access: 'read' },
+  ])
   if (asDomain === undefined) return
   // What a guest may do, as xenstored checks it.
   const g = asDomain(guest)
@@ -70,7 +93,11 @@ export async function permissions({ store, base, guest, asDomain }) {
   await g.write(`${base}/rw/mine`, 'z')
   assert.deepEqual(await store.getPermissions(`${base}/rw/mine`), [{ domid: guest, access: 'none' }], 'the guest owns what it creates')
   assert.equal(await codeOf(other.read(`${base}/rw/mine`)), 'EACCES')
-  assert.equal(await codeOf(g.setPermissions(`${base}/rw/mine`, [{ domid: 0, access: 'none' }])), 'EPERM', 'a guest may not give its node away')
+  assert.equal(
+    await codeOf(g.setPermissions(`${base}/rw/mine`, [{ domid: 0, access: 'none' }])),
+    'EPERM',
+    'a guest may not give its node away',
+  )
   assert.equal(await codeOf(g.setPermissions(`${base}/ro`, [{ domid: guest, access: 'none' }])), 'EACCES', 'nor take one it does not own')
   assert.equal(await codeOf(g.introduce(guest, 1n, 1)), 'EACCES', 'only dom0 introduces domains')
   assert.equal(await store.read(`${base}/ro/new`), null)
@@ -99,7 +126,8 @@ export async function limits({ store, base }) {
       await t.write(`${base}/tx bad`, '2')
     }),
   ]
-  for (const [i, promise] of refused.entries()) assert.equal(await codeOf(promise), 'INVALID_ARGUMENT', `input ${i} is refused as INVALID_ARGUMENT`)
+  for (const [i, promise] of refused.entries())
+    assert.equal(await codeOf(promise), 'INVALID_ARGUMENT', `input ${i} is refused as INVALID_ARGUMENT`)
   // Nothing of it was written, not even the good halves.
   assert.deepEqual(await store.directory(base).catch(() => []), before)
   // At the limits exactly, accepted.
@@ -164,12 +192,15 @@ export async function transactionsAreAllOrNothing({ store, base }) {
   // A transaction that keeps conflicting gives up with EAGAIN after its attempts.
   let attempts = 0
   const code = await codeOf(
-    store.transaction(async (t) => {
-      attempts++
-      await t.read(`${base}/later`)
-      await store.write(`${base}/later`, String(attempts)) // another writer, every time
-      await t.write(`${base}/later`, 'mine')
-    }, { attempts: 3 }),
+    store.transaction(
+      async (t) => {
+        attempts++
+        await t.read(`${base}/later`)
+        await store.write(`${base}/later`, String(attempts)) // another writer, every time
+        await t.write(`${base}/later`, 'mine')
+      },
+      { attempts: 3 },
+    ),
   )
   assert.equal(code, 'EAGAIN')
   assert.equal(attempts, 3)
@@ -203,7 +234,15 @@ export async function domainRelease({ store }) {
 }
 
 /** Every check, by name, in the order to run them. */
-export const checks = { treeBasics, permissions, limits, transactionConflict, transactionsOfOneClientInTurn, transactionsAreAllOrNothing, domainRelease }
+export const checks = {
+  treeBasics,
+  permissions,
+  limits,
+  transactionConflict,
+  transactionsOfOneClientInTurn,
+  transactionsAreAllOrNothing,
+  domainRelease,
+}
 
 /** Runs one check on a fresh base path and removes it after; `env.guest` must name an existing domain. */
 export async function runCheck(name, env) {
@@ -236,7 +275,23 @@ export async function domainTreeProblems(store, domid, { uuid, name }) {
     [`${home}/name`, name, ro],
     [`${home}/cpu`, '', ro],
     [`${home}/memory`, '', ro],
-    ...['device', 'device/vbd', 'device/9pfs', 'device/vif', 'feature', 'error', 'drivers', 'control', 'attr', 'xenserver/attr', 'data', 'messages', 'vm-data', 'hvmloader', 'rrd'].map((d) => [`${home}/${d}`, '', rw]),
+    ...[
+      'device',
+      'device/vbd',
+      'device/9pfs',
+      'device/vif',
+      'feature',
+      'error',
+      'drivers',
+      'control',
+      'attr',
+      'xenserver/attr',
+      'data',
+      'messages',
+      'vm-data',
+      'hvmloader',
+      'rrd',
+    ].map((d) => [`${home}/${d}`, '', rw]),
     [`${home}/hvmloader/pci/xen-platform-pci-bar-uc`, '0', rw],
     [`${home}/action-request`, 'poweroff', ro],
     [`${home}/control/platform-feature-multiprocessor-suspend`, '1', rw],

@@ -29,7 +29,9 @@ describe('the conformance suite', () => {
       },
     })
     const naive = new CallsXenstore(naiveCalls)
-    await expect(runCheck('transactionConflict', { store: naive, other: new CallsXenstore(naiveCalls), guest: 42 })).rejects.toThrow(/both increments landed/)
+    await expect(runCheck('transactionConflict', { store: naive, other: new CallsXenstore(naiveCalls), guest: 42 })).rejects.toThrow(
+      /both increments landed/,
+    )
     await expect(runCheck('transactionsAreAllOrNothing', { store: naive, guest: 42 })).rejects.toThrow(/aborted transaction leaves nothing/)
   })
 })
@@ -43,7 +45,7 @@ describe('InMemoryXenstore', () => {
     expect(store.entries.size).toBe(101) // the tree keeps every node
   })
 
-  it('resolves a relative path below the caller\'s home', async () => {
+  it("resolves a relative path below the caller's home", async () => {
     const store = new InMemoryXenstore()
     await store.mkdir('/local/domain/5')
     await store.setPermissions('/local/domain/5', [{ domid: 5, access: 'none' }])
@@ -69,11 +71,14 @@ describe('InMemoryXenstore', () => {
 })
 
 describe('openXenstore on a machine without xenstored', () => {
-  it.runIf(systemPackage({ file: '/usr/lib/x86_64-linux-gnu/libxenstore.so.4' }, 'libxen-dev'))('rejects XENSTORE_UNAVAILABLE saying xenstored is missing', async () => {
-    const error = await rejected(openXenstore({ probeTimeoutMs: 500 }))
-    expect(error).toMatchObject({ name: 'XenDomainBuildError', code: 'XENSTORE_UNAVAILABLE', reason: 'no-xenstored' })
-    expect(error.message).toMatch(/^xenstore is unavailable: no xenstored: /)
-  })
+  it.runIf(systemPackage({ file: '/usr/lib/x86_64-linux-gnu/libxenstore.so.4' }, 'libxen-dev'))(
+    'rejects XENSTORE_UNAVAILABLE saying xenstored is missing',
+    async () => {
+      const error = await rejected(openXenstore({ probeTimeoutMs: 500 }))
+      expect(error).toMatchObject({ name: 'XenDomainBuildError', code: 'XENSTORE_UNAVAILABLE', reason: 'no-xenstored' })
+      expect(error.message).toMatch(/^xenstore is unavailable: no xenstored: /)
+    },
+  )
 
   it('rejects XENSTORE_UNAVAILABLE saying the library is missing', async () => {
     const error = await rejected(openXenstore({ libraryPath: '/nonexistent/libxenstore.so.4' }))

@@ -22,9 +22,7 @@ const XENOPSD = [
 function topology(matrix, nodes) {
   const half = Math.max(1, nodes / 2)
   const distances = Array.from({ length: nodes }, (_, i) =>
-    Array.from({ length: nodes }, (_, j) =>
-      i === j ? 10 : matrix === '11/21' && Math.floor(i / half) === Math.floor(j / half) ? 11 : 21,
-    ),
+    Array.from({ length: nodes }, (_, j) => (i === j ? 10 : matrix === '11/21' && Math.floor(i / half) === Math.floor(j / half) ? 11 : 21)),
   )
   return {
     distances,
@@ -64,16 +62,22 @@ for (const matrix of ['10/21', '11/21']) {
   for (const nodes of SIZES) {
     const host = topology(matrix, nodes)
     const builds = nodes >= 16 ? 5 : 200
-    results.set(`${matrix},${nodes},topology`, best(ROUNDS, builds, () => {
-      for (let i = 0; i < builds; i++) new NumaPlanner(host)
-    }))
+    results.set(
+      `${matrix},${nodes},topology`,
+      best(ROUNDS, builds, () => {
+        for (let i = 0; i < builds; i++) new NumaPlanner(host)
+      }),
+    )
     const free = Array(nodes).fill(64 * GIB)
     for (const kind of CLASSES) {
       const planner = new NumaPlanner(host)
       const list = requests(kind)
-      results.set(`${matrix},${nodes},${kind}`, best(ROUNDS, CALLS, () => {
-        for (const request of list) planner.plan(request, free)
-      }))
+      results.set(
+        `${matrix},${nodes},${kind}`,
+        best(ROUNDS, CALLS, () => {
+          for (const request of list) planner.plan(request, free)
+        }),
+      )
     }
   }
 }
@@ -91,7 +95,9 @@ console.log('| --- | --- | --- | --- | --- |')
 for (const matrix of ['10/21', '11/21']) {
   for (const nodes of SIZES) {
     const k = `${matrix},${nodes}`
-    console.log(`| ${matrix}, ${nodes} | ${cell(`${k},small`, 1e6)} | ${cell(`${k},multi`, 1e6)} | ${cell(`${k},unplaceable`, 1e6)} | ${cell(`${k},topology`, 1e3)} |`)
+    console.log(
+      `| ${matrix}, ${nodes} | ${cell(`${k},small`, 1e6)} | ${cell(`${k},multi`, 1e6)} | ${cell(`${k},unplaceable`, 1e6)} | ${cell(`${k},topology`, 1e3)} |`,
+    )
   }
 }
 console.log('\nspeed-up over xenopsd (its time / ours; target ≥ 3x through JS):')
@@ -100,10 +106,14 @@ console.log('| --- | --- | --- | --- | --- |')
 for (const [matrix, nodes, theirs] of XENOPSD) {
   const k = `${matrix},${nodes}`
   const ratio = (what, i, scale) => `${(theirs[i] / (results.get(`${k},${what}`) * scale)).toFixed(0)}x`
-  console.log(`| ${matrix}, ${nodes} | ${ratio('small', 0, 1e6)} | ${ratio('multi', 1, 1e6)} | ${ratio('unplaceable', 2, 1e6)} | ${ratio('topology', 3, 1e3)} |`)
+  console.log(
+    `| ${matrix}, ${nodes} | ${ratio('small', 0, 1e6)} | ${ratio('multi', 1, 1e6)} | ${ratio('unplaceable', 2, 1e6)} | ${ratio('topology', 3, 1e3)} |`,
+  )
 }
 
-console.log(`\nthe crossing: a no-op method call into the addon takes ${(noop * 1e6).toFixed(3)} µs; a plan call (small) against it (target ≤ 1.5x):`)
+console.log(
+  `\nthe crossing: a no-op method call into the addon takes ${(noop * 1e6).toFixed(3)} µs; a plan call (small) against it (target ≤ 1.5x):`,
+)
 console.log('| matrix, nodes | plan call | no-op call | ratio |')
 console.log('| --- | --- | --- | --- |')
 for (const nodes of SIZES) {

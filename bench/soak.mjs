@@ -99,12 +99,17 @@ async function one(i) {
   const real = spawnedEvery > 0 && i % spawnedEvery === spawnedEvery - 1
   if (real) counts.spawned++
   try {
-    await buildDomain(host, domid, { type: kind, staticMaxKib: mib * 1024, targetKib: mib * 1024, vcpus, ...(kind === 'pv' ? {} : { videoMib: 4 }) }, {
-      xenguest: real ? spawned : xenguest,
-      image: real ? FAKE : 'kernel',
-      cmdline: 'console=hvc0',
-      signal: controller.signal,
-    })
+    await buildDomain(
+      host,
+      domid,
+      { type: kind, staticMaxKib: mib * 1024, targetKib: mib * 1024, vcpus, ...(kind === 'pv' ? {} : { videoMib: 4 }) },
+      {
+        xenguest: real ? spawned : xenguest,
+        image: real ? FAKE : 'kernel',
+        cmdline: 'console=hvc0',
+        signal: controller.signal,
+      },
+    )
     counts.built++
   } catch (error) {
     if (error?.code === 'ABORTED') counts.aborted++
@@ -150,7 +155,10 @@ function checkpoint() {
 }
 
 if (globalThis.gc === undefined) console.error('soak: run with node --expose-gc for heap figures after a full GC')
-if (!values.json) console.log(`soak: ${builds} builds on ${values.preset}, rounds of ${concurrency} one after another then ${concurrency} at once, ${checkpoints} checkpoints, every ${spawnedEvery || 'no'}th through a spawned xenguest`)
+if (!values.json)
+  console.log(
+    `soak: ${builds} builds on ${values.preset}, rounds of ${concurrency} one after another then ${concurrency} at once, ${checkpoints} checkpoints, every ${spawnedEvery || 'no'}th through a spawned xenguest`,
+  )
 const every = Math.floor(builds / checkpoints)
 let next = every
 let i = 0
@@ -205,7 +213,9 @@ else {
     `growth from the first checkpoint (${first.builds} builds) to the last (${last.builds}): RSS ×${summary.growth.rss.toFixed(3)}, ` +
       `heap used ×${summary.growth.heapUsed.toFixed(3)}, fds ×${summary.growth.fds.toFixed(3)}`,
   )
-  console.log(`left behind: outstanding pages ${summary.outstandingPages}, node-claimed pages ${summary.nodeClaimedPages}, ledger open ${summary.ledgerOpen}, builds in flight ${summary.buildsInFlight}`)
+  console.log(
+    `left behind: outstanding pages ${summary.outstandingPages}, node-claimed pages ${summary.nodeClaimedPages}, ledger open ${summary.ledgerOpen}, builds in flight ${summary.buildsInFlight}`,
+  )
   for (const [key, n] of otherErrors) console.log(`  other failure ×${n}: ${key}`)
 }
 host.close()

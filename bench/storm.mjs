@@ -13,10 +13,17 @@ import { runStorm } from '../dist/tools.js'
 const SEEDS = Array.from({ length: 20 }, (_, i) => i + 1)
 const pct = (x) => `${(100 * x).toFixed(1)}%`
 
-console.log('Mass start without node claims, simulated host, CLI defaults (builder 20 ms ±50%, 85% load): of all VMs, those wholly on their planned nodes (mean, min over seeds 1-20)')
-console.log('| start | in-flight accounting | xenopsd accounting | spread / unplaced / failed, in-flight (all seeds) | spread / unplaced / failed, xenopsd | over-promised placements (in-flight / xenopsd) | wall time | builds/s | event-loop delay max / p99 |')
+console.log(
+  'Mass start without node claims, simulated host, CLI defaults (builder 20 ms ±50%, 85% load): of all VMs, those wholly on their planned nodes (mean, min over seeds 1-20)',
+)
+console.log(
+  '| start | in-flight accounting | xenopsd accounting | spread / unplaced / failed, in-flight (all seeds) | spread / unplaced / failed, xenopsd | over-promised placements (in-flight / xenopsd) | wall time | builds/s | event-loop delay max / p99 |',
+)
 console.log('| --- | --- | --- | --- | --- | --- | --- | --- | --- |')
-for (const [preset, vms] of /** @type {const} */ ([['two-socket-4-node', 64], ['amd-opteron-6272', 256]])) {
+for (const [preset, vms] of /** @type {const} */ ([
+  ['two-socket-4-node', 64],
+  ['amd-opteron-6272', 256],
+])) {
   const stats = {}
   for (const accounting of /** @type {const} */ (['in-flight', 'xenopsd'])) {
     const runs = []
@@ -45,7 +52,12 @@ async function lateness(pollMs, trials) {
   const late = []
   for (let t = 0; t < trials; t++) {
     const ratePerNode = 262_144 // pages per second per node: 1 GiB/s
-    const sim = simulateHost({ preset: 'qemu-2-node', clock: 'real-time', scrubReporting: 'xenserver', scrubPagesPerSecondPerNode: ratePerNode })
+    const sim = simulateHost({
+      preset: 'qemu-2-node',
+      clock: 'real-time',
+      scrubReporting: 'xenserver',
+      scrubPagesPerSecondPerNode: ratePerNode,
+    })
     const xen = sim.hypervisor()
     const hog = await xen.createDomain({ kind: 'pv', maxVcpus: 1 })
     await xen.setMaxMemoryKib(hog, 2 * 1024 * 1024)

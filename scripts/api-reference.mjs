@@ -47,11 +47,16 @@ const KINDS = [
 function declarationText(declaration) {
   const source = declaration.getSourceFile()
   if (ts.isVariableDeclaration(declaration)) return `const ${printer.printNode(ts.EmitHint.Unspecified, declaration, source)}`
-  if (ts.isFunctionDeclaration(declaration)) return printer.printNode(ts.EmitHint.Unspecified, declaration, source).replace(/^export |declare /g, '')
+  if (ts.isFunctionDeclaration(declaration))
+    return printer.printNode(ts.EmitHint.Unspecified, declaration, source).replace(/^export |declare /g, '')
   if (ts.isClassDeclaration(declaration) || ts.isInterfaceDeclaration(declaration)) {
     const keyword = ts.isClassDeclaration(declaration) ? 'class' : 'interface'
-    const heritage = (declaration.heritageClauses ?? []).map((clause) => printer.printNode(ts.EmitHint.Unspecified, clause, source).trim()).join(' ')
-    const parameters = declaration.typeParameters ? `<${declaration.typeParameters.map((p) => printer.printNode(ts.EmitHint.Unspecified, p, source)).join(', ')}>` : ''
+    const heritage = (declaration.heritageClauses ?? [])
+      .map((clause) => printer.printNode(ts.EmitHint.Unspecified, clause, source).trim())
+      .join(' ')
+    const parameters = declaration.typeParameters
+      ? `<${declaration.typeParameters.map((p) => printer.printNode(ts.EmitHint.Unspecified, p, source)).join(', ')}>`
+      : ''
     return `${keyword} ${declaration.name?.text}${parameters}${heritage ? ` ${heritage}` : ''}`
   }
   return printer.printNode(ts.EmitHint.Unspecified, declaration, source).replace(/^export |declare /g, '')

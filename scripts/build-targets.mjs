@@ -27,7 +27,19 @@
 // Needs root for apt-get install the first time. XDB_TARGETS=linux-arm64-gnu,...
 // builds a subset.
 import { execFileSync, spawnSync } from 'node:child_process'
-import { chmodSync, copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, readlinkSync, rmSync, symlinkSync, lstatSync, writeFileSync } from 'node:fs'
+import {
+  chmodSync,
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  readdirSync,
+  readlinkSync,
+  rmSync,
+  symlinkSync,
+  lstatSync,
+  writeFileSync,
+} from 'node:fs'
 import { dirname, join, relative, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
@@ -105,7 +117,9 @@ function step(message) {
 
 function apt(packages) {
   if (process.getuid?.() !== 0) throw new Error(`build-targets needs these Debian packages, as root: apt-get install ${packages.join(' ')}`)
-  run('apt-get', ['install', '-y', '-qq', '--no-install-recommends', ...packages], { env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } })
+  run('apt-get', ['install', '-y', '-qq', '--no-install-recommends', ...packages], {
+    env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' },
+  })
 }
 
 function aptUpdate() {
@@ -157,13 +171,29 @@ function relativizeLinks(root, dir = root) {
 function privateApt() {
   const dir = join(CROSS, 'apt')
   const options = [
-    '-o', `Dir::Etc::SourceList=${join(dir, 'sources.list')}`, '-o', `Dir::Etc::SourceParts=${join(dir, 'sources.list.d')}`,
-    '-o', `Dir::State::Lists=${join(dir, 'lists')}`, '-o', `Dir::Cache=${join(dir, 'cache')}`,
-    '-o', 'APT::Architectures::=amd64', '-o', 'APT::Architectures::=arm64',
+    '-o',
+    `Dir::Etc::SourceList=${join(dir, 'sources.list')}`,
+    '-o',
+    `Dir::Etc::SourceParts=${join(dir, 'sources.list.d')}`,
+    '-o',
+    `Dir::State::Lists=${join(dir, 'lists')}`,
+    '-o',
+    `Dir::Cache=${join(dir, 'cache')}`,
+    '-o',
+    'APT::Architectures::=amd64',
+    '-o',
+    'APT::Architectures::=arm64',
     // Packages lists only, and no sandbox user (it cannot write under target/).
-    '-o', 'Acquire::IndexTargets::deb::DEP-11::DefaultEnabled=false', '-o', 'Acquire::IndexTargets::deb::DEP-11-icons::DefaultEnabled=false',
-    '-o', 'Acquire::IndexTargets::deb::DEP-11-icons-small::DefaultEnabled=false', '-o', 'Acquire::Languages=none',
-    '-o', 'APT::Sandbox::User=root',
+    '-o',
+    'Acquire::IndexTargets::deb::DEP-11::DefaultEnabled=false',
+    '-o',
+    'Acquire::IndexTargets::deb::DEP-11-icons::DefaultEnabled=false',
+    '-o',
+    'Acquire::IndexTargets::deb::DEP-11-icons-small::DefaultEnabled=false',
+    '-o',
+    'Acquire::Languages=none',
+    '-o',
+    'APT::Sandbox::User=root',
   ]
   if (!existsSync(join(dir, '.updated'))) {
     for (const sub of ['sources.list.d', 'lists/partial', 'cache/archives/partial']) mkdirSync(join(dir, sub), { recursive: true })
@@ -184,8 +214,17 @@ function debianRoot(name, packages) {
   mkdirSync(debs, { recursive: true })
   const arch = packages[0].split(':')[1]
   const depends = output('apt-cache', [
-    ...apt, 'depends', '--recurse', '--no-recommends', '--no-suggests', '--no-conflicts', '--no-breaks',
-    '--no-replaces', '--no-enhances', '--no-pre-depends', ...packages,
+    ...apt,
+    'depends',
+    '--recurse',
+    '--no-recommends',
+    '--no-suggests',
+    '--no-conflicts',
+    '--no-breaks',
+    '--no-replaces',
+    '--no-enhances',
+    '--no-pre-depends',
+    ...packages,
   ])
   // apt-cache names packages of the machine's architecture, and `all` ones (Debian's
   // Node needs some: its externalized builtins), without a suffix.
@@ -200,7 +239,8 @@ function debianRoot(name, packages) {
   mkdirSync(root, { recursive: true })
   for (const deb of readdirSync(debs).filter((f) => f.endsWith('.deb'))) run('dpkg-deb', ['-x', join(debs, deb), root])
   // Debian 13 ships its files under /usr only (merged /usr): the links the base system makes.
-  for (const dir of ['lib', 'bin', 'sbin']) if (!existsSync(join(root, dir)) && existsSync(join(root, 'usr', dir))) symlinkSync(join('usr', dir), join(root, dir))
+  for (const dir of ['lib', 'bin', 'sbin'])
+    if (!existsSync(join(root, dir)) && existsSync(join(root, 'usr', dir))) symlinkSync(join('usr', dir), join(root, dir))
   relativizeLinks(root)
   writeFileSync(join(root, '.complete'), '')
   return root
@@ -214,11 +254,25 @@ function muslNode(arch) {
   const wheels = join(CROSS, 'wheels')
   mkdirSync(wheels, { recursive: true })
   run(join(CROSS, 'venv', 'bin', 'pip'), [
-    'download', '-q', '--disable-pip-version-check', '--no-deps', '--only-binary=:all:',
-    '--platform', `musllinux_1_2_${arch}`, '--platform', `musllinux_1_1_${arch}`, MUSL_NODE[arch], '-d', wheels,
+    'download',
+    '-q',
+    '--disable-pip-version-check',
+    '--no-deps',
+    '--only-binary=:all:',
+    '--platform',
+    `musllinux_1_2_${arch}`,
+    '--platform',
+    `musllinux_1_1_${arch}`,
+    MUSL_NODE[arch],
+    '-d',
+    wheels,
   ])
   const version = MUSL_NODE[arch].split('==')[1]
-  const wheel = readdirSync(wheels).find((f) => f.includes(`-${version}-`) && f.endsWith(`musllinux_1_2_${arch}.whl`) || f.includes(`-${version}-`) && f.endsWith(`musllinux_1_1_${arch}.whl`))
+  const wheel = readdirSync(wheels).find(
+    (f) =>
+      (f.includes(`-${version}-`) && f.endsWith(`musllinux_1_2_${arch}.whl`)) ||
+      (f.includes(`-${version}-`) && f.endsWith(`musllinux_1_1_${arch}.whl`)),
+  )
   run(join(CROSS, 'venv', 'bin', 'python'), ['-m', 'zipfile', '-e', join(wheels, wheel), dir])
   run('chmod', ['+x', node])
   return node
@@ -231,12 +285,28 @@ function build(target) {
   const started = Date.now()
   const dir = join(CROSS, 'out', target.platform)
   rmSync(dir, { recursive: true, force: true })
-  run(join(ROOT, 'node_modules', '.bin', 'napi'), [
-    'build', '--platform', '--release', '--cross-compile', '--target', target.zig,
-    '--output-dir', dir, '--no-js', '--dts', 'binding.d.ts',
-  ], { cwd: ROOT })
+  run(
+    join(ROOT, 'node_modules', '.bin', 'napi'),
+    [
+      'build',
+      '--platform',
+      '--release',
+      '--cross-compile',
+      '--target',
+      target.zig,
+      '--output-dir',
+      dir,
+      '--no-js',
+      '--dts',
+      'binding.d.ts',
+    ],
+    { cwd: ROOT },
+  )
   // The types are the same whatever the target: the ones committed beside the loader.
-  check(readFileSync(join(dir, 'binding.d.ts'), 'utf8') === readFileSync(join(ROOT, 'native', 'binding.d.ts'), 'utf8'), `${target.platform}: napi build's binding.d.ts differs from native/binding.d.ts`)
+  check(
+    readFileSync(join(dir, 'binding.d.ts'), 'utf8') === readFileSync(join(ROOT, 'native', 'binding.d.ts'), 'utf8'),
+    `${target.platform}: napi build's binding.d.ts differs from native/binding.d.ts`,
+  )
   mkdirSync(OUT, { recursive: true })
   const file = join(OUT, `${BINARY}.${target.platform}.node`)
   writeFileSync(file, readFileSync(join(dir, `${BINARY}.${target.platform}.node`)))
@@ -259,7 +329,18 @@ function buildBuilder(target) {
     mkdirSync(dir, { recursive: true })
     writeFileSync(join(dir, 'empty.c'), '')
     const empty = join(dir, 'libxdb-dynamic.so')
-    run('python3', ['-m', 'ziglang', 'cc', '-target', `${target.triple.split('-')[0]}-linux-musl`, '-shared', '-nostdlib', '-o', empty, join(dir, 'empty.c')])
+    run('python3', [
+      '-m',
+      'ziglang',
+      'cc',
+      '-target',
+      `${target.triple.split('-')[0]}-linux-musl`,
+      '-shared',
+      '-nostdlib',
+      '-o',
+      empty,
+      join(dir, 'empty.c'),
+    ])
     env.RUSTFLAGS = `-C target-feature=-crt-static -C link-arg=-Wl,--as-needed -C link-arg=${empty}`
   }
   run('cargo', ['zigbuild', '--release', '--locked', '-p', 'builder', '--target', target.zig], { cwd: ROOT, env })
@@ -326,7 +407,14 @@ function checkBuilderElf(target, file) {
   return elf
 }
 
-const VM = JSON.stringify({ type: 'hvm', staticMaxKib: 2 << 20, targetKib: 1 << 20, videoMib: 8, vcpus: 2, image: '/usr/lib/xen/boot/hvmloader' })
+const VM = JSON.stringify({
+  type: 'hvm',
+  staticMaxKib: 2 << 20,
+  targetKib: 1 << 20,
+  videoMib: 8,
+  vcpus: 2,
+  image: '/usr/lib/xen/boot/hvmloader',
+})
 const SCENARIO = join(ROOT, '__test__', 'fixtures', 'xenopsd', 'placement', 'small.json')
 const EXPECTED = readFileSync(join(ROOT, '__test__', 'fixtures', 'xenopsd', 'placement', 'small.expected.jsonl'), 'utf8')
 
@@ -345,15 +433,21 @@ function runArtifact(target, file, node, what) {
   const env = { ...process.env, NAPI_RS_NATIVE_LIBRARY_PATH: file }
   const exec = (args, input) => {
     const result = spawnSync(node[0], [...node.slice(1), ...args], { env, input, encoding: 'utf8', maxBuffer: 64 << 20 })
-    if (result.status !== 0) throw new Error(`${target.platform}: ${node.join(' ')} ${args.join(' ')}: exit ${result.status}\n${result.stderr}`)
+    if (result.status !== 0)
+      throw new Error(`${target.platform}: ${node.join(' ')} ${args.join(' ')}: exit ${result.status}\n${result.stderr}`)
     return result.stdout
   }
-  const probe = JSON.parse(exec(['-e', `
+  const probe = JSON.parse(
+    exec([
+      '-e',
+      `
     require(${JSON.stringify(join(ROOT, 'native', 'binding.js'))})
     const r = process.report.getReport()
     console.log(JSON.stringify({ version: process.version, arch: process.arch,
       libc: r.header.glibcVersionRuntime ? 'glibc ' + r.header.glibcVersionRuntime : 'musl',
-      mapped: r.sharedObjects.some((s) => s.endsWith(${JSON.stringify(`${BINARY}.${target.platform}.node`)})) }))`]))
+      mapped: r.sharedObjects.some((s) => s.endsWith(${JSON.stringify(`${BINARY}.${target.platform}.node`)})) }))`,
+    ]),
+  )
   const wantArch = target.triple.startsWith('aarch64') ? 'arm64' : 'x64'
   const wantLibc = target.triple.endsWith('musl') ? 'musl' : 'glibc'
   check(probe.arch === wantArch && probe.libc.startsWith(wantLibc) && probe.mapped, `${target.platform}: ran on ${JSON.stringify(probe)}`)
@@ -361,7 +455,10 @@ function runArtifact(target, file, node, what) {
   const plan = exec([cli, 'plan', '--scenario', SCENARIO])
   check(plan === EXPECTED, `${target.platform}: placement scenario differs from small.expected.jsonl`)
   const built = decisions(exec([cli, 'build', '--sim', 'qemu-2-node', '--config', '-', '--json'], VM))
-  check(JSON.stringify(built) === JSON.stringify(REFERENCE), `${target.platform}: simulated build gives ${JSON.stringify(built)}, this machine's own build ${JSON.stringify(REFERENCE)}`)
+  check(
+    JSON.stringify(built) === JSON.stringify(REFERENCE),
+    `${target.platform}: simulated build gives ${JSON.stringify(built)}, this machine's own build ${JSON.stringify(REFERENCE)}`,
+  )
   return `${what}: Node ${probe.version} ${probe.arch} ${probe.libc} mapped the artifact; placement parity (small.json) matches; simulated build on qemu-2-node decides as this machine's own build (domid 1, plan [${built.placement.plan}], claim ${built.placement.claim}, ${built.memory.buildClaimPages} pages claimed)`
 }
 
@@ -378,25 +475,70 @@ function runner(target) {
       // musl's libc.so is its dynamic loader too: run as a command, it loads the program.
       const root = debianRoot('musl-amd64', ['musl:amd64'])
       const program = [join(root, 'usr', 'lib', 'x86_64-linux-musl', 'libc.so')]
-      return { program, programWhat: "through Debian 13's musl 1.2.5 loader", node: [...program, muslNode('x86_64')], what: "musl Node (PyPI wheel) through Debian 13's musl 1.2.5 loader" }
+      return {
+        program,
+        programWhat: "through Debian 13's musl 1.2.5 loader",
+        node: [...program, muslNode('x86_64')],
+        what: "musl Node (PyPI wheel) through Debian 13's musl 1.2.5 loader",
+      }
     }
     case 'linux-arm64-gnu': {
       const root = debianRoot('arm64-gnu', ['nodejs:arm64'])
       const program = ['qemu-aarch64-static', '-L', root]
-      return { program, programWhat: "qemu-aarch64-static with Debian 13's arm64 glibc", node: [...program, join(root, 'usr', 'bin', 'node')], what: "qemu-aarch64-static, Debian 13's arm64 Node" }
+      return {
+        program,
+        programWhat: "qemu-aarch64-static with Debian 13's arm64 glibc",
+        node: [...program, join(root, 'usr', 'bin', 'node')],
+        what: "qemu-aarch64-static, Debian 13's arm64 Node",
+      }
     }
     case 'linux-arm64-musl': {
       const root = debianRoot('musl-arm64', ['musl:arm64'])
       const program = ['qemu-aarch64-static', join(root, 'usr', 'lib', 'aarch64-linux-musl', 'libc.so')]
-      return { program, programWhat: "qemu-aarch64-static, through Debian 13's musl 1.2.5 arm64 loader", node: [...program, muslNode('aarch64')], what: "qemu-aarch64-static, musl arm64 Node (PyPI wheel) through Debian 13's musl 1.2.5 loader" }
+      return {
+        program,
+        programWhat: "qemu-aarch64-static, through Debian 13's musl 1.2.5 arm64 loader",
+        node: [...program, muslNode('aarch64')],
+        what: "qemu-aarch64-static, musl arm64 Node (PyPI wheel) through Debian 13's musl 1.2.5 loader",
+      }
     }
   }
   throw new Error(target.platform)
 }
 
 // A PV build, its control lines on stdout (-controloutfd 1): off Xen it must fail, and how it fails shows dlopen works.
-const BUILDER_BUILD = ['-controloutfd', '1', '-controlinfd', '0', '-mode', 'linux_build', '-image', '/nonexistent', '-cmdline', '', '-ramdisk', '',
-  '-features', '', '-flags', '0', '-domid', '1', '-store_port', '1', '-store_domid', '0', '-console_port', '2', '-console_domid', '0', '-mem_max_mib', '16', '-mem_start_mib', '16']
+const BUILDER_BUILD = [
+  '-controloutfd',
+  '1',
+  '-controlinfd',
+  '0',
+  '-mode',
+  'linux_build',
+  '-image',
+  '/nonexistent',
+  '-cmdline',
+  '',
+  '-ramdisk',
+  '',
+  '-features',
+  '',
+  '-flags',
+  '0',
+  '-domid',
+  '1',
+  '-store_port',
+  '1',
+  '-store_domid',
+  '0',
+  '-console_port',
+  '2',
+  '-console_domid',
+  '0',
+  '-mem_max_mib',
+  '16',
+  '-mem_start_mib',
+  '16',
+]
 
 /**
  * Runs the builder as the target's loader starts it: `-supports` as
@@ -410,20 +552,32 @@ const BUILDER_BUILD = ['-controloutfd', '1', '-controlinfd', '0', '-mode', 'linu
 function runBuilder(target, file, program, what) {
   const name = `${target.platform} ${BUILDER}`
   const exec = (args) => {
-    const result = spawnSync(program[0] ?? file, [...program.slice(1), ...(program.length ? [file] : []), ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] })
+    const result = spawnSync(program[0] ?? file, [...program.slice(1), ...(program.length ? [file] : []), ...args], {
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'pipe'],
+    })
     if (result.error) throw result.error
     return result
   }
-  for (const [feature, answer] of [['mem_pnode', 'true'], ['nothing', 'false']]) {
+  for (const [feature, answer] of [
+    ['mem_pnode', 'true'],
+    ['nothing', 'false'],
+  ]) {
     const result = exec(['-supports', feature])
-    check(result.status === 0 && result.stdout === `${answer}\n`, `${name}: -supports ${feature}: exit ${result.status}, ${JSON.stringify(result.stdout)}, expected ${answer}\n${result.stderr}`)
+    check(
+      result.status === 0 && result.stdout === `${answer}\n`,
+      `${name}: -supports ${feature}: exit ${result.status}, ${JSON.stringify(result.stdout)}, expected ${answer}\n${result.stderr}`,
+    )
   }
   const built = exec(BUILDER_BUILD)
   const error = built.stdout.split('\n').find((l) => l.startsWith('error:')) ?? ''
   const failed = /^error:xenguest: (\S+): \[\d+\] (.*)$/.exec(error)
   const loaded = failed?.[1] === 'xc_interface_open'
   const searched = failed?.[1] === 'dlopen' && /No such file or directory/.test(failed[2])
-  check(built.status === 1 && built.stdout.startsWith('info:xen-domain-builder ') && (loaded || searched), `${name}: a build off Xen: exit ${built.status}, ${JSON.stringify(built.stdout)}\n${built.stderr}`)
+  check(
+    built.status === 1 && built.stdout.startsWith('info:xen-domain-builder ') && (loaded || searched),
+    `${name}: a build off Xen: exit ${built.status}, ${JSON.stringify(built.stdout)}\n${built.stderr}`,
+  )
   return `${what}: -supports mem_pnode true, -supports nothing false; a PV build off Xen ${loaded ? "loaded this machine's libxenctrl and failed at xc_interface_open" : 'failed at dlopen, no libxenctrl found by the loader'}`
 }
 
@@ -432,9 +586,15 @@ function runBuilder(target, file, program, what) {
 const only = process.env.XDB_TARGETS?.split(',')
 const targets = only ? TARGETS.filter((t) => only.includes(t.platform)) : TARGETS
 const started = Date.now()
-if (!existsSync(join(ROOT, 'dist', 'cli.js'))) throw new Error('build-targets: run `npm run build` first (it runs artifacts through dist/cli.js, against the checkout\'s own addon)')
+if (!existsSync(join(ROOT, 'dist', 'cli.js')))
+  throw new Error("build-targets: run `npm run build` first (it runs artifacts through dist/cli.js, against the checkout's own addon)")
 // The simulated build each target must reproduce: this checkout's own addon (npm run build) on this machine.
-const REFERENCE = decisions(output(process.execPath, [join(ROOT, 'dist', 'cli.js'), 'build', '--sim', 'qemu-2-node', '--config', '-', '--json'], { input: VM, env: { ...process.env, NAPI_RS_NATIVE_LIBRARY_PATH: '' } }))
+const REFERENCE = decisions(
+  output(process.execPath, [join(ROOT, 'dist', 'cli.js'), 'build', '--sim', 'qemu-2-node', '--config', '-', '--json'], {
+    input: VM,
+    env: { ...process.env, NAPI_RS_NATIVE_LIBRARY_PATH: '' },
+  }),
+)
 installTools(targets)
 const report = []
 for (const target of targets) {
@@ -446,15 +606,26 @@ for (const target of targets) {
   const builder = buildBuilder(target)
   const builderElf = checkBuilderElf(target, builder.file)
   const builderRan = runBuilder(target, builder.file, program, programWhat)
-  report.push({ target, elf, ran, size, seconds, builder: { ...builder, elf: builderElf, ran: builderRan, size: readFileSync(builder.file).length } })
+  report.push({
+    target,
+    elf,
+    ran,
+    size,
+    seconds,
+    builder: { ...builder, elf: builderElf, ran: builderRan, size: readFileSync(builder.file).length },
+  })
 }
 step(`done in ${Math.round((Date.now() - started) / 1000)} s`)
 const glibcOf = (elf) => (elf.glibc ? `, newest symbol ${elf.glibc}` : ', no glibc symbols')
 for (const { target, elf, ran, size, seconds, builder } of report) {
   console.log(`${target.platform} (${target.triple}), ${(size / 1024).toFixed(0)} KiB, built in ${seconds.toFixed(0)} s`)
-  console.log(`  readelf: ${elf.machine}, shared object without interpreter, NEEDED ${elf.needed.join(' ')}${glibcOf(elf)}, exports napi_register_module_v1`)
+  console.log(
+    `  readelf: ${elf.machine}, shared object without interpreter, NEEDED ${elf.needed.join(' ')}${glibcOf(elf)}, exports napi_register_module_v1`,
+  )
   console.log(`  ran: ${ran}`)
   console.log(`  ${BUILDER}, ${(builder.size / 1024).toFixed(0)} KiB, built in ${builder.seconds.toFixed(0)} s`)
-  console.log(`    readelf: ${builder.elf.machine}, interpreter ${builder.elf.interp}, NEEDED ${builder.elf.needed.join(' ')}${glibcOf(builder.elf)}`)
+  console.log(
+    `    readelf: ${builder.elf.machine}, interpreter ${builder.elf.interp}, NEEDED ${builder.elf.needed.join(' ')}${glibcOf(builder.elf)}`,
+  )
   console.log(`    ran: ${builder.ran}`)
 }

@@ -23,13 +23,27 @@ function run(command, args, options = {}) {
 /** apt-get's options for trixie's lists under `dir` (fetched once). */
 export function trixieApt(dir) {
   const options = [
-    '-o', `Dir::Etc::SourceList=${join(dir, 'sources.list')}`, '-o', `Dir::Etc::SourceParts=${join(dir, 'sources.list.d')}`,
-    '-o', `Dir::State::Lists=${join(dir, 'lists')}`, '-o', `Dir::Cache=${join(dir, 'cache')}`,
-    '-o', 'APT::Architectures::=amd64',
+    '-o',
+    `Dir::Etc::SourceList=${join(dir, 'sources.list')}`,
+    '-o',
+    `Dir::Etc::SourceParts=${join(dir, 'sources.list.d')}`,
+    '-o',
+    `Dir::State::Lists=${join(dir, 'lists')}`,
+    '-o',
+    `Dir::Cache=${join(dir, 'cache')}`,
+    '-o',
+    'APT::Architectures::=amd64',
     // Packages lists only, and no sandbox user (it cannot write under our directory).
-    '-o', 'Acquire::IndexTargets::deb::DEP-11::DefaultEnabled=false', '-o', 'Acquire::IndexTargets::deb::DEP-11-icons::DefaultEnabled=false',
-    '-o', 'Acquire::IndexTargets::deb::DEP-11-icons-small::DefaultEnabled=false', '-o', 'Acquire::Languages=none',
-    '-o', 'APT::Sandbox::User=root',
+    '-o',
+    'Acquire::IndexTargets::deb::DEP-11::DefaultEnabled=false',
+    '-o',
+    'Acquire::IndexTargets::deb::DEP-11-icons::DefaultEnabled=false',
+    '-o',
+    'Acquire::IndexTargets::deb::DEP-11-icons-small::DefaultEnabled=false',
+    '-o',
+    'Acquire::Languages=none',
+    '-o',
+    'APT::Sandbox::User=root',
   ]
   if (!existsSync(join(dir, '.updated'))) {
     for (const sub of ['sources.list.d', 'lists/partial', 'cache/archives/partial']) mkdirSync(join(dir, sub), { recursive: true })
@@ -46,5 +60,7 @@ export function download(apt, debs, packages) {
   const have = readdirSync(debs)
   const missing = packages.filter((p) => !have.some((f) => f.startsWith(`${p}_`)))
   if (missing.length > 0) run('apt-get', [...apt, 'download', '-qq', ...missing], { cwd: debs })
-  return readdirSync(debs).filter((f) => f.endsWith('.deb')).sort()
+  return readdirSync(debs)
+    .filter((f) => f.endsWith('.deb'))
+    .sort()
 }

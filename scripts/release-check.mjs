@@ -49,7 +49,10 @@ const tarballs = readdirSync(TARBALLS).filter((f) => f.endsWith('.tgz'))
 const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8'))
 const mainTgz = tarballs.find((f) => f === `${pkg.name}-${pkg.version}.tgz`)
 const hostTgz = tarballs.find((f) => f === `${platform.PLATFORM_SCOPE.slice(1)}-${platform.platformArchAbi()}-${pkg.version}.tgz`)
-check(mainTgz && hostTgz && tarballs.length === 1 + pkg.napi.targets.length, `tarballs in ${TARBALLS}: ${tarballs.join(', ')} (run npm run release:pack)`)
+check(
+  mainTgz && hostTgz && tarballs.length === 1 + pkg.napi.targets.length,
+  `tarballs in ${TARBALLS}: ${tarballs.join(', ')} (run npm run release:pack)`,
+)
 
 // 1. npm's dry run of each publish.
 for (const tgz of tarballs) {
@@ -74,16 +77,24 @@ const BUILD = `
 /** What npm put in node_modules: the packages, by name. */
 function installed(dir) {
   const lock = JSON.parse(readFileSync(join(dir, 'node_modules', '.package-lock.json'), 'utf8'))
-  return Object.keys(lock.packages).map((p) => p.replace(/^node_modules\//, '')).join(', ')
+  return Object.keys(lock.packages)
+    .map((p) => p.replace(/^node_modules\//, ''))
+    .join(', ')
 }
 
 const project = mkdtempSync(join(tmpdir(), 'xdb-consumer-'))
 try {
   writeFileSync(join(project, 'package.json'), JSON.stringify({ name: 'consumer', version: '1.0.0', private: true }))
   const started = Date.now()
-  run('npm', ['install', '--offline', '--ignore-scripts', '--no-audit', '--no-fund', join(TARBALLS, mainTgz), join(TARBALLS, hostTgz)], project)
+  run(
+    'npm',
+    ['install', '--offline', '--ignore-scripts', '--no-audit', '--no-fund', join(TARBALLS, mainTgz), join(TARBALLS, hostTgz)],
+    project,
+  )
   const seconds = (Date.now() - started) / 1000
-  console.log(`release-check: npm install --offline --ignore-scripts of ${mainTgz} and ${hostTgz}: ${seconds.toFixed(1)} s, ${installed(project)}`)
+  console.log(
+    `release-check: npm install --offline --ignore-scripts of ${mainTgz} and ${hostTgz}: ${seconds.toFixed(1)} s, ${installed(project)}`,
+  )
 
   const expectAddon = join('node_modules', platform.PLATFORM_SCOPE, platform.platformArchAbi(), platform.addonFileName())
   const results = {
@@ -97,50 +108,101 @@ try {
     check(out.addon?.endsWith(expectAddon), `${how}: the addon came from ${out.addon}, not ${expectAddon}`)
     console.log(`release-check: ${how}: built domain ${out.domid} (plan [${out.plan}], ${out.claim} claim) with ${expectAddon}`)
   }
-  const same = run('node', ['--input-type=module', '-e', `
+  const same = run(
+    'node',
+    [
+      '--input-type=module',
+      '-e',
+      `
     import { createRequire } from 'node:module'
     import * as esm from 'xen-domain-build'
     const cjs = createRequire(import.meta.url)('xen-domain-build')
     let thrown
     try { new esm.NumaPlanner({ distances: [[10]], cpuToNode: [], nodeCores: [] }) } catch (e) { thrown = e }
-    console.log(esm.XenDomainBuildError === cjs.XenDomainBuildError && thrown instanceof cjs.XenDomainBuildError)`], project).stdout.trim()
+    console.log(esm.XenDomainBuildError === cjs.XenDomainBuildError && thrown instanceof cjs.XenDomainBuildError)`,
+    ],
+    project,
+  ).stdout.trim()
   check(same === 'true', 'import and require give one XenDomainBuildError class')
   console.log('release-check: import and require share one module instance (instanceof holds across them)')
-  const cli = run(join(project, 'node_modules', '.bin', 'xen-domain-build'), ['build', '--sim', 'qemu-2-node', '--config', '-', '--json'], project, JSON.stringify({ ...VM, image: '/usr/lib/xen/boot/hvmloader' }))
+  const cli = run(
+    join(project, 'node_modules', '.bin', 'xen-domain-build'),
+    ['build', '--sim', 'qemu-2-node', '--config', '-', '--json'],
+    project,
+    JSON.stringify({ ...VM, image: '/usr/lib/xen/boot/hvmloader' }),
+  )
   check(JSON.parse(cli.stdout).domid === 1, `the xen-domain-build command: ${cli.stdout}`)
   console.log('release-check: the xen-domain-build command builds on the simulated host')
 
   // The domain builder: found in the platform package, and it runs from there.
   const builder = join(realpathSync(project), 'node_modules', platform.PLATFORM_SCOPE, platform.platformArchAbi(), platform.BUILDER_NAME)
-  const asked = JSON.parse(run('node', ['-e', `(async () => {
+  const asked = JSON.parse(
+    run(
+      'node',
+      [
+        '-e',
+        `(async () => {
     const m = require('xen-domain-build')
     const ours = new m.SpawnedXenguest(${JSON.stringify(builder)})
     console.log(JSON.stringify({ path: m.defaultXenguestPath(), memPnode: await ours.supports('mem_pnode'), nothing: await ours.supports('nothing') }))
-  })()`], project).stdout)
+  })()`,
+      ],
+      project,
+    ).stdout,
+  )
   const wanted = existsSync(HOST_XENGUEST) ? HOST_XENGUEST : builder
   check(asked.path === wanted, `defaultXenguestPath() is ${asked.path}, expected ${wanted}`)
-  check((statSync(builder).mode & 0o111) !== 0 && asked.memPnode === true && asked.nothing === false, `${builder}: -supports mem_pnode ${asked.memPnode}, -supports nothing ${asked.nothing}`)
-  console.log(`release-check: defaultXenguestPath() is ${asked.path}; the installed builder answers -supports mem_pnode true, -supports nothing false`)
+  check(
+    (statSync(builder).mode & 0o111) !== 0 && asked.memPnode === true && asked.nothing === false,
+    `${builder}: -supports mem_pnode ${asked.memPnode}, -supports nothing ${asked.nothing}`,
+  )
+  console.log(
+    `release-check: defaultXenguestPath() is ${asked.path}; the installed builder answers -supports mem_pnode true, -supports nothing false`,
+  )
 
   // The types, as a TypeScript user of each module kind resolves them (node16
   // resolution follows the exports' import and require conditions). The
   // lines marked to expect an error fail if the types were `any`.
   const tsc = join(ROOT, 'node_modules', '.bin', 'tsc')
   if (existsSync(tsc)) {
-    writeFileSync(join(project, 'esm.mts'), `import { XenDomainBuildError, NumaPlanner, type NumaPlan } from 'xen-domain-build'
+    writeFileSync(
+      join(project, 'esm.mts'),
+      `import { XenDomainBuildError, NumaPlanner, type NumaPlan } from 'xen-domain-build'
 export const plan: NumaPlan | null = new NumaPlanner({ distances: [[10]], cpuToNode: [0], nodeCores: [1] }).plan({ memoryBytes: 1, vcpus: 1, cores: 0 }, [1])
 export const code: string = new XenDomainBuildError('INVALID_ARGUMENT', 'x').code
 // @ts-expect-error: not an error code
 new XenDomainBuildError('NOT_A_CODE', 'x')
-`)
-    writeFileSync(join(project, 'cjs.cts'), `import m = require('xen-domain-build')
+`,
+    )
+    writeFileSync(
+      join(project, 'cjs.cts'),
+      `import m = require('xen-domain-build')
 const plan: m.NumaPlan | null = new m.NumaPlanner({ distances: [[10]], cpuToNode: [0], nodeCores: [1] }).plan({ memoryBytes: 1, vcpus: 1, cores: 0 }, [1])
 // @ts-expect-error: not an error code
 new m.XenDomainBuildError('NOT_A_CODE', 'x')
 export = plan
-`)
-    run(tsc, ['--noEmit', '--strict', '--module', 'node16', '--moduleResolution', 'node16', '--target', 'es2022',
-      '--typeRoots', join(ROOT, 'node_modules', '@types'), '--types', 'node', 'esm.mts', 'cjs.cts'], project)
+`,
+    )
+    run(
+      tsc,
+      [
+        '--noEmit',
+        '--strict',
+        '--module',
+        'node16',
+        '--moduleResolution',
+        'node16',
+        '--target',
+        'es2022',
+        '--typeRoots',
+        join(ROOT, 'node_modules', '@types'),
+        '--types',
+        'node',
+        'esm.mts',
+        'cjs.cts',
+      ],
+      project,
+    )
     console.log('release-check: the types resolve and check for import (esm.mts) and require (cjs.cts)')
   }
 } finally {
@@ -152,12 +214,27 @@ const bare = mkdtempSync(join(tmpdir(), 'xdb-bare-'))
 try {
   writeFileSync(join(bare, 'package.json'), JSON.stringify({ name: 'bare', version: '1.0.0', private: true }))
   run('npm', ['install', '--offline', '--ignore-scripts', '--omit=optional', '--no-audit', '--no-fund', join(TARBALLS, mainTgz)], bare)
-  const out = run('node', ['-e', `const m = require('xen-domain-build')
-    try { new m.NumaPlanner({ distances: [[10]], cpuToNode: [0], nodeCores: [1] }) } catch (e) { console.log(JSON.stringify({ code: e.code, message: e.message, xenguest: m.defaultXenguestPath() })) }`], bare).stdout
+  const out = run(
+    'node',
+    [
+      '-e',
+      `const m = require('xen-domain-build')
+    try { new m.NumaPlanner({ distances: [[10]], cpuToNode: [0], nodeCores: [1] }) } catch (e) { console.log(JSON.stringify({ code: e.code, message: e.message, xenguest: m.defaultXenguestPath() })) }`,
+    ],
+    bare,
+  ).stdout
   const { code, message, xenguest } = JSON.parse(out)
-  check(code === 'NATIVE_ADDON_MISSING' && message.includes(platform.addonPackageName()) && message.includes('npm run build:native'), `without the platform package: ${out}`)
-  check(xenguest === (existsSync(HOST_XENGUEST) ? HOST_XENGUEST : null), `without the platform package, defaultXenguestPath() is ${xenguest}`)
-  console.log(`release-check: without ${platform.addonPackageName()}: NATIVE_ADDON_MISSING, naming it and npm run build:native; defaultXenguestPath() ${xenguest}`)
+  check(
+    code === 'NATIVE_ADDON_MISSING' && message.includes(platform.addonPackageName()) && message.includes('npm run build:native'),
+    `without the platform package: ${out}`,
+  )
+  check(
+    xenguest === (existsSync(HOST_XENGUEST) ? HOST_XENGUEST : null),
+    `without the platform package, defaultXenguestPath() is ${xenguest}`,
+  )
+  console.log(
+    `release-check: without ${platform.addonPackageName()}: NATIVE_ADDON_MISSING, naming it and npm run build:native; defaultXenguestPath() ${xenguest}`,
+  )
 } finally {
   rmSync(bare, { recursive: true, force: true })
 }

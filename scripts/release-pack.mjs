@@ -45,9 +45,13 @@ function npm(args, cwd) {
 }
 
 const targets = pkg.napi.targets.map(describe)
-const missing = targets.filter((t) => !existsSync(join(ARTIFACTS, `${BINARY_NAME}.${t.platform}.node`)) || !existsSync(join(ARTIFACTS, `${BUILDER_NAME}.${t.platform}`)))
+const missing = targets.filter(
+  (t) => !existsSync(join(ARTIFACTS, `${BINARY_NAME}.${t.platform}.node`)) || !existsSync(join(ARTIFACTS, `${BUILDER_NAME}.${t.platform}`)),
+)
 if (missing.length) {
-  console.error(`release-pack: no addon or ${BUILDER_NAME} for ${missing.map((t) => t.platform).join(', ')} in target/artifacts/: run npm run build:targets`)
+  console.error(
+    `release-pack: no addon or ${BUILDER_NAME} for ${missing.map((t) => t.platform).join(', ')} in target/artifacts/: run npm run build:targets`,
+  )
   process.exit(1)
 }
 for (const file of ['dist/index.js', 'dist/cli.js', 'dist/index.d.ts', 'native/binding.d.ts']) {
@@ -79,7 +83,10 @@ for (const t of targets) {
     ...pick(META),
   }
   writeFileSync(join(dir, 'package.json'), `${JSON.stringify(manifest, null, 2)}\n`)
-  writeFileSync(join(dir, 'README.md'), `# \`${manifest.name}\`\n\nThe **${t.triple}** build of [\`${pkg.name}\`](${pkg.homepage})'s native addon, and of its domain builder \`${BUILDER_NAME}\`.\nInstall \`${pkg.name}\`, which depends on it; npm picks the package that fits the machine.\n`)
+  writeFileSync(
+    join(dir, 'README.md'),
+    `# \`${manifest.name}\`\n\nThe **${t.triple}** build of [\`${pkg.name}\`](${pkg.homepage})'s native addon, and of its domain builder \`${BUILDER_NAME}\`.\nInstall \`${pkg.name}\`, which depends on it; npm picks the package that fits the machine.\n`,
+  )
   copyFileSync(join(ROOT, 'LICENSE'), join(dir, 'LICENSE'))
   copyFileSync(join(ARTIFACTS, addon), join(dir, addon))
   // npm pack keeps the mode: installed, it must still be a program SpawnedXenguest can start.
@@ -97,5 +104,7 @@ writeFileSync(join(main, 'package.json'), `${JSON.stringify(published, null, 2)}
 
 for (const dir of [main, ...targets.map((t) => join(NPM, t.platform))]) {
   const [packed] = JSON.parse(npm(['pack', '--json', '--pack-destination', TARBALLS], dir))
-  console.log(`${packed.name}@${packed.version}: ${packed.filename}, ${(packed.size / 1024).toFixed(1)} KiB packed, ${(packed.unpackedSize / 1024).toFixed(1)} KiB unpacked, ${packed.entryCount} files`)
+  console.log(
+    `${packed.name}@${packed.version}: ${packed.filename}, ${(packed.size / 1024).toFixed(1)} KiB packed, ${(packed.unpackedSize / 1024).toFixed(1)} KiB unpacked, ${packed.entryCount} files`,
+  )
 }

@@ -28,9 +28,21 @@ const TIME_LIMIT_MS = Number(process.env.XEN_TEST_TIME_LIMIT_MS ?? 25 * 60_000)
 
 /** The packages of one Xen release's dom0, by release (`4.N` in the names). */
 const xenPackages = (xen) => [
-  `xen-hypervisor-${xen}-amd64`, `xen-utils-${xen}`, 'xen-utils-common', 'xenstore-utils',
-  'libxencall1', 'libxendevicemodel1', 'libxenevtchn1', 'libxenforeignmemory1', 'libxengnttab1',
-  'libxenhypfs1', `libxenmisc${xen}`, 'libxenstore4', 'libxentoolcore1', 'libxentoollog1', 'libyajl2',
+  `xen-hypervisor-${xen}-amd64`,
+  `xen-utils-${xen}`,
+  'xen-utils-common',
+  'xenstore-utils',
+  'libxencall1',
+  'libxendevicemodel1',
+  'libxenevtchn1',
+  'libxenforeignmemory1',
+  'libxengnttab1',
+  'libxenhypfs1',
+  `libxenmisc${xen}`,
+  'libxenstore4',
+  'libxentoolcore1',
+  'libxentoollog1',
+  'libyajl2',
   'busybox-static',
 ]
 /**
@@ -42,14 +54,35 @@ const xenPackages = (xen) => [
  */
 const RELEASES = [
   { xen: '4.17', distribution: 'Debian 12 (bookworm)', apt: () => [], packages: xenPackages('4.17'), libc: false },
-  { xen: '4.20', distribution: 'Debian 13 (trixie)', apt: () => trixieApt(join(ROOT, 'target', 'trixie-apt')), packages: [...xenPackages('4.20'), 'libc6'], libc: true },
+  {
+    xen: '4.20',
+    distribution: 'Debian 13 (trixie)',
+    apt: () => trixieApt(join(ROOT, 'target', 'trixie-apt')),
+    packages: [...xenPackages('4.20'), 'libc6'],
+    libc: true,
+  },
 ]
 const SELECTED = (process.env.XEN_TEST_RELEASES ?? RELEASES.map((r) => r.xen).join(',')).split(',')
 /** What run.sh runs in dom0, in order; each writes results/<suite>.{txt,status,seconds}. */
 const SUITES = ['rust', 'smoke', 'xenstore', 'builder', 'xl', 'mass', 'build']
 /** dom0's modules, in load order; those a kernel has built in (trixie's virtio) are skipped. */
-const MODULES = ['xen-privcmd', 'xenfs', 'xen-evtchn', 'xen-gntdev', 'xen-gntalloc', 'virtio_ring', 'virtio',
-  'virtio_pci_legacy_dev', 'virtio_pci_modern_dev', 'virtio_pci', '9pnet', 'netfs', 'fscache', '9pnet_virtio', '9p']
+const MODULES = [
+  'xen-privcmd',
+  'xenfs',
+  'xen-evtchn',
+  'xen-gntdev',
+  'xen-gntalloc',
+  'virtio_ring',
+  'virtio',
+  'virtio_pci_legacy_dev',
+  'virtio_pci_modern_dev',
+  'virtio_pci',
+  '9pnet',
+  'netfs',
+  'fscache',
+  '9pnet_virtio',
+  '9p',
+]
 /** Modules a kernel may lack altogether: 6.12 folded fscache into netfs. */
 const OPTIONAL_MODULES = ['fscache']
 
@@ -58,15 +91,41 @@ function qemuArgs(files) {
   // guest_loglvl=all: what an HVM guest writes to port 0xE9 (hvmloader's
   // banner) reaches Xen's console ring, where the builder's test looks.
   return [
-    '-machine', 'q35', '-accel', 'tcg', '-cpu', 'max,-smap', '-smp', '4', '-m', '6144',
-    '-object', 'memory-backend-ram,id=m0,size=3G', '-object', 'memory-backend-ram,id=m1,size=3G',
-    '-numa', 'node,nodeid=0,cpus=0-1,memdev=m0', '-numa', 'node,nodeid=1,cpus=2-3,memdev=m1',
-    '-numa', 'dist,src=0,dst=1,val=21',
-    '-kernel', files.xen,
-    '-append', 'console=com1 com1=115200,8n1 dom0_mem=512M,max:512M dom0_max_vcpus=2 guest_loglvl=all',
-    '-initrd', `${files.kernel} console=hvc0 earlyprintk=xen loglevel=4,${files.initrd}`,
-    '-virtfs', `local,path=${files.share},mount_tag=host0,security_model=none`,
-    '-display', 'none', '-serial', 'stdio', '-monitor', 'none', '-no-reboot',
+    '-machine',
+    'q35',
+    '-accel',
+    'tcg',
+    '-cpu',
+    'max,-smap',
+    '-smp',
+    '4',
+    '-m',
+    '6144',
+    '-object',
+    'memory-backend-ram,id=m0,size=3G',
+    '-object',
+    'memory-backend-ram,id=m1,size=3G',
+    '-numa',
+    'node,nodeid=0,cpus=0-1,memdev=m0',
+    '-numa',
+    'node,nodeid=1,cpus=2-3,memdev=m1',
+    '-numa',
+    'dist,src=0,dst=1,val=21',
+    '-kernel',
+    files.xen,
+    '-append',
+    'console=com1 com1=115200,8n1 dom0_mem=512M,max:512M dom0_max_vcpus=2 guest_loglvl=all',
+    '-initrd',
+    `${files.kernel} console=hvc0 earlyprintk=xen loglevel=4,${files.initrd}`,
+    '-virtfs',
+    `local,path=${files.share},mount_tag=host0,security_model=none`,
+    '-display',
+    'none',
+    '-serial',
+    'stdio',
+    '-monitor',
+    'none',
+    '-no-reboot',
   ]
 }
 
@@ -135,8 +194,10 @@ function copyInto(root, hostPath) {
 function kernelPackageOf(apt) {
   const lookup = () => {
     try {
-      return output('apt-cache', [...apt, 'depends', 'linux-image-amd64'], { stdio: ['ignore', 'pipe', 'ignore'] }).split('\n')
-        .map((l) => /Depends: (linux-image-\S+)/.exec(l)?.[1]).find(Boolean)
+      return output('apt-cache', [...apt, 'depends', 'linux-image-amd64'], { stdio: ['ignore', 'pipe', 'ignore'] })
+        .split('\n')
+        .map((l) => /Depends: (linux-image-\S+)/.exec(l)?.[1])
+        .find(Boolean)
     } catch {
       return undefined
     }
@@ -167,8 +228,14 @@ await phase('host packages', () => run('bash', [join(ROOT, 'scripts', 'system-pa
 
 /** The executable of one cargo integration test, built without running it. */
 function testExecutable(crate, test) {
-  const messages = output('cargo', ['test', '-p', crate, '--test', test, '--no-run', '--message-format=json'], { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] })
-  const executable = messages.split('\n').map((l) => JSON.parse(l)).find((m) => m.reason === 'compiler-artifact' && m.executable && m.target?.name === test)?.executable
+  const messages = output('cargo', ['test', '-p', crate, '--test', test, '--no-run', '--message-format=json'], {
+    cwd: ROOT,
+    stdio: ['ignore', 'pipe', 'inherit'],
+  })
+  const executable = messages
+    .split('\n')
+    .map((l) => JSON.parse(l))
+    .find((m) => m.reason === 'compiler-artifact' && m.executable && m.target?.name === test)?.executable
   if (!executable) throw new Error(`cargo built no ${crate} ${test} test binary`)
   return executable
 }
@@ -196,7 +263,11 @@ async function testRelease(release) {
     const debs = download(apt, DEBS, [...release.packages, kernelPackage])
     return { kernelPackage, debs }
   })
-  process.stderr.write(`test:xen: ${xen}: ${release.distribution}'s packages:\n${packageVersions(debs).map((l) => `  ${l}\n`).join('')}`)
+  process.stderr.write(
+    `test:xen: ${xen}: ${release.distribution}'s packages:\n${packageVersions(debs)
+      .map((l) => `  ${l}\n`)
+      .join('')}`,
+  )
 
   const kernelVersion = await phase(at('unpack'), () => {
     const stamp = join(UNPACKED, '.unpacked')
@@ -233,7 +304,12 @@ async function testRelease(release) {
     const add = (name, wanted = []) => {
       if (wanted.includes(name)) throw new Error(`modules depend on each other in a circle: ${[...wanted, name].join(' -> ')}`)
       // modinfo names modules with _ where their files may have - (xen-privcmd).
-      const base = (p) => p.split('/').pop().replace(/\.ko(\.xz)?$/, '').replace(/-/g, '_')
+      const base = (p) =>
+        p
+          .split('/')
+          .pop()
+          .replace(/\.ko(\.xz)?$/, '')
+          .replace(/-/g, '_')
       const found = allModules.find((p) => base(p) === name.replace(/-/g, '_'))
       if (!found) {
         if (new RegExp(`/${name}\\.ko$`, 'm').test(builtin) || OPTIONAL_MODULES.includes(name)) return
@@ -251,7 +327,10 @@ async function testRelease(release) {
     }
     for (const name of MODULES) add(name)
     writeFileSync(join(INITRAMFS, 'lib', 'modules', 'load-order'), `${order.join('\n')}\n`)
-    cpSync(join(UNPACKED, 'usr', 'lib', 'x86_64-linux-gnu'), join(INITRAMFS, 'usr', 'lib', 'x86_64-linux-gnu'), { recursive: true, verbatimSymlinks: true })
+    cpSync(join(UNPACKED, 'usr', 'lib', 'x86_64-linux-gnu'), join(INITRAMFS, 'usr', 'lib', 'x86_64-linux-gnu'), {
+      recursive: true,
+      verbatimSymlinks: true,
+    })
     // xl and the daemons (the reference `xl create -p`) run off the share, with
     // Xen's libraries from the packages and the host's for the rest. xenstored,
     // xen-init-dom0 and the xenstore-* clients are in the initramfs too: the
@@ -260,13 +339,21 @@ async function testRelease(release) {
     const xenLib = join(UNPACKED, 'usr', 'lib', `xen-${xen}`)
     const xenTools = ['xl', 'xenstored', 'xenconsoled', 'xen-init-dom0'].map((t) => join(xenLib, 'bin', t))
     mkdirSync(join(INITRAMFS, 'usr', 'lib', 'xen', 'bin'), { recursive: true })
-    for (const tool of ['xenstored', 'xen-init-dom0']) copyFileSync(join(xenLib, 'bin', tool), join(INITRAMFS, 'usr', 'lib', 'xen', 'bin', tool))
+    for (const tool of ['xenstored', 'xen-init-dom0'])
+      copyFileSync(join(xenLib, 'bin', tool), join(INITRAMFS, 'usr', 'lib', 'xen', 'bin', tool))
     mkdirSync(join(INITRAMFS, 'usr', 'bin'), { recursive: true })
     for (const name of readdirSync(join(UNPACKED, 'usr', 'bin')).filter((n) => n.startsWith('xenstore'))) {
       cpSync(join(UNPACKED, 'usr', 'bin', name), join(INITRAMFS, 'usr', 'bin', name), { verbatimSymlinks: true })
     }
     const env = { ...process.env, LD_LIBRARY_PATH: join(UNPACKED, 'usr', 'lib', 'x86_64-linux-gnu') }
-    const hostLibraries = [process.execPath, tests.xenctrl, tests.builder, join(ROOT, 'native', 'xen-domain-builder'), ...xenTools, join(UNPACKED, 'usr', 'bin', 'xenstore')]
+    const hostLibraries = [
+      process.execPath,
+      tests.xenctrl,
+      tests.builder,
+      join(ROOT, 'native', 'xen-domain-builder'),
+      ...xenTools,
+      join(UNPACKED, 'usr', 'bin', 'xenstore'),
+    ]
       .flatMap((binary) => libraries(binary, env))
       .filter((lib) => !lib.startsWith(UNPACKED))
     for (const lib of new Set(hostLibraries)) copyInto(INITRAMFS, lib)
@@ -306,8 +393,11 @@ async function testRelease(release) {
     rmSync(guest, { recursive: true, force: true })
     mkdirSync(join(guest, 'bin'), { recursive: true })
     copyFileSync(busybox, join(guest, 'bin', 'busybox'))
-    writeFileSync(join(guest, 'init'), '#!/bin/busybox sh\n/bin/busybox mkdir -p /proc\n/bin/busybox mount -t proc proc /proc\n' +
-      'echo "guest-marker: PV guest up, $(/bin/busybox cat /proc/meminfo | /bin/busybox head -n 1)"\n/bin/busybox poweroff -f\n')
+    writeFileSync(
+      join(guest, 'init'),
+      '#!/bin/busybox sh\n/bin/busybox mkdir -p /proc\n/bin/busybox mount -t proc proc /proc\n' +
+        'echo "guest-marker: PV guest up, $(/bin/busybox cat /proc/meminfo | /bin/busybox head -n 1)"\n/bin/busybox poweroff -f\n',
+    )
     chmodSync(join(guest, 'init'), 0o755)
     mkdirSync(join(SHARE, 'guest'), { recursive: true })
     run('sh', ['-c', `cd "${guest}" && find . | cpio -o -H newc --quiet | gzip -1 > "${join(SHARE, 'guest', 'initrd.gz')}"`])
@@ -326,7 +416,8 @@ async function testRelease(release) {
     copyFileSync(join(ROOT, 'scripts', 'xen-test', 'run.sh'), join(SHARE, 'run.sh'))
     const pkg = join(SHARE, 'node_modules', 'xen-domain-build')
     // The package as published (package.json's files), plus the addon this checkout built, in native/.
-    for (const part of ['package.json', 'dist', 'esm', 'native', 'scripts/platform.cjs']) cpSync(join(ROOT, part), join(pkg, part), { recursive: true })
+    for (const part of ['package.json', 'dist', 'esm', 'native', 'scripts/platform.cjs'])
+      cpSync(join(ROOT, part), join(pkg, part), { recursive: true })
 
     const xenElf = join(cache, 'xen.elf')
     run('sh', ['-c', `gunzip -c "${join(UNPACKED, 'boot', `xen-${xen}-amd64.gz`)}" > "${xenElf}"`])
@@ -334,30 +425,42 @@ async function testRelease(release) {
   })
 
   // For the harness's own debugging: everything up to the boot.
-  if (process.env.XEN_TEST_PREPARE_ONLY) return { xen, failed: 0, finished: false, prepared: true, lines: [`=== Xen ${xen}: prepared, not booted (XEN_TEST_PREPARE_ONLY)`], seconds: 0 }
-  const boot = await phase(at('boot Xen and run the tests in dom0'), () => new Promise((resolve, reject) => {
-    const started = Date.now()
-    const qemu = spawn('qemu-system-x86_64', qemuArgs(files), { stdio: ['ignore', 'pipe', 'inherit'] })
-    let log = ''
-    let lastOutput = Date.now()
-    let killed = false
-    qemu.stdout.setEncoding('utf8').on('data', (chunk) => {
-      log += chunk
-      lastOutput = Date.now()
-      for (const line of chunk.split('\n')) if (line.includes('xen-test:')) process.stderr.write(`  dom0 ${xen}: ${line.trim()}\n`)
-    })
-    const limit = setTimeout(() => {
-      killed = true
-      process.stderr.write(`test:xen: ${xen}: QEMU ran past ${TIME_LIMIT_MS / 1000} s: killing it\n`)
-      qemu.kill('SIGKILL')
-    }, TIME_LIMIT_MS)
-    qemu.on('error', reject)
-    qemu.on('close', (code, signal) => {
-      clearTimeout(limit)
-      writeFileSync(join(cache, 'serial.log'), log)
-      resolve({ log, killed, code, signal, seconds: (Date.now() - started) / 1000, quietSeconds: (Date.now() - lastOutput) / 1000 })
-    })
-  }))
+  if (process.env.XEN_TEST_PREPARE_ONLY)
+    return {
+      xen,
+      failed: 0,
+      finished: false,
+      prepared: true,
+      lines: [`=== Xen ${xen}: prepared, not booted (XEN_TEST_PREPARE_ONLY)`],
+      seconds: 0,
+    }
+  const boot = await phase(
+    at('boot Xen and run the tests in dom0'),
+    () =>
+      new Promise((resolve, reject) => {
+        const started = Date.now()
+        const qemu = spawn('qemu-system-x86_64', qemuArgs(files), { stdio: ['ignore', 'pipe', 'inherit'] })
+        let log = ''
+        let lastOutput = Date.now()
+        let killed = false
+        qemu.stdout.setEncoding('utf8').on('data', (chunk) => {
+          log += chunk
+          lastOutput = Date.now()
+          for (const line of chunk.split('\n')) if (line.includes('xen-test:')) process.stderr.write(`  dom0 ${xen}: ${line.trim()}\n`)
+        })
+        const limit = setTimeout(() => {
+          killed = true
+          process.stderr.write(`test:xen: ${xen}: QEMU ran past ${TIME_LIMIT_MS / 1000} s: killing it\n`)
+          qemu.kill('SIGKILL')
+        }, TIME_LIMIT_MS)
+        qemu.on('error', reject)
+        qemu.on('close', (code, signal) => {
+          clearTimeout(limit)
+          writeFileSync(join(cache, 'serial.log'), log)
+          resolve({ log, killed, code, signal, seconds: (Date.now() - started) / 1000, quietSeconds: (Date.now() - lastOutput) / 1000 })
+        })
+      }),
+  )
 
   let failed = 0
   const lines = [`=== Xen ${xen}, ${release.distribution}`]
@@ -385,7 +488,8 @@ async function testRelease(release) {
 }
 
 const unknown = SELECTED.filter((x) => !RELEASES.some((r) => r.xen === x))
-if (unknown.length > 0) throw new Error(`XEN_TEST_RELEASES: ${unknown.join(', ')} unknown (known: ${RELEASES.map((r) => r.xen).join(', ')})`)
+if (unknown.length > 0)
+  throw new Error(`XEN_TEST_RELEASES: ${unknown.join(', ')} unknown (known: ${RELEASES.map((r) => r.xen).join(', ')})`)
 const results = []
 for (const release of RELEASES.filter((r) => SELECTED.includes(r.xen))) {
   const result = await testRelease(release)
@@ -395,7 +499,9 @@ for (const release of RELEASES.filter((r) => SELECTED.includes(r.xen))) {
 console.log(`\ntest:xen phases: ${phases.map(([n, s]) => `${n} ${s.toFixed(1)} s`).join(', ')} (${cpuCount} CPUs)`)
 for (const r of results) {
   if (r.prepared) continue
-  console.log(`test:xen: Xen ${r.xen}: ${r.failed === 0 && r.finished ? 'every test passed' : `FAILED (${r.failed} suite(s)${r.finished ? '' : ', dom0 did not finish'})`} in ${r.seconds.toFixed(0)} s of QEMU`)
+  console.log(
+    `test:xen: Xen ${r.xen}: ${r.failed === 0 && r.finished ? 'every test passed' : `FAILED (${r.failed} suite(s)${r.finished ? '' : ', dom0 did not finish'})`} in ${r.seconds.toFixed(0)} s of QEMU`,
+  )
 }
 const ok = results.every((r) => r.failed === 0 && r.finished)
 console.log(ok ? 'test:xen: every test passed' : 'test:xen: FAILED')

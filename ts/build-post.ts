@@ -55,7 +55,11 @@ export async function buildPost(xenstore: Xenstore, b: BuildPostInput): Promise<
     // xenopsd reads it and fails the build without it: the toolstack that
     // made the domain did not give it a VM path.
     if (vmPath === null) {
-      throw new XenDomainBuildError('ENOENT', `${path}/vm is missing: the domain has no VM path to write ${Object.keys(b.vmKeys).join(', ')} under`, { errno: constants.errno.ENOENT, operation: 'xenstore read' })
+      throw new XenDomainBuildError(
+        'ENOENT',
+        `${path}/vm is missing: the domain has no VM path to write ${Object.keys(b.vmKeys).join(', ')} under`,
+        { errno: constants.errno.ENOENT, operation: 'xenstore read' },
+      )
     }
     await xenstore.writeMany(vmPath, b.vmKeys)
   }

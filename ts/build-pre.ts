@@ -136,12 +136,7 @@ function effectiveHardAffinity(host: BuildHost, vm: VmConfig): { masks: number[]
  * are refused before any hypercall; a failed step names itself, its errno and
  * the domain; a failure or cancellation after the claim releases it.
  */
-export async function buildPre(
-  host: BuildHost,
-  domid: number,
-  vm: VmConfig,
-  given?: BuildPreOptions,
-): Promise<BuildPreResult> {
+export async function buildPre(host: BuildHost, domid: number, vm: VmConfig, given?: BuildPreOptions): Promise<BuildPreResult> {
   const options = optionsObject('options', given)
   optionalSignal('options.signal', options.signal)
   optionalMilliseconds('options.memoryTimeoutMs', options.memoryTimeoutMs)
@@ -184,7 +179,10 @@ export async function buildPre(
       // Xen's max_vcpus takes only the count the domain was created with:
       // refused here, before anything is changed, not as EINVAL later.
       if (found.createdVcpus != null && found.createdVcpus !== vm.vcpus) {
-        throw invalidArgument('vm.vcpus', `${vm.vcpus}, but domain ${domid} was created with ${found.createdVcpus} vCPUs (createDomain's maxVcpus); Xen builds a domain with the vCPUs it was created with`)
+        throw invalidArgument(
+          'vm.vcpus',
+          `${vm.vcpus}, but domain ${domid} was created with ${found.createdVcpus} vCPUs (createDomain's maxVcpus); Xen builds a domain with the vCPUs it was created with`,
+        )
       }
       return found
     })
@@ -220,11 +218,15 @@ export async function buildPre(
       xen.setMaxVcpus(domid, vm.vcpus).catch((error: unknown) => {
         // A domain made elsewhere, whose vCPU count domain_info could not tell.
         if (!(error instanceof XenDomainBuildError) || error.code !== 'EINVAL') throw error
-        throw new XenDomainBuildError('EINVAL', `${error.message}: was domain ${domid} created with other than the VM's ${vm.vcpus} vCPUs? Xen takes only the count it was created with`, {
-          cause: error,
-          errno: error.errno,
-          operation: error.operation,
-        })
+        throw new XenDomainBuildError(
+          'EINVAL',
+          `${error.message}: was domain ${domid} created with other than the VM's ${vm.vcpus} vCPUs? Xen takes only the count it was created with`,
+          {
+            cause: error,
+            errno: error.errno,
+            operation: error.operation,
+          },
+        )
       }),
     )
     if (vm.type === 'pv') await step('memmap_limit', () => xen.setMemmapLimit(domid, kibOfMib(memory.xenMaxMib)))
@@ -247,14 +249,23 @@ export async function buildPre(
     if (masks !== undefined) {
       await step('hard_affinity', () =>
         Promise.all(
-          Array.from({ length: vm.vcpus }, (_, vcpu) =>
-            xen.setVcpuAffinity(domid, vcpu, { hard: [...(masks[vcpu] ?? masks[0] ?? [])] }),
-          ),
+          Array.from({ length: vm.vcpus }, (_, vcpu) => xen.setVcpuAffinity(domid, vcpu, { hard: [...(masks[vcpu] ?? masks[0] ?? [])] })),
         ),
       )
     }
     placement = await step('numa_placement', () =>
-      placeDomain(host, reservation, { vcpus: vm.vcpus, claimPages: memory.buildClaimPages, hardAffinityCpus: masks?.flat() ?? null, builderPinsNode: options.builderPinsNode ?? false }, signal, onEvent),
+      placeDomain(
+        host,
+        reservation,
+        {
+          vcpus: vm.vcpus,
+          claimPages: memory.buildClaimPages,
+          hardAffinityCpus: masks?.flat() ?? null,
+          builderPinsNode: options.builderPinsNode ?? false,
+        },
+        signal,
+        onEvent,
+      ),
     )
     onEvent?.({ type: 'numa.placement', domid, placement })
     const [storePort, consolePort] = await step('event_channels', async () => [

@@ -173,7 +173,13 @@ async function checkReadable(image: DomainImage): Promise<void> {
  * keys are read from the domain's xenstore home, where `createDomain` wrote
  * the VM's; one that cannot be read counts as absent.
  */
-async function xenguestImage(host: BuildHost, domid: number, vm: VmConfig, options: BuildDomainOptions, emit: (event: DomainBuildEvent) => void): Promise<DomainImage> {
+async function xenguestImage(
+  host: BuildHost,
+  domid: number,
+  vm: VmConfig,
+  options: BuildDomainOptions,
+  emit: (event: DomainBuildEvent) => void,
+): Promise<DomainImage> {
   // A bad VM is buildPre's to refuse, before any hypercall.
   const candidate = vm as Partial<VmConfig> | null
   if (candidate?.type !== 'pvh' || candidate.pvShim !== true) return options
@@ -225,7 +231,10 @@ function checkOptions(vm: VmConfig, given: BuildDomainOptions): BuildDomainOptio
   const options = optionsObject('options', given)
   const runner = options.xenguest as Partial<XenguestRunner> | undefined
   if (runner === null || typeof runner !== 'object' || typeof runner.run !== 'function') {
-    throw invalidArgument('options.xenguest', `expected a domain builder (SpawnedXenguest, SimulatedXenguest, ...), got ${describe(runner)}`)
+    throw invalidArgument(
+      'options.xenguest',
+      `expected a domain builder (SpawnedXenguest, SimulatedXenguest, ...), got ${describe(runner)}`,
+    )
   }
   cString('options.image', options.image)
   if (options.image === '') throw invalidArgument('options.image', 'is empty')
@@ -234,7 +243,7 @@ function checkOptions(vm: VmConfig, given: BuildDomainOptions): BuildDomainOptio
   optionalCString('options.ramdisk', options.ramdisk)
   optionalCString('options.shimImage', options.shimImage)
   if ((vm as Partial<VmConfig> | null)?.pvShim === true && (options.modules?.length ?? 0) > 0) {
-    throw invalidArgument('options.modules', 'a PV-in-PVH guest\'s modules are its kernel and ramdisk (image, ramdisk): no others')
+    throw invalidArgument('options.modules', "a PV-in-PVH guest's modules are its kernel and ramdisk (image, ramdisk): no others")
   }
   if (options.modules !== undefined) {
     if (!Array.isArray(options.modules)) throw invalidArgument('options.modules', `expected an array, got ${describe(options.modules)}`)
@@ -245,7 +254,8 @@ function checkOptions(vm: VmConfig, given: BuildDomainOptions): BuildDomainOptio
     })
   }
   if (options.extraArgs !== undefined) {
-    if (!Array.isArray(options.extraArgs)) throw invalidArgument('options.extraArgs', `expected an array, got ${describe(options.extraArgs)}`)
+    if (!Array.isArray(options.extraArgs))
+      throw invalidArgument('options.extraArgs', `expected an array, got ${describe(options.extraArgs)}`)
     for (const [i, arg] of options.extraArgs.entries()) cString(`options.extraArgs[${i}]`, arg)
   }
   optionalSignal('options.signal', options.signal)
@@ -259,7 +269,8 @@ function checkOptions(vm: VmConfig, given: BuildDomainOptions): BuildDomainOptio
   optionalFunction('options.onEvent', options.onEvent)
   for (const field of ['dynamicMinKib', 'dynamicMaxKib'] as const) {
     const kib = options[field]
-    if (kib !== undefined && (!Number.isSafeInteger(kib) || kib < 0)) throw invalidArgument(`options.${field}`, `${describe(kib)} is not a whole number of KiB ≥ 0`)
+    if (kib !== undefined && (!Number.isSafeInteger(kib) || kib < 0))
+      throw invalidArgument(`options.${field}`, `${describe(kib)} is not a whole number of KiB ≥ 0`)
   }
   if ((options.dynamicMinKib ?? 0) > (options.dynamicMaxKib ?? Infinity)) {
     throw invalidArgument('options.dynamicMinKib', `${options.dynamicMinKib} KiB is above dynamicMaxKib (${options.dynamicMaxKib} KiB)`)
@@ -286,9 +297,10 @@ async function build(host: BuildHost, domid: number, vm: VmConfig, given: BuildD
   let pre: BuildPreResult | undefined
   try {
     const image = await xenguestImage(host, domid, vm, options, emit)
-    if (options.xenguest.readsHostFiles !== false) await checkReadable(image).catch((error: unknown) => {
-      throw inStep(error, 'check_files', domid)
-    })
+    if (options.xenguest.readsHostFiles !== false)
+      await checkReadable(image).catch((error: unknown) => {
+        throw inStep(error, 'check_files', domid)
+      })
     // Ours places memory on a node by itself (one vNUMA node and
     // XENMEMF_exact_node): placement may pin a one-node plan's node for it
     // where xenopsd would need a node claim (placement.ts says when).
@@ -330,7 +342,11 @@ async function build(host: BuildHost, domid: number, vm: VmConfig, given: BuildD
       await timed('shadow_correction', async () => {
         const actual = await host.hypervisor.shadowAllocationMib(domid)
         if (actual < built.memory.shadowMib) {
-          emit({ type: 'info', domid, message: `the builder lowered the shadow allocation to ${actual} MiB; setting ${built.memory.shadowMib} MiB back` })
+          emit({
+            type: 'info',
+            domid,
+            message: `the builder lowered the shadow allocation to ${actual} MiB; setting ${built.memory.shadowMib} MiB back`,
+          })
           await host.hypervisor.setShadowAllocationMib(domid, built.memory.shadowMib)
         }
       })

@@ -42,7 +42,8 @@ export function optionalFunction(field: string, value: unknown): void {
 }
 
 export function optionalSignal(field: string, value: unknown): void {
-  if (value !== undefined && !(value instanceof AbortSignal)) throw invalidArgument(field, `expected an AbortSignal, got ${describe(value)}`)
+  if (value !== undefined && !(value instanceof AbortSignal))
+    throw invalidArgument(field, `expected an AbortSignal, got ${describe(value)}`)
 }
 
 /** A guest's domain id: 1 to MAX_DOMID (0 is dom0, above are Xen's reserved ids). */

@@ -67,10 +67,22 @@ export function guestReadWrite(domid: number): Permission[] {
 
 /** The subtrees of its home a guest may write: devices, features, its own data. */
 export const GUEST_WRITABLE_DIRS = [
-  'device', 'device/vbd', 'device/9pfs', 'device/vif',
-  'feature', 'error', 'drivers', 'control', 'attr', 'xenserver/attr', 'data', 'messages', 'vm-data', 'hvmloader', 'rrd',
+  'device',
+  'device/vbd',
+  'device/9pfs',
+  'device/vif',
+  'feature',
+  'error',
+  'drivers',
+  'control',
+  'attr',
+  'xenserver/attr',
+  'data',
+  'messages',
+  'vm-data',
+  'hvmloader',
+  'rrd',
 ] as const
-
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
 const XSDATA_PREFIXES = ['vm-data/', 'FIST/']
@@ -120,18 +132,25 @@ export interface DomainCreateFlags {
  * mode must be available (a host without HAP falls back to shadow);
  * nested virt needs HVM; grant table v2 where Xen allows it.
  */
-export function domainCreateFlags(type: DomainType, platform: Readonly<Record<string, string>>, capabilities: readonly string[]): DomainCreateFlags {
+export function domainCreateFlags(
+  type: DomainType,
+  platform: Readonly<Record<string, string>>,
+  capabilities: readonly string[],
+): DomainCreateFlags {
   const hvm = type !== 'pv'
-  const unavailable = (field: string, what: string) => invalidArgument(field, `${what} unavailable on this host (capabilities: ${capabilities.join(' ') || 'none'})`)
+  const unavailable = (field: string, what: string) =>
+    invalidArgument(field, `${what} unavailable on this host (capabilities: ${capabilities.join(' ') || 'none'})`)
   if (!capabilities.includes(hvm ? 'hvm' : 'pv')) throw unavailable('config.type', `guest type ${hvm ? 'HVM' : 'PV'}`)
   const flag = (key: string, fallback: boolean): boolean => {
-    if (!platformFlagValid(platform, key)) throw invalidArgument(`config.platform.${key}`, `${JSON.stringify(platform[key])} is not true, false, 1 or 0`)
+    if (!platformFlagValid(platform, key))
+      throw invalidArgument(`config.platform.${key}`, `${JSON.stringify(platform[key])} is not true, false, 1 or 0`)
     return platformFlag(platform, key, fallback)
   }
   let hap = false
   if (hvm) {
     hap = flag('hap', capabilities.includes('hap'))
-    if (!capabilities.includes(hap ? 'hap' : 'shadow')) throw unavailable('config.platform.hap', `guest paging mode ${hap ? 'HAP' : 'shadow'}`)
+    if (!capabilities.includes(hap ? 'hap' : 'shadow'))
+      throw unavailable('config.platform.hap', `guest paging mode ${hap ? 'HAP' : 'shadow'}`)
   }
   const nestedVirt = flag('nested-virt', false)
   if (nestedVirt && !hvm) throw invalidArgument('config.platform.nested-virt', 'needs an HVM or PVH guest')
@@ -162,18 +181,24 @@ function checkEntries(field: string, entries: Readonly<Record<string, string>> |
 /** Refuses bad input before any hypercall. */
 function checkConfig(config: CreateDomainConfig): void {
   if (config === null || typeof config !== 'object') throw invalidArgument('config', `expected an object, got ${describe(config)}`)
-  if (!['pv', 'hvm', 'pvh'].includes(config.type)) throw invalidArgument('config.type', `${describe(config.type)} is not "pv", "hvm" or "pvh"`)
-  if (!Number.isInteger(config.maxVcpus) || config.maxVcpus < 1) throw invalidArgument('config.maxVcpus', `${describe(config.maxVcpus)} is not a whole number ≥ 1`)
+  if (!['pv', 'hvm', 'pvh'].includes(config.type))
+    throw invalidArgument('config.type', `${describe(config.type)} is not "pv", "hvm" or "pvh"`)
+  if (!Number.isInteger(config.maxVcpus) || config.maxVcpus < 1)
+    throw invalidArgument('config.maxVcpus', `${describe(config.maxVcpus)} is not a whole number ≥ 1`)
   if (config.vcpus !== undefined && (!Number.isInteger(config.vcpus) || config.vcpus < 1 || config.vcpus > config.maxVcpus)) {
     throw invalidArgument('config.vcpus', `${describe(config.vcpus)} is not a whole number from 1 to maxVcpus (${config.maxVcpus})`)
   }
-  if (config.pvShim !== undefined && typeof config.pvShim !== 'boolean') throw invalidArgument('config.pvShim', `expected a boolean, got ${describe(config.pvShim)}`)
-  if (config.pvShim === true && config.type !== 'pvh') throw invalidArgument('config.pvShim', `a PV shim runs in a PVH domain, not ${config.type}`)
+  if (config.pvShim !== undefined && typeof config.pvShim !== 'boolean')
+    throw invalidArgument('config.pvShim', `expected a boolean, got ${describe(config.pvShim)}`)
+  if (config.pvShim === true && config.type !== 'pvh')
+    throw invalidArgument('config.pvShim', `a PV shim runs in a PVH domain, not ${config.type}`)
   const priority = config.schedulerPriority
   if (priority !== undefined) {
-    if (priority === null || typeof priority !== 'object') throw invalidArgument('config.schedulerPriority', `expected { weight, cap }, got ${describe(priority)}`)
+    if (priority === null || typeof priority !== 'object')
+      throw invalidArgument('config.schedulerPriority', `expected { weight, cap }, got ${describe(priority)}`)
     for (const field of ['weight', 'cap'] as const) {
-      if (!Number.isSafeInteger(priority[field]) || priority[field] < 0) throw invalidArgument(`config.schedulerPriority.${field}`, `${describe(priority[field])} is not a whole number ≥ 0`)
+      if (!Number.isSafeInteger(priority[field]) || priority[field] < 0)
+        throw invalidArgument(`config.schedulerPriority.${field}`, `${describe(priority[field])} is not a whole number ≥ 0`)
     }
   }
   // The longest home a domain can have: every key must fit below it.
@@ -185,14 +210,16 @@ function checkConfig(config: CreateDomainConfig): void {
   if (config.ssidref !== undefined && (!Number.isInteger(config.ssidref) || config.ssidref < 0 || config.ssidref > 0xffffffff)) {
     throw invalidArgument('config.ssidref', `${describe(config.ssidref)} is not a 32-bit label`)
   }
-  if (config.uuid !== undefined && (typeof config.uuid !== 'string' || !UUID.test(config.uuid))) throw invalidArgument('config.uuid', `${describe(config.uuid)} is not a UUID`)
+  if (config.uuid !== undefined && (typeof config.uuid !== 'string' || !UUID.test(config.uuid)))
+    throw invalidArgument('config.uuid', `${describe(config.uuid)} is not a UUID`)
   if (config.name !== undefined) checkEntries('config', { name: config.name }, home)
   checkEntries('config.platform', config.platform, `${home}/platform`)
   checkEntries('config.biosStrings', config.biosStrings, `${home}/bios-strings`)
   checkEntries('config.xsdata', config.xsdata, home)
   for (const field of ['maxEvtchnPort', 'maxGrantFrames', 'maxMaptrackFrames'] as const) {
     const value = config[field]
-    if (value !== undefined && (!Number.isInteger(value) || value < 0)) throw invalidArgument(`config.${field}`, `${describe(value)} is not a whole number ≥ 0`)
+    if (value !== undefined && (!Number.isInteger(value) || value < 0))
+      throw invalidArgument(`config.${field}`, `${describe(value)} is not a whole number ≥ 0`)
   }
 }
 
@@ -276,7 +303,9 @@ export async function writeDomainTree(xenstore: Xenstore, domid: number, config:
     for (const dir of GUEST_WRITABLE_DIRS) await mkdirWith(t, `${home}/${dir}`, rw)
     for (const dir of ['device', 'device/vbd', 'device/9pfs', 'device/vif']) await mkdirWith(t, `${xenopsPath(domid)}/${dir}`, dom0Only)
     // xenopsd writes these just after its transaction; here they land with the rest, or not at all.
-    const xsdata = Object.fromEntries(Object.entries(config.xsdata ?? {}).filter(([key]) => XSDATA_PREFIXES.some((prefix) => key.startsWith(prefix))))
+    const xsdata = Object.fromEntries(
+      Object.entries(config.xsdata ?? {}).filter(([key]) => XSDATA_PREFIXES.some((prefix) => key.startsWith(prefix))),
+    )
     if (Object.keys(xsdata).length > 0) await t.writeMany(home, xsdata)
     await t.writeMany(`${home}/platform`, platform)
     if (config.biosStrings && Object.keys(config.biosStrings).length > 0) await t.writeMany(`${home}/bios-strings`, config.biosStrings)
@@ -293,7 +322,9 @@ export async function writeDomainTree(xenstore: Xenstore, domid: number, config:
     // VM.create's keys after Domain.make: its initial target, each vCPU's state, the domain type.
     await t.writeMany(home, {
       ...(config.initialTargetKib === undefined ? {} : { 'memory/initial-target': String(config.initialTargetKib) }),
-      ...Object.fromEntries(Array.from({ length: config.maxVcpus }, (_, i) => [`cpu/${i}/availability`, i < online ? 'online' : 'offline'])),
+      ...Object.fromEntries(
+        Array.from({ length: config.maxVcpus }, (_, i) => [`cpu/${i}/availability`, i < online ? 'online' : 'offline']),
+      ),
       'domain-type': domainTypeKey(config),
     })
   })

@@ -10,11 +10,46 @@
  * errno it has no name for is `E` and its number (`E133`).
  */
 export const ERRNO_NAMES = [
-  'EPERM', 'ENOENT', 'ESRCH', 'EINTR', 'EIO', 'ENXIO', 'E2BIG', 'EBADF', 'EAGAIN', 'ENOMEM',
-  'EACCES', 'EFAULT', 'EBUSY', 'EEXIST', 'EXDEV', 'ENODEV', 'EINVAL', 'ENOSPC', 'EDOM', 'ERANGE',
-  'EDEADLK', 'ENOSYS', 'ENODATA', 'EOVERFLOW', 'EOPNOTSUPP', 'ETIMEDOUT', 'EALREADY', 'EINPROGRESS',
-  'ENOTEMPTY', 'ESTALE', 'ENOBUFS', 'ECANCELED', 'EPIPE', 'ECONNRESET', 'ECONNREFUSED', 'ENOTCONN',
-  'EISDIR', 'ENOTDIR', 'EROFS', 'EILSEQ',
+  'EPERM',
+  'ENOENT',
+  'ESRCH',
+  'EINTR',
+  'EIO',
+  'ENXIO',
+  'E2BIG',
+  'EBADF',
+  'EAGAIN',
+  'ENOMEM',
+  'EACCES',
+  'EFAULT',
+  'EBUSY',
+  'EEXIST',
+  'EXDEV',
+  'ENODEV',
+  'EINVAL',
+  'ENOSPC',
+  'EDOM',
+  'ERANGE',
+  'EDEADLK',
+  'ENOSYS',
+  'ENODATA',
+  'EOVERFLOW',
+  'EOPNOTSUPP',
+  'ETIMEDOUT',
+  'EALREADY',
+  'EINPROGRESS',
+  'ENOTEMPTY',
+  'ESTALE',
+  'ENOBUFS',
+  'ECANCELED',
+  'EPIPE',
+  'ECONNRESET',
+  'ECONNREFUSED',
+  'ENOTCONN',
+  'EISDIR',
+  'ENOTDIR',
+  'EROFS',
+  'EILSEQ',
 ] as const
 
 /** A failed hypercall's or xenstore call's errno name: `ENOMEM`, `ESRCH`, ..., or `E<number>`. */
@@ -260,6 +295,7 @@ export function fromNative(error: unknown): unknown {
   if (!(error instanceof Error) || error instanceof XenDomainBuildError) return error
   const { code, errno, operation, reason } = error as Error & { code?: unknown; errno?: number; operation?: string; reason?: string }
   const options = { cause: error, errno, operation, reason }
-  const known = typeof code !== 'string' ? 'INTERNAL' : isErrorCode(code) ? code : NAPI_TYPE_STATUSES.has(code) ? 'INVALID_ARGUMENT' : 'INTERNAL'
+  const known =
+    typeof code !== 'string' ? 'INTERNAL' : isErrorCode(code) ? code : NAPI_TYPE_STATUSES.has(code) ? 'INVALID_ARGUMENT' : 'INTERNAL'
   return new XenDomainBuildError(known, error.message, options)
 }

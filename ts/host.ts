@@ -117,8 +117,15 @@ export class BuildHost {
    */
   static async create(hypervisor: Hypervisor, given?: BuildHostOptions): Promise<BuildHost> {
     const xen = hypervisor as Partial<Hypervisor> | null
-    if (xen === null || typeof xen !== 'object' || ['physinfo', 'numaInfo', 'cpuTopology'].some((m) => typeof xen[m as keyof Hypervisor] !== 'function')) {
-      throw invalidArgument('hypervisor', `expected a Hypervisor (openHypervisor(), simulateHost(...).hypervisor()), got ${describe(hypervisor)}`)
+    if (
+      xen === null ||
+      typeof xen !== 'object' ||
+      ['physinfo', 'numaInfo', 'cpuTopology'].some((m) => typeof xen[m as keyof Hypervisor] !== 'function')
+    ) {
+      throw invalidArgument(
+        'hypervisor',
+        `expected a Hypervisor (openHypervisor(), simulateHost(...).hypervisor()), got ${describe(hypervisor)}`,
+      )
     }
     const options = optionsObject('options', given)
     optionalChoice('options.numaPolicy', options.numaPolicy, NUMA_POLICIES)
@@ -127,7 +134,8 @@ export class BuildHost {
     optionalMilliseconds('options.memoryPollMs', options.memoryPollMs)
     optionalMilliseconds('options.placementWaitMs', options.placementWaitMs)
     // The watcher's poll is one setTimeout: within its range.
-    if ((options.memoryPollMs ?? 0) > 2 ** 31 - 1) throw invalidArgument('options.memoryPollMs', `${options.memoryPollMs} ms is more than a poll interval can be (2^31 - 1 ms)`)
+    if ((options.memoryPollMs ?? 0) > 2 ** 31 - 1)
+      throw invalidArgument('options.memoryPollMs', `${options.memoryPollMs} ms is more than a poll interval can be (2^31 - 1 ms)`)
     optionalBoolean('options.alwaysClaim', options.alwaysClaim)
     const xenstore = options.xenstore as Partial<Xenstore> | undefined
     if (xenstore !== undefined && (xenstore === null || typeof xenstore.read !== 'function' || typeof xenstore.writeMany !== 'function')) {
@@ -135,7 +143,10 @@ export class BuildHost {
     }
     // An in-memory store on a real host would take every write and never reach xenstored.
     if (xenstore === undefined && hypervisor.simulated !== true) {
-      throw invalidArgument('options.xenstore', 'a real Xen host needs its xenstored: pass openXenstore() (an in-memory store is only for a simulated host)')
+      throw invalidArgument(
+        'options.xenstore',
+        'a real Xen host needs its xenstored: pass openXenstore() (an in-memory store is only for a simulated host)',
+      )
     }
     const [layout, physinfo] = await Promise.all([readHostTopology(hypervisor), hypervisor.physinfo()])
     return new BuildHost(hypervisor, layout, physinfo.capabilities, options)

@@ -66,7 +66,15 @@ export {
   type DomainImage,
 } from './build.js'
 export { buildPost, domainEntries, type BuildPostInput } from './build-post.js'
-export { createDomain, destroyDomain, removeVm, dyingDomainHandle, guestReadOnly, guestReadWrite, type CreateDomainConfig } from './domain.js'
+export {
+  createDomain,
+  destroyDomain,
+  removeVm,
+  dyingDomainHandle,
+  guestReadOnly,
+  guestReadWrite,
+  type CreateDomainConfig,
+} from './domain.js'
 export { SimulatedXenguest, type SimulatedXenguestOptions } from './sim-xenguest.js'
 export { SpawnedXenguest, type SpawnedXenguestOptions } from './xenguest.js'
 export {

@@ -103,20 +103,16 @@ export function memoryModel(vm: VmMemory): MemoryModel {
   const targetMib = mibOfKibUsed(vm.targetKib)
   const videoMib = vm.videoMib ?? 0
   const multiplier = vm.type === 'pv' ? 1 : (vm.shadowMultiplier ?? 1)
-  const shadowMib = Math.max(
-    1,
-    Math.trunc(Math.ceil((256 * vm.vcpus + 2 * staticMaxMib) / 256) * multiplier),
-  )
+  const shadowMib = Math.max(1, Math.trunc(Math.ceil((256 * vm.vcpus + 2 * staticMaxMib) / 256) * multiplier))
   const overheadMib =
-    data.extraInternalMib +
-    data.extraExternalMib +
-    shadowMib +
-    Math.ceil((38 * vm.vcpus) / 256) +
-    data.shimMib(staticMaxMib)
+    data.extraInternalMib + data.extraExternalMib + shadowMib + Math.ceil((38 * vm.vcpus) / 256) + data.shimMib(staticMaxMib)
   const buildStartMib = targetMib - videoMib + data.shimMib(targetMib)
   // set_shadow_allocation takes a 32-bit MiB count: a multiplier beyond it is no allocation Xen can make.
   if (shadowMib > 0xffff_ffff) {
-    throw invalidArgument('vm.shadowMultiplier', `${vm.shadowMultiplier} gives a ${shadowMib} MiB shadow allocation, beyond Xen's 2^32 - 1 MiB`)
+    throw invalidArgument(
+      'vm.shadowMultiplier',
+      `${vm.shadowMultiplier} gives a ${shadowMib} MiB shadow allocation, beyond Xen's 2^32 - 1 MiB`,
+    )
   }
   return {
     staticMaxMib,

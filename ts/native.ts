@@ -96,7 +96,10 @@ function mapErrorsOf(prototype: object, returnsPromise: (name: string) => boolea
     const descriptor = Object.getOwnPropertyDescriptor(prototype, name)
     const method: unknown = descriptor?.value
     if (name === 'constructor' || typeof method !== 'function') continue
-    Object.defineProperty(prototype, name, { ...descriptor, value: mapErrors(method as (...args: unknown[]) => unknown, returnsPromise(name)) })
+    Object.defineProperty(prototype, name, {
+      ...descriptor,
+      value: mapErrors(method as (...args: unknown[]) => unknown, returnsPromise(name)),
+    })
   }
 }
 

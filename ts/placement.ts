@@ -261,7 +261,9 @@ class PlacementAttempt {
     if (!Array.isArray(spread)) return { wait: { reason: 'spread onto promised memory', blockers: spread.blockers } }
     this.#reservation.promise(spread, false)
     const policy = this.#host.numaPolicy
-    return { placed: await this.#claimHost({ policy, plan, affinity: null, node: null, reason, promisedBytesByNode: spread, ...this.#seen() }) }
+    return {
+      placed: await this.#claimHost({ policy, plan, affinity: null, node: null, reason, promisedBytesByNode: spread, ...this.#seen() }),
+    }
   }
 
   /**
@@ -285,7 +287,9 @@ class PlacementAttempt {
     await this.#setAffinity(plan.cpus, affinity)
     this.#reservation.promise(promisedBytesByNode, this.claimMade)
     if (this.claimMade) {
-      return { placed: { policy, plan, affinity, node, claim: 'node', reason: `node ${node} claimed`, promisedBytesByNode, ...this.#seen() } }
+      return {
+        placed: { policy, plan, affinity, node, claim: 'node', reason: `node ${node} claimed`, promisedBytesByNode, ...this.#seen() },
+      }
     }
     // Pinned, the builder fails half-way if the node runs out, so only where
     // nothing else will take the node's memory first: with in-flight
@@ -320,7 +324,12 @@ class PlacementAttempt {
  * Waits, outside the placement lock, until one of `blockers` has its memory
  * (Xen counts all of it) or ends, or until `untilMs` (performance.now()).
  */
-async function waitForBlockers(host: BuildHost, blockers: readonly Reservation[], untilMs: number, signal: AbortSignal | undefined): Promise<void> {
+async function waitForBlockers(
+  host: BuildHost,
+  blockers: readonly Reservation[],
+  untilMs: number,
+  signal: AbortSignal | undefined,
+): Promise<void> {
   let ended = false
   const anyEnded = Promise.race(blockers.map((r) => r.done)).then(() => (ended = true))
   for (;;) {
@@ -378,7 +387,15 @@ export async function placeDomain(
         forBytesByNode[n] = (forBytesByNode[n] ?? 0) + b
       })
     }
-    onEvent?.({ type: 'placement.wait', domid: reservation.domid, reason, forDomids: blockers.map((r) => r.domid), forBytesByNode, waitedMs, limitMs: host.placementWaitMs })
+    onEvent?.({
+      type: 'placement.wait',
+      domid: reservation.domid,
+      reason,
+      forDomids: blockers.map((r) => r.domid),
+      forBytesByNode,
+      waitedMs,
+      limitMs: host.placementWaitMs,
+    })
     waited = true
     await waitForBlockers(host, blockers, untilMs, signal)
     if (signal?.aborted) {

@@ -67,7 +67,11 @@ export class SimulatedXenguest implements XenguestRunner {
     const share = Math.min(1, Math.max(0, this.#options.populateAtShare ?? 0.2))
     const pinned = argument(args, '-mem_pnode')
     await delay(totalMs * share, options.signal, 'xenguest (killed)')
-    options.onEvent?.({ type: 'xenguest.log', stream: 'info', line: `populating ${startMib} MiB of domain ${domid}${pinned === undefined ? '' : ` on node ${pinned}`}` })
+    options.onEvent?.({
+      type: 'xenguest.log',
+      stream: 'info',
+      line: `populating ${startMib} MiB of domain ${domid}${pinned === undefined ? '' : ` on node ${pinned}`}`,
+    })
     try {
       // In batches, as a builder's populate_physmap calls go: Xen's count of
       // the domain's pages grows while it runs, and a node that runs out

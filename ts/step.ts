@@ -14,7 +14,10 @@ export class StepRunner {
   readonly #signal: AbortSignal | undefined
   readonly #onEvent: ((event: StepEvent) => void) | undefined
 
-  constructor(domid: number, options: { signal?: AbortSignal; onEvent?: (event: StepEvent) => void; timingsMs?: Record<string, number> } = {}) {
+  constructor(
+    domid: number,
+    options: { signal?: AbortSignal; onEvent?: (event: StepEvent) => void; timingsMs?: Record<string, number> } = {},
+  ) {
     this.domid = domid
     this.#signal = options.signal
     this.#onEvent = options.onEvent

@@ -14,7 +14,6 @@ import { abortable } from './abort.js'
 import { XenDomainBuildError } from './errors.js'
 import { bytesOfKib, kibOfPages } from './units.js'
 
-
 /** Errors of a physinfo poll that may pass: retried within the wait's time limit. */
 const TRANSIENT_CODES = new Set(['EAGAIN', 'EINTR', 'EBUSY', 'ETIMEDOUT', 'ENOMEM', 'ENOBUFS'])
 

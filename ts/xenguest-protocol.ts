@@ -53,13 +53,20 @@ export function xenguestArgs(b: XenguestBuild): string[] {
     }
   }
   args.push(
-    '-domid', String(b.domid),
-    '-store_port', String(b.storePort),
-    '-store_domid', String(b.storeDomid ?? 0),
-    '-console_port', String(b.consolePort),
-    '-console_domid', String(b.consoleDomid ?? 0),
-    '-mem_max_mib', String(b.memory.buildMaxMib),
-    '-mem_start_mib', String(b.memory.buildStartMib),
+    '-domid',
+    String(b.domid),
+    '-store_port',
+    String(b.storePort),
+    '-store_domid',
+    String(b.storeDomid ?? 0),
+    '-console_port',
+    String(b.consolePort),
+    '-console_domid',
+    String(b.consoleDomid ?? 0),
+    '-mem_max_mib',
+    String(b.memory.buildMaxMib),
+    '-mem_start_mib',
+    String(b.memory.buildStartMib),
   )
   if (b.memoryNode !== undefined && b.memoryNode !== null) args.push('-mem_pnode', String(b.memoryNode))
   if (b.force) args.push('--force')
@@ -118,10 +125,9 @@ export function parseXenguestError(payload: string): XenguestFailure {
 export function xenguestFailed(payload: string): XenDomainBuildError {
   const parsed = parseXenguestError(payload)
   const code = parsed.code === null ? '' : ` [${parsed.code}]`
-  return Object.assign(
-    new XenDomainBuildError('XENGUEST_FAILED', `xenguest failed in ${parsed.function}${code}: ${parsed.message}`),
-    { xenguest: parsed },
-  )
+  return Object.assign(new XenDomainBuildError('XENGUEST_FAILED', `xenguest failed in ${parsed.function}${code}: ${parsed.message}`), {
+    xenguest: parsed,
+  })
 }
 
 /** An MFN: decimal or 0x hex, within 64 bits. */
@@ -131,7 +137,15 @@ const MAX_MFN = 2n ** 64n - 1n
 /** A `result:` payload: `<store_mfn> <console_mfn>[ <protocol>]`. */
 export function parseXenguestResult(payload: string): XenguestResult {
   const [store, consoleMfn, protocol, ...rest] = payload.trim().split(/\s+/)
-  if (store === undefined || consoleMfn === undefined || !MFN.test(store) || !MFN.test(consoleMfn) || rest.length > 0 || BigInt(store) > MAX_MFN || BigInt(consoleMfn) > MAX_MFN) {
+  if (
+    store === undefined ||
+    consoleMfn === undefined ||
+    !MFN.test(store) ||
+    !MFN.test(consoleMfn) ||
+    rest.length > 0 ||
+    BigInt(store) > MAX_MFN ||
+    BigInt(consoleMfn) > MAX_MFN
+  ) {
     throw protocolError(`malformed result: ${JSON.stringify(payload.slice(0, 200))}`)
   }
   return { storeMfn: BigInt(store), consoleMfn: BigInt(consoleMfn), ...(protocol === undefined ? {} : { protocol }) }

@@ -146,11 +146,16 @@ export class SpawnedXenguest implements XenguestRunner {
         } else later(this.#exitGraceMs, killGroup)
       }
       if (timeoutMs !== undefined) {
-        later(timeoutMs, () => finish({ error: new XenDomainBuildError('TIMEOUT', `xenguest took more than ${timeoutMs} ms and was killed`) }, true))
+        later(timeoutMs, () =>
+          finish({ error: new XenDomainBuildError('TIMEOUT', `xenguest took more than ${timeoutMs} ms and was killed`) }, true),
+        )
       }
 
       child.on('error', (error) => {
-        finish({ error: new XenDomainBuildError('XENGUEST_PROTOCOL', `xenguest could not be started: ${error.message}`, { cause: error }) }, true)
+        finish(
+          { error: new XenDomainBuildError('XENGUEST_PROTOCOL', `xenguest could not be started: ${error.message}`, { cause: error }) },
+          true,
+        )
         settle()
       })
       if (child.pid !== undefined) onEvent?.({ type: 'xenguest.spawn', pid: child.pid, args: [...args] })
@@ -170,7 +175,12 @@ export class SpawnedXenguest implements XenguestRunner {
         () => finish({ error: protocolError(`a control line longer than ${MAX_CONTROL_LINE} characters`) }, true),
       )
       for (const stream of ['stdout', 'stderr'] as const) {
-        eachLine(child[stream] as Readable, MAX_CONTROL_LINE, (line) => onEvent?.({ type: 'xenguest.log', stream, line }), () => undefined)
+        eachLine(
+          child[stream] as Readable,
+          MAX_CONTROL_LINE,
+          (line) => onEvent?.({ type: 'xenguest.log', stream, line }),
+          () => undefined,
+        )
       }
       child.on('exit', (code, killedBy) => {
         const how = killedBy !== null ? `was killed by ${killedBy}` : `exited with code ${code}`

@@ -43,7 +43,10 @@ export function checkPath(operation: string, path: string): void {
   const absolute = path.startsWith('/')
   const limit = absolute ? XENSTORE_ABS_PATH_MAX_BYTES : XENSTORE_REL_PATH_MAX_BYTES
   if (path.length > limit) {
-    throw invalidArgument(`${operation}: path ${shown(path)}`, `${path.length} bytes, over xenstore's ${limit} for an ${absolute ? 'absolute' : 'relative'} path`)
+    throw invalidArgument(
+      `${operation}: path ${shown(path)}`,
+      `${path.length} bytes, over xenstore's ${limit} for an ${absolute ? 'absolute' : 'relative'} path`,
+    )
   }
 }
 
@@ -62,7 +65,10 @@ export function checkWrite(operation: string, path: string, value: string): void
   const valueBytes = Buffer.byteLength(value)
   const payload = path.length + 1 + valueBytes
   if (payload > XENSTORE_PAYLOAD_MAX_BYTES) {
-    throw invalidArgument(`${operation}: value`, `${valueBytes} bytes, and with the path ${payload} bytes, over xenstore's ${XENSTORE_PAYLOAD_MAX_BYTES}-byte payload`)
+    throw invalidArgument(
+      `${operation}: value`,
+      `${valueBytes} bytes, and with the path ${payload} bytes, over xenstore's ${XENSTORE_PAYLOAD_MAX_BYTES}-byte payload`,
+    )
   }
 }
 
@@ -83,9 +89,11 @@ const ACCESSES: readonly string[] = ['none', 'read', 'write', 'both']
 
 /** A permission list: the owner's entry first, each entry a domid and one of xenstore's accesses. */
 export function checkPermissions(operation: string, permissions: readonly { domid: number; access: string }[]): void {
-  if (!Array.isArray(permissions) || permissions.length === 0) throw invalidArgument(`${operation}: permissions`, "at least the owner's entry")
+  if (!Array.isArray(permissions) || permissions.length === 0)
+    throw invalidArgument(`${operation}: permissions`, "at least the owner's entry")
   permissions.forEach((p, i) => {
     checkXenstoreDomid(`${operation}: permissions[${i}].domid`, p?.domid)
-    if (!ACCESSES.includes(p.access)) throw invalidArgument(`${operation}: permissions[${i}].access`, 'not "none", "read", "write" or "both"')
+    if (!ACCESSES.includes(p.access))
+      throw invalidArgument(`${operation}: permissions[${i}].access`, 'not "none", "read", "write" or "both"')
   })
 }

@@ -107,7 +107,8 @@ class MemoryState {
   /** Applies a transaction: EAGAIN if anything it touched changed since it touched it. */
   commit(tx: OpenTransaction): void {
     for (const [path, gen] of tx.seen ?? []) {
-      if ((this.nodes.get(path)?.gen ?? MISSING) !== gen) throw xsError('EAGAIN', 'xs_transaction_end', `${path} changed since the transaction read it`)
+      if ((this.nodes.get(path)?.gen ?? MISSING) !== gen)
+        throw xsError('EAGAIN', 'xs_transaction_end', `${path} changed since the transaction read it`)
     }
     if (tx.own.size === 0) return
     const gen = ++this.generation
@@ -284,10 +285,12 @@ class MemoryCalls implements XenstoreCalls {
       const entry = this.#check('xs_set_permissions', view, p, 'owner')
       if (entry === undefined) throw xsError('ENOENT', 'xs_set_permissions', p)
       // A domain other than dom0 may not give its node away.
-      if (this.domid !== 0 && permissions[0]?.domid !== entry.perms[0]?.domid) throw xsError('EPERM', 'xs_set_permissions', `${p}: only dom0 changes an owner`)
+      if (this.domid !== 0 && permissions[0]?.domid !== entry.perms[0]?.domid)
+        throw xsError('EPERM', 'xs_set_permissions', `${p}: only dom0 changes an owner`)
       // xenstored accounts a node to its owner, which must exist (other entries naming missing domains are kept, and match nobody).
       const owner = permissions[0]?.domid ?? 0
-      if (owner !== 0 && !this.state.domainExists(owner)) throw xsError('ENOENT', 'xs_set_permissions', `the owner, domain ${owner}, does not exist`)
+      if (owner !== 0 && !this.state.domainExists(owner))
+        throw xsError('ENOENT', 'xs_set_permissions', `the owner, domain ${owner}, does not exist`)
       view.mine(p).perms = permissions.map((perm) => ({ ...perm }))
     })
   }

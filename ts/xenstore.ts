@@ -190,7 +190,11 @@ export class CallsXenstore implements Xenstore {
         checkPath('xs_set_permissions', path)
         checkPermissions('xs_set_permissions', permissions)
         count()
-        return calls.setPermissions(tx, path, permissions.map((p) => ({ domid: p.domid, access: p.access })))
+        return calls.setPermissions(
+          tx,
+          path,
+          permissions.map((p) => ({ domid: p.domid, access: p.access })),
+        )
       },
     }
   }
@@ -238,7 +242,8 @@ export class CallsXenstore implements Xenstore {
    */
   transaction<T>(fn: (tx: XenstoreOperations) => Promise<T>, options: TransactionOptions = {}): Promise<T> {
     const attempts = options.attempts ?? DEFAULT_ATTEMPTS
-    if (!Number.isInteger(attempts) || attempts < 1) return Promise.reject(invalidArgument('transaction: attempts', 'not a whole number ≥ 1'))
+    if (!Number.isInteger(attempts) || attempts < 1)
+      return Promise.reject(invalidArgument('transaction: attempts', 'not a whole number ≥ 1'))
     const run = this.#transactions.then(() => this.#transact(fn, attempts))
     this.#transactions = run.then(
       () => undefined,

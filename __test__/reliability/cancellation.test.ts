@@ -81,15 +81,20 @@ async function storm(options: { builds: number; nodeClaims: boolean; seed: numbe
       }, outcome.abortAtMs),
     )
     try {
-      await buildDomain(host, domid, { type: 'hvm', staticMaxKib: sizeMib * MIB_KIB, targetKib: sizeMib * MIB_KIB, videoMib: 4, vcpus }, {
-        xenguest,
-        image: 'hvmloader',
-        signal: controller.signal,
-        onEvent: (e) => {
-          if (e.type === 'step') lastStep = e.step
-          if (e.type === 'numa.placement') placed = true
+      await buildDomain(
+        host,
+        domid,
+        { type: 'hvm', staticMaxKib: sizeMib * MIB_KIB, targetKib: sizeMib * MIB_KIB, videoMib: 4, vcpus },
+        {
+          xenguest,
+          image: 'hvmloader',
+          signal: controller.signal,
+          onEvent: (e) => {
+            if (e.type === 'step') lastStep = e.step
+            if (e.type === 'numa.placement') placed = true
+          },
         },
-      })
+      )
     } catch (error) {
       outcome.result = 'rejected'
       outcome.error = error
@@ -106,9 +111,17 @@ async function storm(options: { builds: number; nodeClaims: boolean; seed: numbe
 describe('cancellation of hundreds of concurrent builds', () => {
   for (const nodeClaims of [false, true]) {
     const builds = nodeClaims ? 100 : 300
-    it(`${builds} builds on amd-opteron-6272 (node claims ${nodeClaims ? 'on' : 'off'}), each aborted at a random time`, { timeout: 60_000 }, async () => {
+    it(`${builds} builds on amd-opteron-6272 (node claims ${nodeClaims ? 'on' : 'off'}), each aborted at a random time`, {
+      timeout: 60_000,
+    }, async () => {
       const started = performance.now()
-      const { sim, host, domids, outcomes } = await storm({ builds, nodeClaims, seed: nodeClaims ? 7 : 42, numaLatencyMs: 5, abortWithinMs: nodeClaims ? 400 : 1200 })
+      const { sim, host, domids, outcomes } = await storm({
+        builds,
+        nodeClaims,
+        seed: nodeClaims ? 7 : 42,
+        numaLatencyMs: 5,
+        abortWithinMs: nodeClaims ? 400 : 1200,
+      })
       const elapsedMs = performance.now() - started
 
       const aborted = outcomes.filter((o) => o.abortedAt !== undefined)
@@ -116,7 +129,13 @@ describe('cancellation of hundreds of concurrent builds', () => {
       // Every aborted build rejects with ABORTED (AbortError) or completes.
       const wrong = outcomes
         .filter((o) => o.result === 'rejected')
-        .filter((o) => !(o.error instanceof XenDomainBuildError) || o.error.code !== 'ABORTED' || o.error.name !== 'AbortError' || o.abortedAt === undefined)
+        .filter(
+          (o) =>
+            !(o.error instanceof XenDomainBuildError) ||
+            o.error.code !== 'ABORTED' ||
+            o.error.name !== 'AbortError' ||
+            o.abortedAt === undefined,
+        )
         .map((o) => `domain ${o.domid} (aborted at ${o.abortAtMs} ms, after ${o.stepAtAbort ?? 'no step'}): ${brief(o.error)}`)
 
       const delays = (list: Outcome[]) =>
@@ -126,7 +145,8 @@ describe('cancellation of hundreds of concurrent builds', () => {
           .sort((a, b) => a - b)
       const queued = delays(aborted.filter((o) => o.queuedForPlacement))
       const all = delays(aborted)
-      const fmt = (d: number[]) => `n=${d.length} median ${percentile(d, 0.5).toFixed(1)} ms, p95 ${percentile(d, 0.95).toFixed(1)} ms, max ${(d[d.length - 1] ?? NaN).toFixed(1)} ms`
+      const fmt = (d: number[]) =>
+        `n=${d.length} median ${percentile(d, 0.5).toFixed(1)} ms, p95 ${percentile(d, 0.95).toFixed(1)} ms, max ${(d[d.length - 1] ?? NaN).toFixed(1)} ms`
       console.log(
         `cancellation (node claims ${nodeClaims ? 'on' : 'off'}): ${outcomes.length} builds in ${elapsedMs.toFixed(0)} ms, ` +
           `${aborted.length} aborted while running, ${completed.length} completed, ${wrong.length} wrong rejections; ` +
@@ -143,7 +163,12 @@ describe('cancellation of hundreds of concurrent builds', () => {
       // The host is usable afterwards.
       const domid = await sim.hypervisor().createDomain({ kind: 'hvm', maxVcpus: 1 })
       await (host.xenstore as InMemoryXenstore).write(`/local/domain/${domid}/vm`, `/vm/vm-of-${domid}`)
-      await buildDomain(host, domid, { type: 'hvm', staticMaxKib: 256 * MIB_KIB, targetKib: 256 * MIB_KIB, vcpus: 1 }, { xenguest: new SimulatedXenguest(sim), image: 'hvmloader' })
+      await buildDomain(
+        host,
+        domid,
+        { type: 'hvm', staticMaxKib: 256 * MIB_KIB, targetKib: 256 * MIB_KIB, vcpus: 1 },
+        { xenguest: new SimulatedXenguest(sim), image: 'hvmloader' },
+      )
       expect(await leaks(sim, host, [domid])).toEqual([])
     })
   }
@@ -172,21 +197,26 @@ describe('cancellation kills the whole builder', () => {
       let helperPid = 0
       const pidfile = join(tmpdir(), `xdb-helper-${process.pid}-${how}.pid`)
       try {
-        const build = buildDomain(host, domid, { type: 'hvm', staticMaxKib: 256 * MIB_KIB, targetKib: 256 * MIB_KIB, vcpus: 1 }, {
-          xenguest: new SpawnedXenguest(FORKING_XENGUEST, { exitGraceMs: 200 }),
-          image: FORKING_XENGUEST,
-          extraArgs: ['-helper-pidfile', pidfile],
-          signal: controller.signal,
-          // Long enough for node to start the fake and its helper on a busy machine.
-          ...(how === 'timeout' ? { xenguestTimeoutMs: 2000 } : {}),
-          onEvent: (e) => {
-            if (e.type === 'xenguest.spawn') xenguestPid = e.pid
-            if (e.type === 'xenguest.log' && e.line.startsWith('helper ')) {
-              helperPid = Number(e.line.slice(7))
-              if (how === 'abort') controller.abort()
-            }
+        const build = buildDomain(
+          host,
+          domid,
+          { type: 'hvm', staticMaxKib: 256 * MIB_KIB, targetKib: 256 * MIB_KIB, vcpus: 1 },
+          {
+            xenguest: new SpawnedXenguest(FORKING_XENGUEST, { exitGraceMs: 200 }),
+            image: FORKING_XENGUEST,
+            extraArgs: ['-helper-pidfile', pidfile],
+            signal: controller.signal,
+            // Long enough for node to start the fake and its helper on a busy machine.
+            ...(how === 'timeout' ? { xenguestTimeoutMs: 2000 } : {}),
+            onEvent: (e) => {
+              if (e.type === 'xenguest.spawn') xenguestPid = e.pid
+              if (e.type === 'xenguest.log' && e.line.startsWith('helper ')) {
+                helperPid = Number(e.line.slice(7))
+                if (how === 'abort') controller.abort()
+              }
+            },
           },
-        })
+        )
         const error = await build.then(
           () => undefined,
           (e: unknown) => e,

@@ -52,10 +52,21 @@ const KINDS: Kind[] = [
     lowerShadowToMib: 1,
     modules: [{ path: '/boot/initrd', cmdline: 'quiet' }],
   },
-  { name: 'HVM hard affinity', domain: 'hvm', vm: { type: 'hvm', staticMaxKib: GIB_KIB, targetKib: GIB_KIB, videoMib: 8, vcpus: 2, hardAffinity: [[4, 5]] } },
-  { name: 'HVM policy any', domain: 'hvm', vm: { type: 'hvm', staticMaxKib: GIB_KIB, targetKib: GIB_KIB, videoMib: 8, vcpus: 2 }, policy: 'any' },
+  {
+    name: 'HVM hard affinity',
+    domain: 'hvm',
+    vm: { type: 'hvm', staticMaxKib: GIB_KIB, targetKib: GIB_KIB, videoMib: 8, vcpus: 2, hardAffinity: [[4, 5]] },
+  },
+  {
+    name: 'HVM policy any',
+    domain: 'hvm',
+    vm: { type: 'hvm', staticMaxKib: GIB_KIB, targetKib: GIB_KIB, videoMib: 8, vcpus: 2 },
+    policy: 'any',
+  },
 ]
-const CONFIGS = KINDS.flatMap((kind) => [true, false].map((nodeClaims) => ({ kind, nodeClaims, label: `${kind.name}, node claims ${nodeClaims ? 'on' : 'off'}` })))
+const CONFIGS = KINDS.flatMap((kind) =>
+  [true, false].map((nodeClaims) => ({ kind, nodeClaims, label: `${kind.name}, node claims ${nodeClaims ? 'on' : 'off'}` })),
+)
 type Config = (typeof CONFIGS)[number]
 
 interface Site {
@@ -217,7 +228,8 @@ async function runCell(config: Config, site: Site, errno: Errno): Promise<Cell> 
       if (error.code !== expectedCode) problems.push(`code ${error.code}, expected ${expectedCode}`)
       if (error.step !== site.step) problems.push(`step ${String(error.step)}, expected ${site.step}`)
       if (error.domid !== domid) problems.push(`domid ${String(error.domid)}, expected ${domid}`)
-      if (expectedCode === errno && error.operation !== operation) problems.push(`operation ${String(error.operation)}, expected ${operation}`)
+      if (expectedCode === errno && error.operation !== operation)
+        problems.push(`operation ${String(error.operation)}, expected ${operation}`)
     }
   }
   await afterCell(f, config, [domid], problems)
@@ -262,7 +274,8 @@ async function runReleaseCell(config: Config, site: Site, errno: Errno, releaseE
   } else {
     if (event.domid !== domid) problems.push(`claim.release.failed domid ${event.domid}, expected ${domid}`)
     const e = event.error as { code?: string } | undefined
-    if (!(e instanceof XenDomainBuildError) || e.code !== releaseErrno) problems.push(`claim.release.failed error ${brief(e)}, expected code ${releaseErrno}`)
+    if (!(e instanceof XenDomainBuildError) || e.code !== releaseErrno)
+      problems.push(`claim.release.failed error ${brief(e)}, expected code ${releaseErrno}`)
   }
   // The claim may be stuck now (Xen refused to drop it): destroying the domain drops it.
   f.trap.current = undefined
@@ -284,7 +297,19 @@ describe('fault matrix: every call site × errno × kind', () => {
     }
     // Every kind reaches the hypervisor in the steps it should.
     const steps = (label: string) => new Set(sitesOf.get(label)?.map((s) => s.step))
-    expect([...steps('HVM, node claims on')]).toEqual(expect.arrayContaining(['domain_info', 'wait_for_memory', 'timer_mode', 'max_vcpus', 'shadow_allocation', 'numa_placement', 'event_channels', 'xenguest', 'shadow_correction']))
+    expect([...steps('HVM, node claims on')]).toEqual(
+      expect.arrayContaining([
+        'domain_info',
+        'wait_for_memory',
+        'timer_mode',
+        'max_vcpus',
+        'shadow_allocation',
+        'numa_placement',
+        'event_channels',
+        'xenguest',
+        'shadow_correction',
+      ]),
+    )
     expect([...steps('PV, node claims off')]).toEqual(expect.arrayContaining(['memmap_limit', 'numa_placement']))
     expect([...steps('HVM hard affinity, node claims on')]).toContain('hard_affinity')
   })
@@ -321,9 +346,7 @@ describe('fault matrix: the claim release fails too', () => {
       // Each cell has a host of its own, and most of its time is the release's
       // retry delays: the cells run at once.
       const cells = await Promise.all(
-        later.flatMap((site) =>
-          ERRNOS.map((errno, i) => runReleaseCell(config, site, errno, ERRNOS[(i + 1) % ERRNOS.length] as Errno)),
-        ),
+        later.flatMap((site) => ERRNOS.map((errno, i) => runReleaseCell(config, site, errno, ERRNOS[(i + 1) % ERRNOS.length] as Errno))),
       )
       const bad = cells.filter((cell) => cell.problems.length > 0)
       summary.releaseCells += cells.length

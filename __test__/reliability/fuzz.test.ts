@@ -40,14 +40,76 @@ const BIG = 'x'.repeat(200 * 1024)
 // ---------------------------------------------------------------- junk values
 
 const special = fc.constantFrom<unknown>(
-  null, undefined, NaN, Infinity, -Infinity, -1, -0, 0, 0.5, 1, -(2 ** 31), 2 ** 31, 2 ** 32, 2 ** 53, 2 ** 64, Number.MAX_VALUE, Number.MIN_VALUE,
-  '', ' ', '\0', 'a\0b', BIG, `${BIG}\0`, '-mode', '--force', '1', 'NaN', 'hvm\0', 'true',
-  true, false, [], {}, [null], [[]], [NaN], [-1], { length: 3 }, Object.create(null), new Date(0), /x/, 10n, -1n, Symbol('junk'), () => 1,
-  new Proxy({}, {}), new Map([[1, 2]]), new Uint8Array(4), [BIG], ['a\0b'], { path: null }, { path: 'a\0b' }, [{ path: BIG }], { nested: { deeper: [undefined, null, NaN] } },
+  null,
+  undefined,
+  NaN,
+  Infinity,
+  -Infinity,
+  -1,
+  -0,
+  0,
+  0.5,
+  1,
+  -(2 ** 31),
+  2 ** 31,
+  2 ** 32,
+  2 ** 53,
+  2 ** 64,
+  Number.MAX_VALUE,
+  Number.MIN_VALUE,
+  '',
+  ' ',
+  '\0',
+  'a\0b',
+  BIG,
+  `${BIG}\0`,
+  '-mode',
+  '--force',
+  '1',
+  'NaN',
+  'hvm\0',
+  'true',
+  true,
+  false,
+  [],
+  {},
+  [null],
+  [[]],
+  [NaN],
+  [-1],
+  { length: 3 },
+  Object.create(null),
+  new Date(0),
+  /x/,
+  10n,
+  -1n,
+  Symbol('junk'),
+  () => 1,
+  new Proxy({}, {}),
+  new Map([[1, 2]]),
+  new Uint8Array(4),
+  [BIG],
+  ['a\0b'],
+  { path: null },
+  { path: 'a\0b' },
+  [{ path: BIG }],
+  { nested: { deeper: [undefined, null, NaN] } },
 )
 const junk: fc.Arbitrary<unknown> = fc.oneof(
   { weight: 4, arbitrary: special },
-  { weight: 2, arbitrary: fc.anything({ maxDepth: 2, withBigInt: true, withNullPrototype: true, withMap: true, withSet: true, withTypedArray: true, withSparseArray: true, withBoxedValues: true }) },
+  {
+    weight: 2,
+    arbitrary: fc.anything({
+      maxDepth: 2,
+      withBigInt: true,
+      withNullPrototype: true,
+      withMap: true,
+      withSet: true,
+      withTypedArray: true,
+      withSparseArray: true,
+      withBoxedValues: true,
+    }),
+  },
   { weight: 1, arbitrary: fc.string({ unit: 'binary', maxLength: 30 }) },
   { weight: 1, arbitrary: fc.oneof(fc.integer(), fc.double()) },
   { weight: 1, arbitrary: fc.array(special, { maxLength: 3 }) },
@@ -87,7 +149,13 @@ const FIELDS: Field[] = [
     name: 'hardAffinity',
     // CPU ids are whole numbers; those the host lacks are dropped (xenopsd), but the first vCPU's
     // mask must keep one of the host's 16 CPUs (the build's one vCPU).
-    valid: optional((v) => Array.isArray(v) && v.length > 0 && v.every((m) => Array.isArray(m) && m.length > 0 && m.every((c) => Number.isSafeInteger(c))) && (v[0] as number[]).some((c) => c >= 0 && c < 16)),
+    valid: optional(
+      (v) =>
+        Array.isArray(v) &&
+        v.length > 0 &&
+        v.every((m) => Array.isArray(m) && m.length > 0 && m.every((c) => Number.isSafeInteger(c))) &&
+        (v[0] as number[]).some((c) => c >= 0 && c < 16),
+    ),
   },
   // The whole options object: never valid for buildDomain (it needs a builder
   // and an image); for buildPre, an object or nothing is (see below).
@@ -99,7 +167,9 @@ const FIELDS: Field[] = [
   {
     where: 'options',
     name: 'modules',
-    valid: optional((v) => Array.isArray(v) && v.every((m) => plainObject(m) && argString(m.path) && m.path !== '' && optional(argString)(m.cmdline))),
+    valid: optional(
+      (v) => Array.isArray(v) && v.every((m) => plainObject(m) && argString(m.path) && m.path !== '' && optional(argString)(m.cmdline)),
+    ),
   },
   { where: 'options', name: 'extraArgs', valid: optional((v) => Array.isArray(v) && v.every(argString)) },
   { where: 'options', name: 'xenguestTimeoutMs', valid: optional(timeout) },
@@ -112,7 +182,10 @@ const FIELDS: Field[] = [
   {
     where: 'options',
     name: 'extraKeys',
-    valid: optional((v) => plainObject(v) && Object.entries(v).every(([k, x]) => k !== '' && !k.includes('\0') && typeof x === 'string' && !x.includes('\0'))),
+    valid: optional(
+      (v) =>
+        plainObject(v) && Object.entries(v).every(([k, x]) => k !== '' && !k.includes('\0') && typeof x === 'string' && !x.includes('\0')),
+    ),
   },
   { where: 'options', name: 'signal', valid: optional((v) => v instanceof AbortSignal) },
   { where: 'options', name: 'onEvent', valid: optional((v) => typeof v === 'function') },
@@ -148,12 +221,17 @@ function report(t: Tally): string[] {
 
 /** A value as the report shows it: short, NULs and 200 KB strings visible. */
 function show(value: unknown): string {
-  if (typeof value === 'string') return value.length > 40 ? `"${value.slice(0, 12).replaceAll('\0', '\\0')}…" (${value.length} chars${value.includes('\0') ? ', with NUL' : ''})` : JSON.stringify(value)
+  if (typeof value === 'string')
+    return value.length > 40
+      ? `"${value.slice(0, 12).replaceAll('\0', '\\0')}…" (${value.length} chars${value.includes('\0') ? ', with NUL' : ''})`
+      : JSON.stringify(value)
   if (typeof value === 'symbol' || typeof value === 'function' || typeof value === 'bigint') return String(value)
   if (typeof value === 'number') return String(value)
   if (value === undefined) return 'undefined'
   try {
-    const text = JSON.stringify(value, (_k, v: unknown) => (typeof v === 'bigint' ? `${v}n` : typeof v === 'string' && v.length > 40 ? show(v) : v))
+    const text = JSON.stringify(value, (_k, v: unknown) =>
+      typeof v === 'bigint' ? `${v}n` : typeof v === 'string' && v.length > 40 ? show(v) : v,
+    )
     return text === undefined ? String(value) : text.length > 120 ? `${text.slice(0, 120)}…` : text
   } catch {
     return Object.prototype.toString.call(value)
@@ -172,15 +250,27 @@ async function settle<T>(promise: Promise<T>, ms = 5000): Promise<{ ok: true; va
   let timer: NodeJS.Timeout | undefined
   const hang = new Promise<{ hung: true }>((resolve) => (timer = setTimeout(() => resolve({ hung: true }), ms)))
   try {
-    return await Promise.race([promise.then((value) => ({ ok: true as const, value }), (error: unknown) => ({ ok: false as const, error })), hang])
+    return await Promise.race([
+      promise.then(
+        (value) => ({ ok: true as const, value }),
+        (error: unknown) => ({ ok: false as const, error }),
+      ),
+      hang,
+    ])
   } finally {
     clearTimeout(timer)
   }
 }
 
 afterAll(() => {
-  for (const [name, t] of tallies) console.log(`fuzz ${name}: ${t.tried} inputs tried, ${t.foreign} non-XenDomainBuildError exceptions, ${t.problems.size} kinds of problem`)
-  const total = [...tallies.values()].reduce((a, t) => ({ tried: a.tried + t.tried, foreign: a.foreign + t.foreign }), { tried: 0, foreign: 0 })
+  for (const [name, t] of tallies)
+    console.log(
+      `fuzz ${name}: ${t.tried} inputs tried, ${t.foreign} non-XenDomainBuildError exceptions, ${t.problems.size} kinds of problem`,
+    )
+  const total = [...tallies.values()].reduce((a, t) => ({ tried: a.tried + t.tried, foreign: a.foreign + t.foreign }), {
+    tried: 0,
+    foreign: 0,
+  })
   console.log(`fuzz total: ${total.tried} inputs tried, ${total.foreign} non-XenDomainBuildError exceptions`)
 })
 
@@ -203,14 +293,22 @@ const types = fc.constantFrom<VmConfig['type']>('hvm', 'pv', 'pvh')
 
 describe('fuzz: bad input to a build is refused before any hypercall', () => {
   for (const entry of ['buildDomain', 'buildPre'] as const) {
-    const fields = entry === 'buildDomain' ? FIELDS : FIELDS.filter((f) => f.where !== 'options' || ['signal', 'memoryTimeoutMs', 'onEvent'].includes(f.name ?? '') || f.name === undefined)
+    const fields =
+      entry === 'buildDomain'
+        ? FIELDS
+        : FIELDS.filter(
+            (f) => f.where !== 'options' || ['signal', 'memoryTimeoutMs', 'onEvent'].includes(f.name ?? '') || f.name === undefined,
+          )
     it(`${entry}: one field of a valid build made bad → INVALID_ARGUMENT, no hypercall`, { timeout: 60_000 }, async () => {
       const t = tally(`${entry} (one bad field)`)
       const cases = fc
         .tuple(types, fc.constantFrom(...fields), junk)
         .filter(([type, field, value]) => !field.valid(value, type, 16))
         // buildPre's options are all optional: an empty object or none is valid.
-        .filter(([, field, value]) => !(entry === 'buildPre' && field.where === 'options' && field.name === undefined && (value === undefined || plainObject(value))))
+        .filter(
+          ([, field, value]) =>
+            !(entry === 'buildPre' && field.where === 'options' && field.name === undefined && (value === undefined || plainObject(value))),
+        )
       await fc.assert(
         fc.asyncProperty(cases, async ([type, field, value]) => {
           t.tried++
@@ -224,9 +322,10 @@ describe('fuzz: bad input to a build is refused before any hypercall', () => {
           const input = `${type} build, ${fieldName(field)} = ${show(value)}`
           let run: Promise<unknown>
           try {
-            run = entry === 'buildDomain'
-              ? buildDomain(s.host, domid as number, vm as VmConfig, options as BuildDomainOptions)
-              : buildPre(s.host, domid as number, vm as VmConfig, options as object)
+            run =
+              entry === 'buildDomain'
+                ? buildDomain(s.host, domid as number, vm as VmConfig, options as BuildDomainOptions)
+                : buildPre(s.host, domid as number, vm as VmConfig, options as object)
           } catch (error) {
             // A synchronous throw from a Promise-returning function is itself a problem.
             run = Promise.reject(error)
@@ -262,8 +361,29 @@ describe('fuzz: bad input to a build is refused before any hypercall', () => {
   it('buildDomain: many fields junk at once → only XenDomainBuildErrors, and no hang', { timeout: 60_000 }, async () => {
     const t = tally('buildDomain (junk everywhere)')
     const optionalJunk = fc.option(junk, { nil: undefined, freq: 2 })
-    const vmJunk = fc.record({ type: fc.oneof(types, junk), staticMaxKib: fc.oneof(fc.constant(256 * MIB_KIB), junk), targetKib: fc.oneof(fc.constant(256 * MIB_KIB), junk), vcpus: fc.oneof(fc.constant(1), junk), videoMib: optionalJunk, shadowMultiplier: optionalJunk, hardAffinity: optionalJunk })
-    const optionsJunk = fc.record({ image: fc.oneof(fc.constant('kernel'), junk), cmdline: optionalJunk, ramdisk: optionalJunk, modules: optionalJunk, extraArgs: optionalJunk, xenguestTimeoutMs: optionalJunk, memoryTimeoutMs: optionalJunk, storeDomid: optionalJunk, consoleDomid: optionalJunk, timeoffset: optionalJunk, extraKeys: optionalJunk, force: optionalJunk })
+    const vmJunk = fc.record({
+      type: fc.oneof(types, junk),
+      staticMaxKib: fc.oneof(fc.constant(256 * MIB_KIB), junk),
+      targetKib: fc.oneof(fc.constant(256 * MIB_KIB), junk),
+      vcpus: fc.oneof(fc.constant(1), junk),
+      videoMib: optionalJunk,
+      shadowMultiplier: optionalJunk,
+      hardAffinity: optionalJunk,
+    })
+    const optionsJunk = fc.record({
+      image: fc.oneof(fc.constant('kernel'), junk),
+      cmdline: optionalJunk,
+      ramdisk: optionalJunk,
+      modules: optionalJunk,
+      extraArgs: optionalJunk,
+      xenguestTimeoutMs: optionalJunk,
+      memoryTimeoutMs: optionalJunk,
+      storeDomid: optionalJunk,
+      consoleDomid: optionalJunk,
+      timeoffset: optionalJunk,
+      extraKeys: optionalJunk,
+      force: optionalJunk,
+    })
     await fc.assert(
       fc.asyncProperty(types, fc.oneof(fc.constant<unknown>('valid'), junk), vmJunk, optionsJunk, async (type, domidJunk, vm, options) => {
         t.tried++
@@ -335,13 +455,25 @@ describe('fuzz: the rest of the public API', () => {
       xenstore: optional((v) => v instanceof InMemoryXenstore),
     }
     await fc.assert(
-      fc.asyncProperty(fc.boolean(), junk, fc.constantFrom(...Object.keys(valid)), junk, async (realHypervisor, hypervisor, field, value) => {
-        const options = { [field]: value }
-        const bad = !realHypervisor || !(valid[field] as (v: unknown) => boolean)(value)
-        const host = await only(t, realHypervisor ? `options.${field}` : 'hypervisor', `BuildHost.create(${realHypervisor ? 'a hypervisor' : show(hypervisor)}, ${show(options)})`, () => BuildHost.create((realHypervisor ? sim.hypervisor() : hypervisor) as never, options as never), bad)
-        if (host instanceof BuildHost) host.close()
-        return true
-      }),
+      fc.asyncProperty(
+        fc.boolean(),
+        junk,
+        fc.constantFrom(...Object.keys(valid)),
+        junk,
+        async (realHypervisor, hypervisor, field, value) => {
+          const options = { [field]: value }
+          const bad = !realHypervisor || !(valid[field] as (v: unknown) => boolean)(value)
+          const host = await only(
+            t,
+            realHypervisor ? `options.${field}` : 'hypervisor',
+            `BuildHost.create(${realHypervisor ? 'a hypervisor' : show(hypervisor)}, ${show(options)})`,
+            () => BuildHost.create((realHypervisor ? sim.hypervisor() : hypervisor) as never, options as never),
+            bad,
+          )
+          if (host instanceof BuildHost) host.close()
+          return true
+        },
+      ),
       { seed: SEED, numRuns: 300 },
     )
     expect(report(t)).toEqual([])
@@ -349,21 +481,40 @@ describe('fuzz: the rest of the public API', () => {
 
   it('NumaPlanner: constructor and plan with any topology, request and free memory', { timeout: 60_000 }, async () => {
     const t = tally('NumaPlanner')
-    const goodTopology = { distances: [[10, 20], [20, 10]], cpuToNode: [0, 0, 1, 1], nodeCores: [2, 2] }
+    const goodTopology = {
+      distances: [
+        [10, 20],
+        [20, 10],
+      ],
+      cpuToNode: [0, 0, 1, 1],
+      nodeCores: [2, 2],
+    }
     // Topologies: junk, or well-formed ones of up to 24 nodes with junk here and there.
     const topology = fc.oneof(
       junk,
       fc.integer({ min: 1, max: 24 }).chain((n) =>
         fc.record({
-          distances: fc.array(fc.array(fc.oneof({ weight: 5, arbitrary: fc.integer({ min: 10, max: 40 }) }, junk), { minLength: n, maxLength: n }), { minLength: n, maxLength: n }),
-          cpuToNode: fc.array(fc.oneof({ weight: 5, arbitrary: fc.integer({ min: 0, max: n - 1 }) }, junk), { minLength: 1, maxLength: 4 * n }),
+          distances: fc.array(
+            fc.array(fc.oneof({ weight: 5, arbitrary: fc.integer({ min: 10, max: 40 }) }, junk), { minLength: n, maxLength: n }),
+            { minLength: n, maxLength: n },
+          ),
+          cpuToNode: fc.array(fc.oneof({ weight: 5, arbitrary: fc.integer({ min: 0, max: n - 1 }) }, junk), {
+            minLength: 1,
+            maxLength: 4 * n,
+          }),
           nodeCores: fc.array(fc.oneof({ weight: 5, arbitrary: fc.integer({ min: 0, max: 8 }) }, junk), { minLength: n, maxLength: n }),
         }),
       ),
     )
     await fc.assert(
       fc.asyncProperty(topology, fc.oneof(fc.constant(undefined), junk, fc.record({ largeHostCandidates: junk })), async (top, options) => {
-        await only(t, 'new NumaPlanner', `new NumaPlanner(${show(top)}, ${show(options)})`, () => new NumaPlanner(top as never, options as never), false)
+        await only(
+          t,
+          'new NumaPlanner',
+          `new NumaPlanner(${show(top)}, ${show(options)})`,
+          () => new NumaPlanner(top as never, options as never),
+          false,
+        )
         return true
       }),
       { seed: SEED, numRuns: 300 },
@@ -372,15 +523,34 @@ describe('fuzz: the rest of the public API', () => {
     const finiteCount = (v: unknown) => typeof v === 'number' && Number.isFinite(v) && v >= 0
     await fc.assert(
       fc.asyncProperty(
-        fc.oneof(junk, fc.record({ memoryBytes: fc.oneof(fc.constant(2 ** 30), junk), vcpus: fc.oneof(fc.constant(2), junk), cores: fc.oneof(fc.constant(0), junk) })),
+        fc.oneof(
+          junk,
+          fc.record({
+            memoryBytes: fc.oneof(fc.constant(2 ** 30), junk),
+            vcpus: fc.oneof(fc.constant(2), junk),
+            cores: fc.oneof(fc.constant(0), junk),
+          }),
+        ),
         fc.oneof(junk, fc.array(fc.oneof({ weight: 3, arbitrary: fc.constant(2 ** 33) }, junk), { minLength: 0, maxLength: 3 })),
         async (request, free) => {
           const r = request as Record<string, unknown> | null
           const bad =
-            !plainObject(r) || !finiteCount(r.memoryBytes) || !finiteCount(r.vcpus) || !finiteCount(r.cores) ||
-            !Array.isArray(free) || free.length !== 2 || !free.every(finiteCount)
-          const plan = await only(t, 'plan', `plan(${show(request)}, ${show(free)})`, () => planner.plan(request as never, free as never), bad)
-          if (plan !== undefined && plan !== null && !(Array.isArray((plan as { nodes?: unknown }).nodes))) problem(t, 'plan: returned something that is not a plan', show(plan))
+            !plainObject(r) ||
+            !finiteCount(r.memoryBytes) ||
+            !finiteCount(r.vcpus) ||
+            !finiteCount(r.cores) ||
+            !Array.isArray(free) ||
+            free.length !== 2 ||
+            !free.every(finiteCount)
+          const plan = await only(
+            t,
+            'plan',
+            `plan(${show(request)}, ${show(free)})`,
+            () => planner.plan(request as never, free as never),
+            bad,
+          )
+          if (plan !== undefined && plan !== null && !Array.isArray((plan as { nodes?: unknown }).nodes))
+            problem(t, 'plan: returned something that is not a plan', show(plan))
           return true
         },
       ),
@@ -393,7 +563,20 @@ describe('fuzz: the rest of the public API', () => {
     const t = tally('simulateHost, memoryModel')
     await fc.assert(
       fc.asyncProperty(
-        fc.oneof(junk, fc.record({ preset: fc.oneof(fc.constantFrom('amd-opteron-6272', 'qemu-2-node'), junk), nodeClaims: fc.option(junk, { nil: undefined }), scrubReporting: fc.option(junk, { nil: undefined }), clock: fc.option(junk, { nil: undefined }), scrubPagesPerSecondPerNode: fc.option(junk, { nil: undefined }) }, { requiredKeys: ['preset'] }), fc.record({ host: junk })),
+        fc.oneof(
+          junk,
+          fc.record(
+            {
+              preset: fc.oneof(fc.constantFrom('amd-opteron-6272', 'qemu-2-node'), junk),
+              nodeClaims: fc.option(junk, { nil: undefined }),
+              scrubReporting: fc.option(junk, { nil: undefined }),
+              clock: fc.option(junk, { nil: undefined }),
+              scrubPagesPerSecondPerNode: fc.option(junk, { nil: undefined }),
+            },
+            { requiredKeys: ['preset'] },
+          ),
+          fc.record({ host: junk }),
+        ),
         async (options) => {
           await only(t, 'simulateHost', `simulateHost(${show(options)})`, () => simulateHost(options as never), false)
           return true
@@ -403,12 +586,28 @@ describe('fuzz: the rest of the public API', () => {
     )
     await fc.assert(
       fc.asyncProperty(
-        fc.oneof(junk, fc.record({ type: fc.oneof(types, junk), staticMaxKib: fc.oneof(fc.integer({ min: 1, max: 2 ** 30 }), junk), targetKib: fc.oneof(fc.integer({ min: 1, max: 2 ** 30 }), junk), vcpus: fc.oneof(fc.integer({ min: 1, max: 512 }), junk), videoMib: fc.option(junk, { nil: undefined }), shadowMultiplier: fc.option(junk, { nil: undefined }), pvShim: fc.option(junk, { nil: undefined }) })),
+        fc.oneof(
+          junk,
+          fc.record({
+            type: fc.oneof(types, junk),
+            staticMaxKib: fc.oneof(fc.integer({ min: 1, max: 2 ** 30 }), junk),
+            targetKib: fc.oneof(fc.integer({ min: 1, max: 2 ** 30 }), junk),
+            vcpus: fc.oneof(fc.integer({ min: 1, max: 512 }), junk),
+            videoMib: fc.option(junk, { nil: undefined }),
+            shadowMultiplier: fc.option(junk, { nil: undefined }),
+            pvShim: fc.option(junk, { nil: undefined }),
+          }),
+        ),
         async (vm) => {
           const model = await only(t, 'memoryModel', `memoryModel(${show(vm)})`, () => memoryModel(vm as never), false)
           if (model !== undefined) {
             const bad = Object.entries(model as object).filter(([, v]) => typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0)
-            if (bad.length > 0) problem(t, `memoryModel: a field that is not a whole number ≥ 0 (${bad.map(([k]) => k).join(', ')})`, `memoryModel(${show(vm)}) → ${show(model)}`)
+            if (bad.length > 0)
+              problem(
+                t,
+                `memoryModel: a field that is not a whole number ≥ 0 (${bad.map(([k]) => k).join(', ')})`,
+                `memoryModel(${show(vm)}) → ${show(model)}`,
+              )
           }
           return true
         },
@@ -427,11 +626,63 @@ describe('fuzz: the command line', () => {
     // A directory of its own: whatever --report FILE the fuzz makes up lands there.
     const cwd = mkdtempSync(join(tmpdir(), 'xdb-cli-fuzz-'))
     const words = fc.constantFrom(
-      'host', 'plan', 'build', 'storm', 'frobnicate', '--sim', 'amd-opteron-6272', 'two-socket-4-node', 'qemu-2-node', 'linear-16-node', 'nope',
-      '--vcpus', '--memory-mib', '--vms', '--concurrency', '--accounting', 'in-flight', 'xenopsd', 'both', '--json', '--config', '--domid',
-      '--xenguest', '--scenario', '-', '--seed', '--builder-ms', '--report', 'report.html', '--help', '--version', '-h', '-V',
-      '--large-host-candidates', 'neighbourhoods', '--node-claims', '--load', '--', '0', '1', '2', '-1', '1.5', 'NaN', 'Infinity', '1e308',
-      '9007199254740993', '0x10', '', ' ', '/nonexistent', '/dev/null', 'x'.repeat(100_000), '--vms=4', '--sim=qemu-2-node', 'é', '\u202e',
+      'host',
+      'plan',
+      'build',
+      'storm',
+      'frobnicate',
+      '--sim',
+      'amd-opteron-6272',
+      'two-socket-4-node',
+      'qemu-2-node',
+      'linear-16-node',
+      'nope',
+      '--vcpus',
+      '--memory-mib',
+      '--vms',
+      '--concurrency',
+      '--accounting',
+      'in-flight',
+      'xenopsd',
+      'both',
+      '--json',
+      '--config',
+      '--domid',
+      '--xenguest',
+      '--scenario',
+      '-',
+      '--seed',
+      '--builder-ms',
+      '--report',
+      'report.html',
+      '--help',
+      '--version',
+      '-h',
+      '-V',
+      '--large-host-candidates',
+      'neighbourhoods',
+      '--node-claims',
+      '--load',
+      '--',
+      '0',
+      '1',
+      '2',
+      '-1',
+      '1.5',
+      'NaN',
+      'Infinity',
+      '1e308',
+      '9007199254740993',
+      '0x10',
+      '',
+      ' ',
+      '/nonexistent',
+      '/dev/null',
+      'x'.repeat(100_000),
+      '--vms=4',
+      '--sim=qemu-2-node',
+      'é',
+      '\u202e',
     )
     const token = fc.oneof(
       { weight: 6, arbitrary: words },
@@ -441,28 +692,45 @@ describe('fuzz: the command line', () => {
     try {
       await fc.assert(
         // Mostly a real command first, so that the commands' own option parsing is fuzzed.
-        fc.asyncProperty(fc.oneof({ weight: 4, arbitrary: fc.constantFrom('host', 'plan', 'build', 'storm') }, { weight: 1, arbitrary: token }), fc.array(token, { maxLength: 8 }), async (command, rest) => {
-          const argv = [command, ...rest]
-          t.tried++
-          const run = spawnSync(process.execPath, [join(ROOT, 'dist', 'cli.js'), ...argv], { cwd, encoding: 'utf8', timeout: 20_000, input: '' })
-          const input = `xen-domain-build ${argv.map((a) => (a.length > 30 ? show(a) : JSON.stringify(a))).join(' ')}`
-          const stderr = run.stderr ?? ''
-          const lines = stderr.trimEnd() === '' ? [] : stderr.trimEnd().split('\n')
-          // What the first line says, without its variable parts: for grouping.
-          const said = (lines[0] ?? '').replace(/^xen-domain-build: /, '').split(/[\s:]+/).slice(0, 2).join(' ')
-          if (run.status === null) problem(t, `no exit code (${run.signal ?? run.error?.message ?? 'timeout'})`, input)
-          else if (![0, 1, 2, 3].includes(run.status)) problem(t, `exit code ${run.status}`, `${input} → ${lines[0] ?? ''}`)
-          if (/\n\s+at .+\(?.*:\d+:\d+\)?/.test(stderr) || /^\s+at /m.test(stderr)) {
-            t.foreign++
-            problem(t, `a stack trace on stderr (exit ${run.status}): ${said}`, `${input} → ${lines.slice(0, 3).join(' | ')}`)
-          } else if (run.status !== 0 && run.status !== null && lines.length !== 1) {
-            problem(t, `exit ${run.status} with ${lines.length === 1 ? 1 : lines.length > 1 ? 'several' : 'no'} lines on stderr: ${said}`, `${input} → ${lines.slice(0, 2).join(' | ')}`)
-          }
-          if (run.status === 2 && lines.length >= 1 && !(lines[0] ?? '').startsWith('xen-domain-build: ')) {
-            problem(t, 'exit 2 without the "xen-domain-build: " prefix', `${input} → ${lines[0]}`)
-          }
-          return true
-        }),
+        fc.asyncProperty(
+          fc.oneof({ weight: 4, arbitrary: fc.constantFrom('host', 'plan', 'build', 'storm') }, { weight: 1, arbitrary: token }),
+          fc.array(token, { maxLength: 8 }),
+          async (command, rest) => {
+            const argv = [command, ...rest]
+            t.tried++
+            const run = spawnSync(process.execPath, [join(ROOT, 'dist', 'cli.js'), ...argv], {
+              cwd,
+              encoding: 'utf8',
+              timeout: 20_000,
+              input: '',
+            })
+            const input = `xen-domain-build ${argv.map((a) => (a.length > 30 ? show(a) : JSON.stringify(a))).join(' ')}`
+            const stderr = run.stderr ?? ''
+            const lines = stderr.trimEnd() === '' ? [] : stderr.trimEnd().split('\n')
+            // What the first line says, without its variable parts: for grouping.
+            const said = (lines[0] ?? '')
+              .replace(/^xen-domain-build: /, '')
+              .split(/[\s:]+/)
+              .slice(0, 2)
+              .join(' ')
+            if (run.status === null) problem(t, `no exit code (${run.signal ?? run.error?.message ?? 'timeout'})`, input)
+            else if (![0, 1, 2, 3].includes(run.status)) problem(t, `exit code ${run.status}`, `${input} → ${lines[0] ?? ''}`)
+            if (/\n\s+at .+\(?.*:\d+:\d+\)?/.test(stderr) || /^\s+at /m.test(stderr)) {
+              t.foreign++
+              problem(t, `a stack trace on stderr (exit ${run.status}): ${said}`, `${input} → ${lines.slice(0, 3).join(' | ')}`)
+            } else if (run.status !== 0 && run.status !== null && lines.length !== 1) {
+              problem(
+                t,
+                `exit ${run.status} with ${lines.length === 1 ? 1 : lines.length > 1 ? 'several' : 'no'} lines on stderr: ${said}`,
+                `${input} → ${lines.slice(0, 2).join(' | ')}`,
+              )
+            }
+            if (run.status === 2 && lines.length >= 1 && !(lines[0] ?? '').startsWith('xen-domain-build: ')) {
+              problem(t, 'exit 2 without the "xen-domain-build: " prefix', `${input} → ${lines[0]}`)
+            }
+            return true
+          },
+        ),
         { seed: SEED, numRuns: 60 },
       )
     } finally {

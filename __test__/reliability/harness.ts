@@ -35,7 +35,21 @@ export const OPERATION: Readonly<Record<string, string>> = {
 export const READS = new Set(['physinfo', 'numaInfo', 'cpuTopology'])
 
 /** Methods of the proxied objects that are not hypervisor calls. */
-const NOT_CALLS = new Set(['then', 'constructor', 'toJSON', 'clockMs', 'nodePages', 'domainPagesByNode', 'nodeAffinity', 'domains', 'hypervisor', 'injectFault', 'clearFaults', 'seedFaults', 'advanceClock'])
+const NOT_CALLS = new Set([
+  'then',
+  'constructor',
+  'toJSON',
+  'clockMs',
+  'nodePages',
+  'domainPagesByNode',
+  'nodeAffinity',
+  'domains',
+  'hypervisor',
+  'injectFault',
+  'clearFaults',
+  'seedFaults',
+  'advanceClock',
+])
 
 export interface Recorded {
   method: string

@@ -11,7 +11,16 @@
 // JSON line per check and the timings; exits non-zero if a check failed.
 import { execFileSync } from 'node:child_process'
 import { existsSync, readFileSync, truncateSync, writeFileSync } from 'node:fs'
-import { BuildHost, buildDomain, createDomain, destroyDomain, openHypervisor, openXenstore, removeVm, SpawnedXenguest } from 'xen-domain-build'
+import {
+  BuildHost,
+  buildDomain,
+  createDomain,
+  destroyDomain,
+  openHypervisor,
+  openXenstore,
+  removeVm,
+  SpawnedXenguest,
+} from 'xen-domain-build'
 import { pagesOfDomains } from './xen-pages.mjs'
 
 const BUILDER = process.env.XEN_BUILDER ?? '/mnt/host/xen-domain-builder'
@@ -65,7 +74,11 @@ async function buildGuest(name, image = {}) {
 
 // Three guests, one at a time: best_effort's balancing puts them on node 0, node 1, node 0.
 const timings = []
-for (const [i, node] of [[1, 0], [2, 1], [3, 0]]) {
+for (const [i, node] of [
+  [1, 0],
+  [2, 1],
+  [3, 0],
+]) {
   const name = `xdb-guest-${i}`
   const { domid, built, error, spawned, ms } = await buildGuest(name)
   if (error) {
@@ -73,34 +86,63 @@ for (const [i, node] of [[1, 0], [2, 1], [3, 0]]) {
     continue
   }
   timings.push(ms)
-  console.log(`xen-test-timing: buildDomain to unpaused, 256 MiB PV guest: ${Math.round(ms)} ms (steps ${JSON.stringify(Object.fromEntries(Object.entries(built.timingsMs).map(([k, v]) => [k, Math.round(v)])))})`)
-  check(`${name}: planned on node ${node}`, JSON.stringify(built.placement.plan?.nodes) === JSON.stringify([node]) && built.placement.affinity === 'soft', built.placement)
+  console.log(
+    `xen-test-timing: buildDomain to unpaused, 256 MiB PV guest: ${Math.round(ms)} ms (steps ${JSON.stringify(Object.fromEntries(Object.entries(built.timingsMs).map(([k, v]) => [k, Math.round(v)])))})`,
+  )
+  check(
+    `${name}: planned on node ${node}`,
+    JSON.stringify(built.placement.plan?.nodes) === JSON.stringify([node]) && built.placement.affinity === 'soft',
+    built.placement,
+  )
   check(`${name}: the builder was told -mem_pnode ${node}`, spawned[0]?.args.join(' ').includes(`-mem_pnode ${node}`), spawned[0]?.args)
   const pages = pagesOfDomains().get(domid) ?? null
   const total = (pages ?? []).reduce((a, b) => a + (b ?? 0), 0)
   check(`${name}: every page on node ${node} (Xen's count)`, pages !== null && total > 0 && (pages[node] ?? 0) === total, pages)
   check(`${name}: no claim left`, (await xen.domainInfo(domid)).outstandingPages === 0 && (await xen.physinfo()).outstandingPages === 0)
-  check(`${name}: introduced, its keys in xenstore`, (await xenstore.read(`/local/domain/${domid}/store/ring-ref`)) === String(built.storeMfn))
+  check(
+    `${name}: introduced, its keys in xenstore`,
+    (await xenstore.read(`/local/domain/${domid}/store/ring-ref`)) === String(built.storeMfn),
+  )
   const vmPath = await xenstore.read(`/local/domain/${domid}/vm`)
   const { handle } = await xen.domainInfo(domid)
   const listed = execFileSync('xl', ['list', '-v', String(domid)], { encoding: 'utf8' })
-  check(`${name}: its Xen handle is its VM's UUID, as xl list -v shows it`, vmPath === `/vm/${handle}` && listed.includes(handle), { vmPath, handle, listed: listed.trim().split('\n') })
-  const range = [await xenstore.read(`/local/domain/${domid}/memory/dynamic-min`), await xenstore.read(`/local/domain/${domid}/memory/dynamic-max`)]
-  check(`${name}: memory/dynamic-min and dynamic-max after the build`, range.every((kib) => kib === String(vm.targetKib)), range)
+  check(`${name}: its Xen handle is its VM's UUID, as xl list -v shows it`, vmPath === `/vm/${handle}` && listed.includes(handle), {
+    vmPath,
+    handle,
+    listed: listed.trim().split('\n'),
+  })
+  const range = [
+    await xenstore.read(`/local/domain/${domid}/memory/dynamic-min`),
+    await xenstore.read(`/local/domain/${domid}/memory/dynamic-max`),
+  ]
+  check(
+    `${name}: memory/dynamic-min and dynamic-max after the build`,
+    range.every((kib) => kib === String(vm.targetKib)),
+    range,
+  )
   const log = `/var/log/xen/console/guest-${name}.log`
   let console_ = ''
   for (let s = 0; s < 120 && !console_.includes('guest-marker:'); s++) {
     await sleep(1000)
     console_ = existsSync(log) ? readFileSync(log, 'utf8') : ''
   }
-  check(`${name}: booted and printed its marker on its console`, console_.includes('guest-marker:'), console_.split('\n').filter((l) => l.includes('guest-marker')))
+  check(
+    `${name}: booted and printed its marker on its console`,
+    console_.includes('guest-marker:'),
+    console_.split('\n').filter((l) => l.includes('guest-marker')),
+  )
   await destroyDomain(xen, xenstore, domid)
-  check(`${name}: destroyed, no key of the domain left, /vm/UUID kept`, (await xenstore.read(`/local/domain/${domid}`)) === null && (await xenstore.read(`${vmPath}/uuid`)) === handle)
+  check(
+    `${name}: destroyed, no key of the domain left, /vm/UUID kept`,
+    (await xenstore.read(`/local/domain/${domid}`)) === null && (await xenstore.read(`${vmPath}/uuid`)) === handle,
+  )
   await removeVm(xenstore, handle)
 }
 if (timings.length > 0) {
   const sorted = [...timings].sort((a, b) => a - b)
-  console.log(`xen-test-timing: buildDomain to unpaused, median of ${sorted.length}: ${Math.round(sorted[Math.floor((sorted.length - 1) / 2)])} ms`)
+  console.log(
+    `xen-test-timing: buildDomain to unpaused, median of ${sorted.length}: ${Math.round(sorted[Math.floor((sorted.length - 1) / 2)])} ms`,
+  )
 }
 
 /** A failed build: its code, its claim released, no builder left, the domain destroyable. */
@@ -109,7 +151,11 @@ async function failure(name, image, expected) {
   const info = await xen.domainInfo(domid)
   check(`${name}: fails with ${expected}`, error?.code === expected, { code: error?.code, step: error?.step, message: error?.message })
   check(`${name}: no claim left`, info.outstandingPages === 0, { outstandingPages: info.outstandingPages })
-  check(`${name}: no builder left`, spawned.every((s) => !alive(s.pid)), spawned.map((s) => s.pid))
+  check(
+    `${name}: no builder left`,
+    spawned.every((s) => !alive(s.pid)),
+    spawned.map((s) => s.pid),
+  )
   await destroyDomain(xen, xenstore, domid)
   let gone = false
   try {
@@ -144,8 +190,14 @@ await failure('ramdisk-too-large', { ramdisk: '/tmp/guest/huge-ramdisk' }, 'XENG
       setTimeout(() => controller.abort(), 300)
     },
   })
-  const error = await build.then(() => undefined, (e) => e)
-  check('builder killed mid-build: ABORTED', error?.code === 'ABORTED' && error?.step === 'xenguest', { code: error?.code, step: error?.step })
+  const error = await build.then(
+    () => undefined,
+    (e) => e,
+  )
+  check('builder killed mid-build: ABORTED', error?.code === 'ABORTED' && error?.step === 'xenguest', {
+    code: error?.code,
+    step: error?.step,
+  })
   check('builder killed mid-build: no claim left', (await xen.domainInfo(domid)).outstandingPages === 0)
   check('builder killed mid-build: no builder left', spawned.length === 1 && !alive(spawned[0].pid))
   await destroyDomain(xen, xenstore, domid)
@@ -168,12 +220,30 @@ check('no claim left on the host', (await xen.physinfo()).outstandingPages === 0
     },
   })
   // A request to a xenstored that died must fail, not hang: 30 s is a hang here.
-  const hung = new Promise((resolve) => setTimeout(() => resolve({ code: 'HUNG', step: 'build_post', message: 'no answer in 30 s' }), 30_000).unref())
-  const error = await Promise.race([build.then(() => undefined, (e) => e), hung])
-  check('xenstored gone mid-build: build_post fails with a code', error !== undefined && error.step === 'build_post' && error.code !== 'HUNG', { code: error?.code, step: error?.step, message: error?.message })
+  const hung = new Promise((resolve) =>
+    setTimeout(() => resolve({ code: 'HUNG', step: 'build_post', message: 'no answer in 30 s' }), 30_000).unref(),
+  )
+  const error = await Promise.race([
+    build.then(
+      () => undefined,
+      (e) => e,
+    ),
+    hung,
+  ])
+  check(
+    'xenstored gone mid-build: build_post fails with a code',
+    error !== undefined && error.step === 'build_post' && error.code !== 'HUNG',
+    { code: error?.code, step: error?.step, message: error?.message },
+  )
   check('xenstored gone mid-build: no claim left', (await xen.domainInfo(domid)).outstandingPages === 0)
   await xen.destroyDomain(domid)
-  check('xenstored gone mid-build: the domain destroyed', await xen.domainInfo(domid).then(() => false, (e) => e.code === 'ESRCH'))
+  check(
+    'xenstored gone mid-build: the domain destroyed',
+    await xen.domainInfo(domid).then(
+      () => false,
+      (e) => e.code === 'ESRCH',
+    ),
+  )
 }
 
 host.close()

@@ -13,7 +13,16 @@ import { execFileSync, spawn } from 'node:child_process'
 import { randomUUID } from 'node:crypto'
 import { existsSync, readdirSync, writeFileSync } from 'node:fs'
 import { pagesOfDomains } from './xen-pages.mjs'
-import { BuildHost, buildDomain, createDomain, destroyDomain, openHypervisor, openXenstore, removeVm, SpawnedXenguest } from 'xen-domain-build'
+import {
+  BuildHost,
+  buildDomain,
+  createDomain,
+  destroyDomain,
+  openHypervisor,
+  openXenstore,
+  removeVm,
+  SpawnedXenguest,
+} from 'xen-domain-build'
 
 const BUILDER = process.env.XEN_BUILDER ?? '/mnt/host/xen-domain-builder'
 const KERNEL = process.env.GUEST_KERNEL ?? '/tmp/guest/vmlinuz'
@@ -85,7 +94,9 @@ const mixes = {
   mixed: UNITS.map((u, i) => ({ type: i === 3 || i === 11 ? 'pvh' : 'pv', mib: MIN_MIB + Math.floor((u * unitMib) / 4) * 4 })),
 }
 for (const [name, mix] of Object.entries(mixes)) {
-  console.log(`xen-test-mass: ${name} mix: ${mix.map((g) => `${g.mib}${g.type === 'pvh' ? 'h' : ''}`).join(' ')} MiB, ${mix.reduce((a, g) => a + g.mib, 0)} MiB of ${mib(freeTotal)} free`)
+  console.log(
+    `xen-test-mass: ${name} mix: ${mix.map((g) => `${g.mib}${g.type === 'pvh' ? 'h' : ''}`).join(' ')} MiB, ${mix.reduce((a, g) => a + g.mib, 0)} MiB of ${mib(freeTotal)} free`,
+  )
 }
 
 const imageOf = (type) => ({
@@ -167,30 +178,59 @@ async function ourStart(label, mix, accounting) {
     )
   }
   const steps = {}
-  for (const g of guests.filter((x) => x.built)) for (const [k, v] of Object.entries(g.built.timingsMs)) steps[k] = (steps[k] ?? 0) + v / guests.length
-  console.log(`xen-test-mass: ${label} mean step times: ${Object.entries(steps).map(([k, v]) => `${k} ${Math.round(v)} ms`).join(', ')}; ${waits.length} placement waits`)
-  const spawns = guests.map((g) => g.spawnedAtMs).filter((t) => t !== undefined).sort((a, b) => a - b)
+  for (const g of guests.filter((x) => x.built))
+    for (const [k, v] of Object.entries(g.built.timingsMs)) steps[k] = (steps[k] ?? 0) + v / guests.length
+  console.log(
+    `xen-test-mass: ${label} mean step times: ${Object.entries(steps)
+      .map(([k, v]) => `${k} ${Math.round(v)} ms`)
+      .join(', ')}; ${waits.length} placement waits`,
+  )
+  const spawns = guests
+    .map((g) => g.spawnedAtMs)
+    .filter((t) => t !== undefined)
+    .sort((a, b) => a - b)
   const creates = guests.map((g) => g.createMs)
-  console.log(`xen-test-mass: ${label} createDomain ${Math.round(Math.min(...creates))}-${Math.round(Math.max(...creates))} ms; builders started from ${Math.round(spawns[0] ?? 0)} to ${Math.round(spawns[spawns.length - 1] ?? 0)} ms after the start`)
+  console.log(
+    `xen-test-mass: ${label} createDomain ${Math.round(Math.min(...creates))}-${Math.round(Math.max(...creates))} ms; builders started from ${Math.round(spawns[0] ?? 0)} to ${Math.round(spawns[spawns.length - 1] ?? 0)} ms after the start`,
+  )
 
   const strict = accounting === 'in-flight'
   for (const g of guests) {
     if (g.error) {
       // A full host: refused before any page was populated, never in the builder.
-      check(`${label}: domain ${g.domid} failed only for a full host, before any page`, ['ENOMEM', 'NOT_ENOUGH_MEMORY'].includes(g.error.code) && g.error.step !== 'xenguest' && g.pagesAtFailure === 0, { code: g.error.code, step: g.error.step, pages: g.pagesAtFailure })
+      check(
+        `${label}: domain ${g.domid} failed only for a full host, before any page`,
+        ['ENOMEM', 'NOT_ENOUGH_MEMORY'].includes(g.error.code) && g.error.step !== 'xenguest' && g.pagesAtFailure === 0,
+        { code: g.error.code, step: g.error.step, pages: g.pagesAtFailure },
+      )
     } else if (strict) {
-      check(`${label}: domain ${g.domid} wholly on its planned node(s) (Xen's count)`, g.wholly, { plan: g.built.placement.plan?.nodes, pages: g.pages })
+      check(`${label}: domain ${g.domid} wholly on its planned node(s) (Xen's count)`, g.wholly, {
+        plan: g.built.placement.plan?.nodes,
+        pages: g.pages,
+      })
     }
   }
-  check(`${label}: no build failed in the builder`, guests.every((g) => g.error?.step !== 'xenguest'), guests.filter((g) => g.error).map((g) => g.error.code))
+  check(
+    `${label}: no build failed in the builder`,
+    guests.every((g) => g.error?.step !== 'xenguest'),
+    guests.filter((g) => g.error).map((g) => g.error.code),
+  )
   if (strict) check(`${label}: every guest placed (${mix.length} fit the host)`, outcome.wholly === mix.length, outcome)
   check(`${label}: no claim left`, (await xen.physinfo()).outstandingPages === 0)
-  check(`${label}: no builder left`, spawned.every((pid) => !alive(pid)), spawned.filter(alive))
+  check(
+    `${label}: no builder left`,
+    spawned.every((pid) => !alive(pid)),
+    spawned.filter(alive),
+  )
   await Promise.all(guests.map((g) => destroyDomain(xen, xenstore, g.domid)))
   // createDomain's /vm/UUID outlives the domain, as xenopsd's does, until the VM is removed.
   await Promise.all(guests.map((g) => removeVm(xenstore, g.uuid)))
   const back = await freeBack(startFree)
-  check(`${label}: destroyed, Xen's free memory per node back where it started`, back.every((b, i) => b >= (startFree[i] ?? 0) - 16 * MIB), { before: startFree.map(mib), after: back.map(mib) })
+  check(
+    `${label}: destroyed, Xen's free memory per node back where it started`,
+    back.every((b, i) => b >= (startFree[i] ?? 0) - 16 * MIB),
+    { before: startFree.map(mib), after: back.map(mib) },
+  )
   check(`${label}: destroyed, no key left in xenstore`, (await keysLeft(guests)).length === 0, await keysLeft(guests))
   host.close()
   return { label, accounting, outcome, wallMs, vms: mix.length }
@@ -201,7 +241,10 @@ async function xlStart(label, mix) {
   const names = mix.map((_, i) => `xl-${label.replace('/', '-')}-${i}`)
   mix.forEach((g, i) => {
     const { cmdline } = imageOf(g.type)
-    writeFileSync(`/tmp/${names[i]}.cfg`, `name = "${names[i]}"\ntype = "${g.type}"\nkernel = "${KERNEL}"\nramdisk = "${RAMDISK}"\nmemory = ${g.mib}\nvcpus = 1\nextra = "${cmdline}"\n`)
+    writeFileSync(
+      `/tmp/${names[i]}.cfg`,
+      `name = "${names[i]}"\ntype = "${g.type}"\nkernel = "${KERNEL}"\nramdisk = "${RAMDISK}"\nmemory = ${g.mib}\nvcpus = 1\nextra = "${cmdline}"\n`,
+    )
   })
   const started = performance.now()
   const exits = await Promise.all(
@@ -257,7 +300,9 @@ console.log('| mix | placement | wholly on one planned node | spread | unplaced 
 console.log('| --- | --- | --- | --- | --- | --- | --- |')
 for (const r of rows) {
   const o = r.outcome
-  console.log(`| ${r.label.split('/')[0]} | ${r.accounting} | ${o.wholly} of ${r.vms} | ${o.spread} | ${o.unplaced} | ${o.failed} | ${(r.wallMs / 1000).toFixed(1)} s |`)
+  console.log(
+    `| ${r.label.split('/')[0]} | ${r.accounting} | ${o.wholly} of ${r.vms} | ${o.spread} | ${o.unplaced} | ${o.failed} | ${(r.wallMs / 1000).toFixed(1)} s |`,
+  )
 }
 for (const name of Object.keys(mixes)) {
   const ours = rows.find((r) => r.label === `${name}/in-flight`)
@@ -289,17 +334,22 @@ for (const name of Object.keys(mixes)) {
     const controller = new AbortController()
     const image = kind === 'unreadable' ? '/tmp/guest/no-such-kernel' : kind === 'not-a-kernel' ? '/tmp/guest/not-a-kernel' : KERNEL
     try {
-      await buildDomain(host, domid, { type: 'pv', staticMaxKib: 128 * 1024, targetKib: 128 * 1024, vcpus: 1 }, {
-        image,
-        ramdisk: RAMDISK,
-        xenguest: builder,
-        signal: controller.signal,
-        onEvent: (e) => {
-          if (e.type !== 'xenguest.spawn') return
-          spawned.push(e.pid)
-          if (kind === 'cancelled') setTimeout(() => controller.abort(), 200)
+      await buildDomain(
+        host,
+        domid,
+        { type: 'pv', staticMaxKib: 128 * 1024, targetKib: 128 * 1024, vcpus: 1 },
+        {
+          image,
+          ramdisk: RAMDISK,
+          xenguest: builder,
+          signal: controller.signal,
+          onEvent: (e) => {
+            if (e.type !== 'xenguest.spawn') return
+            spawned.push(e.pid)
+            if (kind === 'cancelled') setTimeout(() => controller.abort(), 200)
+          },
         },
-      })
+      )
       codes.built = (codes.built ?? 0) + 1
     } catch (error) {
       codes[error.code] = (codes[error.code] ?? 0) + 1
@@ -320,15 +370,32 @@ for (const name of Object.keys(mixes)) {
     points.push(await checkpoint())
   }
   const [first, last] = [points[0], points[points.length - 1]]
-  console.log(`xen-test-mass: soak of ${SOAK_BUILDS} builds in ${Math.round((performance.now() - started) / 1000)} s: ${JSON.stringify(codes)}`)
+  console.log(
+    `xen-test-mass: soak of ${SOAK_BUILDS} builds in ${Math.round((performance.now() - started) / 1000)} s: ${JSON.stringify(codes)}`,
+  )
   for (const [i, p] of points.entries()) console.log(`xen-test-mass: soak checkpoint ${i}: ${JSON.stringify(p)}`)
-  check('soak: every build built or failed with the code its case gives', (codes.built ?? 0) > 0 && Object.keys(codes).every((c) => ['built', 'INVALID_ARGUMENT', 'XENGUEST_FAILED', 'ABORTED'].includes(c)), codes)
-  check("soak: Xen's free memory per node flat", last.freeMib.every((m, i) => m >= (first.freeMib[i] ?? 0) - 16), { first: first.freeMib, last: last.freeMib })
-  check("soak: xenstored's node count flat", last.xenstoredNodes <= first.xenstoredNodes, { first: first.xenstoredNodes, last: last.xenstoredNodes })
+  check(
+    'soak: every build built or failed with the code its case gives',
+    (codes.built ?? 0) > 0 && Object.keys(codes).every((c) => ['built', 'INVALID_ARGUMENT', 'XENGUEST_FAILED', 'ABORTED'].includes(c)),
+    codes,
+  )
+  check(
+    "soak: Xen's free memory per node flat",
+    last.freeMib.every((m, i) => m >= (first.freeMib[i] ?? 0) - 16),
+    { first: first.freeMib, last: last.freeMib },
+  )
+  check("soak: xenstored's node count flat", last.xenstoredNodes <= first.xenstoredNodes, {
+    first: first.xenstoredNodes,
+    last: last.xenstoredNodes,
+  })
   check('soak: open fds flat', last.fds <= first.fds, { first: first.fds, last: last.fds })
   // The first round warms V8 and the addon up: growth after it, within 32 MiB.
   const warm = points[1] ?? first
-  check('soak: resident memory flat after the first round', last.rssMib <= warm.rssMib + 32, points.map((p) => p.rssMib))
+  check(
+    'soak: resident memory flat after the first round',
+    last.rssMib <= warm.rssMib + 32,
+    points.map((p) => p.rssMib),
+  )
   check('soak: no claim left, no builder left', (await xen.physinfo()).outstandingPages === 0 && spawned.every((pid) => !alive(pid)))
   host.close()
 }

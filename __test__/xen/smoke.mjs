@@ -19,8 +19,15 @@ const xen = await openHypervisor()
 const running = ['major', 'minor'].map((part) => Number(readFileSync(`/sys/hypervisor/version/${part}`, 'utf8').trim()))
 check('open', xen.version.major === running[0] && xen.version.minor === running[1] && !xen.simulated, xen.version)
 // No xenstored yet (the xenstore suite starts it): a real host refuses to default to an in-memory store.
-const refused = await BuildHost.create(xen, { numaPolicy: 'best_effort' }).then(() => null, (error) => error)
-check('BuildHost without a store refused on a real host', refused?.code === 'INVALID_ARGUMENT' && refused.message.includes('openXenstore()'), refused?.message)
+const refused = await BuildHost.create(xen, { numaPolicy: 'best_effort' }).then(
+  () => null,
+  (error) => error,
+)
+check(
+  'BuildHost without a store refused on a real host',
+  refused?.code === 'INVALID_ARGUMENT' && refused.message.includes('openXenstore()'),
+  refused?.message,
+)
 const host = await BuildHost.create(xen, { numaPolicy: 'best_effort', xenstore: new InMemoryXenstore() })
 check('topology', JSON.stringify(host.layout.distances) === '[[10,21],[21,10]]' && host.planner.numaOffReason === null, host.layout)
 const candidates = [...host.planner.candidates()]
@@ -40,7 +47,10 @@ try {
     check(`vcpu ${vcpu} soft affinity`, JSON.stringify(a.soft) === JSON.stringify(nodeCpus), a)
   }
   const info = await xen.domainInfo(domid)
-  check('claim held', info.outstandingPages === pre.memory.buildClaimPages, { outstandingPages: info.outstandingPages, claimPages: pre.memory.buildClaimPages })
+  check('claim held', info.outstandingPages === pre.memory.buildClaimPages, {
+    outstandingPages: info.outstandingPages,
+    claimPages: pre.memory.buildClaimPages,
+  })
   check('ports', pre.storePort > 0 && pre.consolePort > pre.storePort, { store: pre.storePort, console: pre.consolePort })
   await pre.release()
   check('claim released', (await xen.domainInfo(domid)).outstandingPages === 0)

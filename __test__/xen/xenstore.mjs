@@ -29,10 +29,17 @@ async function codeOf(promise) {
 process.env.XENSTORED_PATH = '/nonexistent/xenstored/socket'
 const badPath = await codeOf(openXenstore())
 delete process.env.XENSTORED_PATH
-check('no xenstored (bad XENSTORED_PATH): XENSTORE_UNAVAILABLE', badPath.code === 'XENSTORE_UNAVAILABLE' && badPath.reason === 'no-xenstored', badPath)
+check(
+  'no xenstored (bad XENSTORED_PATH): XENSTORE_UNAVAILABLE',
+  badPath.code === 'XENSTORE_UNAVAILABLE' && badPath.reason === 'no-xenstored',
+  badPath,
+)
 const t0 = performance.now()
 const notStarted = await codeOf(openXenstore({ probeTimeoutMs: 1500 }))
-check('no xenstored running: XENSTORE_UNAVAILABLE', notStarted.code === 'XENSTORE_UNAVAILABLE' && notStarted.reason === 'no-xenstored', { ...notStarted, ms: Math.round(performance.now() - t0) })
+check('no xenstored running: XENSTORE_UNAVAILABLE', notStarted.code === 'XENSTORE_UNAVAILABLE' && notStarted.reason === 'no-xenstored', {
+  ...notStarted,
+  ms: Math.round(performance.now() - t0),
+})
 
 const started = spawnSync('sh', ['xenstored.sh'], { encoding: 'utf8' })
 check('xenstored started', started.status === 0, (started.stdout + started.stderr).trim())
@@ -74,19 +81,37 @@ try {
   check('createDomain: platform/timer_mode', (await xs.read(`/local/domain/${domid}/platform/timer_mode`)) === '1')
   // The Xen handle is the VM's UUID, as xenopsd sets it (build.mjs reads it back with xl list -v too).
   const info = await xen.domainInfo(domid)
-  check('createDomain: the handle is the VM\'s UUID', info.handle === uuid, info.handle)
+  check("createDomain: the handle is the VM's UUID", info.handle === uuid, info.handle)
   // VM.create's keys, in xenstored.
   const vmKeys = {
-    'platform/vcpu/number': '1', 'platform/vcpu/current': '1', 'platform/acpi_s3': '0', 'platform/acpi_s4': '0',
-    'cpu/0/availability': 'online', 'domain-type': 'pv',
+    'platform/vcpu/number': '1',
+    'platform/vcpu/current': '1',
+    'platform/acpi_s3': '0',
+    'platform/acpi_s4': '0',
+    'cpu/0/availability': 'online',
+    'domain-type': 'pv',
   }
-  const keys = Object.fromEntries(await Promise.all(Object.keys(vmKeys).map(async (k) => [k, await xs.read(`/local/domain/${domid}/${k}`)])))
+  const keys = Object.fromEntries(
+    await Promise.all(Object.keys(vmKeys).map(async (k) => [k, await xs.read(`/local/domain/${domid}/${k}`)])),
+  )
   check("createDomain: VM.create's keys in xenstored", JSON.stringify(keys) === JSON.stringify(vmKeys), keys)
   // The same, as xenstore-ls -p prints it: "name = "value"  . . . (n0,r1)".
   try {
     const listing = execFileSync('xenstore-ls', ['-p', `/local/domain/${domid}`], { encoding: 'utf8' })
-    const printed = new Map(listing.split('\n').filter(Boolean).map((line) => [line.trim().split(' ')[0], /\(([^)]*)\)\s*$/.exec(line)?.[1]]))
-    const want = { vm: `n0,r${domid}`, name: `n0,r${domid}`, device: `n${domid}`, control: `n${domid}`, platform: `n0,r${domid}`, memory: `n0,r${domid}` }
+    const printed = new Map(
+      listing
+        .split('\n')
+        .filter(Boolean)
+        .map((line) => [line.trim().split(' ')[0], /\(([^)]*)\)\s*$/.exec(line)?.[1]]),
+    )
+    const want = {
+      vm: `n0,r${domid}`,
+      name: `n0,r${domid}`,
+      device: `n${domid}`,
+      control: `n${domid}`,
+      platform: `n0,r${domid}`,
+      memory: `n0,r${domid}`,
+    }
     const wrong = Object.entries(want).filter(([key, perms]) => printed.get(key) !== perms)
     check('createDomain: xenstore-ls -p agrees', wrong.length === 0, { wrong, printed: Object.fromEntries([...printed].slice(0, 12)) })
   } catch (error) {
@@ -104,7 +129,17 @@ try {
     writeMany: (base, entries) => xs.writeMany(base, entries),
     introduce: async () => undefined,
   }
-  const input = { domid, type: /** @type {const} */ ('pv'), staticMaxMib: 256, targetMib: 256, storeMfn: 0x1234n, storePort: 1, consoleMfn: 0x1235n, consolePort: 2, vmKeys: { 'rtc/timeoffset': '0' } }
+  const input = {
+    domid,
+    type: /** @type {const} */ ('pv'),
+    staticMaxMib: 256,
+    targetMib: 256,
+    storeMfn: 0x1234n,
+    storePort: 1,
+    consoleMfn: 0x1235n,
+    consolePort: 2,
+    vmKeys: { 'rtc/timeoffset': '0' },
+  }
   const samples = []
   let trips = 0
   for (let i = 0; i < 21; i++) {
@@ -116,21 +151,32 @@ try {
   }
   samples.sort((a, b) => a - b)
   const median = samples[Math.floor(samples.length / 2)]
-  check('build_post against xenstored', (await xs.read(`/local/domain/${domid}/store/ring-ref`)) === String(0x1234) && (await xs.read(`/vm/${uuid}/rtc/timeoffset`)) === '0', {
-    medianMs: +median.toFixed(2), minMs: +samples[0].toFixed(2), maxMs: +samples.at(-1).toFixed(2), runs: samples.length,
-    // Its requests, and the introduction (measured apart).
-    roundTripsPerBuildPost: trips + 1,
-  })
+  check(
+    'build_post against xenstored',
+    (await xs.read(`/local/domain/${domid}/store/ring-ref`)) === String(0x1234) && (await xs.read(`/vm/${uuid}/rtc/timeoffset`)) === '0',
+    {
+      medianMs: +median.toFixed(2),
+      minMs: +samples[0].toFixed(2),
+      maxMs: +samples.at(-1).toFixed(2),
+      runs: samples.length,
+      // Its requests, and the introduction (measured apart).
+      roundTripsPerBuildPost: trips + 1,
+    },
+  )
   const t = performance.now()
   const introduced = await codeOf(xs.introduce(domid, 0x1234n, 1))
-  check('introduce of an unbuilt domain: xenstored answers', introduced.code !== undefined, { ...introduced, ms: +(performance.now() - t).toFixed(2) })
+  check('introduce of an unbuilt domain: xenstored answers', introduced.code !== undefined, {
+    ...introduced,
+    ms: +(performance.now() - t).toFixed(2),
+  })
 } catch (error) {
   check('createDomain', false, { message: error.message, code: error.code, step: error.step })
 } finally {
   await destroyDomain(xen, xs, domid).catch((error) => check('destroyDomain', false, { message: error.message, code: error.code }))
 }
 const left = []
-for (const path of [`/local/domain/${domid}`, `/vm/${uuid}/domains/${domid}`, `/libxl/${domid}`, `/xenops/domain/${domid}`]) if ((await xs.read(path)) !== null) left.push(path)
+for (const path of [`/local/domain/${domid}`, `/vm/${uuid}/domains/${domid}`, `/libxl/${domid}`, `/xenops/domain/${domid}`])
+  if ((await xs.read(path)) !== null) left.push(path)
 check('destroyDomain: no key of the domain left', left.length === 0, left)
 // /vm/UUID outlives the domain (its rtc/timeoffset survives a reboot) until the VM is removed.
 check('destroyDomain: /vm/UUID kept', (await xs.read(`/vm/${uuid}/rtc/timeoffset`)) === '0')
@@ -144,15 +190,25 @@ check('destroyDomain: no domain left', (await codeOf(xen.domainInfo(domid))).cod
   const { capabilities } = await xen.physinfo()
   if (capabilities.includes('hvm')) {
     const shadow = capabilities.includes('shadow')
-    const settle = (promise, destroy) => promise.then(async (d) => {
-      await destroy(d)
-      return { code: 'ok' }
-    }, (error) => ({ code: error.code, message: error.message }))
-    const ours = await settle(createDomain(xen, xs, { type: 'hvm', maxVcpus: 1, platform: { hap: 'false' } }), (d) => destroyDomain(xen, xs, d))
+    const settle = (promise, destroy) =>
+      promise.then(
+        async (d) => {
+          await destroy(d)
+          return { code: 'ok' }
+        },
+        (error) => ({ code: error.code, message: error.message }),
+      )
+    const ours = await settle(createDomain(xen, xs, { type: 'hvm', maxVcpus: 1, platform: { hap: 'false' } }), (d) =>
+      destroyDomain(xen, xs, d),
+    )
     const xens = await settle(xen.createDomain({ kind: 'hvm', maxVcpus: 1, hap: false }), (d) => xen.destroyDomain(d))
     // Xen before 4.22 fails it in shadow_enable (EOPNOTSUPP), 4.22 on in its config checks (EINVAL).
     const xenRefusal = xen.version.minor < 22 ? 'EOPNOTSUPP' : 'EINVAL'
-    check('HAP off on request: refused without shadow paging, by us and by Xen', shadow ? ours.code === 'ok' && xens.code === 'ok' : ours.code === 'INVALID_ARGUMENT' && xens.code === xenRefusal, { capabilities, ours, xens })
+    check(
+      'HAP off on request: refused without shadow paging, by us and by Xen',
+      shadow ? ours.code === 'ok' && xens.code === 'ok' : ours.code === 'INVALID_ARGUMENT' && xens.code === xenRefusal,
+      { capabilities, ours, xens },
+    )
     if (capabilities.includes('hap')) {
       const hap = await createDomain(xen, xs, { type: 'hvm', maxVcpus: 1 })
       const info = await xen.domainInfo(hap)
@@ -186,7 +242,11 @@ try {
 // 4.18 dropped that cap, so 100000 frames are no longer refused).
 const before = await xs.directory('/local/domain')
 const refused = await codeOf(createDomain(xen, xs, { type: 'pv', maxVcpus: 1, maxGrantFrames: 0 }))
-check('createDomain refused by Xen leaves no tree', refused.code === 'EINVAL' && JSON.stringify(await xs.directory('/local/domain')) === JSON.stringify(before), refused)
+check(
+  'createDomain refused by Xen leaves no tree',
+  refused.code === 'EINVAL' && JSON.stringify(await xs.directory('/local/domain')) === JSON.stringify(before),
+  refused,
+)
 
 other.close()
 xs.close()

@@ -9,7 +9,13 @@ export const HANG_QUIET_SECONDS = 120
 /** The last `count` non-empty lines of a serial log, without the console's escape codes. */
 export function tail(log, count) {
   // biome-ignore lint/suspicious/noControlCharactersInRegex: the terminal's escapes are what it strips
-  return log.replace(/\r/g, '').replace(/\x1b\[[0-9;?]*[A-Za-z]/g, '').split('\n').filter((l) => l.trim() !== '').slice(-count)
+  const escapes = /\x1b\[[0-9;?]*[A-Za-z]/g
+  return log
+    .replace(/\r/g, '')
+    .replace(escapes, '')
+    .split('\n')
+    .filter((l) => l.trim() !== '')
+    .slice(-count)
 }
 
 /**
@@ -21,7 +27,9 @@ export function whereItWas(log) {
   const started = [...log.matchAll(/xen-test: (\S+) started/g)].map((m) => m[1])
   if (log.includes('xen-test: done')) {
     // init goes on to "done" even when run.sh could not start (no share).
-    return started.length > 0 ? { phase: 'done', dom0: true } : { phase: 'dom0, which ran none of the suites (is the share mounted?)', dom0: true }
+    return started.length > 0
+      ? { phase: 'done', dom0: true }
+      : { phase: 'dom0, which ran none of the suites (is the share mounted?)', dom0: true }
   }
   const exited = [...log.matchAll(/xen-test: (\S+) exited/g)].map((m) => m[1])
   const running = started.find((name) => !exited.includes(name))
@@ -29,7 +37,7 @@ export function whereItWas(log) {
   if (log.includes('xen-test: dom0 up')) {
     return { phase: exited.length > 0 ? `between suites (after ${exited.at(-1)})` : 'dom0 up, before the first suite', dom0: true }
   }
-  if (/Linux version/.test(log)) return { phase: "the dom0 kernel booting (its init never started the tests)", dom0: false }
+  if (/Linux version/.test(log)) return { phase: 'the dom0 kernel booting (its init never started the tests)', dom0: false }
   return { phase: "Xen (dom0's kernel never started)", dom0: false }
 }
 
@@ -47,6 +55,7 @@ export function diagnose(boot, limitSeconds) {
   let verdict
   if (!boot.killed) verdict = 'the machine stopped: a crash or a reset, see the console'
   else if (boot.quietSeconds > HANG_QUIET_SECONDS) verdict = `a hang: nothing on the console for the last ${boot.quietSeconds.toFixed(0)} s`
-  else verdict = `slowness, not a hang: the console was still moving ${boot.quietSeconds.toFixed(0)} s before the kill (a busy machine? raise XEN_TEST_TIME_LIMIT_MS)`
+  else
+    verdict = `slowness, not a hang: the console was still moving ${boot.quietSeconds.toFixed(0)} s before the kill (a busy machine? raise XEN_TEST_TIME_LIMIT_MS)`
   return `dom0 did not finish: ${how}, in ${where.phase}; dom0 ${where.dom0 ? 'had booted' : 'had not booted'}; ${verdict}.`
 }

@@ -17,7 +17,10 @@ export type Out = (line: string) => void
 /** A command line that cannot be run: exit code 2. */
 export class UsageError extends Error {}
 
-export const presetNames = (): string => simulatorPresets().map((p) => p.name).join(', ')
+export const presetNames = (): string =>
+  simulatorPresets()
+    .map((p) => p.name)
+    .join(', ')
 
 export function readInput(file: string): string {
   try {

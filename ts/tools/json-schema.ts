@@ -36,14 +36,18 @@ export function schemaProblem(schema: Schema, value: unknown, path: string): str
   if (schema.enum !== undefined && !schema.enum.includes(value)) {
     return `${path}: ${JSON.stringify(value)} is not one of ${schema.enum.map((v) => JSON.stringify(v)).join(', ')}`
   }
-  if (schema.type !== undefined && !hasType(value, schema.type)) return `${path}: expected ${schema.type === 'integer' ? 'a whole number' : `a${schema.type === 'object' || schema.type === 'array' ? 'n' : ''} ${schema.type}`}, got ${typeOf(value)}`
+  if (schema.type !== undefined && !hasType(value, schema.type))
+    return `${path}: expected ${schema.type === 'integer' ? 'a whole number' : `a${schema.type === 'object' || schema.type === 'array' ? 'n' : ''} ${schema.type}`}, got ${typeOf(value)}`
   if (typeof value === 'number') {
     if (schema.minimum !== undefined && value < schema.minimum) return `${path}: ${value} is below ${schema.minimum}`
-    if (schema.exclusiveMinimum !== undefined && value <= schema.exclusiveMinimum) return `${path}: ${value} is not above ${schema.exclusiveMinimum}`
+    if (schema.exclusiveMinimum !== undefined && value <= schema.exclusiveMinimum)
+      return `${path}: ${value} is not above ${schema.exclusiveMinimum}`
   }
-  if (typeof value === 'string' && schema.minLength !== undefined && value.length < schema.minLength) return `${path}: is shorter than ${schema.minLength}`
+  if (typeof value === 'string' && schema.minLength !== undefined && value.length < schema.minLength)
+    return `${path}: is shorter than ${schema.minLength}`
   if (Array.isArray(value)) {
-    if (schema.minItems !== undefined && value.length < schema.minItems) return `${path}: needs at least ${schema.minItems} item${schema.minItems === 1 ? '' : 's'}`
+    if (schema.minItems !== undefined && value.length < schema.minItems)
+      return `${path}: needs at least ${schema.minItems} item${schema.minItems === 1 ? '' : 's'}`
     if (schema.items !== undefined) {
       for (const [i, item] of value.entries()) {
         const problem = schemaProblem(schema.items, item, `${path}[${i}]`)

@@ -60,7 +60,13 @@ export class LiveView {
         const used = n.usedBytes / n.totalBytes
         const promised = n.promisedBytes / n.totalBytes
         const over = n.usedBytes + n.promisedBytes > n.totalBytes ? ' over-promised' : ''
-        return `node ${String(i).padEnd(2)} [${bar([[used, '█'], [promised, '░']], bars)}]  ${(n.usedBytes / GIB).toFixed(1)}/${(n.totalBytes / GIB).toFixed(1)} GiB${over}`
+        return `node ${String(i).padEnd(2)} [${bar(
+          [
+            [used, '█'],
+            [promised, '░'],
+          ],
+          bars,
+        )}]  ${(n.usedBytes / GIB).toFixed(1)}/${(n.totalBytes / GIB).toFixed(1)} GiB${over}`
       }),
       '        █ used  ░ promised to builds in flight',
     ].map((line) => fitWidth(line, width))

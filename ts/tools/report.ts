@@ -70,7 +70,10 @@ function landingChart(r: StormReport): string {
     const where = vm.pagesByNode.flatMap((p, n) => (p > 0 ? [`node ${n}: ${((100 * p) / total).toFixed(0)}%`] : [])).join(', ')
     const title = `domain ${vm.domid}: ${vm.sizeMib} MiB, planned on ${planned}; memory ${where || (vm.error ?? 'none')}`
     const cls = vm.error !== undefined ? 'vm failed' : vm.local ? 'vm local' : 'vm spilled'
-    const outline = vm.error !== undefined || !vm.local ? `<rect x="${x0}" y="${y0}" width="${cell.width}" height="${cell.height}" fill="none" stroke="#d00" stroke-width="2"/>` : ''
+    const outline =
+      vm.error !== undefined || !vm.local
+        ? `<rect x="${x0}" y="${y0}" width="${cell.width}" height="${cell.height}" fill="none" stroke="#d00" stroke-width="2"/>`
+        : ''
     return `<g class="${cls}"><title>${escapeHtml(title)}</title>${segments.join('')}${outline}</g>`
   })
   return `<svg class="landing" viewBox="0 0 ${width} ${height}" width="${width}" height="${height}" role="img" aria-label="where each VM's memory landed">
@@ -79,7 +82,10 @@ function landingChart(r: StormReport): string {
 }
 
 function legend(nodes: number): string {
-  return Array.from({ length: nodes }, (_, n) => `<span class="key"><i style="background:${nodeColour(n, nodes)}"></i>node ${n}</span>`).join(' ')
+  return Array.from(
+    { length: nodes },
+    (_, n) => `<span class="key"><i style="background:${nodeColour(n, nodes)}"></i>node ${n}</span>`,
+  ).join(' ')
 }
 
 const pct = (x: number) => `${(100 * x).toFixed(1)}%`
@@ -88,7 +94,9 @@ export function renderReport(reports: readonly StormReport[], title = 'xen-domai
   const first = reports[0]
   const nodes = first?.perNode.length ?? 0
   const rows = reports.map(
-    (r) => `<tr><th>${r.accounting}</th><td>${r.completed}</td><td>${r.failed}</td><td>${r.wallMs.toFixed(0)} ms</td><td>${r.buildsPerSecond.toFixed(0)}</td>
+    (
+      r,
+    ) => `<tr><th>${r.accounting}</th><td>${r.completed}</td><td>${r.failed}</td><td>${r.wallMs.toFixed(0)} ms</td><td>${r.buildsPerSecond.toFixed(0)}</td>
       <td>${r.eventLoopDelayMs.max.toFixed(1)} / ${r.eventLoopDelayMs.p99.toFixed(1)} ms</td><td class="share">${pct(r.whollyShare)}</td><td>${r.overpromised}</td></tr>`,
   )
   const sections = reports.map(

@@ -231,7 +231,8 @@ export async function runStorm(options: StormOptions): Promise<StormReport> {
   const outcomes = countOutcomes(vms)
   const overpromised = vms.filter(({ placement: p }) =>
     (p?.nodeFreeBytes ?? []).some(
-      (free, node) => (p?.promisedBytesByNode[node] ?? 0) > 0 && (p?.inFlightBytesByNode?.[node] ?? 0) + (p?.promisedBytesByNode[node] ?? 0) > free,
+      (free, node) =>
+        (p?.promisedBytesByNode[node] ?? 0) > 0 && (p?.inFlightBytesByNode?.[node] ?? 0) + (p?.promisedBytesByNode[node] ?? 0) > free,
     ),
   ).length
   const perNode = host.layout.distances.map((_, node) => {

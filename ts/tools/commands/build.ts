@@ -44,7 +44,6 @@ Options:
   --json                  one JSON object instead of text
   -h, --help              this help`
 
-
 export async function build(args: string[], out: Out): Promise<number> {
   const { values } = parseCommandLine({
     args,
@@ -70,13 +69,23 @@ export async function build(args: string[], out: Out): Promise<number> {
   const numaPolicy = (values['numa-policy'] ?? 'best_effort') as NumaPolicy
   if (!NUMA_POLICIES.includes(numaPolicy)) throw new UsageError(`--numa-policy: ${numaPolicy} is not one of ${NUMA_POLICIES.join(', ')}`)
   const config = parseVmConfig(readInput(values.config), values.config === '-' ? 'stdin' : values.config)
-  const domainConfig = { type: config.vm.type, maxVcpus: config.vm.vcpus, pvShim: config.vm.pvShim, initialTargetKib: config.vm.targetKib, ...config.domain }
+  const domainConfig = {
+    type: config.vm.type,
+    maxVcpus: config.vm.vcpus,
+    pvShim: config.vm.pvShim,
+    initialTargetKib: config.vm.targetKib,
+    ...config.domain,
+  }
   let built: BuiltDomain
   let host: BuildHost
   if (values.sim !== undefined) {
-    if (!simulatorPresets().some((p) => p.name === values.sim)) throw new UsageError(`--sim: unknown host ${values.sim} (one of ${presetNames()})`)
+    if (!simulatorPresets().some((p) => p.name === values.sim))
+      throw new UsageError(`--sim: unknown host ${values.sim} (one of ${presetNames()})`)
     const sim = simulateHost({ preset: values.sim })
-    host = await BuildHost.create(sim.hypervisor(), { numaPolicy, xenstore: new InMemoryXenstore({ domainExists: (domid) => sim.domains().includes(domid) }) })
+    host = await BuildHost.create(sim.hypervisor(), {
+      numaPolicy,
+      xenstore: new InMemoryXenstore({ domainExists: (domid) => sim.domains().includes(domid) }),
+    })
     const domid = await createDomain(sim.hypervisor(), host.xenstore, domainConfig)
     built = await buildDomain(host, domid, config.vm, { ...config.image, xenguest: new SimulatedXenguest(sim) })
   } else {
@@ -119,7 +128,13 @@ export async function build(args: string[], out: Out): Promise<number> {
     storeMfn: String(built.storeMfn),
     consoleMfn: String(built.consoleMfn),
     memory: built.memory,
-    placement: { plan: built.placement.plan?.nodes ?? null, node: built.placement.node, claim: built.placement.claim, affinity: built.placement.affinity, reason: built.placement.reason },
+    placement: {
+      plan: built.placement.plan?.nodes ?? null,
+      node: built.placement.node,
+      claim: built.placement.claim,
+      affinity: built.placement.affinity,
+      reason: built.placement.reason,
+    },
     timingsMs: Object.fromEntries(Object.entries(built.timingsMs).map(([k, v]) => [k, +v.toFixed(2)])),
     xenstore,
   }
@@ -127,10 +142,20 @@ export async function build(args: string[], out: Out): Promise<number> {
     out(JSON.stringify(summary))
     return 0
   }
-  out(`domain ${built.domid} built: store port ${built.storePort} (mfn ${built.storeMfn}), console port ${built.consolePort} (mfn ${built.consoleMfn})`)
-  out(`memory: build ${built.memory.buildStartMib}/${built.memory.buildMaxMib} MiB, xen max ${built.memory.xenMaxMib} MiB, shadow ${built.memory.shadowMib} MiB, claimed ${built.memory.buildClaimPages} pages`)
-  out(`NUMA placement: ${built.placement.reason} (claim: ${built.placement.claim}${built.placement.affinity ? `, ${built.placement.affinity} affinity` : ''})`)
-  out(`steps: ${Object.entries(built.timingsMs).map(([k, v]) => `${k} ${v.toFixed(1)} ms`).join(', ')}`)
+  out(
+    `domain ${built.domid} built: store port ${built.storePort} (mfn ${built.storeMfn}), console port ${built.consolePort} (mfn ${built.consoleMfn})`,
+  )
+  out(
+    `memory: build ${built.memory.buildStartMib}/${built.memory.buildMaxMib} MiB, xen max ${built.memory.xenMaxMib} MiB, shadow ${built.memory.shadowMib} MiB, claimed ${built.memory.buildClaimPages} pages`,
+  )
+  out(
+    `NUMA placement: ${built.placement.reason} (claim: ${built.placement.claim}${built.placement.affinity ? `, ${built.placement.affinity} affinity` : ''})`,
+  )
+  out(
+    `steps: ${Object.entries(built.timingsMs)
+      .map(([k, v]) => `${k} ${v.toFixed(1)} ms`)
+      .join(', ')}`,
+  )
   for (const [path, value] of Object.entries(xenstore)) if (value !== '') out(`xenstore ${path} = ${value}`)
   return 0
 }

@@ -26,11 +26,7 @@ export async function host(args: string[], out: Out): Promise<void> {
   })
   if (values.help) return out(USAGE())
   const hypervisor = values.sim === undefined ? await openHypervisor() : simulated(values.sim)
-  const [physinfo, numa, topology] = await Promise.all([
-    hypervisor.physinfo(),
-    hypervisor.numaInfo(),
-    hypervisor.cpuTopology(),
-  ])
+  const [physinfo, numa, topology] = await Promise.all([hypervisor.physinfo(), hypervisor.numaInfo(), hypervisor.cpuTopology()])
   const version = hypervisor.version
   if (values.json) {
     return out(JSON.stringify({ version, simulated: hypervisor.simulated, physinfo, numa, cpus: topology.cpus }))

@@ -138,11 +138,15 @@ export async function storm(args: string[], out: Out): Promise<number> {
       continue
     }
     if (!live) out(title)
-    out(`  builds: ${report.completed} completed, ${report.failed} failed${report.failed ? ` (${(summary.failures as string[]).join(', ')})` : ''}`)
+    out(
+      `  builds: ${report.completed} completed, ${report.failed} failed${report.failed ? ` (${(summary.failures as string[]).join(', ')})` : ''}`,
+    )
     out(`  wall time ${Math.round(report.wallMs)} ms, ${Math.round(report.buildsPerSecond)} builds/s`)
     out(`  event-loop delay: max ${report.eventLoopDelayMs.max.toFixed(1)} ms, p99 ${report.eventLoopDelayMs.p99.toFixed(1)} ms`)
     const o = report.outcomes
-    out(`  of ${report.vms.length} VMs: ${o.wholly} wholly on their planned nodes (${pct(report.whollyShare)}), ${o.spread} spread off them, ${o.unplaced} unplaced, ${o.failed} failed`)
+    out(
+      `  of ${report.vms.length} VMs: ${o.wholly} wholly on their planned nodes (${pct(report.whollyShare)}), ${o.spread} spread off them, ${o.unplaced} unplaced, ${o.failed} failed`,
+    )
     out(`  over-promised placements: ${report.overpromised}`)
     out('  per node, VMs planned there alone / of them local:')
     // Eight to a line: it stays within 80 columns on the largest presets.
@@ -151,7 +155,9 @@ export async function storm(args: string[], out: Out): Promise<number> {
   }
   const [ours, theirs] = reports
   if (!values.json && ours !== undefined && theirs !== undefined) {
-    out(`\nVMs wholly on their planned nodes, of all VMs: in-flight accounting ${pct(ours.whollyShare)}, xenopsd's ${pct(theirs.whollyShare)}`)
+    out(
+      `\nVMs wholly on their planned nodes, of all VMs: in-flight accounting ${pct(ours.whollyShare)}, xenopsd's ${pct(theirs.whollyShare)}`,
+    )
     out(`over-promised placements: ${ours.overpromised} against ${theirs.overpromised}`)
   }
   if (values.report !== undefined) {
