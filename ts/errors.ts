@@ -66,6 +66,8 @@ export type ErrnoCode = (typeof ERRNO_NAMES)[number] | `E${number}`
  * - `NOT_ENOUGH_MEMORY`: the host has not the memory the VM needs; `requiredBytes` and `freeBytes`.
  * - `XENGUEST_FAILED`: the domain builder said it failed; `xenguest` has what it said.
  * - `XENGUEST_PROTOCOL`: the domain builder said something that is not its protocol.
+ * - `SUSPEND_NOT_ACKNOWLEDGED`: the guest did not acknowledge the request to suspend (`control/shutdown`) in time; it runs on.
+ * - `INVALID_SUSPEND_IMAGE`: a suspend image that is not one: a wrong signature, a truncated file, a record this package does not know.
  * - `ABORTED`: the caller's signal aborted it; an `AbortError` whose `cause` is the signal's reason.
  * - `TIMEOUT`, `CLOSED` (a closed hypervisor, xenstore or build host), `INTERNAL` (a bug: please report it).
  */
@@ -79,6 +81,8 @@ export type ErrorCode =
   | 'NOT_ENOUGH_MEMORY'
   | 'XENGUEST_FAILED'
   | 'XENGUEST_PROTOCOL'
+  | 'SUSPEND_NOT_ACKNOWLEDGED'
+  | 'INVALID_SUSPEND_IMAGE'
   | 'ABORTED'
   | 'TIMEOUT'
   | 'CLOSED'
@@ -258,6 +262,8 @@ const NAMED_CODES: ReadonlySet<string> = new Set(
     NOT_ENOUGH_MEMORY: true,
     XENGUEST_FAILED: true,
     XENGUEST_PROTOCOL: true,
+    SUSPEND_NOT_ACKNOWLEDGED: true,
+    INVALID_SUSPEND_IMAGE: true,
     ABORTED: true,
     TIMEOUT: true,
     CLOSED: true,
