@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, readSync, rmSync, writeFileSync, writeSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -14,7 +14,7 @@ import {
   platformBuilderPath,
   requireDefaultXenguestPath,
 } from '../ts/xenguest-discovery.js'
-import { parseXenguestError, xenguestArgs } from '../ts/xenguest-protocol.js'
+import { parseXenguestError, xenguestArgs, xenguestRestoreArgs, xenguestResumeArgs, xenguestSaveArgs } from '../ts/xenguest-protocol.js'
 import { alive, FAKE_XENGUEST, rejected, ROOT } from './helpers.js'
 
 const memory = memoryModel({ type: 'hvm', staticMaxKib: 2 << 20, targetKib: 1 << 20, videoMib: 8, vcpus: 2 })
@@ -136,6 +136,60 @@ describe('xenguest arguments', () => {
   })
 })
 
+describe('save, restore and resume arguments', () => {
+  it("as xenopsd's save helper: the mode by guest type, the image on fd 5, -live only when live", () => {
+    expect(xenguestSaveArgs({ type: 'pv', domid: 9 })).toEqual([
+      '-controloutfd',
+      '3',
+      '-controlinfd',
+      '4',
+      '-mode',
+      'save',
+      '-domid',
+      '9',
+      '-fd',
+      '5',
+    ])
+    expect(xenguestSaveArgs({ type: 'pvh', domid: 9, live: true, debug: true, extraArgs: ['-x'] }).slice(4)).toEqual([
+      '-mode',
+      'hvm_save',
+      '-domid',
+      '9',
+      '-fd',
+      '5',
+      '-live',
+      'true',
+      '-debug',
+      'true',
+      '-x',
+    ])
+  })
+
+  it('a restore: the rings as a build has them, -mem_pnode only after a node claim; a resume: the domain', () => {
+    const restore = { type: 'pv' as const, domid: 4, storePort: 1, consolePort: 2 }
+    expect(xenguestRestoreArgs(restore).slice(4)).toEqual([
+      '-mode',
+      'restore',
+      '-domid',
+      '4',
+      '-fd',
+      '5',
+      '-store_port',
+      '1',
+      '-store_domid',
+      '0',
+      '-console_port',
+      '2',
+      '-console_domid',
+      '0',
+    ])
+    expect(xenguestRestoreArgs({ ...restore, type: 'pvh', memoryNode: 1 }).slice(4, 6)).toEqual(['-mode', 'hvm_restore'])
+    expect(xenguestRestoreArgs({ ...restore, memoryNode: 1 }).slice(-2)).toEqual(['-mem_pnode', '1'])
+    expect(xenguestRestoreArgs({ ...restore, memoryNode: null })).not.toContain('-mem_pnode')
+    expect(xenguestResumeArgs(4).slice(4)).toEqual(['-mode', 'resume', '-domid', '4'])
+  })
+})
+
 describe('error lines', () => {
   it("parse xenopsd's and XCP-ng's forms", () => {
     expect(parseXenguestError('hvm_build 12 Cannot allocate memory')).toEqual({
@@ -194,6 +248,69 @@ describe('the real runner, against a fake xenguest', () => {
     const { error } = await run(mode)
     expect(error?.code).toBe('XENGUEST_PROTOCOL')
     expect(error?.message).toMatch(message)
+  })
+
+  it("a save: the image on fd 5, the guest suspended when the builder asks, 'done' sent back, a result that carries nothing", async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'xdb-save-'))
+    try {
+      const path = join(dir, 'image')
+      const fd = openSync(path, 'w')
+      writeSync(fd, 'HEADER;')
+      const asked: string[] = []
+      const events: { type: string; line?: unknown }[] = []
+      const runner = new SpawnedXenguest(FAKE_XENGUEST, { exitGraceMs: 200 })
+      const saved = await runner.run(xenguestSaveArgs({ type: 'pv', domid: 7, extraArgs: ['-fake-mode', 'save'] }), {
+        imageFd: fd,
+        onSuspend: async () => {
+          asked.push('suspend')
+        },
+        onEvent: (e) => events.push(e),
+      })
+      expect(saved).toBeNull()
+      expect(asked).toEqual(['suspend'])
+      expect(events.some((e) => e.line === 'progress iteration=0 sent_pages=100 dirty_pages=7')).toBe(true)
+      // The builder wrote where the toolstack's header ended: the offset is shared.
+      writeSync(fd, 'END;')
+      closeSync(fd)
+      expect(readFileSync(path, 'latin1')).toBe('HEADER;LIBXC-STREAM;END;')
+
+      // The restore reads from the same kind of shared offset, no further.
+      const input = openSync(path, 'r')
+      const header = Buffer.alloc(7)
+      expect(readSync(input, header, 0, 7, null)).toBe(7)
+      const restored = await runner.run(
+        xenguestRestoreArgs({ type: 'pv', domid: 8, storePort: 1, consolePort: 2, extraArgs: ['-fake-mode', 'restore'] }),
+        { imageFd: input },
+      )
+      expect(restored).toEqual({ storeMfn: 4096n, consoleMfn: 4097n })
+      const rest = Buffer.alloc(8)
+      expect(rest.toString('latin1', 0, readSync(input, rest, 0, 8, null))).toBe('END;')
+      closeSync(input)
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+
+  it('a suspend that fails ends the save with its error, and kills the builder', async () => {
+    const fd = openSync('/dev/null', 'w')
+    try {
+      const refused = new XenDomainBuildError('SUSPEND_NOT_ACKNOWLEDGED', 'the guest did not answer')
+      const events: { type: string; pid?: number }[] = []
+      const runner = new SpawnedXenguest(FAKE_XENGUEST, { exitGraceMs: 200 })
+      const run = runner.run(xenguestSaveArgs({ type: 'pv', domid: 7, extraArgs: ['-fake-mode', 'save'] }), {
+        imageFd: fd,
+        onSuspend: () => Promise.reject(refused),
+        onEvent: (e) => events.push(e),
+      })
+      await expect(run).rejects.toBe(refused)
+      const spawned = events.find((e) => e.type === 'xenguest.spawn')
+      expect(alive(spawned?.pid as number)).toBe(false)
+      await expect(runner.run(xenguestSaveArgs({ type: 'pv', domid: 7 }), { imageFd: -1 })).rejects.toMatchObject({
+        code: 'INVALID_ARGUMENT',
+      })
+    } finally {
+      closeSync(fd)
+    }
   })
 
   it('a hung xenguest times out and is killed', async () => {

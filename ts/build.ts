@@ -27,7 +27,7 @@ import { PV_IN_PVH_SHIM_MIB, type MemoryModel } from './memory.js'
 import type { Placement } from './placement.js'
 import { isolated } from './listener.js'
 import { StepRunner } from './step.js'
-import { xenguestArgs, type XenguestLog, type XenguestRunner } from './xenguest-protocol.js'
+import { protocolError, xenguestArgs, type XenguestLog, type XenguestRunner } from './xenguest-protocol.js'
 import { domainPath } from './xenstore.js'
 import { isRelativeKey, XENSTORE_PAYLOAD_MAX_BYTES } from './xenstore-input.js'
 
@@ -327,13 +327,15 @@ async function build(host: BuildHost, domid: number, vm: VmConfig, given: BuildD
       memoryNode: built.placement.node,
       extraArgs: options.extraArgs,
     })
-    const result = await timed('xenguest', () =>
-      options.xenguest.run(args, {
+    const result = await timed('xenguest', async () => {
+      const frames = await options.xenguest.run(args, {
         signal,
         timeoutMs: options.xenguestTimeoutMs,
         onEvent: (event) => emit({ ...event, domid }),
-      }),
-    )
+      })
+      if (frames === null) throw protocolError("a build's result without the rings' frames")
+      return frames
+    })
     // xenguest populated the memory: Xen counts it now. What it did not take
     // of the claim is released, whatever the builder does about it.
     built.memoryPopulated()

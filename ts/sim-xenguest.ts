@@ -54,7 +54,7 @@ export class SimulatedXenguest implements XenguestRunner {
     this.#options = options
   }
 
-  async run(args: readonly string[], options: XenguestRunOptions = {}): Promise<XenguestResult> {
+  async run(args: readonly string[], options: XenguestRunOptions = {}): Promise<XenguestResult | null> {
     this.runs.push([...args])
     if (this.runs.length > SimulatedXenguest.KEPT_RUNS) this.runs.shift()
     const domid = Number(argument(args, '-domid'))

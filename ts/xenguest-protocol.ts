@@ -36,11 +36,90 @@ export interface XenguestBuild {
 /** The file descriptors, in the child, of the control pipes. */
 export const CONTROL_OUT_FD = 3
 export const CONTROL_IN_FD = 4
+/** The file descriptor, in the child, of a save's or a restore's image (`-fd`). */
+export const IMAGE_FD = 5
+
+/** What a save asks of the builder (`xenguestSaveArgs`). */
+export interface XenguestSave {
+  type: DomainType
+  domid: number
+  /** Iterative pre-copy while the guest runs, then a last copy once it is suspended. */
+  live?: boolean
+  debug?: boolean
+  /** Appended last. */
+  extraArgs?: readonly string[]
+}
+
+/** What a restore asks of the builder (`xenguestRestoreArgs`). */
+export interface XenguestRestore {
+  type: DomainType
+  domid: number
+  storePort: number
+  consolePort: number
+  storeDomid?: number
+  consoleDomid?: number
+  /** The node claimed for the domain: only after a successful node claim. */
+  memoryNode?: number | null
+  /** Appended last. */
+  extraArgs?: readonly string[]
+}
+
+const CONTROL_ARGS = ['-controloutfd', String(CONTROL_OUT_FD), '-controlinfd', String(CONTROL_IN_FD)]
+
+/**
+ * A save's arguments, as xenopsd gives its save helper: `-mode save` (PV) or
+ * `hvm_save` (PVH, HVM), the image on `-fd`, `-live true` for a live save.
+ */
+export function xenguestSaveArgs(s: XenguestSave): string[] {
+  const args = [...CONTROL_ARGS, '-mode', s.type === 'pv' ? 'save' : 'hvm_save', '-domid', String(s.domid), '-fd', String(IMAGE_FD)]
+  if (s.live) args.push('-live', 'true')
+  if (s.debug) args.push('-debug', 'true')
+  args.push(...(s.extraArgs ?? []))
+  return args
+}
+
+/** A restore's arguments: `-mode restore` (PV) or `hvm_restore` (PVH, HVM), the image on `-fd`, the rings' ports. */
+export function xenguestRestoreArgs(r: XenguestRestore): string[] {
+  const args = [
+    ...CONTROL_ARGS,
+    '-mode',
+    r.type === 'pv' ? 'restore' : 'hvm_restore',
+    '-domid',
+    String(r.domid),
+    '-fd',
+    String(IMAGE_FD),
+    '-store_port',
+    String(r.storePort),
+    '-store_domid',
+    String(r.storeDomid ?? 0),
+    '-console_port',
+    String(r.consolePort),
+    '-console_domid',
+    String(r.consoleDomid ?? 0),
+  ]
+  if (r.memoryNode !== undefined && r.memoryNode !== null) args.push('-mem_pnode', String(r.memoryNode))
+  args.push(...(r.extraArgs ?? []))
+  return args
+}
+
+/** A resume's arguments: a guest whose save failed or was cancelled runs on (libxenguest's cooperative resume). */
+export function xenguestResumeArgs(domid: number): string[] {
+  return [...CONTROL_ARGS, '-mode', 'resume', '-domid', String(domid)]
+}
+
+/**
+ * Whether a run's `result:` carries the rings' frames (a build, a restore)
+ * or nothing this package reads (a save, a resume: the runner resolves null).
+ */
+export function resultCarriesFrames(args: readonly string[]): boolean {
+  const mode = args[args.indexOf('-mode') + 1]
+  return !(mode === 'save' || mode === 'hvm_save' || mode === 'resume')
+}
 
 /** xenguest's arguments, in xenopsd's order (control pipes first; https://github.com/xen-domain-build/xen-domain-build/blob/main/docs/ARCHITECTURE.md#xenguest). */
 export function xenguestArgs(b: XenguestBuild): string[] {
   const mode = { hvm: 'hvm_build', pv: 'linux_build', pvh: 'pvh_build' }[b.type]
-  const args = ['-controloutfd', String(CONTROL_OUT_FD), '-controlinfd', String(CONTROL_IN_FD), '-mode', mode, '-image', b.image]
+  const args = [...CONTROL_ARGS, '-mode', mode, '-image', b.image]
   // Where xenopsd's xenguest_args_hvm puts it: straight after the image.
   if (b.type === 'hvm' && b.nvidiaVgpu) args.push('-vgpu')
   if (b.type === 'pv') {
@@ -85,14 +164,26 @@ export interface XenguestResult {
 /** A line the domain builder wrote (its stdout, stderr, or an `info:` on the control pipe). */
 export type XenguestLog = { type: 'xenguest.log'; stream: 'stdout' | 'stderr' | 'info'; line: string }
 
-/** How a domain builder runs: cancellation, a time limit, its events. */
+/** How a domain builder runs: cancellation, a time limit, its events, and a save's or a restore's image. */
 export interface XenguestRunOptions {
   signal?: AbortSignal
   timeoutMs?: number
   onEvent?: (event: XenguestLog | { type: 'xenguest.spawn'; pid: number; args: string[] }) => void
+  /** A save's or a restore's image: a file descriptor, which a spawned builder inherits as `IMAGE_FD`. */
+  imageFd?: number
+  /**
+   * A save: the builder asks for the guest to be suspended (`suspend:`); it
+   * is answered `done` once this resolves. A rejection ends the run with
+   * that error, the builder killed. Without it, `suspend:` is a protocol error.
+   */
+  onSuspend?: () => Promise<void>
 }
 
-/** Runs a domain builder. The real one spawns xenguest; the simulator has its own. */
+/**
+ * Runs a domain builder. The real one spawns xenguest; the simulator has its
+ * own. A build or a restore resolves with the rings' frames; a save or a
+ * resume (`resultCarriesFrames`) with null.
+ */
 export interface XenguestRunner {
   /**
    * Whether the builder reads the kernel, ramdisk and modules from this
@@ -100,7 +191,7 @@ export interface XenguestRunner {
    * readable before any hypercall, as xenopsd does.
    */
   readonly readsHostFiles?: boolean
-  run(args: readonly string[], options?: XenguestRunOptions): Promise<XenguestResult>
+  run(args: readonly string[], options?: XenguestRunOptions): Promise<XenguestResult | null>
   /** Whether the builder supports a feature (`xenguest -supports FEATURE`). */
   supports(feature: string): Promise<boolean>
 }
@@ -155,10 +246,14 @@ export function parseXenguestResult(payload: string): XenguestResult {
 export const MAX_CONTROL_LINE = 64 * 1024
 
 /**
- * What one control line means: a log, the end (a result or a failure), or
- * nothing more to wait for.
+ * What one control line means: a log, a request to suspend the guest, or the
+ * end (a result or a failure). `framesExpected` (`resultCarriesFrames`): a
+ * save's or a resume's `result:` carries nothing read here (null).
  */
-export function interpretControlLine(line: string): { log: XenguestLog } | { result: XenguestResult } | { error: XenDomainBuildError } {
+export function interpretControlLine(
+  line: string,
+  framesExpected = true,
+): { log: XenguestLog } | { suspend: string } | { result: XenguestResult | null } | { error: XenDomainBuildError } {
   const colon = line.indexOf(':')
   if (colon < 0) return { error: protocolError(`a control line without a prefix: ${JSON.stringify(line.slice(0, 200))}`) }
   const prefix = line.slice(0, colon)
@@ -171,13 +266,14 @@ export function interpretControlLine(line: string): { log: XenguestLog } | { res
     case 'error':
       return { error: xenguestFailed(payload) }
     case 'result':
+      if (!framesExpected) return { result: null }
       try {
         return { result: parseXenguestResult(payload) }
       } catch (error) {
         return { error: error as XenDomainBuildError }
       }
     case 'suspend':
-      return { error: protocolError(`unexpected suspend request during a build: ${JSON.stringify(payload)}`) }
+      return { suspend: payload }
     default:
       return { error: protocolError(`unknown control line prefix ${JSON.stringify(prefix.slice(0, 40))}`) }
   }

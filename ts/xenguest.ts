@@ -4,18 +4,20 @@
  * pipe. Its arguments and protocol are in xenguest-protocol.ts, where it is
  * installed in xenguest-discovery.ts.
  */
-import { spawn, type ChildProcess } from 'node:child_process'
+import { spawn, type ChildProcess, type StdioOptions } from 'node:child_process'
 import type { Readable, Writable } from 'node:stream'
 import { abortable } from './abort.js'
 import { optionalMilliseconds } from './checks.js'
-import { aborted, XenDomainBuildError } from './errors.js'
+import { aborted, describe, invalidArgument, XenDomainBuildError } from './errors.js'
 import { requireDefaultXenguestPath } from './xenguest-discovery.js'
 import {
   CONTROL_IN_FD,
   CONTROL_OUT_FD,
+  IMAGE_FD,
   interpretControlLine,
   MAX_CONTROL_LINE,
   protocolError,
+  resultCarriesFrames,
   type XenguestResult,
   type XenguestRunner,
   type XenguestRunOptions,
@@ -100,20 +102,27 @@ export class SpawnedXenguest implements XenguestRunner {
     this.#exitGraceMs = options.exitGraceMs ?? 5000
   }
 
-  run(args: readonly string[], options: XenguestRunOptions = {}): Promise<XenguestResult> {
-    const { signal, timeoutMs, onEvent } = options
-    // A bad time limit is refused before an aborted signal is.
+  run(args: readonly string[], options: XenguestRunOptions = {}): Promise<XenguestResult | null> {
+    const { signal, timeoutMs, onEvent, imageFd, onSuspend } = options
+    const framesExpected = resultCarriesFrames(args)
+    // A bad time limit or image descriptor is refused before an aborted signal is.
     try {
       optionalMilliseconds('timeoutMs', timeoutMs)
+      if (imageFd !== undefined && !(Number.isSafeInteger(imageFd) && imageFd >= 0)) {
+        throw invalidArgument('imageFd', `expected a file descriptor, got ${describe(imageFd)}`)
+      }
     } catch (error) {
       return Promise.reject(error)
     }
-    return abortable<XenguestResult>(signal, 'xenguest, before it started,', (resolve, reject) => {
+    return abortable<XenguestResult | null>(signal, 'xenguest, before it started,', (resolve, reject) => {
       // No shell; stdin closed; stdout and stderr become log events; fds 3 and
-      // 4 are the control pipes (out of xenguest, into xenguest). `detached`:
-      // a new process group, so that the whole of it can be ended.
-      const child: ChildProcess = spawn(this.path, [...args], { stdio: ['ignore', 'pipe', 'pipe', 'pipe', 'pipe'], detached: true })
-      let outcome: { result: XenguestResult } | { error: XenDomainBuildError } | undefined
+      // 4 are the control pipes (out of xenguest, into xenguest); fd 5 a save's
+      // or a restore's image, shared with us (its offset too). `detached`: a
+      // new process group, so that the whole of it can be ended.
+      const stdio: StdioOptions = ['ignore', 'pipe', 'pipe', 'pipe', 'pipe']
+      if (imageFd !== undefined) stdio[IMAGE_FD] = imageFd
+      const child: ChildProcess = spawn(this.path, [...args], { stdio, detached: true })
+      let outcome: { result: XenguestResult | null } | { error: XenDomainBuildError } | undefined
       let killedByUs = false
       let settled = false
       const timers: { clear(): void }[] = []
@@ -160,15 +169,29 @@ export class SpawnedXenguest implements XenguestRunner {
       })
       if (child.pid !== undefined) onEvent?.({ type: 'xenguest.spawn', pid: child.pid, args: [...args] })
       const control = child.stdio[CONTROL_OUT_FD] as Readable
-      // Nothing is sent to xenguest during a build; the pipe stays open for it.
-      void (child.stdio[CONTROL_IN_FD] as Writable)
+      // Only a save's answer (`done`) is sent to xenguest; the pipe stays open for it.
+      const answers = child.stdio[CONTROL_IN_FD] as Writable
+      answers.on('error', () => undefined)
+      const suspend = (payload: string) => {
+        if (onSuspend === undefined) {
+          finish({ error: protocolError(`unexpected suspend request during a build: ${JSON.stringify(payload.slice(0, 200))}`) }, true)
+          return
+        }
+        onSuspend().then(
+          () => {
+            if (outcome === undefined) answers.write('done\n')
+          },
+          (error: unknown) => finish({ error: error as XenDomainBuildError }, true),
+        )
+      }
       eachLine(
         control,
         MAX_CONTROL_LINE,
         (line) => {
           if (outcome !== undefined) return
-          const meaning = interpretControlLine(line)
+          const meaning = interpretControlLine(line, framesExpected)
           if ('log' in meaning) onEvent?.(meaning.log)
+          else if ('suspend' in meaning) suspend(meaning.suspend)
           else if ('result' in meaning) finish(meaning, false)
           else finish(meaning, true)
         },
