@@ -4,7 +4,15 @@
  * are refused before any hypercall; a failed step names itself, its errno and
  * the domain; a failure or cancellation after the claim releases it.
  */
-import { guestDomid, optionalBoolean, optionalFunction, optionalMilliseconds, optionalSignal, optionsObject } from './checks.js'
+import {
+  guestDomid,
+  optionalBoolean,
+  optionalFunction,
+  optionalMilliseconds,
+  optionalSignal,
+  optionalWholeNumber,
+  optionsObject,
+} from './checks.js'
 import { aborted, describe, invalidArgument, XenDomainBuildError } from './errors.js'
 import { BuildHost } from './host.js'
 import { checkVmMemory, memoryModel, type MemoryModel, type VmMemory } from './memory.js'
@@ -45,6 +53,11 @@ export interface BuildPreOptions {
    * plan's node for it (`placement.node`). `buildDomain` asks the builder.
    */
   builderPinsNode?: boolean
+  /**
+   * A restore's claim, in 4 KiB pages: the memory the image holds (xenopsd's
+   * `memory_total_source`), instead of the memory model's `buildClaimPages`.
+   */
+  claimPages?: number
 }
 
 /** A domain build_pre has prepared for the builder, and what to do after it. */
@@ -142,6 +155,7 @@ export async function buildPre(host: BuildHost, domid: number, vm: VmConfig, giv
   optionalMilliseconds('options.memoryTimeoutMs', options.memoryTimeoutMs)
   optionalFunction('options.onEvent', options.onEvent)
   optionalBoolean('options.builderPinsNode', options.builderPinsNode)
+  optionalWholeNumber('options.claimPages', options.claimPages, 'pages')
   checkConfig(host, domid, vm)
   if (host.closed) throw new XenDomainBuildError('CLOSED', `domain ${domid}: the build host was closed`)
   const memory = memoryModel(vm)
@@ -259,7 +273,7 @@ export async function buildPre(host: BuildHost, domid: number, vm: VmConfig, giv
         reservation,
         {
           vcpus: vm.vcpus,
-          claimPages: memory.buildClaimPages,
+          claimPages: options.claimPages ?? memory.buildClaimPages,
           hardAffinityCpus: masks?.flat() ?? null,
           builderPinsNode: options.builderPinsNode ?? false,
         },

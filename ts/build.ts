@@ -27,7 +27,7 @@ import { PV_IN_PVH_SHIM_MIB, type MemoryModel } from './memory.js'
 import type { Placement } from './placement.js'
 import { isolated } from './listener.js'
 import { StepRunner } from './step.js'
-import { protocolError, xenguestArgs, type XenguestLog, type XenguestRunner } from './xenguest-protocol.js'
+import { protocolError, xenguestArgs, type XenguestLog, type XenguestResult, type XenguestRunner } from './xenguest-protocol.js'
 import { domainPath } from './xenstore.js'
 import { isRelativeKey, XENSTORE_PAYLOAD_MAX_BYTES } from './xenstore-input.js'
 
@@ -57,6 +57,8 @@ export type DomainBuildEvent =
   | { type: 'xenguest.spawn'; domid: number; pid: number; args: string[] }
   | { type: 'build.done'; domid: number; ms: number }
   | { type: 'build.failed'; domid: number; ms: number; code: string; step?: string }
+  | { type: 'restore.done'; domid: number; ms: number }
+  | { type: 'restore.failed'; domid: number; ms: number; code: string; step?: string }
 
 /** What a domain boots: its kernel or firmware, and what goes with it. */
 export interface DomainImage {
@@ -76,24 +78,19 @@ export interface DomainImage {
 export const DEFAULT_SHIM_IMAGE = '/usr/libexec/xen/boot/xen-shim'
 export const DEFAULT_SHIM_CMDLINE = 'pv-shim console=xen'
 
-/** How `buildDomain` builds: what it boots, the builder that does it, and how to follow or stop it. */
-export interface BuildDomainOptions extends DomainImage {
-  /**
-   * PV-in-PVH (`vm.pvShim`): the shim Xen the domain boots, `DEFAULT_SHIM_IMAGE`
-   * by default. `image`, `cmdline` and `ramdisk` are then the PV guest's: they
-   * become the shim's modules, as xenopsd lays them out.
-   */
-  shimImage?: string
+/**
+ * What a build and a restore share: the builder that does the work, how to
+ * follow or stop it, and what build_post writes.
+ */
+export interface DomainBuilderOptions {
   /** The domain builder: `new SpawnedXenguest()` on a real host, `new SimulatedXenguest(sim)` on a simulated one. */
   xenguest: XenguestRunner
-  /** Cancels the build: xenguest is killed, the claim released; the build rejects with ABORTED. */
+  /** Cancels it: xenguest is killed, the claim released; it rejects with ABORTED. */
   signal?: AbortSignal
   /** Per xenguest run; none by default. */
   xenguestTimeoutMs?: number
   /** How long to wait for free memory (64 s, as xenopsd), then NOT_ENOUGH_MEMORY. */
   memoryTimeoutMs?: number
-  /** xenguest's `-force`. */
-  force?: boolean
   /** More arguments for the builder, after ours. */
   extraArgs?: readonly string[]
   /** The domain that serves the guest's xenstore ring (0, dom0, by default). */
@@ -112,11 +109,23 @@ export interface BuildDomainOptions extends DomainImage {
   dynamicMinKib?: number
   dynamicMaxKib?: number
   /**
-   * Each event of the build, as it happens. A listener that throws (or whose
-   * Promise rejects) is reported as a process warning and cannot fail or
-   * alter the build.
+   * Each event, as it happens. A listener that throws (or whose Promise
+   * rejects) is reported as a process warning and cannot fail or alter the
+   * build or restore.
    */
   onEvent?: (event: DomainBuildEvent) => void
+}
+
+/** How `buildDomain` builds: what it boots, the builder that does it, and how to follow or stop it. */
+export interface BuildDomainOptions extends DomainImage, DomainBuilderOptions {
+  /**
+   * PV-in-PVH (`vm.pvShim`): the shim Xen the domain boots, `DEFAULT_SHIM_IMAGE`
+   * by default. `image`, `cmdline` and `ramdisk` are then the PV guest's: they
+   * become the shim's modules, as xenopsd lays them out.
+   */
+  shimImage?: string
+  /** xenguest's `-force`. */
+  force?: boolean
 }
 
 /** A built domain: what the toolstack needs next (its devices, QEMU, unpausing it). */
@@ -223,11 +232,11 @@ export function buildDomain(host: BuildHost, domid: number, vm: VmConfig, option
 }
 
 /**
- * Every option a caller gives, checked before the first hypercall: types,
- * NUL bytes (they become C strings), and the limits of argv, of a PV
- * command line and of xenstore values.
+ * The options a build and a restore share, checked before the first
+ * hypercall: types, NUL bytes (they become C strings), and the limits of
+ * argv and of xenstore values.
  */
-function checkOptions(vm: VmConfig, given: BuildDomainOptions): BuildDomainOptions {
+export function checkBuilderOptions<T extends DomainBuilderOptions>(given: T): T {
   const options = optionsObject('options', given)
   const runner = options.xenguest as Partial<XenguestRunner> | undefined
   if (runner === null || typeof runner !== 'object' || typeof runner.run !== 'function') {
@@ -235,23 +244,6 @@ function checkOptions(vm: VmConfig, given: BuildDomainOptions): BuildDomainOptio
       'options.xenguest',
       `expected a domain builder (SpawnedXenguest, SimulatedXenguest, ...), got ${describe(runner)}`,
     )
-  }
-  cString('options.image', options.image)
-  if (options.image === '') throw invalidArgument('options.image', 'is empty')
-  const pv = (vm as Partial<VmConfig> | null)?.type === 'pv'
-  optionalCString('options.cmdline', options.cmdline, pv ? MAX_PV_CMDLINE_BYTES - 1 : undefined)
-  optionalCString('options.ramdisk', options.ramdisk)
-  optionalCString('options.shimImage', options.shimImage)
-  if ((vm as Partial<VmConfig> | null)?.pvShim === true && (options.modules?.length ?? 0) > 0) {
-    throw invalidArgument('options.modules', "a PV-in-PVH guest's modules are its kernel and ramdisk (image, ramdisk): no others")
-  }
-  if (options.modules !== undefined) {
-    if (!Array.isArray(options.modules)) throw invalidArgument('options.modules', `expected an array, got ${describe(options.modules)}`)
-    options.modules.forEach((m: unknown, i) => {
-      const module = optionsObject(`options.modules[${i}]`, m as { path?: unknown; cmdline?: unknown } | undefined)
-      cString(`options.modules[${i}].path`, module.path)
-      optionalCString(`options.modules[${i}].cmdline`, module.cmdline)
-    })
   }
   if (options.extraArgs !== undefined) {
     if (!Array.isArray(options.extraArgs))
@@ -261,8 +253,6 @@ function checkOptions(vm: VmConfig, given: BuildDomainOptions): BuildDomainOptio
   optionalSignal('options.signal', options.signal)
   optionalMilliseconds('options.xenguestTimeoutMs', options.xenguestTimeoutMs)
   optionalMilliseconds('options.memoryTimeoutMs', options.memoryTimeoutMs)
-  optionalBoolean('options.force', options.force)
-  optionalBoolean('options.nvidiaVgpu', options.nvidiaVgpu)
   optionalDomid('options.storeDomid', options.storeDomid)
   optionalDomid('options.consoleDomid', options.consoleDomid)
   optionalCString('options.timeoffset', options.timeoffset, XENSTORE_PAYLOAD_MAX_BYTES)
@@ -282,60 +272,92 @@ function checkOptions(vm: VmConfig, given: BuildDomainOptions): BuildDomainOptio
     }
     cString(`options.extraKeys.${key}`, value, XENSTORE_PAYLOAD_MAX_BYTES)
   }
-  return options as BuildDomainOptions
+  return options as T
 }
 
-async function build(host: BuildHost, domid: number, vm: VmConfig, given: BuildDomainOptions): Promise<BuiltDomain> {
-  const started = performance.now()
-  const options = checkOptions(vm, given)
-  const listener = isolated(options.onEvent)
-  const emit = (event: DomainBuildEvent) => {
+/** A build's own options, checked with the shared ones. */
+function checkOptions(vm: VmConfig, given: BuildDomainOptions): BuildDomainOptions {
+  const options = checkBuilderOptions(given)
+  cString('options.image', options.image)
+  if (options.image === '') throw invalidArgument('options.image', 'is empty')
+  const pv = (vm as Partial<VmConfig> | null)?.type === 'pv'
+  optionalCString('options.cmdline', options.cmdline, pv ? MAX_PV_CMDLINE_BYTES - 1 : undefined)
+  optionalCString('options.ramdisk', options.ramdisk)
+  optionalCString('options.shimImage', options.shimImage)
+  if ((vm as Partial<VmConfig> | null)?.pvShim === true && (options.modules?.length ?? 0) > 0) {
+    throw invalidArgument('options.modules', "a PV-in-PVH guest's modules are its kernel and ramdisk (image, ramdisk): no others")
+  }
+  if (options.modules !== undefined) {
+    if (!Array.isArray(options.modules)) throw invalidArgument('options.modules', `expected an array, got ${describe(options.modules)}`)
+    options.modules.forEach((m: unknown, i) => {
+      const module = optionsObject(`options.modules[${i}]`, m as { path?: unknown; cmdline?: unknown } | undefined)
+      cString(`options.modules[${i}].path`, module.path)
+      optionalCString(`options.modules[${i}].cmdline`, module.cmdline)
+    })
+  }
+  optionalBoolean('options.force', options.force)
+  optionalBoolean('options.nvidiaVgpu', options.nvidiaVgpu)
+  return options
+}
+
+/** What a build or a restore does in its own way, around the steps they share. */
+export interface BuilderRun {
+  operation: 'build' | 'restore'
+  /** Before build_pre (a build's file checks, a restore's image header). */
+  prepare?: () => Promise<void>
+  /** build_pre's own options (the claim's size for a restore). */
+  claimPages?: number
+  /** Runs the builder on the domain build_pre prepared: the rings' frames. */
+  run: (pre: BuildPreResult, steps: StepRunner) => Promise<XenguestResult>
+  /** After the builder, before the claim's rest is released (a restore's end of image). */
+  afterRun?: (steps: StepRunner) => Promise<void>
+}
+
+/** An event sink for a build or a restore: the caller's listener, isolated, and the diagnostics channel. */
+export function buildEvents(onEvent: ((event: DomainBuildEvent) => void) | undefined): (event: DomainBuildEvent) => void {
+  const listener = isolated(onEvent)
+  return (event) => {
     listener?.(event)
     if (buildChannel.hasSubscribers) buildChannel.publish(event)
   }
+}
+
+/**
+ * The steps a build and a restore share: build_pre, the builder (`how.run`),
+ * the unused claim released, the shadow allocation put back where the builder
+ * lowered it, build_post, the dynamic memory range. A failure or cancellation
+ * anywhere releases the claim (the builder is the runner's to kill).
+ */
+export async function runBuilder(
+  host: BuildHost,
+  domid: number,
+  vm: VmConfig,
+  options: DomainBuilderOptions,
+  emit: (event: DomainBuildEvent) => void,
+  how: BuilderRun,
+): Promise<BuiltDomain> {
+  const started = performance.now()
   const { signal } = options
   let pre: BuildPreResult | undefined
   try {
-    const image = await xenguestImage(host, domid, vm, options, emit)
-    if (options.xenguest.readsHostFiles !== false)
-      await checkReadable(image).catch((error: unknown) => {
-        throw inStep(error, 'check_files', domid)
-      })
+    await how.prepare?.()
     // Ours places memory on a node by itself (one vNUMA node and
     // XENMEMF_exact_node): placement may pin a one-node plan's node for it
     // where xenopsd would need a node claim (placement.ts says when).
     const builderPinsNode = await options.xenguest.supports('mem_pnode')
-    pre = await buildPre(host, domid, vm, { signal, memoryTimeoutMs: options.memoryTimeoutMs, onEvent: emit, builderPinsNode })
+    pre = await buildPre(host, domid, vm, {
+      signal,
+      memoryTimeoutMs: options.memoryTimeoutMs,
+      onEvent: emit,
+      builderPinsNode,
+      claimPages: how.claimPages,
+    })
     const built = pre
     // The steps after build_pre, timed into the same record.
     const steps = new StepRunner(domid, { signal, onEvent: emit, timingsMs: built.timingsMs })
     const timed = <T>(step: string, work: () => Promise<T>) => steps.run(step, work)
-    const args = xenguestArgs({
-      type: vm.type,
-      domid,
-      image: image.image,
-      cmdline: image.cmdline,
-      ramdisk: image.ramdisk,
-      modules: image.modules,
-      nvidiaVgpu: options.nvidiaVgpu,
-      force: options.force,
-      storePort: built.storePort,
-      consolePort: built.consolePort,
-      storeDomid: options.storeDomid,
-      consoleDomid: options.consoleDomid,
-      memory: built.memory,
-      memoryNode: built.placement.node,
-      extraArgs: options.extraArgs,
-    })
-    const result = await timed('xenguest', async () => {
-      const frames = await options.xenguest.run(args, {
-        signal,
-        timeoutMs: options.xenguestTimeoutMs,
-        onEvent: (event) => emit({ ...event, domid }),
-      })
-      if (frames === null) throw protocolError("a build's result without the rings' frames")
-      return frames
-    })
+    const result = await how.run(built, steps)
+    await how.afterRun?.(steps)
     // xenguest populated the memory: Xen counts it now. What it did not take
     // of the claim is released, whatever the builder does about it.
     built.memoryPopulated()
@@ -376,7 +398,7 @@ async function build(host: BuildHost, domid: number, vm: VmConfig, given: BuildD
     )
     const ms = performance.now() - started
     built.timingsMs.total = ms
-    emit({ type: 'build.done', domid, ms })
+    emit({ type: `${how.operation}.done`, domid, ms })
     return {
       domid,
       storePort: built.storePort,
@@ -391,7 +413,68 @@ async function build(host: BuildHost, domid: number, vm: VmConfig, given: BuildD
   } catch (error) {
     await pre?.release()
     const e = error as { code?: string; step?: string }
-    emit({ type: 'build.failed', domid, ms: performance.now() - started, code: e.code ?? 'UNKNOWN', step: e.step })
+    emit({ type: `${how.operation}.failed`, domid, ms: performance.now() - started, code: e.code ?? 'UNKNOWN', step: e.step })
     throw error
   }
+}
+
+/** Runs the builder as the xenguest step, with the build's events: the rings' frames, or a protocol error. */
+export async function runXenguest(
+  steps: StepRunner,
+  domid: number,
+  options: DomainBuilderOptions,
+  emit: (event: DomainBuildEvent) => void,
+  args: string[],
+  imageFd?: number,
+): Promise<XenguestResult> {
+  return steps.run('xenguest', async () => {
+    const frames = await options.xenguest.run(args, {
+      signal: options.signal,
+      timeoutMs: options.xenguestTimeoutMs,
+      onEvent: (event) => emit({ ...event, domid }),
+      ...(imageFd === undefined ? {} : { imageFd }),
+    })
+    if (frames === null) throw protocolError("a result without the rings' frames")
+    return frames
+  })
+}
+
+async function build(host: BuildHost, domid: number, vm: VmConfig, given: BuildDomainOptions): Promise<BuiltDomain> {
+  const options = checkOptions(vm, given)
+  const emit = buildEvents(options.onEvent)
+  let image: DomainImage = options
+  return runBuilder(host, domid, vm, options, emit, {
+    operation: 'build',
+    prepare: async () => {
+      image = await xenguestImage(host, domid, vm, options, emit)
+      if (options.xenguest.readsHostFiles !== false)
+        await checkReadable(image).catch((error: unknown) => {
+          throw inStep(error, 'check_files', domid)
+        })
+    },
+    run: (built, steps) =>
+      runXenguest(
+        steps,
+        domid,
+        options,
+        emit,
+        xenguestArgs({
+          type: vm.type,
+          domid,
+          image: image.image,
+          cmdline: image.cmdline,
+          ramdisk: image.ramdisk,
+          modules: image.modules,
+          nvidiaVgpu: options.nvidiaVgpu,
+          force: options.force,
+          storePort: built.storePort,
+          consolePort: built.consolePort,
+          storeDomid: options.storeDomid,
+          consoleDomid: options.consoleDomid,
+          memory: built.memory,
+          memoryNode: built.placement.node,
+          extraArgs: options.extraArgs,
+        }),
+      ),
+  })
 }

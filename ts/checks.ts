@@ -69,6 +69,13 @@ export function optionalChoice<T extends string>(field: string, value: unknown, 
   return value as T
 }
 
+/** A whole number ≥ 0 of some unit (`KiB`, `pages`), or absent. */
+export function optionalWholeNumber(field: string, value: unknown, unit: string): void {
+  if (value !== undefined && (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0)) {
+    throw invalidArgument(field, `${describe(value)} is not a whole number of ${unit} ≥ 0`)
+  }
+}
+
 /** A positive, finite, whole number of milliseconds, or absent. */
 export function optionalMilliseconds(field: string, value: unknown): void {
   if (value !== undefined && (typeof value !== 'number' || !Number.isSafeInteger(value) || value <= 0)) {
