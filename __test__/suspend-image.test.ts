@@ -521,6 +521,7 @@ describe('the record’s checks (INVALID_ARGUMENT, naming the field)', () => {
     refused({ vm: VM, xenstoreSubtree: [['a', 'b\0']] }, 'record.xenstoreSubtree[0][1]', 'NUL')
     refused({ vm: VM, xenstoreSubtree: [['', 'b']] }, 'record.xenstoreSubtree[0][0]', 'empty')
     refused({ vm: VM, xenstoreSubtree: [[1, 'b']] }, 'record.xenstoreSubtree[0][0]', 'string')
+    refused({ vm: VM, xenstoreSubtree: [['a', 'b\ud800']] }, 'record.xenstoreSubtree[0][1]', 'lone surrogate')
   })
 
   it('refuses to encode a record a reader would refuse as too long', () => {

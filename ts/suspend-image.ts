@@ -209,17 +209,24 @@ function checkSubtree(field: string, value: unknown): readonly (readonly [string
   return value.map((pair: unknown, i) => {
     if (!Array.isArray(pair) || pair.length !== 2)
       throw invalidArgument(`${field}[${i}]`, `expected a [key, value] pair, got ${describe(pair)}`)
-    const key = cString(`${field}[${i}][0]`, pair[0], MAX_XENOPS_RECORD_BYTES)
+    const key = unicode(`${field}[${i}][0]`, pair[0])
     if (key === '') throw invalidArgument(`${field}[${i}][0]`, 'is empty')
-    return [key, cString(`${field}[${i}][1]`, pair[1], MAX_XENOPS_RECORD_BYTES)] as const
+    return [key, unicode(`${field}[${i}][1]`, pair[1])] as const
   })
+}
+
+/** A string without NUL bytes that UTF-8 can hold as it is: no lone surrogate, which would come back as U+FFFD. */
+function unicode(field: string, value: unknown): string {
+  const text = cString(field, value, MAX_XENOPS_RECORD_BYTES)
+  if (/\p{Cs}/u.test(text)) throw invalidArgument(field, 'has a lone surrogate (not Unicode that UTF-8 can hold)')
+  return text
 }
 
 /**
  * A Xenops record from its parts, checked: a time in xenopsd's form (or a
  * Date), a word size of 32 or 64, a PV or PVH VM config as a build takes it,
  * a whole `memoryTotalSourceKib` ≥ 0, and xenstore pairs of strings without
- * NUL bytes (keys not empty). Anything else is refused with INVALID_ARGUMENT
+ * NUL bytes or lone surrogates (keys not empty). Anything else is refused with INVALID_ARGUMENT
  * naming the field. A record passed back in is checked again and comes out
  * equal. (Its size is checked when it is encoded: at most
  * `MAX_XENOPS_RECORD_BYTES`.)
