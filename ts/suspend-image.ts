@@ -104,6 +104,7 @@ export interface XenopsRecordInput {
   time?: Date | string
   /** 32 or 64; 64 when absent. */
   wordSize?: number
+  /** The VM the image is of. */
   vm: SuspendedVm
   /** None when absent. */
   xenstoreSubtree?: readonly (readonly [key: string, value: string])[]
@@ -111,6 +112,7 @@ export interface XenopsRecordInput {
 
 /** What `readImageHeader` found before the libxc stream. */
 export interface SuspendImageHeader {
+  /** The Xenops record, checked as `xenopsRecord` checks one. */
   record: XenopsRecord
   /**
    * Where the libxc stream starts: the bytes from the image's first byte to
@@ -121,7 +123,7 @@ export interface SuspendImageHeader {
 
 // ------------------------------------------------------- the Xenops record
 
-/** The field names of a record, as its checks name them: the caller's (`record.vm`) or the image's (`vm_str`). */
+/** The field names a caller's record is checked under (the image's are xenopsd's: `vm_str`, ...). */
 interface FieldNames {
   time: string
   wordSize: string
