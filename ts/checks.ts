@@ -82,3 +82,11 @@ export function optionalMilliseconds(field: string, value: unknown): void {
     throw invalidArgument(field, `${describe(value)} is not a whole number of milliseconds above 0`)
   }
 }
+
+/** An open file descriptor's number: a whole number from 0 to 2^31 − 1. */
+export function fileDescriptor(field: string, value: unknown): number {
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0 || value > 0x7fff_ffff) {
+    throw invalidArgument(field, `${describe(value)} is not a file descriptor (a whole number from 0 to 2^31 - 1)`)
+  }
+  return value
+}

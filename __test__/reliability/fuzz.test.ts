@@ -9,14 +9,18 @@
  * - bad input to a build (a valid build with one field made bad) is refused
  *   with INVALID_ARGUMENT before any hypercall: the recording proxy of the
  *   simulated hypervisor sees no call but reads (physinfo, numaInfo,
- *   cpuTopology).
+ *   cpuTopology);
+ * - the suspend image reader, over random bytes, mutated images and Xenops
+ *   records of S-expression junk, from a Buffer and from a file: a record its
+ *   own checks take back, or INVALID_SUSPEND_IMAGE at a byte of the input,
+ *   and it settles (never hangs); valid records round-trip byte for byte.
  *
  * Each property runs over all its inputs and records what went wrong (fast-check
  * is told every input passed), so that the counts cover every input; the
  * assertions at the end list one example per kind of failure.
  */
 import { spawnSync } from 'node:child_process'
-import { mkdtempSync, rmSync } from 'node:fs'
+import { closeSync, mkdtempSync, openSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import fc from 'fast-check'
@@ -27,6 +31,17 @@ import { XenDomainBuildError } from '../../ts/errors.js'
 import { BuildHost } from '../../ts/host.js'
 import { NumaPlanner, memoryModel, simulateHost } from '../../ts/index.js'
 import { SimulatedXenguest } from '../../ts/sim-xenguest.js'
+import {
+  decodeImageEnd,
+  decodeImageHeader,
+  decodeXenopsRecord,
+  encodeImageEnd,
+  encodeImageHeader,
+  readImageEnd,
+  readImageHeader,
+  type XenopsRecordInput,
+  xenopsRecord,
+} from '../../ts/suspend-image.js'
 import { InMemoryXenstore } from '../../ts/xenstore-memory.js'
 import { recording, ROOT } from '../helpers.js'
 import { brief, leaks } from './harness.js'
@@ -613,6 +628,319 @@ describe('fuzz: the rest of the public API', () => {
         },
       ),
       { seed: SEED, numRuns: 400 },
+    )
+    expect(report(t)).toEqual([])
+  })
+})
+
+// ------------------------------------------------------- the suspend image
+
+/** Bytes as the report shows them: their length and first 48 bytes, in hex. */
+function showBytes(bytes: Uint8Array): string {
+  return `${bytes.length} bytes: ${Buffer.from(bytes.subarray(0, 48)).toString('hex')}${bytes.length > 48 ? '…' : ''}`
+}
+
+/**
+ * Runs a reader on bad bytes: it may succeed or refuse with
+ * INVALID_SUSPEND_IMAGE, whose message says a byte within the input; nothing
+ * else.
+ */
+function imageRefusal(t: Tally, what: string, input: string, length: number, error: unknown): void {
+  if (!(error instanceof XenDomainBuildError)) {
+    t.foreign++
+    problem(t, `${what}: ${kindOf(error)}`, `${input} → ${brief(error)}`)
+  } else if (error.code !== 'INVALID_SUSPEND_IMAGE') {
+    problem(t, `${what}: refused as ${error.code}, not INVALID_SUSPEND_IMAGE`, `${input} → ${brief(error)}`)
+  } else {
+    const at = /^(?:suspend image|Xenops record), byte (\d+)/.exec(error.message)
+    if (at === null) problem(t, `${what}: a refusal that says no byte offset`, `${input} → ${error.message}`)
+    else if (Number(at[1]) > length) problem(t, `${what}: a refusal at a byte past the input`, `${input} → ${error.message}`)
+  }
+}
+
+/** A read image must hold a record its checks take as it is. */
+function checkRead(t: Tally, what: string, input: string, record: XenopsRecordInput): void {
+  try {
+    expect(xenopsRecord(record)).toEqual(record)
+  } catch (error) {
+    problem(t, `${what}: read a record its own checks do not take back`, `${input} → ${brief(error)}`)
+  }
+}
+
+describe('fuzz: the suspend image reader', () => {
+  const TIME = '20250102T03:04:05Z'
+  const vm = fc.record({
+    config: fc.oneof(
+      fc.record({
+        type: fc.constantFrom<'pv' | 'pvh'>('pv', 'pvh'),
+        staticMaxKib: fc.constant(2 ** 20),
+        targetKib: fc.integer({ min: 1, max: 2 ** 20 }),
+        vcpus: fc.integer({ min: 1, max: 64 }),
+      }),
+      fc.constant<VmConfig>({
+        type: 'pvh',
+        staticMaxKib: 2 ** 19,
+        targetKib: 2 ** 19,
+        vcpus: 2,
+        videoMib: 4,
+        pvShim: true,
+        hardAffinity: [[0, 1], [2]],
+      }),
+    ),
+    memoryTotalSourceKib: fc.oneof(fc.integer({ min: 0, max: 2 ** 30 }), fc.constant(2 ** 53 - 1)),
+  })
+  const noNul = (s: string) => !s.includes('\0')
+  const text = fc
+    .oneof(
+      fc.string({ unit: 'binary', maxLength: 20 }),
+      fc.string({ unit: fc.constantFrom('(', ')', '"', '\\', ';', '#', '|', ' ', '\n', 'a'), maxLength: 10 }),
+    )
+    .filter(noNul)
+  const records = fc.record({
+    time: fc.oneof(fc.constant(TIME), fc.date({ min: new Date(0), max: new Date(Date.UTC(9999, 11, 31)), noInvalidDate: true })),
+    wordSize: fc.constantFrom(32, 64),
+    vm,
+    xenstoreSubtree: fc.array(
+      fc.tuple(
+        text.filter((k) => k !== ''),
+        text,
+      ),
+      { maxLength: 4 },
+    ),
+  })
+  /** A whole image: its start, a libxc stream of junk, its end. */
+  const images = fc
+    .tuple(records, fc.uint8Array({ maxLength: 16 }))
+    .map(([r, libxc]) => Buffer.concat([encodeImageHeader(r), libxc, encodeImageEnd()]))
+  const mutations = fc.array(
+    fc.oneof(
+      fc.record({ kind: fc.constant('set' as const), at: fc.nat(), byte: fc.integer({ min: 0, max: 255 }) }),
+      fc.record({ kind: fc.constant('truncate' as const), at: fc.nat() }),
+      fc.record({ kind: fc.constant('insert' as const), at: fc.nat(), bytes: fc.uint8Array({ minLength: 1, maxLength: 8 }) }),
+      fc.record({ kind: fc.constant('delete' as const), at: fc.nat(), count: fc.integer({ min: 1, max: 8 }) }),
+      // A header's type or length: those of the Xenops and the Libxc records.
+      fc.record({
+        kind: fc.constant('u64' as const),
+        field: fc.constantFrom(0, 1, 2, 3),
+        value: fc.oneof(
+          fc.bigInt({ min: 0n, max: 2n ** 64n - 1n }),
+          fc.constantFrom(0n, 0xfn, 0xf0n, 0xffffn, 0x0f00n, 2n ** 24n, 2n ** 63n),
+        ),
+      }),
+    ),
+    { minLength: 1, maxLength: 4 },
+  )
+  type Mutation = typeof mutations extends fc.Arbitrary<(infer M)[]> ? M : never
+  function mutate(image: Buffer, changes: Mutation[]): Buffer {
+    let bytes = Buffer.from(image)
+    const bodyLength = Number(image.readBigUInt64LE(23))
+    const fields = [15, 23, 31 + bodyLength, 39 + bodyLength]
+    for (const m of changes) {
+      const at = bytes.length === 0 || !('at' in m) ? 0 : m.at % bytes.length
+      if (m.kind === 'set' && bytes.length > 0) bytes[at] = m.byte
+      else if (m.kind === 'truncate') bytes = bytes.subarray(0, at)
+      else if (m.kind === 'insert') bytes = Buffer.concat([bytes.subarray(0, at), m.bytes, bytes.subarray(at)])
+      else if (m.kind === 'delete') bytes = Buffer.concat([bytes.subarray(0, at), bytes.subarray(at + m.count)])
+      else if (m.kind === 'u64') {
+        const offset = fields[m.field] as number
+        if (offset + 8 <= bytes.length) bytes.writeBigUInt64LE(m.value, offset)
+      }
+    }
+    return bytes
+  }
+  /** Xenops bodies of S-expression junk, in a well-formed envelope: the parser's own fuzz. */
+  const token = fc.constantFrom(
+    '(',
+    ')',
+    '(',
+    ')',
+    ' ',
+    '\n',
+    '"',
+    '\\',
+    '\\n',
+    '\\255',
+    '\\256',
+    '\\x4',
+    '\\x41',
+    '\\\n  ',
+    ';',
+    '#|',
+    '|#',
+    '#;',
+    'time',
+    'word_size',
+    'vm_str',
+    'xs_subtree',
+    TIME,
+    '64',
+    '32',
+    '-1',
+    '"{}"',
+    JSON.stringify(
+      JSON.stringify({
+        format: 'xen-domain-build/suspended-vm/1',
+        config: { type: 'pv', staticMaxKib: 1024, targetKib: 1024, vcpus: 1 },
+        memoryTotalSourceKib: 1,
+      }),
+    ),
+    'a',
+    '""',
+    '\u00e9',
+    '\0',
+  )
+  const junkBodies = fc.array(token, { maxLength: 40 }).map((tokens) => Buffer.from(tokens.join(''), 'utf8'))
+  const withBody = (body: Buffer) =>
+    Buffer.concat([Buffer.from('XenSavedDomv2-\n', 'latin1'), header(0xf, body.length), body, header(0xf0, 0)])
+  function header(type: number, length: number): Buffer {
+    const bytes = Buffer.alloc(16)
+    bytes.writeBigUInt64LE(BigInt(type), 0)
+    bytes.writeBigUInt64LE(BigInt(length), 8)
+    return bytes
+  }
+  const inputs = fc.oneof(
+    { weight: 1, arbitrary: fc.uint8Array({ maxLength: 200 }).map((b) => Buffer.from(b)) },
+    { weight: 1, arbitrary: fc.uint8Array({ maxLength: 100 }).map((b) => Buffer.concat([Buffer.from('XenSavedDomv2-\n'), b])) },
+    { weight: 4, arbitrary: fc.tuple(images, mutations).map(([image, changes]) => mutate(image, changes)) },
+    { weight: 3, arbitrary: junkBodies.map(withBody) },
+  )
+
+  /** Runs the readers over a Buffer: the header, and the end after the libxc stream's bytes. */
+  function decodeAll(t: Tally, bytes: Buffer): void {
+    const input = showBytes(bytes)
+    t.tried++
+    let read: ReturnType<typeof decodeImageHeader> | undefined
+    try {
+      read = decodeImageHeader(bytes)
+    } catch (error) {
+      imageRefusal(t, 'decodeImageHeader', input, bytes.length, error)
+    }
+    if (read !== undefined) {
+      checkRead(t, 'decodeImageHeader', input, read.record)
+      if (read.libxcOffset > bytes.length) problem(t, 'decodeImageHeader: the libxc stream starts past the input', input)
+    }
+    for (const from of [read?.libxcOffset ?? 0, Math.max(0, bytes.length - 16)]) {
+      try {
+        decodeImageEnd(bytes.subarray(from))
+      } catch (error) {
+        imageRefusal(t, 'decodeImageEnd', input, bytes.length - from, error)
+      }
+    }
+    if (bytes.length > 31) {
+      try {
+        checkRead(t, 'decodeXenopsRecord', input, decodeXenopsRecord(bytes.subarray(31)))
+      } catch (error) {
+        imageRefusal(t, 'decodeXenopsRecord', input, bytes.length - 31, error)
+      }
+    }
+  }
+
+  it('valid records round-trip, byte for byte', { timeout: 60_000 }, () => {
+    const t = tally('suspend image (round trip)')
+    fc.assert(
+      fc.property(records, fc.uint8Array({ maxLength: 16 }), (r, libxc) => {
+        t.tried++
+        const input = JSON.stringify(r).slice(0, 200)
+        const start = encodeImageHeader(r)
+        const bytes = Buffer.concat([start, libxc, encodeImageEnd()])
+        const read = decodeImageHeader(bytes)
+        if (read.libxcOffset !== start.length) problem(t, 'the libxc stream is not where the header ends', input)
+        try {
+          expect(read.record).toEqual(xenopsRecord(r))
+          expect(encodeImageHeader(read.record)).toEqual(start)
+        } catch (error) {
+          problem(t, 'a record that does not come back as written', `${input} → ${brief(error)}`)
+        }
+        decodeImageEnd(bytes.subarray(read.libxcOffset + libxc.length))
+        return true
+      }),
+      { seed: SEED, numRuns: 500 },
+    )
+    expect(report(t)).toEqual([])
+  })
+
+  it('random, mutated and junk-bodied images → a record or INVALID_SUSPEND_IMAGE at a byte of the input', { timeout: 60_000 }, () => {
+    const t = tally('suspend image (decode)')
+    fc.assert(
+      fc.property(inputs, (bytes) => {
+        decodeAll(t, bytes)
+        return true
+      }),
+      { seed: SEED, numRuns: 3000 },
+    )
+    expect(report(t)).toEqual([])
+  })
+
+  it('the same through a file: readImageHeader and readImageEnd settle, never hang', { timeout: 120_000 }, async () => {
+    const t = tally('suspend image (fd)')
+    const dir = mkdtempSync(join(tmpdir(), 'xdb-image-fuzz-'))
+    try {
+      let n = 0
+      await fc.assert(
+        fc.asyncProperty(inputs, async (bytes) => {
+          t.tried++
+          const input = showBytes(bytes)
+          const path = join(dir, `image-${n++}`)
+          writeFileSync(path, bytes)
+          const fd = openSync(path, 'r')
+          try {
+            const header = await settle(readImageHeader(fd))
+            if ('hung' in header) problem(t, 'readImageHeader: did not settle within 5 s', input)
+            else if (!header.ok) imageRefusal(t, 'readImageHeader', input, bytes.length, header.error)
+            else checkRead(t, 'readImageHeader', input, header.value.record)
+            // Whatever it read, the end is read from where it stopped.
+            const end = await settle(readImageEnd(fd))
+            if ('hung' in end) problem(t, 'readImageEnd: did not settle within 5 s', input)
+            else if (!end.ok) imageRefusal(t, 'readImageEnd', input, bytes.length, end.error)
+          } finally {
+            closeSync(fd)
+          }
+          return true
+        }),
+        { seed: SEED, numRuns: 300 },
+      )
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
+    expect(report(t)).toEqual([])
+  })
+
+  it('xenopsRecord with junk → a record or INVALID_ARGUMENT', { timeout: 60_000 }, async () => {
+    const t = tally('xenopsRecord')
+    const inputs = fc.oneof(
+      junk,
+      fc.record({
+        time: fc.option(junk, { nil: undefined }),
+        wordSize: fc.option(junk, { nil: undefined }),
+        vm: junk,
+        xenstoreSubtree: fc.option(junk, { nil: undefined }),
+      }),
+      fc.record({
+        vm: fc.record({
+          config: fc.oneof(
+            junk,
+            vm.map((v) => v.config),
+          ),
+          memoryTotalSourceKib: junk,
+        }),
+      }),
+      fc.record({ vm, xenstoreSubtree: fc.oneof(junk, fc.array(fc.oneof(junk, fc.tuple(junk, junk)), { maxLength: 3 })) }),
+    )
+    await fc.assert(
+      fc.asyncProperty(inputs, async (value) => {
+        const made = await only(t, 'xenopsRecord', `xenopsRecord(${show(value)})`, () => xenopsRecord(value as never), false)
+        if (made !== undefined) {
+          await only(
+            t,
+            'encodeImageHeader',
+            `a record from ${show(value)}`,
+            () => decodeImageHeader(encodeImageHeader(made as never)),
+            false,
+          )
+        }
+        return true
+      }),
+      { seed: SEED, numRuns: 500 },
     )
     expect(report(t)).toEqual([])
   })
