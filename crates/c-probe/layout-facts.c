@@ -145,6 +145,38 @@ int main(void)
     CONST(HVM_MAX_VCPUS);
     CONST(MAX_ACPI_MODULES);
 
+    /* libxenguest's save, restore and resume (crates/builder) */
+    SIZE(precopy_stats);
+    FIELD(precopy_stats, iteration);
+    FIELD(precopy_stats, total_written);
+    FIELD(precopy_stats, dirty_count);
+    SIZE(save_callbacks);
+    FIELD(save_callbacks, suspend);
+    FIELD(save_callbacks, precopy_policy);
+    FIELD(save_callbacks, postcopy);
+    FIELD(save_callbacks, checkpoint);
+    FIELD(save_callbacks, wait_checkpoint);
+    FIELD(save_callbacks, switch_qemu_logdirty);
+    FIELD(save_callbacks, data);
+    SIZE(restore_callbacks);
+    FIELD(restore_callbacks, static_data_done);
+    FIELD(restore_callbacks, suspend);
+    FIELD(restore_callbacks, postcopy);
+    FIELD(restore_callbacks, checkpoint);
+    FIELD(restore_callbacks, wait_checkpoint);
+    FIELD(restore_callbacks, restore_results);
+    FIELD(restore_callbacks, data);
+    CONST(XCFLAGS_LIVE);
+    CONST(XCFLAGS_DEBUG);
+    CONST(XC_STREAM_PLAIN);
+    CONST(XGS_POLICY_ABORT);
+    CONST(XGS_POLICY_CONTINUE_PRECOPY);
+    CONST(XGS_POLICY_STOP_AND_COPY);
+    CONST(XGR_SDD_MISSING_CPUID);
+    CONST(XGR_SDD_MISSING_MSR);
+    CONST(XENMEMF_exact_node(0));
+    CONST(XENMEMF_exact_node(3));
+
     /* libxenstore (crates/xenstore) */
     SIZE(xs_permissions);
     FIELD(xs_permissions, id);

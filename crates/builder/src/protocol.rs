@@ -1,6 +1,9 @@
 //! xenguest's control protocol: one `prefix:payload` line per message on the
 //! control-out fd. `info:` logs, `error:xenguest: FUNCTION: [ERRNO] MESSAGE`
-//! (XCP-ng's form) on failure, `result:STORE_MFN CONSOLE_MFN` on success.
+//! (XCP-ng's form) on failure, `result:STORE_MFN CONSOLE_MFN` on success
+//! (`result:0 0` after a save or a resume, as xenopsd's save helper ends).
+//! A save asks the toolstack to suspend the guest with `suspend:` and reads
+//! its answer, one line on the control-in fd: `done`, or `abort`.
 
 use std::io::Write;
 
@@ -56,6 +59,21 @@ pub fn result_line(built: &Built) -> String {
     format!("result:{} {}\n", built.store_mfn, built.console_mfn)
 }
 
+/// What a save or a resume answers on success: xenopsd's save helper ends
+/// a save with `result:0 0` (no frames to report).
+pub const NO_FRAMES: Built = Built {
+    store_mfn: 0,
+    console_mfn: 0,
+};
+
+/// The request to suspend the guest; the toolstack answers [`DONE`] once
+/// the domain has shut down for suspend.
+pub const SUSPEND_LINE: &str = "suspend:\n";
+/// The toolstack's acknowledgement, a line of its own.
+pub const DONE: &str = "done";
+/// The toolstack's request to give up (xenopsd sends it on cancellation).
+pub const ABORT: &str = "abort";
+
 /// Where control lines go. A write that fails (the toolstack closed the
 /// pipe) is not retried: nobody is listening any more.
 pub struct Control<W: Write> {
@@ -82,6 +100,10 @@ impl<W: Write> Control<W> {
 
     pub fn result(&mut self, built: &Built) {
         self.send(&result_line(built));
+    }
+
+    pub fn suspend(&mut self) {
+        self.send(SUSPEND_LINE);
     }
 
     pub fn into_inner(self) -> W {

@@ -128,3 +128,112 @@ fn vgpu_is_refused_with_enosys() {
         stdout(&o)
     );
 }
+
+#[test]
+fn supports_answers_true_for_the_save_restore_and_resume_modes() {
+    for mode in ["save", "hvm_save", "restore", "hvm_restore", "resume"] {
+        let o = builder(&["-supports", mode]);
+        assert_eq!(stdout(&o), "true\n", "{mode}");
+    }
+}
+
+/// A save of domain 5 with the control pipe on stdout, reading stdin, the
+/// stream on stderr (open, in these tests), then `extra`.
+fn save(extra: &[&str]) -> Vec<String> {
+    let mut args: Vec<String> = [
+        "-controloutfd",
+        "1",
+        "-controlinfd",
+        "0",
+        "-fd",
+        "2",
+        "-mode",
+        "save",
+        "-domid",
+        "5",
+    ]
+    .map(String::from)
+    .to_vec();
+    args.extend(extra.iter().map(|a| a.to_string()));
+    args
+}
+
+#[test]
+fn a_stream_or_control_fd_that_is_not_open_is_a_usage_error() {
+    let mut args = save(&[]);
+    args[5] = "57".into();
+    let o = run(&args);
+    assert_eq!(o.status.code(), Some(2));
+    assert_eq!(
+        stdout(&o),
+        "error:xenguest: arguments: [9] -fd 57 is not an open file descriptor\n"
+    );
+    let mut args = save(&[]);
+    args[3] = "58".into();
+    let o = run(&args);
+    assert_eq!(o.status.code(), Some(2));
+    assert_eq!(
+        stdout(&o),
+        "error:xenguest: arguments: [9] -controlinfd 58 is not an open file descriptor\n"
+    );
+    let o = builder(&[
+        "-controloutfd",
+        "1",
+        "-controlinfd",
+        "0",
+        "-mode",
+        "restore",
+        "-domid",
+        "5",
+        "-fd",
+        "59",
+        "-store_port",
+        "3",
+        "-console_port",
+        "4",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stdout(&o).contains("[9] -fd 59 is not an open file descriptor"));
+}
+
+#[test]
+fn a_save_s_bad_argument_is_refused_on_the_control_pipe() {
+    let o = run(&save(&["-live", "yes"]));
+    assert_eq!(o.status.code(), Some(2));
+    assert_eq!(
+        stdout(&o),
+        "error:xenguest: arguments: [22] -live takes true or false, not \"yes\"\n"
+    );
+}
+
+#[test]
+fn off_xen_a_save_and_a_resume_fail_cleanly() {
+    let o = run(&save(&["-live", "true"]));
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let out = stdout(&o);
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(
+        lines[0].starts_with("info:xen-domain-builder ")
+            && lines[0].ends_with(": save of domain 5, live"),
+        "{out}"
+    );
+    let last = lines.last().unwrap();
+    assert!(
+        last.starts_with("error:xenguest: dlopen: [2]")
+            || last.starts_with("error:xenguest: xc_interface_open: ["),
+        "{out}"
+    );
+    let o = builder(&[
+        "-controloutfd",
+        "1",
+        "-controlinfd",
+        "0",
+        "-mode",
+        "resume",
+        "-domid",
+        "5",
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stdout(&o).starts_with("info:xen-domain-builder "));
+    assert!(stdout(&o).contains(": resume of domain 5\n"));
+}

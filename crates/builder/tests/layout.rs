@@ -1,13 +1,17 @@
 //! The offsets the builder uses in `struct xc_dom_image`, the structs it
-//! fills and the constants it relies on are each supported release's own:
+//! fills and the constants it relies on (save and restore's callbacks and
+//! flags too) are each supported release's own:
 //! the Rust definitions must say exactly what every release's committed
 //! facts say (crates/c-probe, measured from that release's headers).
 
 use builder::ffi::layout::{
-    HvmInfoTable, RawE820Entry, RawFirmwareModule, RawVmemrange, RawXcError, DOM_IMAGE,
-    HVM_INFO_OFFSET, HVM_INFO_PFN, HVM_MAX_VCPUS, MAX_ACPI_MODULES, XC_DOM_HVM_CONTAINER,
-    XC_DOM_PV_CONTAINER,
+    HvmInfoTable, RawE820Entry, RawFirmwareModule, RawPrecopyStats, RawRestoreCallbacks,
+    RawSaveCallbacks, RawVmemrange, RawXcError, DOM_IMAGE, HVM_INFO_OFFSET, HVM_INFO_PFN,
+    HVM_MAX_VCPUS, MAX_ACPI_MODULES, XCFLAGS_DEBUG, XCFLAGS_LIVE, XC_DOM_HVM_CONTAINER,
+    XC_DOM_PV_CONTAINER, XC_STREAM_PLAIN, XGR_SDD_MISSING_CPUID, XGR_SDD_MISSING_MSR,
+    XGS_POLICY_ABORT, XGS_POLICY_CONTINUE_PRECOPY, XGS_POLICY_STOP_AND_COPY,
 };
+use builder::save_restore::exact_node_memflags;
 use c_probe::{assert_matches, committed, RustFacts};
 use std::mem::{offset_of, size_of, size_of_val};
 
@@ -24,6 +28,19 @@ const OWNED: &[&str] = &[
     "HVM_INFO_OFFSET",
     "HVM_MAX_VCPUS",
     "MAX_ACPI_MODULES",
+    "precopy_stats",
+    "save_callbacks",
+    "restore_callbacks",
+    "XCFLAGS_LIVE",
+    "XCFLAGS_DEBUG",
+    "XC_STREAM_PLAIN",
+    "XGS_POLICY_ABORT",
+    "XGS_POLICY_CONTINUE_PRECOPY",
+    "XGS_POLICY_STOP_AND_COPY",
+    "XGR_SDD_MISSING_CPUID",
+    "XGR_SDD_MISSING_MSR",
+    "XENMEMF_exact_node(0)",
+    "XENMEMF_exact_node(3)",
 ];
 
 fn rust_facts() -> RustFacts {
@@ -72,6 +89,42 @@ fn rust_facts() -> RustFacts {
     rust.constant("HVM_INFO_OFFSET", HVM_INFO_OFFSET as i64);
     rust.constant("HVM_MAX_VCPUS", HVM_MAX_VCPUS as i64);
     rust.constant("MAX_ACPI_MODULES", MAX_ACPI_MODULES as i64);
+
+    rust.size("precopy_stats", size_of::<RawPrecopyStats>());
+    let p = RawPrecopyStats::default();
+    macro_rules! precopy {
+        ($($f:ident),*) => {$(
+            rust.field("precopy_stats", stringify!($f), offset_of!(RawPrecopyStats, $f), size_of_val(&p.$f));
+        )*};
+    }
+    precopy!(iteration, total_written, dirty_count);
+    // Every member is a pointer (a function's or `data`).
+    macro_rules! pointers {
+        ($s:literal, $t:ty: $($f:ident),*) => {
+            rust.size($s, size_of::<$t>());
+            $(rust.field($s, stringify!($f), offset_of!($t, $f), size_of::<*mut u8>());)*
+        };
+    }
+    pointers!("save_callbacks", RawSaveCallbacks: suspend, precopy_policy, postcopy, checkpoint,
+        wait_checkpoint, switch_qemu_logdirty, data);
+    pointers!("restore_callbacks", RawRestoreCallbacks: static_data_done, suspend, postcopy,
+        checkpoint, wait_checkpoint, restore_results, data);
+    rust.constant("XCFLAGS_LIVE", XCFLAGS_LIVE.into());
+    rust.constant("XCFLAGS_DEBUG", XCFLAGS_DEBUG.into());
+    rust.constant("XC_STREAM_PLAIN", XC_STREAM_PLAIN.into());
+    rust.constant("XGS_POLICY_ABORT", XGS_POLICY_ABORT.into());
+    rust.constant(
+        "XGS_POLICY_CONTINUE_PRECOPY",
+        XGS_POLICY_CONTINUE_PRECOPY.into(),
+    );
+    rust.constant("XGS_POLICY_STOP_AND_COPY", XGS_POLICY_STOP_AND_COPY.into());
+    rust.constant("XGR_SDD_MISSING_CPUID", XGR_SDD_MISSING_CPUID.into());
+    rust.constant("XGR_SDD_MISSING_MSR", XGR_SDD_MISSING_MSR.into());
+    // The builder's own encoding of -mem_pnode, against the C macro's.
+    for node in [0, 3] {
+        let flags = exact_node_memflags(node).expect("a node the flags hold");
+        rust.constant(&format!("XENMEMF_exact_node({node})"), flags.into());
+    }
     rust
 }
 

@@ -60,6 +60,10 @@ pub struct Release {
     pub dying_claim_einval_from_patch: u32,
     /// The C field name of createdomain's altp2m bytes, where there are some.
     pub createdomain_altp2m_field: Option<&'static str>,
+    /// Whether `xc_domain_restore` takes a last `unsigned int memflags`
+    /// argument (for its `xc_domain_populate_physmap` calls); before 4.22 it
+    /// has none, and a restore's pages follow the domain's node affinity.
+    pub restore_takes_memflags: bool,
 }
 
 impl Release {
@@ -94,6 +98,7 @@ const fn entry(
             // A struct of two 16-bit fields (opts, nr) in the same 4 bytes.
             _ => Some("altp2m"),
         },
+        restore_takes_memflags: minor >= 22,
     }
 }
 
@@ -179,6 +184,16 @@ mod tests {
         };
         assert!(!enosys(21));
         assert!(enosys(22));
+    }
+
+    #[test]
+    fn only_4_22_s_restore_takes_memory_flags() {
+        let with: Vec<u32> = RELEASES
+            .iter()
+            .filter(|r| r.restore_takes_memflags)
+            .map(|r| r.version.minor)
+            .collect();
+        assert_eq!(with, vec![22]);
     }
 
     #[test]

@@ -5,7 +5,7 @@
 //! `tests/layout.rs` compares every offset and size written here with each
 //! release's facts (crates/c-probe), measured from its `xenguest.h`.
 
-use std::ffi::{c_char, c_int, c_uint, c_ulong};
+use std::ffi::{c_char, c_int, c_long, c_uint, c_ulong, c_void};
 use std::marker::PhantomData;
 
 /// A field of type `T` at `offset` bytes into a C struct.
@@ -204,3 +204,55 @@ pub const DOM_IMAGE: DomImageLayout = DomImageLayout {
     e820_entries: Field::at(1928),
     acpi_modules: Field::at(1800),
 };
+
+/// `struct precopy_stats`, which libxenguest passes by value to the
+/// precopy policy.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RawPrecopyStats {
+    pub iteration: c_uint,
+    pub total_written: c_ulong,
+    /// -1 while not known.
+    pub dirty_count: c_long,
+}
+
+/// `int (*)(void *data)`: `suspend`, `postcopy`, `checkpoint`, `wait_checkpoint`.
+pub type DataCallback = Option<unsafe extern "C" fn(*mut c_void) -> c_int>;
+
+/// `struct save_callbacks`.
+#[repr(C)]
+pub struct RawSaveCallbacks {
+    pub suspend: DataCallback,
+    pub precopy_policy: Option<unsafe extern "C" fn(RawPrecopyStats, *mut c_void) -> c_int>,
+    pub postcopy: DataCallback,
+    pub checkpoint: DataCallback,
+    pub wait_checkpoint: DataCallback,
+    pub switch_qemu_logdirty: Option<unsafe extern "C" fn(u32, c_uint, *mut c_void) -> c_int>,
+    pub data: *mut c_void,
+}
+
+/// `struct restore_callbacks`.
+#[repr(C)]
+pub struct RawRestoreCallbacks {
+    pub static_data_done: Option<unsafe extern "C" fn(c_uint, *mut c_void) -> c_int>,
+    pub suspend: DataCallback,
+    pub postcopy: DataCallback,
+    pub checkpoint: DataCallback,
+    pub wait_checkpoint: DataCallback,
+    pub restore_results: Option<unsafe extern "C" fn(u64, u64, *mut c_void)>,
+    pub data: *mut c_void,
+}
+
+/// `xc_domain_save`'s flags.
+pub const XCFLAGS_LIVE: u32 = 1 << 0;
+pub const XCFLAGS_DEBUG: u32 = 1 << 1;
+/// `xc_stream_type_t`: a stream without checkpoints (no Remus, no COLO).
+pub const XC_STREAM_PLAIN: c_int = 0;
+/// What a precopy policy answers.
+pub const XGS_POLICY_ABORT: c_int = -1;
+pub const XGS_POLICY_CONTINUE_PRECOPY: c_int = 0;
+pub const XGS_POLICY_STOP_AND_COPY: c_int = 1;
+/// `static_data_done`'s `missing` bits: records a stream from before Xen
+/// 4.14 lacks.
+pub const XGR_SDD_MISSING_CPUID: c_uint = 1 << 0;
+pub const XGR_SDD_MISSING_MSR: c_uint = 1 << 1;

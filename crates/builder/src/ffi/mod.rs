@@ -3,7 +3,10 @@
 //! The hypervisor is opened through the `xenctrl` crate (which checks the
 //! release and the library's match); libxenguest and the libxenctrl handle
 //! it builds through are then loaded for exactly that release by `xenlib`.
-//! Everything `unsafe` in the builder is in this module.
+//! Everything `unsafe` in the builder is in this module: the calls, and the
+//! `extern "C"` callbacks libxenguest calls during a save or a restore,
+//! which hand each call to the safe side (`save_restore`) and catch any
+//! panic there before it could unwind into C.
 #![allow(unsafe_code)]
 
 pub mod layout;
@@ -11,13 +14,22 @@ pub mod layout;
 use crate::build::{
     Container, DomImage, E820Entry, HvmMemory, ImageSettings, Libxenguest, Vmemrange,
 };
-use crate::protocol::Failure;
-use layout::{DomImageLayout, Field, RawE820Entry, RawFirmwareModule, RawVmemrange, RawXcError};
+use crate::protocol::{Built, Failure};
+use crate::save_restore::{
+    Decision, PrecopyStats, RestoreCallbacks, RestoreRequest, SaveCallbacks, SaveFlags,
+    StaticDataMissing, Streams,
+};
+use layout::{
+    DomImageLayout, Field, RawE820Entry, RawFirmwareModule, RawPrecopyStats, RawRestoreCallbacks,
+    RawSaveCallbacks, RawVmemrange, RawXcError,
+};
 use std::ffi::{c_char, c_int, c_uint, c_ulong, c_void, CStr, CString};
 use std::fs::File;
-use std::os::fd::FromRawFd;
+use std::io;
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd};
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::ptr::NonNull;
-use xenctrl::{Hypervisor, Unavailable, XenCtrl, XenError};
+use xenctrl::{DomainInfo, Hypervisor, Unavailable, XenCtrl, XenError, XenVersion};
 use xenlib::errno::{clear as clear_errno, last_or_zero as errno, message as strerror};
 use xenlib::{Loaded, SymbolError};
 
@@ -28,8 +40,57 @@ const XC_OUT_OF_MEMORY: c_int = 4;
 const XC_INVALID_KERNEL: c_int = 2;
 const XC_INVALID_PARAM: c_int = 3;
 
+/// `xc_domain_save`.
+type SaveFn =
+    unsafe extern "C" fn(Xch, c_int, u32, u32, *mut RawSaveCallbacks, c_int, c_int) -> c_int;
+
+/// `xc_domain_restore` up to 4.21: (xch, io_fd, dom, store_evtchn,
+/// &store_mfn, store_domid, console_evtchn, &console_mfn, console_domid,
+/// stream_type, callbacks, send_back_fd).
+type RestoreFn = unsafe extern "C" fn(
+    Xch,
+    c_int,
+    u32,
+    c_uint,
+    *mut c_ulong,
+    u32,
+    c_uint,
+    *mut c_ulong,
+    u32,
+    c_int,
+    *mut RawRestoreCallbacks,
+    c_int,
+) -> c_int;
+
+/// `xc_domain_restore` from 4.22: the same, then `unsigned int memflags`.
+type RestoreMemflagsFn = unsafe extern "C" fn(
+    Xch,
+    c_int,
+    u32,
+    c_uint,
+    *mut c_ulong,
+    u32,
+    c_uint,
+    *mut c_ulong,
+    u32,
+    c_int,
+    *mut RawRestoreCallbacks,
+    c_int,
+    c_uint,
+) -> c_int;
+
+/// The running release's `xc_domain_restore`.
+#[derive(Clone, Copy)]
+enum Restore {
+    Plain(RestoreFn),
+    WithMemflags(RestoreMemflagsFn),
+}
+
 /// The functions used, by their C signatures in `xenctrl.h` and `xenguest.h`
-/// (the same in every supported release, 4.17 to 4.22).
+/// (the same in every supported release, 4.17 to 4.22, but for
+/// `xc_domain_restore`, whose release's own is loaded). Save, restore and
+/// resume are looked up but not required: a library without them still
+/// builds.
 struct Api {
     interface_open: unsafe extern "C" fn(*mut c_void, *mut c_void, c_uint) -> Xch,
     interface_close: unsafe extern "C" fn(Xch) -> c_int,
@@ -50,10 +111,19 @@ struct Api {
     dom_boot_image: unsafe extern "C" fn(Dom) -> c_int,
     dom_gnttab_init: unsafe extern "C" fn(Dom) -> c_int,
     dom_translated: unsafe extern "C" fn(Dom) -> bool,
+    domain_save: Option<SaveFn>,
+    domain_restore: Option<Restore>,
+    domain_resume: Option<unsafe extern "C" fn(Xch, u32, c_int) -> c_int>,
 }
 
 impl Api {
-    fn load(ctrl: &Loaded, guest: &Loaded) -> Result<Api, SymbolError> {
+    /// `restore_takes_memflags`: the release table's word for the running
+    /// release.
+    fn load(
+        ctrl: &Loaded,
+        guest: &Loaded,
+        restore_takes_memflags: bool,
+    ) -> Result<Api, SymbolError> {
         macro_rules! symbol {
             ($lib:ident, $name:literal) => {
                 // SAFETY: the field's type is this function's C signature in
@@ -61,6 +131,19 @@ impl Api {
                 unsafe { $lib.symbol($name) }?
             };
         }
+        let domain_restore = if restore_takes_memflags {
+            // SAFETY: 4.22's prototype, for a release whose table entry says
+            // its xc_domain_restore takes memflags.
+            unsafe { guest.symbol::<RestoreMemflagsFn>("xc_domain_restore") }
+                .ok()
+                .map(Restore::WithMemflags)
+        } else {
+            // SAFETY: the prototype of 4.17 to 4.21, for a release whose
+            // table entry says its xc_domain_restore takes no memflags.
+            unsafe { guest.symbol::<RestoreFn>("xc_domain_restore") }
+                .ok()
+                .map(Restore::Plain)
+        };
         Ok(Api {
             interface_open: symbol!(ctrl, "xc_interface_open"),
             interface_close: symbol!(ctrl, "xc_interface_close"),
@@ -81,6 +164,11 @@ impl Api {
             dom_boot_image: symbol!(guest, "xc_dom_boot_image"),
             dom_gnttab_init: symbol!(guest, "xc_dom_gnttab_init"),
             dom_translated: symbol!(guest, "xc_dom_translated"),
+            // SAFETY: xc_domain_save's C signature in every release in the table.
+            domain_save: unsafe { guest.symbol::<SaveFn>("xc_domain_save") }.ok(),
+            domain_restore,
+            // SAFETY: xc_domain_resume's C signature in every release in the table.
+            domain_resume: unsafe { guest.symbol("xc_domain_resume") }.ok(),
         })
     }
 }
@@ -161,7 +249,9 @@ impl Xenguest {
         let version = hypervisor.version();
         let ctrl = load("libxenctrl", version)?;
         let guest = load("libxenguest", version)?;
-        let api = Api::load(&ctrl, &guest)
+        let restore_takes_memflags =
+            xenlib::release(version).is_some_and(|r| r.restore_takes_memflags);
+        let api = Api::load(&ctrl, &guest, restore_takes_memflags)
             .map_err(|e| Failure::new("dlsym", libc::ENOSYS, e.to_string()))?;
         clear_errno();
         // SAFETY: null loggers: libxenctrl logs errors to stderr itself.
@@ -190,6 +280,21 @@ impl Xenguest {
     pub fn version(&self) -> (u32, u32) {
         let v = self.hypervisor.version();
         (v.major, v.minor)
+    }
+
+    /// The domain's info; ESRCH says which domain does not exist.
+    fn domain_info(&self, domid: u32) -> Result<DomainInfo, Failure> {
+        self.hypervisor.domain_info(domid).map_err(|e| match e {
+            XenError::Hypercall {
+                errno: libc::ESRCH,
+                operation,
+            } => Failure::new(
+                operation,
+                libc::ESRCH,
+                format!("domain {domid} does not exist"),
+            ),
+            other => failure_of(other),
+        })
     }
 
     /// Runs one libxenctrl/libxenguest call returning 0 on success, and turns
@@ -307,17 +412,7 @@ impl<'a> Libxenguest for &'a Xenguest {
     }
 
     fn domain_max_vcpus(&self, domid: u32) -> Result<u32, Failure> {
-        let info = self.hypervisor.domain_info(domid).map_err(|e| match e {
-            XenError::Hypercall {
-                errno: libc::ESRCH,
-                operation,
-            } => Failure::new(
-                operation,
-                libc::ESRCH,
-                format!("domain {domid} does not exist"),
-            ),
-            other => failure_of(other),
-        })?;
+        let info = Xenguest::domain_info(self, domid)?;
         Ok(info.max_vcpu_id.map_or(0, |id| id + 1))
     }
 
@@ -557,13 +652,495 @@ impl DomImage for Image<'_> {
     }
 }
 
-/// The control pipe the toolstack gave as `-controloutfd`, if it is open.
-pub fn control_file(fd: i32) -> Option<File> {
+/// Whether `fd` is an open file descriptor of this process.
+pub fn is_open(fd: i32) -> bool {
     // SAFETY: F_GETFD only reads the descriptor's flags.
-    if fd < 0 || unsafe { libc::fcntl(fd, libc::F_GETFD) } == -1 {
+    fd >= 0 && unsafe { libc::fcntl(fd, libc::F_GETFD) } != -1
+}
+
+/// A control pipe the toolstack gave (`-controloutfd`, `-controlinfd`), if
+/// it is open.
+pub fn control_file(fd: i32) -> Option<File> {
+    if !is_open(fd) {
         return None;
     }
     // SAFETY: an open descriptor given to this process for exactly this use;
     // nothing else in the process owns it.
     Some(unsafe { File::from_raw_fd(fd) })
+}
+
+/// Whether a read of `fd` would not wait: data, its end, or an error.
+pub fn readable(fd: BorrowedFd<'_>) -> io::Result<bool> {
+    let mut poll = libc::pollfd {
+        fd: fd.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    loop {
+        // SAFETY: one pollfd, valid for the call; a timeout of 0 never waits.
+        let ready = unsafe { libc::poll(&mut poll, 1, 0) };
+        if ready >= 0 {
+            let wakes = libc::POLLIN | libc::POLLHUP | libc::POLLERR | libc::POLLNVAL;
+            return Ok(ready > 0 && poll.revents & wakes != 0);
+        }
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    }
+}
+
+fn not_loaded(function: &'static str) -> Failure {
+    Failure::new(
+        function,
+        libc::ENOSYS,
+        format!("this libxenguest has no {function}"),
+    )
+}
+
+/// The `data` of libxenguest's callbacks during one `xc_domain_save`.
+struct SaveData<'a> {
+    callbacks: &'a mut dyn SaveCallbacks,
+}
+
+/// The `data` of libxenguest's callbacks during one `xc_domain_restore`.
+struct RestoreData<'a> {
+    callbacks: &'a mut dyn RestoreCallbacks,
+}
+
+/// What a callback answers when the Rust side panicked: the panic is
+/// caught (it must not unwind into C) and recorded as the failure.
+fn panicked(function: &'static str) -> Failure {
+    Failure::new(
+        function,
+        libc::EIO,
+        "the builder panicked in this callback (see stderr)",
+    )
+}
+
+/// # Safety
+/// `data` must be the pointer [`Xenguest::domain_save`] gave libxenguest,
+/// during that call: libxenguest calls back on the calling thread, one
+/// callback at a time, so nothing else refers to the `SaveData` meanwhile.
+unsafe fn save_data<'a>(data: *mut c_void) -> &'a mut SaveData<'a> {
+    // SAFETY: as the caller promises, a live, unaliased SaveData.
+    unsafe { &mut *data.cast::<SaveData<'a>>() }
+}
+
+/// # Safety
+/// As [`save_data`], for [`Xenguest::domain_restore`]'s `RestoreData`.
+unsafe fn restore_data<'a>(data: *mut c_void) -> &'a mut RestoreData<'a> {
+    // SAFETY: as the caller promises, a live, unaliased RestoreData.
+    unsafe { &mut *data.cast::<RestoreData<'a>>() }
+}
+
+/// `save_callbacks.suspend`: 1 once the guest is suspended, 0 to fail.
+///
+/// # Safety
+/// Called by libxenguest with the `data` of [`Xenguest::domain_save`].
+unsafe extern "C" fn save_suspend(data: *mut c_void) -> c_int {
+    // SAFETY: libxenguest passes back the data domain_save gave it.
+    let data = unsafe { save_data(data) };
+    match catch_unwind(AssertUnwindSafe(|| data.callbacks.suspend())) {
+        Ok(suspended) => c_int::from(suspended),
+        Err(_) => {
+            let _ = catch_unwind(AssertUnwindSafe(|| {
+                data.callbacks.failed(panicked("suspend"))
+            }));
+            0
+        }
+    }
+}
+
+/// `save_callbacks.precopy_policy`: an `XGS_POLICY_*`.
+///
+/// # Safety
+/// Called by libxenguest with the `data` of [`Xenguest::domain_save`].
+unsafe extern "C" fn save_precopy_policy(stats: RawPrecopyStats, data: *mut c_void) -> c_int {
+    // SAFETY: libxenguest passes back the data domain_save gave it.
+    let data = unsafe { save_data(data) };
+    let stats = PrecopyStats {
+        iteration: stats.iteration,
+        sent_pages: stats.total_written,
+        dirty_pages: u64::try_from(stats.dirty_count).ok(),
+    };
+    match catch_unwind(AssertUnwindSafe(|| data.callbacks.precopy_policy(stats))) {
+        Ok(Decision::Continue) => layout::XGS_POLICY_CONTINUE_PRECOPY,
+        Ok(Decision::StopAndCopy) => layout::XGS_POLICY_STOP_AND_COPY,
+        Ok(Decision::Abort) => layout::XGS_POLICY_ABORT,
+        Err(_) => {
+            let _ = catch_unwind(AssertUnwindSafe(|| {
+                data.callbacks.failed(panicked("precopy_policy"))
+            }));
+            layout::XGS_POLICY_ABORT
+        }
+    }
+}
+
+/// `save_callbacks.switch_qemu_logdirty`: 0 on success.
+///
+/// # Safety
+/// Called by libxenguest with the `data` of [`Xenguest::domain_save`].
+unsafe extern "C" fn save_switch_qemu_logdirty(
+    domid: u32,
+    enable: c_uint,
+    data: *mut c_void,
+) -> c_int {
+    // SAFETY: libxenguest passes back the data domain_save gave it.
+    let data = unsafe { save_data(data) };
+    let switch = || data.callbacks.switch_qemu_logdirty(domid, enable != 0);
+    match catch_unwind(AssertUnwindSafe(switch)) {
+        Ok(true) => 0,
+        Ok(false) => -1,
+        Err(_) => {
+            let _ = catch_unwind(AssertUnwindSafe(|| {
+                data.callbacks.failed(panicked("switch_qemu_logdirty"))
+            }));
+            -1
+        }
+    }
+}
+
+/// `restore_callbacks.static_data_done`: 0 to go on.
+///
+/// # Safety
+/// Called by libxenguest with the `data` of [`Xenguest::domain_restore`].
+unsafe extern "C" fn restore_static_data_done(missing: c_uint, data: *mut c_void) -> c_int {
+    // SAFETY: libxenguest passes back the data domain_restore gave it.
+    let data = unsafe { restore_data(data) };
+    let missing = StaticDataMissing {
+        cpuid: missing & layout::XGR_SDD_MISSING_CPUID != 0,
+        msr: missing & layout::XGR_SDD_MISSING_MSR != 0,
+    };
+    match catch_unwind(AssertUnwindSafe(|| {
+        data.callbacks.static_data_done(missing)
+    })) {
+        Ok(true) => 0,
+        Ok(false) => -1,
+        Err(_) => {
+            let _ = catch_unwind(AssertUnwindSafe(|| {
+                data.callbacks.failed(panicked("static_data_done"))
+            }));
+            -1
+        }
+    }
+}
+
+impl Streams for Xenguest {
+    fn xen_version(&self) -> XenVersion {
+        self.hypervisor.version()
+    }
+
+    fn domain_is_hvm(&self, domid: u32) -> Result<bool, Failure> {
+        Ok(self.domain_info(domid)?.hvm)
+    }
+
+    fn domain_save(
+        &self,
+        domid: u32,
+        fd: i32,
+        flags: SaveFlags,
+        callbacks: &mut dyn SaveCallbacks,
+    ) -> Result<(), Failure> {
+        let save = self
+            .api
+            .domain_save
+            .ok_or_else(|| not_loaded("xc_domain_save"))?;
+        let mut data = SaveData { callbacks };
+        // HVM containers need switch_qemu_logdirty (libxenguest asserts it);
+        // a plain stream uses no postcopy or checkpoint callbacks.
+        let mut raw = RawSaveCallbacks {
+            suspend: Some(save_suspend),
+            precopy_policy: Some(save_precopy_policy),
+            postcopy: None,
+            checkpoint: None,
+            wait_checkpoint: None,
+            switch_qemu_logdirty: Some(save_switch_qemu_logdirty),
+            data: (&raw mut data).cast(),
+        };
+        let mut bits = 0;
+        if flags.live {
+            bits |= layout::XCFLAGS_LIVE;
+        }
+        if flags.debug {
+            bits |= layout::XCFLAGS_DEBUG;
+        }
+        self.checked("xc_domain_save", || {
+            // SAFETY: a valid handle; `raw`'s callbacks are the functions
+            // above and its data is `data`, which outlives the call and is
+            // used only through that pointer meanwhile; -1: no recv_fd (a
+            // plain stream has none).
+            unsafe {
+                save(
+                    self.xch,
+                    fd,
+                    domid,
+                    bits,
+                    &mut raw,
+                    layout::XC_STREAM_PLAIN,
+                    -1,
+                )
+            }
+        })
+    }
+
+    fn domain_restore(
+        &self,
+        request: &RestoreRequest,
+        callbacks: &mut dyn RestoreCallbacks,
+    ) -> Result<Built, Failure> {
+        let restore = self
+            .api
+            .domain_restore
+            .ok_or_else(|| not_loaded("xc_domain_restore"))?;
+        let mut data = RestoreData { callbacks };
+        // A plain stream uses only static_data_done; the callbacks struct
+        // must be there (libxenguest reads it unconditionally).
+        let mut raw = RawRestoreCallbacks {
+            static_data_done: Some(restore_static_data_done),
+            suspend: None,
+            postcopy: None,
+            checkpoint: None,
+            wait_checkpoint: None,
+            restore_results: None,
+            data: (&raw mut data).cast(),
+        };
+        let (mut store_mfn, mut console_mfn): (c_ulong, c_ulong) = (0, 0);
+        let r = request;
+        match (restore, r.memflags) {
+            (Restore::Plain(restore), None) => self.checked("xc_domain_restore", || {
+                // SAFETY: a valid handle; two frames to write; `raw` as in
+                // domain_save, its data `data`; -1: no send_back_fd.
+                unsafe {
+                    restore(
+                        self.xch,
+                        r.fd,
+                        r.domid,
+                        r.store_port,
+                        &mut store_mfn,
+                        r.store_domid,
+                        r.console_port,
+                        &mut console_mfn,
+                        r.console_domid,
+                        layout::XC_STREAM_PLAIN,
+                        &mut raw,
+                        -1,
+                    )
+                }
+            })?,
+            (Restore::WithMemflags(restore), Some(memflags)) => {
+                self.checked("xc_domain_restore", || {
+                    // SAFETY: as above, with 4.22's memflags.
+                    unsafe {
+                        restore(
+                            self.xch,
+                            r.fd,
+                            r.domid,
+                            r.store_port,
+                            &mut store_mfn,
+                            r.store_domid,
+                            r.console_port,
+                            &mut console_mfn,
+                            r.console_domid,
+                            layout::XC_STREAM_PLAIN,
+                            &mut raw,
+                            -1,
+                            memflags,
+                        )
+                    }
+                })?
+            }
+            (_, memflags) => {
+                return Err(Failure::new(
+                    "xc_domain_restore",
+                    libc::EINVAL,
+                    format!(
+                        "memflags {memflags:?} for Xen {}'s xc_domain_restore, which {} them",
+                        self.hypervisor.version(),
+                        if memflags.is_some() {
+                            "takes none of"
+                        } else {
+                            "needs"
+                        }
+                    ),
+                ))
+            }
+        }
+        Ok(Built {
+            store_mfn,
+            console_mfn,
+        })
+    }
+
+    fn domain_resume(&self, domid: u32) -> Result<(), Failure> {
+        let resume = self
+            .api
+            .domain_resume
+            .ok_or_else(|| not_loaded("xc_domain_resume"))?;
+        self.checked("xc_domain_resume", || {
+            // SAFETY: a valid handle; 1: the cooperative (fast) resume.
+            unsafe { resume(self.xch, domid, 1) }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::fd::AsFd;
+
+    /// Callbacks that answer as told, or panic.
+    #[derive(Default)]
+    struct Scripted {
+        panic: bool,
+        answer: bool,
+        seen: Vec<PrecopyStats>,
+        missing: Vec<StaticDataMissing>,
+        failures: Vec<Failure>,
+    }
+
+    impl SaveCallbacks for Scripted {
+        fn suspend(&mut self) -> bool {
+            assert!(!self.panic, "scripted panic");
+            self.answer
+        }
+        fn precopy_policy(&mut self, stats: PrecopyStats) -> Decision {
+            assert!(!self.panic, "scripted panic");
+            self.seen.push(stats);
+            if self.answer {
+                Decision::StopAndCopy
+            } else {
+                Decision::Continue
+            }
+        }
+        fn switch_qemu_logdirty(&mut self, _domid: u32, _enable: bool) -> bool {
+            assert!(!self.panic, "scripted panic");
+            self.answer
+        }
+        fn failed(&mut self, failure: Failure) {
+            self.failures.push(failure);
+        }
+    }
+
+    impl RestoreCallbacks for Scripted {
+        fn static_data_done(&mut self, missing: StaticDataMissing) -> bool {
+            assert!(!self.panic, "scripted panic");
+            self.missing.push(missing);
+            self.answer
+        }
+        fn failed(&mut self, failure: Failure) {
+            self.failures.push(failure);
+        }
+    }
+
+    /// Calls the save callbacks as libxenguest does, with `data`.
+    fn as_libxenguest_saves(s: &mut Scripted) -> (c_int, c_int, c_int) {
+        let mut data = SaveData { callbacks: s };
+        let ptr: *mut c_void = (&raw mut data).cast();
+        let stats = RawPrecopyStats {
+            iteration: 2,
+            total_written: 1300,
+            dirty_count: -1,
+        };
+        // SAFETY: `ptr` is a live SaveData, used only through it here.
+        let suspended = unsafe { save_suspend(ptr) };
+        // SAFETY: as above.
+        let policy = unsafe { save_precopy_policy(stats, ptr) };
+        // SAFETY: as above.
+        let logdirty = unsafe { save_switch_qemu_logdirty(7, 1, ptr) };
+        (suspended, policy, logdirty)
+    }
+
+    #[test]
+    fn save_callbacks_answer_in_libxenguest_s_terms() {
+        let mut yes = Scripted {
+            answer: true,
+            ..Default::default()
+        };
+        assert_eq!(
+            as_libxenguest_saves(&mut yes),
+            (1, layout::XGS_POLICY_STOP_AND_COPY, 0)
+        );
+        assert_eq!(
+            yes.seen,
+            [PrecopyStats {
+                iteration: 2,
+                sent_pages: 1300,
+                dirty_pages: None
+            }]
+        );
+        let mut no = Scripted::default();
+        assert_eq!(
+            as_libxenguest_saves(&mut no),
+            (0, layout::XGS_POLICY_CONTINUE_PRECOPY, -1)
+        );
+        assert!(yes.failures.is_empty() && no.failures.is_empty());
+    }
+
+    #[test]
+    fn a_panic_never_reaches_c_it_fails_the_call_and_is_recorded() {
+        let mut s = Scripted {
+            panic: true,
+            answer: true,
+            ..Default::default()
+        };
+        assert_eq!(
+            as_libxenguest_saves(&mut s),
+            (0, layout::XGS_POLICY_ABORT, -1)
+        );
+        let functions: Vec<&str> = s.failures.iter().map(|f| f.function).collect();
+        assert_eq!(
+            functions,
+            ["suspend", "precopy_policy", "switch_qemu_logdirty"]
+        );
+        let mut data = RestoreData { callbacks: &mut s };
+        // SAFETY: a live RestoreData, used only through this pointer here.
+        let rc = unsafe { restore_static_data_done(0, (&raw mut data).cast()) };
+        assert_eq!(rc, -1);
+        assert_eq!(s.failures.last().unwrap().function, "static_data_done");
+    }
+
+    #[test]
+    fn static_data_done_reads_the_missing_bits() {
+        let mut s = Scripted {
+            answer: true,
+            ..Default::default()
+        };
+        for bits in [
+            0,
+            layout::XGR_SDD_MISSING_CPUID,
+            layout::XGR_SDD_MISSING_MSR,
+        ] {
+            let mut data = RestoreData { callbacks: &mut s };
+            // SAFETY: a live RestoreData, used only through this pointer here.
+            let rc = unsafe { restore_static_data_done(bits, (&raw mut data).cast()) };
+            assert_eq!(rc, 0);
+        }
+        assert_eq!(
+            s.missing,
+            [
+                StaticDataMissing::default(),
+                StaticDataMissing {
+                    cpuid: true,
+                    msr: false
+                },
+                StaticDataMissing {
+                    cpuid: false,
+                    msr: true
+                }
+            ]
+        );
+    }
+
+    #[test]
+    fn readable_says_whether_a_read_would_wait() {
+        use std::io::Write;
+        let (reader, mut writer) = std::io::pipe().unwrap();
+        assert!(!readable(reader.as_fd()).unwrap());
+        writer.write_all(b"x").unwrap();
+        assert!(readable(reader.as_fd()).unwrap());
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(writer);
+        assert!(readable(reader.as_fd()).unwrap(), "the end is readable");
+    }
 }
