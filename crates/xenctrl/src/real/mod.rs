@@ -18,17 +18,13 @@ use crate::error::{Result, Unavailable, XenError};
 use crate::types::*;
 use crate::Hypervisor;
 use ffi::{CpumapBytes, Interface, OpenError};
-use layouts::{ArchDomainConfig, Createdomain, CreatedomainFields};
+use layouts::{dominf, ArchDomainConfig, Createdomain, CreatedomainFields};
 use std::collections::HashMap;
 use std::ffi::c_int;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use xenlib::Release;
 
-const XEN_DOMINF_DYING: u32 = 1 << 0;
-const XEN_DOMINF_HVM_GUEST: u32 = 1 << 1;
-const XEN_DOMINF_PAUSED: u32 = 1 << 3;
-const XEN_DOMINF_HAP: u32 = 1 << 8;
 const XEN_DOMCTL_CDF_HVM: u32 = 1 << 0;
 const XEN_DOMCTL_CDF_HAP: u32 = 1 << 1;
 const XEN_DOMCTL_CDF_NESTED_VIRT: u32 = 1 << 6;
@@ -251,10 +247,10 @@ impl Hypervisor for XenCtrl {
             domid,
             handle: raw.handle,
             ssidref: raw.ssidref,
-            hvm: raw.flags & XEN_DOMINF_HVM_GUEST != 0,
-            hap: raw.flags & XEN_DOMINF_HAP != 0,
-            dying: raw.flags & XEN_DOMINF_DYING != 0,
-            paused: raw.flags & XEN_DOMINF_PAUSED != 0,
+            hvm: raw.flags & dominf::HVM_GUEST != 0,
+            hap: raw.flags & dominf::HAP != 0,
+            dying: raw.flags & dominf::DYING != 0,
+            paused: raw.flags & dominf::PAUSED != 0,
             tot_pages: raw.tot_pages,
             max_pages: raw.max_pages,
             outstanding_pages: raw.outstanding_pages,
