@@ -700,6 +700,8 @@ impl Hypervisor for SimHost {
             hap: d.config.hap,
             dying: false,
             paused: d.paused,
+            // The simulator's domains do not shut down yet.
+            shutdown: None,
             tot_pages: d.tot_pages(),
             max_pages: d.max_pages,
             outstanding_pages: d.outstanding(),

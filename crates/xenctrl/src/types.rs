@@ -107,6 +107,13 @@ pub struct DomainInfo {
     pub dying: bool,
     /// Paused by the toolstack: created domains are, until unpaused.
     pub paused: bool,
+    /// Why the domain shut down, once it has (`XEN_DOMINF_shutdown`: all its
+    /// vCPUs stopped for it; it stays so, its memory kept, until destroyed
+    /// or resumed). `None` while it has not, including while it is still
+    /// shutting down: Xen's flags carry the code from the start of the
+    /// shutdown, but also when the guest only set it for later
+    /// (`SCHEDOP_shutdown_code`), so the code alone says nothing.
+    pub shutdown: Option<ShutdownReason>,
     pub tot_pages: u64,
     pub max_pages: u64,
     pub outstanding_pages: u64,

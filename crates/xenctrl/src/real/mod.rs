@@ -251,6 +251,7 @@ impl Hypervisor for XenCtrl {
             hap: raw.flags & dominf::HAP != 0,
             dying: raw.flags & dominf::DYING != 0,
             paused: raw.flags & dominf::PAUSED != 0,
+            shutdown: shutdown_of_flags(raw.flags),
             tot_pages: raw.tot_pages,
             max_pages: raw.max_pages,
             outstanding_pages: raw.outstanding_pages,
@@ -459,6 +460,17 @@ fn claim_outcome(
     }
 }
 
+/// Why the domain shut down, from getdomaininfo's flags: only once it has
+/// (`XEN_DOMINF_shutdown`). The code is in the flags before that too, while
+/// it shuts down or when the guest set one in advance, and all ones when it
+/// has none: neither is a shutdown.
+fn shutdown_of_flags(flags: u32) -> Option<ShutdownReason> {
+    (flags & dominf::SHUTDOWN != 0).then(|| {
+        let code = (flags >> dominf::SHUTDOWN_SHIFT) & dominf::SHUTDOWN_MASK;
+        ShutdownReason::from_code(code as u8)
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -500,6 +512,34 @@ mod tests {
         assert_eq!(
             claim_outcome(release(17), 10, None, never),
             ClaimOutcome::AsReturned
+        );
+    }
+
+    #[test]
+    fn the_shutdown_reason_is_read_only_once_the_domain_has_shut_down() {
+        // As getdomaininfo builds the flags: the code (all ones without one,
+        // SHUTDOWN_CODE_INVALID) shifted over the other bits.
+        let flags = |code: u32, bits: u32| code << 16 | bits;
+        let none = u32::MAX;
+        assert_eq!(shutdown_of_flags(flags(none, dominf::PAUSED)), None);
+        assert_eq!(
+            shutdown_of_flags(flags(2, dominf::SHUTDOWN | dominf::PAUSED)),
+            Some(ShutdownReason::Suspend)
+        );
+        assert_eq!(
+            shutdown_of_flags(flags(5, dominf::SHUTDOWN | dominf::HVM_GUEST)),
+            Some(ShutdownReason::SoftReset)
+        );
+        // A code but not shut down: shutting down, or a code set in advance.
+        assert_eq!(shutdown_of_flags(flags(3, dominf::HVM_GUEST)), None);
+        // Xen keeps any 8-bit code a guest gives.
+        assert_eq!(
+            shutdown_of_flags(flags(200, dominf::SHUTDOWN)),
+            Some(ShutdownReason::Other(200))
+        );
+        assert_eq!(
+            shutdown_of_flags(flags(0, dominf::SHUTDOWN | dominf::DYING)),
+            Some(ShutdownReason::Poweroff)
         );
     }
 
