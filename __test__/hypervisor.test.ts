@@ -8,6 +8,7 @@ import {
   readHostTopology,
   simulateHost,
   simulatorPresets,
+  type ShutdownReason,
   XenDomainBuildError,
 } from '../ts/index.js'
 import { cli, readJson, sharedData, rejected } from './helpers.js'
@@ -49,6 +50,66 @@ describe('the simulated host through the binding', () => {
     expect((await xen.physinfo()).scrubPages).toBe(GIB_PAGES + 9 * 256)
     sim.advanceClock(2000)
     expect((await xen.physinfo()).freePages).toBe(64 * GIB_PAGES)
+  })
+
+  it('reports why a domain shut down until it is resumed, and no reason before', async () => {
+    const sim = simulateHost({ preset: 'qemu-2-node' })
+    const xen = sim.hypervisor()
+    const domid = await xen.createDomain({ kind: 'pv', maxVcpus: 1 })
+    const fresh = await xen.domainInfo(domid)
+    expect(Object.keys(fresh)).not.toContain('shutdownReason')
+    expect(Object.keys(fresh)).not.toContain('shutdownCode')
+
+    await sim.shutdownDomain(domid, 'suspend')
+    expect(await xen.domainInfo(domid)).toMatchObject({ shutdownReason: 'suspend', shutdownCode: 2, paused: true })
+    // Unpausing does not undo the shutdown; a second shutdown keeps the first reason.
+    await xen.unpauseDomain(domid)
+    await sim.shutdownDomain(domid, 'poweroff')
+    expect(await xen.domainInfo(domid)).toMatchObject({ shutdownReason: 'suspend', shutdownCode: 2, paused: false })
+
+    await sim.resumeDomain(domid)
+    const resumed = await xen.domainInfo(domid)
+    expect(Object.keys(resumed)).not.toContain('shutdownReason')
+    expect(Object.keys(resumed)).not.toContain('shutdownCode')
+    expect(resumed.paused).toBe(false)
+  })
+
+  it("names each of Xen's shutdown codes, and an unnamed one unknown", async () => {
+    const sim = simulateHost({ preset: 'qemu-2-node' })
+    const xen = sim.hypervisor()
+    const given: (ShutdownReason | number)[] = ['poweroff', 'reboot', 'suspend', 'crash', 'watchdog', 'soft_reset', 3, 200]
+    const seen: [unknown, unknown][] = []
+    for (const reason of given) {
+      const domid = await xen.createDomain({ kind: 'pv', maxVcpus: 1 })
+      await sim.shutdownDomain(domid, reason)
+      const info = await xen.domainInfo(domid)
+      seen.push([info.shutdownReason, info.shutdownCode])
+    }
+    expect(seen).toEqual([
+      ['poweroff', 0],
+      ['reboot', 1],
+      ['suspend', 2],
+      ['crash', 3],
+      ['watchdog', 4],
+      ['soft_reset', 5],
+      ['crash', 3],
+      ['unknown', 200],
+    ])
+  })
+
+  it('rejects a shutdown or resume of a missing domain, of domain 0, or with a reason Xen has no room for', async () => {
+    const sim = simulateHost({ preset: 'qemu-2-node' })
+    const xen = sim.hypervisor()
+    expect(await rejected(sim.shutdownDomain(42, 'suspend'))).toMatchObject({ code: 'ESRCH', operation: 'xc_domain_shutdown' })
+    expect(await rejected(sim.resumeDomain(42))).toMatchObject({ code: 'ESRCH', operation: 'xc_domain_resume' })
+    expect(await rejected(sim.resumeDomain(0))).toMatchObject({ code: 'EINVAL', operation: 'xc_domain_resume' })
+    expect(await rejected(sim.shutdownDomain(0, 'poweroff'))).toMatchObject({ code: 'EINVAL' })
+    const domid = await xen.createDomain({ kind: 'pv', maxVcpus: 1 })
+    const badName = await rejected(sim.shutdownDomain(domid, 'halt' as never))
+    expect(badName).toMatchObject({ code: 'INVALID_ARGUMENT', message: expect.stringContaining('soft_reset') })
+    expect(await rejected(sim.shutdownDomain(domid, 256))).toMatchObject({ code: 'INVALID_ARGUMENT' })
+    // Refused before Xen: the domain has not shut down.
+    expect(Object.keys(await xen.domainInfo(domid))).not.toContain('shutdownReason')
   })
 
   it('rejects a failed hypercall with the errno name, number and operation', async () => {

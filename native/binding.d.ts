@@ -163,6 +163,27 @@ export declare class SimulatedHost {
    * with the pages taken so far kept, when the node runs out.
    */
   populate(domid: number, pages: number, node?: number | undefined | null): Promise<void>
+  /**
+   * The domain shuts itself down, as its kernel does with `SCHEDOP_shutdown`
+   * (Xen's `domain_shutdown`): it stops running and `domainInfo` reports
+   * `shutdownReason`; its memory, claim and event channels stay. Unpausing
+   * it does not make it run again: only `resumeDomain` or destroying it
+   * ends that. A second shutdown keeps the first reason, as Xen does.
+   * `reason` is a name or Xen's number for it (0 to 255: Xen keeps any
+   * code, and one it has no name for reads back as `'unknown'`). Rejects
+   * with ESRCH for a domain that does not exist, and EINVAL for domain 0
+   * (on Xen it would take the host down).
+   */
+  shutdownDomain(domid: number, reason: ShutdownReason | number): Promise<void>
+  /**
+   * Resumes a domain that shut down for a suspend and was not destroyed
+   * (Xen's `XEN_DOMCTL_resumedomain`, which the domain builder's
+   * `xc_domain_resume` makes on a real host): it reports no shutdown and
+   * runs again, unless the toolstack has it paused. As on Xen, resuming a
+   * domain that has not shut down succeeds and changes nothing. Rejects
+   * with ESRCH for a domain that does not exist, and EINVAL for domain 0.
+   */
+  resumeDomain(domid: number): Promise<void>
   /** Pages of each node the domain holds. */
   domainPagesByNode(domid: number): Array<number>
   /** The nodes Xen derives from the domain's vCPU affinity for its memory. */
@@ -231,6 +252,16 @@ export interface DomainInfo {
   dying: boolean
   /** Paused by the toolstack: created domains are, until unpaused. */
   paused: boolean
+  /**
+   * Why it shut down, once it has (Xen's `XEN_DOMINF_shutdown`: every vCPU
+   * stopped; it stays so, its memory kept, until destroyed or resumed);
+   * absent while it has not, and while it is still shutting down. A code
+   * Xen has no name for (it keeps any a guest gives) is `'unknown'`, its
+   * number in `shutdownCode`.
+   */
+  shutdownReason?: ShutdownReason | 'unknown'
+  /** Xen's number for `shutdownReason` (`SHUTDOWN_*`; 0 to 5 have names), present with it. */
+  shutdownCode?: number
   /** The memory it holds, in 4 KiB pages. */
   totPages: number
   /** Its maximum memory, in 4 KiB pages. */
@@ -345,6 +376,9 @@ export interface PhysInfo {
 
 /** How physinfo reports memory waiting to be scrubbed. */
 export type ScrubReporting = 'xenserver' | 'upstream'
+
+/** Why a domain shut down: Xen's `SHUTDOWN_*` codes 0 to 5, by name. */
+export type ShutdownReason = 'poweroff' | 'reboot' | 'suspend' | 'crash' | 'watchdog' | 'soft_reset'
 
 /** A CPU of a described host: its core, socket and node. */
 export interface SimulatedCpu {

@@ -91,6 +91,15 @@ pub struct DomainInfoJs {
     pub dying: bool,
     /// Paused by the toolstack: created domains are, until unpaused.
     pub paused: bool,
+    /// Why it shut down, once it has (Xen's `XEN_DOMINF_shutdown`: every vCPU
+    /// stopped; it stays so, its memory kept, until destroyed or resumed);
+    /// absent while it has not, and while it is still shutting down. A code
+    /// Xen has no name for (it keeps any a guest gives) is `'unknown'`, its
+    /// number in `shutdownCode`.
+    #[napi(ts_type = "ShutdownReason | 'unknown'")]
+    pub shutdown_reason: Option<String>,
+    /// Xen's number for `shutdownReason` (`SHUTDOWN_*`; 0 to 5 have names), present with it.
+    pub shutdown_code: Option<u32>,
     /// The memory it holds, in 4 KiB pages.
     pub tot_pages: f64,
     /// Its maximum memory, in 4 KiB pages.
@@ -136,6 +145,25 @@ impl From<DomainKind> for xenctrl::DomainKind {
             DomainKind::Pvh => xenctrl::DomainKind::Pvh,
         }
     }
+}
+
+/// Why a domain shut down: Xen's `SHUTDOWN_*` codes 0 to 5, by name.
+// The names cross as strings, from and to `xenctrl::ShutdownReason::name`;
+// this enum gives TypeScript their type.
+#[napi(string_enum = "snake_case")]
+pub enum ShutdownReason {
+    /// 0: the guest exited normally.
+    Poweroff,
+    /// 1: to be started again.
+    Reboot,
+    /// 2: its state is to be saved; it can be resumed.
+    Suspend,
+    /// 3: the guest crashed.
+    Crash,
+    /// 4: its watchdog expired.
+    Watchdog,
+    /// 5: to be reset to how it was created, its memory kept.
+    SoftReset,
 }
 
 /// A domain for `Hypervisor.createDomain`: its kind, vCPUs and limits.
@@ -234,6 +262,10 @@ fn domain_js(d: xenctrl::DomainInfo) -> DomainInfoJs {
         hap: d.hap,
         dying: d.dying,
         paused: d.paused,
+        shutdown_reason: d
+            .shutdown
+            .map(|r| r.name().unwrap_or("unknown").to_string()),
+        shutdown_code: d.shutdown.map(|r| u32::from(r.code())),
         tot_pages: pages(d.tot_pages),
         max_pages: pages(d.max_pages),
         outstanding_pages: pages(d.outstanding_pages),

@@ -236,6 +236,34 @@ fn fault_from(input: FaultInput) -> Result<Fault> {
     })
 }
 
+/// A shutdown reason by name (`soft_reset`) or by Xen's 8-bit code.
+fn shutdown_reason(input: napi::Either<String, f64>) -> Result<xenctrl::ShutdownReason> {
+    match input {
+        napi::Either::A(name) => xenctrl::ShutdownReason::NAMED
+            .into_iter()
+            .find(|r| r.name() == Some(name.as_str()))
+            .ok_or_else(|| {
+                let names: Vec<&str> = xenctrl::ShutdownReason::NAMED
+                    .iter()
+                    .filter_map(|r| r.name())
+                    .collect();
+                invalid_argument(format!(
+                    "reason: {name:?} is not a shutdown reason (one of {}, or a code from 0 to 255)",
+                    names.join(", ")
+                ))
+            }),
+        napi::Either::B(code) => {
+            let code = to_u32(code, || "reason".into())?;
+            let code = u8::try_from(code).map_err(|_| {
+                invalid_argument(format!(
+                    "reason: {code} is not a shutdown code (Xen keeps 8 bits: 0 to 255)"
+                ))
+            })?;
+            Ok(xenctrl::ShutdownReason::from_code(code))
+        }
+    }
+}
+
 fn libc_eio() -> i32 {
     // EIO on every Linux architecture.
     5
@@ -365,6 +393,47 @@ impl SimulatedHost {
                     Ok(host.populate_on_node(domid, pages, node)?)
                 }
             }
+        })
+    }
+
+    /// The domain shuts itself down, as its kernel does with `SCHEDOP_shutdown`
+    /// (Xen's `domain_shutdown`): it stops running and `domainInfo` reports
+    /// `shutdownReason`; its memory, claim and event channels stay. Unpausing
+    /// it does not make it run again: only `resumeDomain` or destroying it
+    /// ends that. A second shutdown keeps the first reason, as Xen does.
+    /// `reason` is a name or Xen's number for it (0 to 255: Xen keeps any
+    /// code, and one it has no name for reads back as `'unknown'`). Rejects
+    /// with ESRCH for a domain that does not exist, and EINVAL for domain 0
+    /// (on Xen it would take the host down).
+    #[napi(
+        ts_args_type = "domid: number, reason: ShutdownReason | number",
+        ts_return_type = "Promise<void>"
+    )]
+    pub fn shutdown_domain(
+        &self,
+        domid: f64,
+        reason: napi::Either<String, f64>,
+    ) -> AsyncTask<PoolTask<(), ()>> {
+        let host = self.host.clone();
+        PoolTask::new(nothing, move || {
+            let domid = to_u32(domid, || "domid".into())?;
+            let reason = shutdown_reason(reason)?;
+            Ok(host.shutdown_domain(domid, reason)?)
+        })
+    }
+
+    /// Resumes a domain that shut down for a suspend and was not destroyed
+    /// (Xen's `XEN_DOMCTL_resumedomain`, which the domain builder's
+    /// `xc_domain_resume` makes on a real host): it reports no shutdown and
+    /// runs again, unless the toolstack has it paused. As on Xen, resuming a
+    /// domain that has not shut down succeeds and changes nothing. Rejects
+    /// with ESRCH for a domain that does not exist, and EINVAL for domain 0.
+    #[napi(ts_return_type = "Promise<void>")]
+    pub fn resume_domain(&self, domid: f64) -> AsyncTask<PoolTask<(), ()>> {
+        let host = self.host.clone();
+        PoolTask::new(nothing, move || {
+            let domid = to_u32(domid, || "domid".into())?;
+            Ok(host.resume_domain(domid)?)
         })
     }
 

@@ -28,6 +28,7 @@ export type {
   OpenOptions,
   PhysInfo,
   ScrubReporting,
+  ShutdownReason,
   SimulatedCpu,
   SimulatedHost,
   SimulatedHostDescription,

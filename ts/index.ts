@@ -37,6 +37,7 @@ export {
   type OpenOptions,
   type PhysInfo,
   type ScrubReporting,
+  type ShutdownReason,
   type SimulatedCpu,
   type SimulatedHost,
   type SimulatedHostDescription,

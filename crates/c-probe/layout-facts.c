@@ -13,6 +13,7 @@
 #include <xenguest.h>
 #include <xenstore_lib.h>
 #include <xen/hvm/hvm_info_table.h>
+#include <xen/sched.h>
 
 #define SIZE(s) printf("size %s %zu\n", #s, sizeof(struct s))
 #define TYPE_SIZE(t) printf("size %s %zu\n", #t, sizeof(t))
@@ -73,6 +74,20 @@ int main(void)
     FIELD(xen_domctl_getdomaininfo, gpaddr_bits);
     FIELD(xen_domctl_getdomaininfo, pad2);
     FIELD(xen_domctl_getdomaininfo, arch_config);
+    CONST(XEN_DOMINF_dying);
+    CONST(XEN_DOMINF_hvm_guest);
+    CONST(XEN_DOMINF_shutdown);
+    CONST(XEN_DOMINF_paused);
+    CONST(XEN_DOMINF_hap);
+    CONST(XEN_DOMINF_shutdownmask);
+    CONST(XEN_DOMINF_shutdownshift);
+    CONST(SHUTDOWN_poweroff);
+    CONST(SHUTDOWN_reboot);
+    CONST(SHUTDOWN_suspend);
+    CONST(SHUTDOWN_crash);
+    CONST(SHUTDOWN_watchdog);
+    CONST(SHUTDOWN_soft_reset);
+    CONST(SHUTDOWN_MAX);
     SIZE(xen_domctl_createdomain);
     FIELD(xen_domctl_createdomain, ssidref);
     FIELD(xen_domctl_createdomain, handle);

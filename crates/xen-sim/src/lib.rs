@@ -3,7 +3,9 @@
 //! claims as `domain_set_outstanding_pages` enforces them, vCPU affinity with
 //! Xen's effective masks, the node affinity Xen derives from it, memory
 //! populated as the domain builder does, freed memory that comes back
-//! through a scrubber, and faults injected on demand.
+//! through a scrubber, a guest's shutdown and the resume of a suspended
+//! domain as `domain_shutdown` and `domain_resume` do them, and faults
+//! injected on demand.
 //!
 //! Each rule names the Xen behaviour it follows; `tests/` has one test each.
 

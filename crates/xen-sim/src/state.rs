@@ -7,8 +7,8 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 use xenctrl::{
     Capabilities, CpuTopology, DomId, DomainConfig, DomainInfo, DomainKind, Hypervisor, NodeMemory,
-    NumaInfo, PhysInfo, Result, VcpuAffinity, XenError, XenVersion, HVM_PARAM_TIMER_MODE,
-    PAGE_SIZE_BYTES, XEN_MAX_GRANT_FRAMES, XEN_MAX_MAPTRACK_FRAMES,
+    NumaInfo, PhysInfo, Result, ShutdownReason, VcpuAffinity, XenError, XenVersion,
+    HVM_PARAM_TIMER_MODE, PAGE_SIZE_BYTES, XEN_MAX_GRANT_FRAMES, XEN_MAX_MAPTRACK_FRAMES,
 };
 
 const PAGES_PER_MIB: u64 = 256;
@@ -71,6 +71,9 @@ struct Domain {
     next_node: usize,
     /// Paused by the toolstack (`XEN_DOMINF_paused`) until unpaused.
     paused: bool,
+    /// Shut down, and why (`is_shut_down` and `shutdown_code`): its vCPUs
+    /// stay stopped, whatever the toolstack unpauses, until it is resumed.
+    shutdown: Option<ShutdownReason>,
 }
 
 impl Domain {
@@ -114,8 +117,10 @@ pub const OPERATIONS: &[&str] = &[
     "xc_domain_getinfolist",
     "xc_domain_max_vcpus",
     "xc_domain_populate_physmap_exact",
+    "xc_domain_resume",
     "xc_domain_set_memmap_limit",
     "xc_domain_setmaxmem",
+    "xc_domain_shutdown",
     "xc_domain_unpause",
     "xc_evtchn_alloc_unbound",
     "xc_hvm_param_set",
@@ -293,6 +298,54 @@ impl SimHost {
 
     pub fn seed_faults(&self, seed: u64) {
         self.lock().rng = Rng::new(seed);
+    }
+
+    /// The domain shuts itself down, as its kernel does with `SCHEDOP_shutdown`
+    /// (and the toolstack with `xc_domain_shutdown`): Xen's `domain_shutdown`.
+    /// It stops running and reports `reason`; its memory, claim, event
+    /// channels and pause state stay, and unpausing it does not make it run:
+    /// only [`resume_domain`](Self::resume_domain) or destroying it ends
+    /// that. Xen keeps the first reason: shutting down a domain that has
+    /// already shut down succeeds and changes nothing. A domain that does
+    /// not exist is ESRCH (`SCHEDOP_remote_shutdown`). Domain 0 is EINVAL:
+    /// on Xen it would take the host down with it, which the simulator does
+    /// not do.
+    pub fn shutdown_domain(&self, domid: DomId, reason: ShutdownReason) -> Result<()> {
+        const OP: &str = "xc_domain_shutdown";
+        self.enter(OP)?;
+        if domid == 0 {
+            return Err(einval(OP));
+        }
+        let mut state = self.lock();
+        let d = state.domains.get_mut(&domid).ok_or_else(|| esrch(OP))?;
+        d.shutdown
+            .get_or_insert(ShutdownReason::from_code(reason.code()));
+        Ok(())
+    }
+
+    /// `XEN_DOMCTL_resumedomain`, which libxenguest's `xc_domain_resume`
+    /// makes after a suspend that did not end the domain (Xen's
+    /// `domain_resume`): the domain no longer reports a shutdown, and runs
+    /// again unless the toolstack has it paused. Xen does this to any
+    /// domain, shut down or not: on a running one it succeeds and changes
+    /// nothing. ESRCH for a domain that does not exist; EINVAL for domain 0,
+    /// the caller's own (Xen cannot pause the domain that asks).
+    pub fn resume_domain(&self, domid: DomId) -> Result<()> {
+        const OP: &str = "xc_domain_resume";
+        self.enter(OP)?;
+        let mut state = self.lock();
+        if !state.domains.contains_key(&domid) {
+            return Err(esrch(OP));
+        }
+        if domid == 0 {
+            return Err(einval(OP));
+        }
+        state
+            .domains
+            .get_mut(&domid)
+            .expect("checked above")
+            .shutdown = None;
+        Ok(())
     }
 
     /// Pages of each node's memory the domain holds (shadow memory excluded).
@@ -611,6 +664,7 @@ impl Domain {
             next_node: 0,
             // Xen creates domains paused by the toolstack.
             paused: true,
+            shutdown: None,
         }
     }
 }
@@ -700,6 +754,7 @@ impl Hypervisor for SimHost {
             hap: d.config.hap,
             dying: false,
             paused: d.paused,
+            shutdown: d.shutdown,
             tot_pages: d.tot_pages(),
             max_pages: d.max_pages,
             outstanding_pages: d.outstanding(),
@@ -1034,6 +1089,8 @@ impl Hypervisor for SimHost {
         let mut state = self.lock();
         let d = state.domains.get_mut(&domid).ok_or_else(|| esrch(OP))?;
         // domain_unpause_by_systemcontroller: EINVAL when it is not paused.
+        // A shut-down domain's vCPUs stay paused for the shutdown
+        // (`paused_for_shutdown`): it is unpaused but does not run.
         if !d.paused {
             return Err(einval(OP));
         }

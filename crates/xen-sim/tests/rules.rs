@@ -4,7 +4,9 @@
 //! XenServer's Xen.
 
 use xen_sim::{preset, Clock, Fault, FaultMode, HostSpec, ScrubReporting, SimHost};
-use xenctrl::{DomainConfig, DomainKind, Hypervisor, XenError, HVM_PARAM_TIMER_MODE};
+use xenctrl::{
+    DomainConfig, DomainKind, Hypervisor, ShutdownReason, XenError, HVM_PARAM_TIMER_MODE,
+};
 
 const GIB_PAGES: u64 = 262_144;
 
@@ -474,6 +476,153 @@ fn unpausing_a_domain_that_does_not_exist_is_esrch() {
     // Pausing and unpausing one that exists: the conformance suite.
     let h = host();
     assert_eq!(errno(h.unpause_domain(999)), "ESRCH");
+}
+
+#[test]
+fn a_shut_down_domain_keeps_its_memory_claim_and_channels_until_resumed() {
+    // domain_shutdown stops the vCPUs and nothing else.
+    let h = host();
+    let d = domain(&h, DomainKind::Pv, 2, 4);
+    h.populate(d, GIB_PAGES).unwrap();
+    h.claim_pages(d, 2 * GIB_PAGES).unwrap();
+    assert_eq!(h.alloc_unbound_evtchn(d, 0).unwrap(), 1);
+    h.unpause_domain(d).unwrap();
+    let (before, free) = (h.domain_info(d).unwrap(), h.physinfo().unwrap().free_pages);
+    assert_eq!(before.shutdown, None);
+
+    h.shutdown_domain(d, ShutdownReason::Suspend).unwrap();
+    let after = h.domain_info(d).unwrap();
+    assert_eq!(after.shutdown, Some(ShutdownReason::Suspend));
+    assert_eq!(
+        (after.tot_pages, after.outstanding_pages, after.paused),
+        (GIB_PAGES, GIB_PAGES, false)
+    );
+    assert_eq!(h.physinfo().unwrap().free_pages, free);
+    // Port 1 is still taken.
+    assert_eq!(h.alloc_unbound_evtchn(d, 0).unwrap(), 2);
+
+    h.resume_domain(d).unwrap();
+    assert_eq!(h.domain_info(d).unwrap(), before);
+}
+
+#[test]
+fn the_first_shutdown_reason_stays_until_the_domain_is_resumed() {
+    // domain_shutdown sets shutdown_code only while it has none.
+    let h = host();
+    let d = domain(&h, DomainKind::Hvm, 1, 1);
+    h.shutdown_domain(d, ShutdownReason::Crash).unwrap();
+    h.shutdown_domain(d, ShutdownReason::Poweroff).unwrap();
+    assert_eq!(
+        h.domain_info(d).unwrap().shutdown,
+        Some(ShutdownReason::Crash)
+    );
+    // domain_resume clears it (SHUTDOWN_CODE_INVALID): the next shutdown's
+    // reason is taken.
+    h.resume_domain(d).unwrap();
+    h.shutdown_domain(d, ShutdownReason::Reboot).unwrap();
+    assert_eq!(
+        h.domain_info(d).unwrap().shutdown,
+        Some(ShutdownReason::Reboot)
+    );
+    // Xen does not check the code: one it has no name for is kept too.
+    let other = domain(&h, DomainKind::Pv, 1, 1);
+    h.shutdown_domain(other, ShutdownReason::Other(9)).unwrap();
+    assert_eq!(
+        h.domain_info(other).unwrap().shutdown,
+        Some(ShutdownReason::Other(9))
+    );
+}
+
+#[test]
+fn unpausing_a_shut_down_domain_does_not_make_it_run() {
+    // The toolstack's pause and the shutdown's are apart
+    // (controller_pause_count and paused_for_shutdown): a domain shut down
+    // while paused is unpaused, and stays shut down until resumed.
+    let h = host();
+    let d = domain(&h, DomainKind::Pv, 1, 1);
+    h.shutdown_domain(d, ShutdownReason::Suspend).unwrap();
+    assert!(h.domain_info(d).unwrap().paused);
+    h.unpause_domain(d).unwrap();
+    let info = h.domain_info(d).unwrap();
+    assert_eq!(
+        (info.paused, info.shutdown),
+        (false, Some(ShutdownReason::Suspend))
+    );
+    assert_eq!(errno(h.unpause_domain(d)), "EINVAL");
+    h.resume_domain(d).unwrap();
+    let info = h.domain_info(d).unwrap();
+    assert_eq!((info.paused, info.shutdown), (false, None));
+}
+
+#[test]
+fn resume_is_domain_resume_on_any_domain_but_the_callers_own() {
+    let h = host();
+    let d = domain(&h, DomainKind::Pv, 1, 1);
+    // Not shut down: XEN_DOMCTL_resumedomain succeeds and changes nothing;
+    // the toolstack's pause stays.
+    let before = h.domain_info(d).unwrap();
+    h.resume_domain(d).unwrap();
+    assert_eq!(h.domain_info(d).unwrap(), before);
+    assert!(before.paused);
+    // Domain 0 is the caller's own domain: EINVAL. Shutting it down would
+    // stop the host, which the simulator refuses.
+    assert_eq!(errno(h.resume_domain(0)), "EINVAL");
+    assert_eq!(
+        errno(h.shutdown_domain(0, ShutdownReason::Poweroff)),
+        "EINVAL"
+    );
+    assert_eq!(h.domain_info(0).unwrap().shutdown, None);
+    // A domain that does not exist: ESRCH, from the domctl and from
+    // SCHEDOP_remote_shutdown.
+    assert_eq!(errno(h.resume_domain(999)), "ESRCH");
+    assert_eq!(
+        errno(h.shutdown_domain(999, ShutdownReason::Suspend)),
+        "ESRCH"
+    );
+}
+
+#[test]
+fn a_shut_down_domain_is_destroyed_as_any_other() {
+    let spec = HostSpec {
+        clock: Clock::Manual,
+        scrub_reporting: ScrubReporting::XenServer,
+        ..preset("qemu-2-node").unwrap()
+    };
+    let h = SimHost::new(spec).unwrap();
+    let d = domain(&h, DomainKind::Pv, 1, 1);
+    h.populate(d, GIB_PAGES / 2).unwrap();
+    h.claim_pages(d, GIB_PAGES).unwrap();
+    h.shutdown_domain(d, ShutdownReason::Suspend).unwrap();
+    h.destroy_domain(d).unwrap();
+    let p = h.physinfo().unwrap();
+    assert_eq!((p.outstanding_pages, p.scrub_pages), (0, GIB_PAGES / 2));
+    assert_eq!(errno(h.domain_info(d)), "ESRCH");
+    assert_eq!(errno(h.resume_domain(d)), "ESRCH");
+}
+
+#[test]
+fn a_failed_resume_leaves_the_domain_shut_down() {
+    let h = host();
+    let d = domain(&h, DomainKind::Pv, 1, 1);
+    h.shutdown_domain(d, ShutdownReason::Suspend).unwrap();
+    h.inject_fault(Fault {
+        operation: "xc_domain_resume".into(),
+        errno: libc::EIO,
+        mode: FaultMode::Once,
+        latency_ms: 0,
+    })
+    .unwrap();
+    let failed = h.resume_domain(d).unwrap_err();
+    assert_eq!(
+        (failed.code().as_str(), failed.operation()),
+        ("EIO", Some("xc_domain_resume"))
+    );
+    assert_eq!(
+        h.domain_info(d).unwrap().shutdown,
+        Some(ShutdownReason::Suspend)
+    );
+    h.resume_domain(d).unwrap();
+    assert_eq!(h.domain_info(d).unwrap().shutdown, None);
 }
 
 #[test]

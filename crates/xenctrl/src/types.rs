@@ -107,6 +107,13 @@ pub struct DomainInfo {
     pub dying: bool,
     /// Paused by the toolstack: created domains are, until unpaused.
     pub paused: bool,
+    /// Why the domain shut down, once it has (`XEN_DOMINF_shutdown`: all its
+    /// vCPUs stopped for it; it stays so, its memory kept, until destroyed
+    /// or resumed). `None` while it has not, including while it is still
+    /// shutting down: Xen's flags carry the code from the start of the
+    /// shutdown, but also when the guest only set it for later
+    /// (`SCHEDOP_shutdown_code`), so the code alone says nothing.
+    pub shutdown: Option<ShutdownReason>,
     pub tot_pages: u64,
     pub max_pages: u64,
     pub outstanding_pages: u64,
@@ -117,6 +124,75 @@ pub struct DomainInfo {
     /// The vCPUs the domain was created with, when this hypervisor handle
     /// created it (Xen's domain info does not say; `max_vcpus` must give it).
     pub created_vcpus: Option<u32>,
+}
+
+/// Why a domain shut down: the code its guest gave `SCHEDOP_shutdown` (or
+/// the toolstack `SCHEDOP_remote_shutdown`), Xen's `SHUTDOWN_*` of
+/// `public/sched.h`, 0 to 5 in every supported release. Xen keeps whatever
+/// 8-bit code it is given, unchecked: one it has no name for is `Other`.
+/// [`ShutdownReason::from_code`] gives each code one value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ShutdownReason {
+    /// `SHUTDOWN_poweroff` (0): the guest exited normally.
+    Poweroff,
+    /// `SHUTDOWN_reboot` (1): to be started again.
+    Reboot,
+    /// `SHUTDOWN_suspend` (2): its state is to be saved; it can be resumed.
+    Suspend,
+    /// `SHUTDOWN_crash` (3): the guest crashed.
+    Crash,
+    /// `SHUTDOWN_watchdog` (4): its watchdog expired.
+    Watchdog,
+    /// `SHUTDOWN_soft_reset` (5): to be reset to how it was created, its
+    /// memory and vCPU contexts kept.
+    SoftReset,
+    /// A code above `SHUTDOWN_MAX` (5), which no release names.
+    Other(u8),
+}
+
+impl ShutdownReason {
+    /// The reasons Xen names, by code.
+    pub const NAMED: [ShutdownReason; 6] = [
+        ShutdownReason::Poweroff,
+        ShutdownReason::Reboot,
+        ShutdownReason::Suspend,
+        ShutdownReason::Crash,
+        ShutdownReason::Watchdog,
+        ShutdownReason::SoftReset,
+    ];
+
+    pub fn from_code(code: u8) -> ShutdownReason {
+        Self::NAMED
+            .get(usize::from(code))
+            .copied()
+            .unwrap_or(ShutdownReason::Other(code))
+    }
+
+    /// Xen's number for it.
+    pub fn code(self) -> u8 {
+        match self {
+            ShutdownReason::Poweroff => 0,
+            ShutdownReason::Reboot => 1,
+            ShutdownReason::Suspend => 2,
+            ShutdownReason::Crash => 3,
+            ShutdownReason::Watchdog => 4,
+            ShutdownReason::SoftReset => 5,
+            ShutdownReason::Other(code) => code,
+        }
+    }
+
+    /// Xen's name without `SHUTDOWN_` (`soft_reset`); `None` for `Other`.
+    pub fn name(self) -> Option<&'static str> {
+        match Self::from_code(self.code()) {
+            ShutdownReason::Poweroff => Some("poweroff"),
+            ShutdownReason::Reboot => Some("reboot"),
+            ShutdownReason::Suspend => Some("suspend"),
+            ShutdownReason::Crash => Some("crash"),
+            ShutdownReason::Watchdog => Some("watchdog"),
+            ShutdownReason::SoftReset => Some("soft_reset"),
+            ShutdownReason::Other(_) => None,
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -189,4 +265,21 @@ impl Default for DomainConfig {
 pub struct VcpuAffinity {
     pub hard: Vec<u32>,
     pub soft: Vec<u32>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_shutdown_code_has_one_reason() {
+        for code in 0..=u8::MAX {
+            let reason = ShutdownReason::from_code(code);
+            assert_eq!(reason.code(), code);
+            assert_eq!(reason.name().is_some(), code <= 5, "{code}");
+        }
+        assert_eq!(ShutdownReason::from_code(5).name(), Some("soft_reset"));
+        // An `Other` made by hand with a named code is that reason.
+        assert_eq!(ShutdownReason::Other(2).name(), Some("suspend"));
+    }
 }

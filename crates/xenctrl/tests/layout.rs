@@ -1,11 +1,11 @@
 //! Every struct the crate passes to libxenctrl, laid out as each supported
-//! release's headers lay it out: the Rust definitions for a release must
+//! release's headers lay it out, and the constants it reads them with: the Rust definitions for a release must
 //! say exactly what that release's committed facts say (crates/c-probe:
 //! facts measured from its headers; c-probe's own tests measure the
 //! installed 4.17 and Debian 13's 4.20 headers again and compare).
 
 use c_probe::{assert_matches, committed, RustFacts};
-use xenctrl::layouts::fields;
+use xenctrl::layouts::{constants, fields};
 
 const OWNED: &[&str] = &[
     "xen_sysctl_physinfo",
@@ -14,6 +14,20 @@ const OWNED: &[&str] = &[
     "xen_arch_domainconfig",
     "xen_domctl_getdomaininfo",
     "xen_domctl_createdomain",
+    "XEN_DOMINF_dying",
+    "XEN_DOMINF_hvm_guest",
+    "XEN_DOMINF_shutdown",
+    "XEN_DOMINF_paused",
+    "XEN_DOMINF_hap",
+    "XEN_DOMINF_shutdownshift",
+    "XEN_DOMINF_shutdownmask",
+    "SHUTDOWN_poweroff",
+    "SHUTDOWN_reboot",
+    "SHUTDOWN_suspend",
+    "SHUTDOWN_crash",
+    "SHUTDOWN_watchdog",
+    "SHUTDOWN_soft_reset",
+    "SHUTDOWN_MAX",
 ];
 
 #[test]
@@ -26,6 +40,9 @@ fn the_layouts_of_every_release_match_its_headers() {
             } else {
                 rust.field(f.c_struct, f.field, f.offset, f.size);
             }
+        }
+        for (name, value) in constants() {
+            rust.constant(name, value);
         }
         let facts = committed(release.version.minor);
         assert_matches(&release.version.to_string(), &facts, OWNED, &rust);

@@ -82,6 +82,53 @@ pub struct ArchDomainConfig {
     pub misc_flags: u32,
 }
 
+/// The bits of `xen_domctl_getdomaininfo.flags` read here (`XEN_DOMINF_*`),
+/// and where in them the guest's shutdown code is: Xen's getdomaininfo puts
+/// the domain's `shutdown_code` at bit 16 whether or not it has shut down
+/// (`SHUTDOWN_CODE_INVALID`, all ones, until it has a code). The same in
+/// every supported release.
+pub mod dominf {
+    pub const DYING: u32 = 1 << 0;
+    pub const HVM_GUEST: u32 = 1 << 1;
+    /// Fully shut down (Xen's `is_shut_down`), not only shutting down.
+    pub const SHUTDOWN: u32 = 1 << 2;
+    pub const PAUSED: u32 = 1 << 3;
+    pub const HAP: u32 = 1 << 8;
+    pub const SHUTDOWN_SHIFT: u32 = 16;
+    pub const SHUTDOWN_MASK: u32 = 255;
+}
+
+/// The constants of Xen's interface the crate relies on, by their C names
+/// (the layout test checks them against each release's headers).
+pub fn constants() -> Vec<(&'static str, i64)> {
+    use crate::ShutdownReason as R;
+    let mut list = vec![
+        ("XEN_DOMINF_dying", dominf::DYING),
+        ("XEN_DOMINF_hvm_guest", dominf::HVM_GUEST),
+        ("XEN_DOMINF_shutdown", dominf::SHUTDOWN),
+        ("XEN_DOMINF_paused", dominf::PAUSED),
+        ("XEN_DOMINF_hap", dominf::HAP),
+        ("XEN_DOMINF_shutdownshift", dominf::SHUTDOWN_SHIFT),
+        ("XEN_DOMINF_shutdownmask", dominf::SHUTDOWN_MASK),
+    ]
+    .into_iter()
+    .map(|(name, value)| (name, i64::from(value)))
+    .collect::<Vec<_>>();
+    let codes = [
+        ("SHUTDOWN_poweroff", R::Poweroff),
+        ("SHUTDOWN_reboot", R::Reboot),
+        ("SHUTDOWN_suspend", R::Suspend),
+        ("SHUTDOWN_crash", R::Crash),
+        ("SHUTDOWN_watchdog", R::Watchdog),
+        ("SHUTDOWN_soft_reset", R::SoftReset),
+    ];
+    list.extend(codes.map(|(name, r)| (name, i64::from(r.code()))));
+    // The highest code with a name: a release that names another fails here.
+    let last = R::NAMED[R::NAMED.len() - 1];
+    list.push(("SHUTDOWN_MAX", i64::from(last.code())));
+    list
+}
+
 /// `struct xen_domctl_getdomaininfo` (`xc_domaininfo_t`).
 #[repr(C)]
 #[derive(Clone, Copy, Default)]

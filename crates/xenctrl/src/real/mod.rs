@@ -18,17 +18,13 @@ use crate::error::{Result, Unavailable, XenError};
 use crate::types::*;
 use crate::Hypervisor;
 use ffi::{CpumapBytes, Interface, OpenError};
-use layouts::{ArchDomainConfig, Createdomain, CreatedomainFields};
+use layouts::{dominf, ArchDomainConfig, Createdomain, CreatedomainFields};
 use std::collections::HashMap;
 use std::ffi::c_int;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use xenlib::Release;
 
-const XEN_DOMINF_DYING: u32 = 1 << 0;
-const XEN_DOMINF_HVM_GUEST: u32 = 1 << 1;
-const XEN_DOMINF_PAUSED: u32 = 1 << 3;
-const XEN_DOMINF_HAP: u32 = 1 << 8;
 const XEN_DOMCTL_CDF_HVM: u32 = 1 << 0;
 const XEN_DOMCTL_CDF_HAP: u32 = 1 << 1;
 const XEN_DOMCTL_CDF_NESTED_VIRT: u32 = 1 << 6;
@@ -251,10 +247,11 @@ impl Hypervisor for XenCtrl {
             domid,
             handle: raw.handle,
             ssidref: raw.ssidref,
-            hvm: raw.flags & XEN_DOMINF_HVM_GUEST != 0,
-            hap: raw.flags & XEN_DOMINF_HAP != 0,
-            dying: raw.flags & XEN_DOMINF_DYING != 0,
-            paused: raw.flags & XEN_DOMINF_PAUSED != 0,
+            hvm: raw.flags & dominf::HVM_GUEST != 0,
+            hap: raw.flags & dominf::HAP != 0,
+            dying: raw.flags & dominf::DYING != 0,
+            paused: raw.flags & dominf::PAUSED != 0,
+            shutdown: shutdown_of_flags(raw.flags),
             tot_pages: raw.tot_pages,
             max_pages: raw.max_pages,
             outstanding_pages: raw.outstanding_pages,
@@ -463,6 +460,17 @@ fn claim_outcome(
     }
 }
 
+/// Why the domain shut down, from getdomaininfo's flags: only once it has
+/// (`XEN_DOMINF_shutdown`). The code is in the flags before that too, while
+/// it shuts down or when the guest set one in advance, and all ones when it
+/// has none: neither is a shutdown.
+fn shutdown_of_flags(flags: u32) -> Option<ShutdownReason> {
+    (flags & dominf::SHUTDOWN != 0).then(|| {
+        let code = (flags >> dominf::SHUTDOWN_SHIFT) & dominf::SHUTDOWN_MASK;
+        ShutdownReason::from_code(code as u8)
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -504,6 +512,34 @@ mod tests {
         assert_eq!(
             claim_outcome(release(17), 10, None, never),
             ClaimOutcome::AsReturned
+        );
+    }
+
+    #[test]
+    fn the_shutdown_reason_is_read_only_once_the_domain_has_shut_down() {
+        // As getdomaininfo builds the flags: the code (all ones without one,
+        // SHUTDOWN_CODE_INVALID) shifted over the other bits.
+        let flags = |code: u32, bits: u32| code << 16 | bits;
+        let none = u32::MAX;
+        assert_eq!(shutdown_of_flags(flags(none, dominf::PAUSED)), None);
+        assert_eq!(
+            shutdown_of_flags(flags(2, dominf::SHUTDOWN | dominf::PAUSED)),
+            Some(ShutdownReason::Suspend)
+        );
+        assert_eq!(
+            shutdown_of_flags(flags(5, dominf::SHUTDOWN | dominf::HVM_GUEST)),
+            Some(ShutdownReason::SoftReset)
+        );
+        // A code but not shut down: shutting down, or a code set in advance.
+        assert_eq!(shutdown_of_flags(flags(3, dominf::HVM_GUEST)), None);
+        // Xen keeps any 8-bit code a guest gives.
+        assert_eq!(
+            shutdown_of_flags(flags(200, dominf::SHUTDOWN)),
+            Some(ShutdownReason::Other(200))
+        );
+        assert_eq!(
+            shutdown_of_flags(flags(0, dominf::SHUTDOWN | dominf::DYING)),
+            Some(ShutdownReason::Poweroff)
         );
     }
 

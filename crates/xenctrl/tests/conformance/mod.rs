@@ -47,6 +47,7 @@ macro_rules! conformance_tests {
             an_hvm_param_on_a_pv_domain_is_refused,
             event_channels_are_allocated_unbound,
             a_created_domain_is_paused_until_unpaused_once,
+            a_fresh_domain_reports_no_shutdown,
             destroy_and_a_domain_that_does_not_exist,
         );
     };
@@ -274,6 +275,23 @@ pub fn a_created_domain_is_paused_until_unpaused_once(xen: &dyn Hypervisor, _: &
     // Not paused any more: Xen refuses a second unpause
     // (domain_unpause_by_systemcontroller).
     assert_eq!(errno(xen.unpause_domain(d.domid)), "EINVAL");
+}
+
+pub fn a_fresh_domain_reports_no_shutdown(xen: &dyn Hypervisor, _: &Host) {
+    // XEN_DOMINF_shutdown is clear (and the code field all ones, which is
+    // no shutdown) until the guest shuts down: neither creating nor
+    // unpausing a domain shuts it down.
+    let d = Domain::pv(xen);
+    let info = xen.domain_info(d.domid).unwrap();
+    println!(
+        "flags read back: paused {}, shutdown {:?}",
+        info.paused, info.shutdown
+    );
+    assert_eq!(info.shutdown, None);
+    xen.set_max_vcpus(d.domid, 2).unwrap();
+    xen.unpause_domain(d.domid).unwrap();
+    let info = xen.domain_info(d.domid).unwrap();
+    assert_eq!((info.paused, info.shutdown), (false, None));
 }
 
 pub fn destroy_and_a_domain_that_does_not_exist(xen: &dyn Hypervisor, _: &Host) {
