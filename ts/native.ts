@@ -35,7 +35,7 @@ const PREPARED = Symbol.for('xen-domain-build.prepared')
  */
 function prepare(native: typeof Binding): void {
   mapErrorsOf(native.Hypervisor.prototype, (name) => name !== 'close')
-  mapErrorsOf(native.SimulatedHost.prototype, (name) => name === 'populate')
+  mapErrorsOf(native.SimulatedHost.prototype, (name) => ['populate', 'shutdownDomain', 'resumeDomain'].includes(name))
   mapErrorsOf(native.NativeXenstore.prototype, (name) => name !== 'close')
   mapErrorsOf(native.NativePlanner.prototype, () => false)
   // `await using hypervisor = ...`: the native class gets its dispose here.

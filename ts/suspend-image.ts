@@ -811,7 +811,7 @@ function writeOnce(fd: number, buffer: Buffer, offset: number, length: number): 
 }
 
 /** Reads `n` bytes from the fd's current offset, fewer only at its end: never one more. */
-async function readUpTo(fd: number, n: number): Promise<Buffer> {
+export async function readUpTo(fd: number, n: number): Promise<Buffer> {
   const buffer = Buffer.alloc(n)
   let got = 0
   let waitMs = 1
@@ -832,8 +832,8 @@ async function readUpTo(fd: number, n: number): Promise<Buffer> {
   return got === n ? buffer : buffer.subarray(0, got)
 }
 
-/** Writes all of `bytes` at the fd's current offset. */
-async function writeAll(fd: number, bytes: Buffer): Promise<void> {
+/** Writes all of `bytes` at the fd's current offset (the simulated builder's stream uses it too). */
+export async function writeAll(fd: number, bytes: Buffer): Promise<void> {
   let written = 0
   let waitMs = 1
   while (written < bytes.length) {
