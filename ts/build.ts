@@ -303,10 +303,8 @@ function checkOptions(vm: VmConfig, given: BuildDomainOptions): BuildDomainOptio
 /** What a build or a restore does in its own way, around the steps they share. */
 export interface BuilderRun {
   operation: 'build' | 'restore'
-  /** Before build_pre (a build's file checks, a restore's image header). */
-  prepare?: () => Promise<void>
-  /** build_pre's own options (the claim's size for a restore). */
-  claimPages?: number
+  /** Before build_pre (a build's file checks, a restore's image header); a restore's claim, in pages. */
+  prepare?: () => Promise<{ claimPages?: number } | undefined>
   /** Runs the builder on the domain build_pre prepared: the rings' frames. */
   run: (pre: BuildPreResult, steps: StepRunner) => Promise<XenguestResult>
   /** After the builder, before the claim's rest is released (a restore's end of image). */
@@ -340,7 +338,7 @@ export async function runBuilder(
   const { signal } = options
   let pre: BuildPreResult | undefined
   try {
-    await how.prepare?.()
+    const prepared = await how.prepare?.()
     // Ours places memory on a node by itself (one vNUMA node and
     // XENMEMF_exact_node): placement may pin a one-node plan's node for it
     // where xenopsd would need a node claim (placement.ts says when).
@@ -350,7 +348,7 @@ export async function runBuilder(
       memoryTimeoutMs: options.memoryTimeoutMs,
       onEvent: emit,
       builderPinsNode,
-      claimPages: how.claimPages,
+      claimPages: prepared?.claimPages,
     })
     const built = pre
     // The steps after build_pre, timed into the same record.
@@ -451,6 +449,7 @@ async function build(host: BuildHost, domid: number, vm: VmConfig, given: BuildD
         await checkReadable(image).catch((error: unknown) => {
           throw inStep(error, 'check_files', domid)
         })
+      return undefined
     },
     run: (built, steps) =>
       runXenguest(

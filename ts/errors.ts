@@ -66,7 +66,7 @@ export type ErrnoCode = (typeof ERRNO_NAMES)[number] | `E${number}`
  * - `NOT_ENOUGH_MEMORY`: the host has not the memory the VM needs; `requiredBytes` and `freeBytes`.
  * - `XENGUEST_FAILED`: the domain builder said it failed; `xenguest` has what it said.
  * - `XENGUEST_PROTOCOL`: the domain builder said something that is not its protocol.
- * - `SUSPEND_NOT_ACKNOWLEDGED`: the guest did not acknowledge the request to suspend (`control/shutdown`) in time; it runs on.
+ * - `SUSPEND_NOT_ACKNOWLEDGED`: the guest did not suspend when asked (`control/shutdown`): no acknowledgement in time, or it shut down another way.
  * - `INVALID_SUSPEND_IMAGE`: a suspend image that is not one: a wrong signature, a truncated file, a record this package does not know.
  * - `ABORTED`: the caller's signal aborted it; an `AbortError` whose `cause` is the signal's reason.
  * - `TIMEOUT`, `CLOSED` (a closed hypervisor, xenstore or build host), `INTERNAL` (a bug: please report it).

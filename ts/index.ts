@@ -63,9 +63,20 @@ export {
   type BuildTraceContext,
   type BuildDomainOptions,
   type BuiltDomain,
+  type DomainBuilderOptions,
   type DomainBuildEvent,
   type DomainImage,
 } from './build.js'
+export { restoreDomain, restoreTracingChannel, type RestoreDomainOptions } from './restore.js'
+export {
+  DEFAULT_ACK_TIMEOUT_MS,
+  DEFAULT_SUSPENDED_TIMEOUT_MS,
+  suspendDomain,
+  type SuspendDomainOptions,
+  type SuspendedDomain,
+  type SuspendEvent,
+} from './suspend.js'
+export { migrateDomain, type MigrateDomainOptions, type MigratedDomain } from './migrate.js'
 export { buildPost, domainEntries, type BuildPostInput } from './build-post.js'
 export {
   createDomain,
@@ -77,11 +88,19 @@ export {
   type CreateDomainConfig,
 } from './domain.js'
 export { SimulatedXenguest, type SimulatedXenguestOptions } from './sim-xenguest.js'
+export { SimulatedGuest, type SimulatedGuestOptions } from './sim-guest.js'
 export { SpawnedXenguest, type SpawnedXenguestOptions } from './xenguest.js'
 export {
+  IMAGE_FD,
   parseXenguestError,
+  resultCarriesFrames,
   xenguestArgs,
+  xenguestRestoreArgs,
+  xenguestResumeArgs,
+  xenguestSaveArgs,
   type XenguestBuild,
+  type XenguestRestore,
+  type XenguestSave,
   type XenguestLog,
   type XenguestResult,
   type XenguestRunner,

@@ -1,0 +1,123 @@
+/**
+ * `restoreDomain`: xenopsd's Domain.restore for PV and PVH guests. The same
+ * build_pre as a build (the wait for memory, NUMA placement and claims,
+ * event channels: `runBuilder` in build.ts), with the claim sized from the
+ * memory the image holds; the builder restores the image's memory; the same
+ * shadow fix-up and build_post with the restored rings' frames.
+ */
+import { open } from 'node:fs/promises'
+import { tracingChannel } from 'node:diagnostics_channel'
+import type { VmConfig } from './build-pre.js'
+import { type BuiltDomain, buildEvents, checkBuilderOptions, type DomainBuilderOptions, runBuilder, runXenguest } from './build.js'
+import { cString, fileDescriptor, guestDomid } from './checks.js'
+import { invalidArgument, XenDomainBuildError } from './errors.js'
+import type { BuildHost } from './host.js'
+import { readImageEnd, readImageHeader, type SuspendedVm } from './suspend-image.js'
+import { KIB_PER_PAGE } from './units.js'
+import { xenguestRestoreArgs } from './xenguest-protocol.js'
+
+/** How `restoreDomain` restores: the builder that does it, and how to follow or stop it (as a build's). */
+export interface RestoreDomainOptions extends DomainBuilderOptions {}
+
+/** Each restore as a traced operation, with `{ domid, vm }` as its context, as builds are on `buildTracingChannel`. */
+export const restoreTracingChannel = tracingChannel<unknown, { domid: number; vm: VmConfig }>('xen-domain-build:restore')
+
+/**
+ * xenopsd's `Domain.restore`: turns an empty, paused domain (`createDomain`)
+ * into the guest a suspend image holds, ready to unpause. `image` is a path
+ * or an open file descriptor (read from its offset: a file, a pipe, a
+ * socket). The memory model is a build's without video memory, as xenopsd's;
+ * the claim is the memory the domain held when it was suspended (the image
+ * records it: xenopsd's `memory_total_source`), placed as a build's. Bad
+ * input is refused before any hypercall; an image that is not one is
+ * INVALID_SUSPEND_IMAGE, before the claim; a failure or cancellation
+ * anywhere releases the claim and kills the builder. The domain stays paused.
+ *
+ * @example
+ * ```ts
+ * const domid = await createDomain(xen, host.xenstore, { type: 'pv', maxVcpus: 1 })
+ * const restored = await restoreDomain(host, domid, vm, '/var/lib/xen/save/vm.img', { xenguest: new SpawnedXenguest() })
+ * await xen.unpauseDomain(restored.domid)
+ * ```
+ */
+export function restoreDomain(
+  host: BuildHost,
+  domid: number,
+  vm: VmConfig,
+  image: string | number,
+  options: RestoreDomainOptions,
+): Promise<BuiltDomain> {
+  return restoreTracingChannel.tracePromise(() => restore(host, domid, vm, image, options), { domid, vm })
+}
+
+async function restore(
+  host: BuildHost,
+  domid: number,
+  vm: VmConfig,
+  image: string | number,
+  given: RestoreDomainOptions,
+): Promise<BuiltDomain> {
+  guestDomid('domid', domid)
+  if (typeof image === 'number') fileDescriptor('image', image)
+  else {
+    cString('image', image)
+    if (image === '') throw invalidArgument('image', 'is empty')
+  }
+  const options = checkBuilderOptions(given)
+  const emit = buildEvents(options.onEvent)
+  // xenopsd's restore: the build's memory model, without video memory.
+  const restored: VmConfig = vm?.type === 'hvm' ? { ...vm, videoMib: 0 } : vm
+  let file: Awaited<ReturnType<typeof open>> | undefined
+  let fd = typeof image === 'number' ? image : -1
+  try {
+    return await runBuilder(host, domid, restored, options, emit, {
+      operation: 'restore',
+      prepare: async () => {
+        if (typeof image === 'string') {
+          file = await open(image, 'r').catch((error: NodeJS.ErrnoException) => {
+            throw Object.assign(invalidArgument('image', `${image} cannot be opened (${error.code ?? 'unknown'})`), {
+              step: 'image_header',
+              domid,
+            })
+          })
+          fd = file.fd
+        }
+        const suspended: SuspendedVm = await readImageHeader(fd).then(
+          (header) => header.record.vm,
+          (error: unknown) => {
+            if (error instanceof XenDomainBuildError && error.step === undefined) Object.assign(error, { step: 'image_header', domid })
+            throw error
+          },
+        )
+        if (suspended.config.type !== vm.type) {
+          throw Object.assign(invalidArgument('vm.type', `${vm.type}, but the image holds a ${suspended.config.type} guest`), {
+            step: 'image_header',
+            domid,
+          })
+        }
+        return { claimPages: Math.ceil(suspended.memoryTotalSourceKib / KIB_PER_PAGE) }
+      },
+      run: (built, steps) =>
+        runXenguest(
+          steps,
+          domid,
+          options,
+          emit,
+          xenguestRestoreArgs({
+            type: vm.type,
+            domid,
+            storePort: built.storePort,
+            consolePort: built.consolePort,
+            storeDomid: options.storeDomid,
+            consoleDomid: options.consoleDomid,
+            memoryNode: built.placement.node,
+            extraArgs: options.extraArgs,
+          }),
+          fd,
+        ),
+      afterRun: (steps) => steps.run('image_end', () => readImageEnd(fd)),
+    })
+  } finally {
+    await file?.close().catch(() => undefined)
+  }
+}
