@@ -64,7 +64,7 @@ const RELEASES = [
 ]
 const SELECTED = (process.env.XEN_TEST_RELEASES ?? RELEASES.map((r) => r.xen).join(',')).split(',')
 /** What run.sh runs in dom0, in order; each writes results/<suite>.{txt,status,seconds}. */
-const SUITES = ['rust', 'smoke', 'xenstore', 'builder', 'xl', 'mass', 'build']
+const SUITES = ['rust', 'smoke', 'xenstore', 'builder', 'xl', 'mass', 'suspend', 'build']
 /** dom0's modules, in load order; those a kernel has built in (trixie's virtio) are skipped. */
 const MODULES = [
   'xen-privcmd',
@@ -388,7 +388,8 @@ async function testRelease(release) {
     copyFileSync(join(ROOT, '__test__', 'xen', 'xl-create.sh'), join(SHARE, 'xl-create.sh'))
 
     // The PV guest both builders build: dom0's kernel, and an initramfs whose
-    // init prints a marker and powers off.
+    // init prints a marker and powers off; given `xdb-counter` on its command
+    // line, it prints a counter every second instead (the suspend suite's).
     const guest = join(cache, 'guest-initramfs')
     rmSync(guest, { recursive: true, force: true })
     mkdirSync(join(guest, 'bin'), { recursive: true })
@@ -396,6 +397,9 @@ async function testRelease(release) {
     writeFileSync(
       join(guest, 'init'),
       '#!/bin/busybox sh\n/bin/busybox mkdir -p /proc\n/bin/busybox mount -t proc proc /proc\n' +
+        'if /bin/busybox grep -q xdb-counter /proc/cmdline; then\n' +
+        '  echo guest-counter-start\n  i=0\n  while true; do echo "guest-counter: $i"; i=$((i + 1)); /bin/busybox sleep 1; done\n' +
+        'fi\n' +
         'echo "guest-marker: PV guest up, $(/bin/busybox cat /proc/meminfo | /bin/busybox head -n 1)"\n/bin/busybox poweroff -f\n',
     )
     chmodSync(join(guest, 'init'), 0o755)
@@ -410,6 +414,7 @@ async function testRelease(release) {
     copyFileSync(join(ROOT, '__test__', 'xen', 'xenstore.mjs'), join(SHARE, 'xenstore.mjs'))
     copyFileSync(join(ROOT, '__test__', 'xen', 'build.mjs'), join(SHARE, 'build.mjs'))
     copyFileSync(join(ROOT, '__test__', 'xen', 'mass-start.mjs'), join(SHARE, 'mass-start.mjs'))
+    copyFileSync(join(ROOT, '__test__', 'xen', 'suspend.mjs'), join(SHARE, 'suspend.mjs'))
     copyFileSync(join(ROOT, '__test__', 'xen', 'xen-pages.mjs'), join(SHARE, 'xen-pages.mjs'))
     copyFileSync(join(ROOT, '__test__', 'xenstore-conformance.mjs'), join(SHARE, 'xenstore-conformance.mjs'))
     copyFileSync(join(ROOT, 'scripts', 'xen-test', 'xenstored.sh'), join(SHARE, 'xenstored.sh'))

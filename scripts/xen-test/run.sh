@@ -35,6 +35,9 @@ run xl sh xl-create.sh
 # in parallel as the reference, and a soak; before the build suite, which
 # ends xenstored.
 run mass env XEN_BUILDER=/mnt/host/xen-domain-builder GUEST_KERNEL=/tmp/guest/vmlinux ./node/node --no-warnings mass-start.mjs
+# Suspend to a file and restore on the other node, a live migration, and
+# xl save / xl restore as the reference.
+run suspend env XEN_BUILDER=/mnt/host/xen-domain-builder GUEST_KERNEL=/tmp/guest/vmlinux ./node/node --no-warnings suspend.mjs
 # The whole Domain.build through the package: createDomain, buildDomain with
 # the builder and the real xenstore, unpause, the guest's console.
 run build env XEN_BUILDER=/mnt/host/xen-domain-builder ./node/node --no-warnings build.mjs
