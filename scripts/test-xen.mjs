@@ -64,7 +64,11 @@ const RELEASES = [
 ]
 const SELECTED = (process.env.XEN_TEST_RELEASES ?? RELEASES.map((r) => r.xen).join(',')).split(',')
 /** What run.sh runs in dom0, in order; each writes results/<suite>.{txt,status,seconds}. */
-const SUITES = ['rust', 'smoke', 'xenstore', 'builder', 'xl', 'mass', 'suspend', 'build']
+const ALL_SUITES = ['rust', 'smoke', 'xenstore', 'builder', 'xl', 'mass', 'suspend', 'build']
+// XEN_TEST_SUITES=suspend,build runs some (for working on one; CI runs all).
+const SUITES = (process.env.XEN_TEST_SUITES ?? ALL_SUITES.join(',')).split(',')
+const unknownSuites = SUITES.filter((s) => !ALL_SUITES.includes(s))
+if (unknownSuites.length > 0) throw new Error(`XEN_TEST_SUITES: ${unknownSuites.join(', ')} unknown (known: ${ALL_SUITES.join(', ')})`)
 /** dom0's modules, in load order; those a kernel has built in (trixie's virtio) are skipped. */
 const MODULES = [
   'xen-privcmd',
@@ -378,6 +382,7 @@ async function testRelease(release) {
     rmSync(join(SHARE, 'node_modules'), { recursive: true, force: true })
     rmSync(join(SHARE, 'xen'), { recursive: true, force: true })
     mkdirSync(join(SHARE, 'results'), { recursive: true })
+    writeFileSync(join(SHARE, 'suites.txt'), `${SUITES.join('\n')}\n`)
     mkdirSync(join(SHARE, 'node'), { recursive: true })
     const node = join(SHARE, 'node', 'node')
     if (!existsSync(node) || statSync(node).size !== statSync(process.execPath).size) copyFileSync(process.execPath, node)
