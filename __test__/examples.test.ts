@@ -21,6 +21,13 @@ describe('the tour in examples/', () => {
     expect(run.stdout).toBe(expected)
   })
 
+  it('suspend, restore and migrate, in TypeScript: runs as compiled', () => {
+    // Compiled with the tour, by the test above (same project).
+    const run = node([join(ROOT, 'examples', '.out', 'suspend.mjs')])
+    expect(run.stderr).toBe('')
+    expect(run.stdout).toBe(readFileSync(join(ROOT, 'examples', 'suspend.out'), 'utf8'))
+  })
+
   it('in JavaScript: runs on this Node as it is', () => {
     const run = node([join(ROOT, 'examples', 'tour.mjs')])
     expect(run.stderr).toBe('')
@@ -33,6 +40,8 @@ describe('the tour in examples/', () => {
       ['tour.mts', 'ts'],
       ['tour.mjs', 'js'],
       ['tour.out', 'text'],
+      ['suspend.mts', 'ts'],
+      ['suspend.out', 'text'],
     ] as const) {
       const text = readFileSync(join(ROOT, 'examples', file), 'utf8')
       expect(readme, `examples/${file}`).toContain(`\`\`\`${fence}\n${text}\`\`\``)

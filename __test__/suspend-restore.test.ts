@@ -46,7 +46,8 @@ function imagePath(): string {
 }
 
 async function setup(guest: ConstructorParameters<typeof SimulatedGuest>[3] = {}) {
-  const sim = simulateHost({ preset: 'qemu-2-node' })
+  // With shadow paging, which a PV guest's live save needs (the preset, like Debian's Xen, has none).
+  const sim = simulateHost({ preset: 'qemu-2-node', shadowPaging: true })
   const xen = sim.hypervisor()
   const host = await BuildHost.create(xen)
   const xenguest = new SimulatedXenguest(sim, { builderMs: 20 })
@@ -105,6 +106,18 @@ describe('suspendDomain and restoreDomain on the simulated host', () => {
     })
     expect(progress.length).toBeGreaterThan(1)
     expect(progress.at(-1)).toMatchObject({ type: 'suspend.progress', decision: 'stop_and_copy' })
+  })
+
+  it("a live save of a PV guest on a Xen without shadow paging (Debian's): refused before the guest is asked", async () => {
+    const sim = simulateHost({ preset: 'qemu-2-node', shadowPaging: false })
+    const xen = sim.hypervisor()
+    const host = await BuildHost.create(xen)
+    const xenguest = new SimulatedXenguest(sim)
+    const domid = await createDomain(xen, host.xenstore, { type: 'pv', maxVcpus: 1, name: 'no-shadow' })
+    await buildDomain(host, domid, vm(), { image: 'vmlinuz', xenguest })
+    const error = await rejected(suspendDomain(xen, host.xenstore, domid, imagePath(), { xenguest, vm: vm(), live: true }))
+    expect(error).toMatchObject({ code: 'INVALID_ARGUMENT', message: expect.stringMatching(/shadow paging/) })
+    expect(await host.xenstore.read(`/local/domain/${domid}/control/shutdown`)).toBeNull()
   })
 
   it('a guest that does not acknowledge: SUSPEND_NOT_ACKNOWLEDGED, the request withdrawn, the guest running, no save run', async () => {

@@ -27,6 +27,9 @@ mkdir -p /var/run/xenstored /var/lib/xenstored /var/log/xen/console /var/lib/xen
 [ -s /var/run/xenstored.pid ] || { xenstored --pid-file=/var/run/xenstored.pid && xen-init-dom0 > /dev/null; } ||
   echo "xen-test: xenstored did not start"
 xenconsoled --log=guest --log-dir=/var/log/xen/console || echo "xen-test: xenconsoled did not start"
+# libxl runs its save helper from the release's own directory (xl save, xl restore).
+release=$(xl info | awk '/^xen_major/ {major = $3} /^xen_minor/ {minor = $3} END {print major "." minor}')
+[ -e "/usr/lib/xen-$release" ] || ln -s /mnt/host/xen "/usr/lib/xen-$release"
 # The guest's kernel and ramdisk from dom0's memory, not over 9p: the timings
 # compare builders, not the share.
 mkdir -p /tmp/guest && cp guest/vmlinuz guest/vmlinux guest/initrd.gz xen/boot/hvmloader /tmp/guest/
