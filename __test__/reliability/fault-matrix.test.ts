@@ -18,8 +18,15 @@
  * fails ('always'), and a later site fails too: the build must say that its
  * claim could not be released (`claim.release.failed` event).
  */
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
 import { buildDomain, type DomainBuildEvent } from '../../ts/build.js'
+import { createDomain } from '../../ts/domain.js'
+import { restoreDomain } from '../../ts/restore.js'
+import { SimulatedGuest } from '../../ts/sim-guest.js'
+import { suspendDomain } from '../../ts/suspend.js'
 import { XenDomainBuildError } from '../../ts/errors.js'
 import { BuildHost, type NumaPolicy } from '../../ts/host.js'
 import { simulateHost, type SimulatedHost } from '../../ts/index.js'
@@ -73,6 +80,8 @@ interface Site {
   method: string
   nth: number
   step: string
+  /** The events that came before the call, in the clean run. */
+  after: string[]
 }
 
 interface Fixture {
@@ -119,33 +128,61 @@ function build(f: Fixture, config: Config, domid: number, onEvent?: (e: DomainBu
   })
 }
 
-/** Runs one clean build and lists its call sites, each with its step. */
-async function discover(config: Config): Promise<Site[]> {
-  const f = await fixture(config)
-  const domid = await f.domain()
-  f.log.length = 0
-  f.counts.clear()
+/** What a cell runs on its fixture's domain: a build, or a restore from a suspend image of the kind's guest. */
+interface Operation {
+  name: 'build' | 'restore'
+  run: (f: Fixture, config: Config, domid: number, onEvent?: (e: DomainBuildEvent) => void) => Promise<unknown>
+}
+const BUILD: Operation = { name: 'build', run: build }
+
+/**
+ * Runs `run` once, clean, and lists the calls `log` records as sites: a call
+ * belongs to the step that ends next (`ends` says which step an event ends:
+ * a build's and a restore's `step` events; a suspend's own). Each site also
+ * says which events had come before it.
+ */
+async function discoverSites(
+  log: Recorded[],
+  run: (onEvent: (e: { type: string }) => void) => Promise<unknown>,
+  ends: (e: { type: string }) => string | undefined,
+): Promise<Site[]> {
   // Calls and step ends, interleaved: a call belongs to the step that ends next.
-  const timeline: ({ call: Recorded } | { step: string })[] = []
-  const logged = f.log
+  const timeline: ({ call: Recorded; after: string[] } | { step: string })[] = []
+  const seenEvents: string[] = []
   let seen = 0
-  await build(f, config, domid, (e) => {
-    for (; seen < logged.length; seen++) timeline.push({ call: logged[seen] as Recorded })
-    if (e.type === 'step') timeline.push({ step: e.step })
+  const flush = () => {
+    for (; seen < log.length; seen++) timeline.push({ call: log[seen] as Recorded, after: [...seenEvents] })
+  }
+  await run((e) => {
+    flush()
+    seenEvents.push(e.type)
+    const step = ends(e)
+    if (step !== undefined) timeline.push({ step })
   })
-  for (; seen < logged.length; seen++) timeline.push({ call: logged[seen] as Recorded })
+  flush()
   const sites: Site[] = []
-  let pending: Recorded[] = []
+  let pending: { call: Recorded; after: string[] }[] = []
   for (const entry of timeline) {
-    if ('call' in entry) pending.push(entry.call)
+    if ('call' in entry) pending.push(entry)
     else {
-      for (const call of pending) sites.push({ method: call.method, nth: call.nth, step: entry.step })
+      for (const { call, after } of pending) sites.push({ method: call.method, nth: call.nth, step: entry.step, after })
       pending = []
     }
   }
   // Calls after the last step (none expected): attributed to no step.
-  for (const call of pending) sites.push({ method: call.method, nth: call.nth, step: '(after the last step)' })
+  for (const { call, after } of pending) sites.push({ method: call.method, nth: call.nth, step: '(after the last step)', after })
   return sites
+}
+
+const stepEnds = (e: { type: string }) => (e.type === 'step' ? (e as { type: string; step?: string }).step : undefined)
+
+/** Runs one clean build (or restore) and lists its call sites, each with its step. */
+async function discover(config: Config, op: Operation = BUILD): Promise<Site[]> {
+  const f = await fixture(config)
+  const domid = await f.domain()
+  f.log.length = 0
+  f.counts.clear()
+  return discoverSites(f.log, (onEvent) => op.run(f, config, domid, onEvent), stepEnds)
 }
 
 /** Where the build is meant to go on despite the errno. */
@@ -182,27 +219,40 @@ const summary = { cells: 0, bad: 0, built: 0, releaseCells: 0, releaseBad: 0 }
 const badCells: Cell[] = []
 const badReleaseCells: Cell[] = []
 
+const imageDir = mkdtempSync(join(tmpdir(), 'xdb-fault-matrix-'))
+
 afterAll(() => {
+  rmSync(imageDir, { recursive: true, force: true })
   console.log(
     `fault matrix: ${summary.cells} cells tried (${summary.built} built despite the fault, ${summary.cells - summary.built} rejected), ${summary.bad} bad; release-failure cells: ${summary.releaseCells} tried, ${summary.releaseBad} bad`,
   )
 })
 
 /** After a cell: faults off, no claim, empty ledger, and a next build that succeeds. */
-async function afterCell(f: Fixture, config: Config, domids: number[], problems: string[]): Promise<void> {
+async function afterCell(f: Fixture, config: Config, domids: number[], problems: string[], op: Operation = BUILD): Promise<void> {
   f.trap.current = undefined
   f.sim.clearFaults()
   problems.push(...(await leaks(f.sim, f.host, domids)))
+  if (op.name === 'restore') {
+    // A failed restore leaves a domain that can be destroyed, and its destruction leaves nothing.
+    for (const domid of domids) {
+      await f.sim
+        .hypervisor()
+        .destroyDomain(domid)
+        .catch((error: unknown) => problems.push(`domain ${domid} cannot be destroyed: ${brief(error)}`))
+    }
+    problems.push(...(await leaks(f.sim, f.host)).map((p) => `after destroying it: ${p}`))
+  }
   const next = await f.domain()
   try {
-    await build(f, config, next)
+    await op.run(f, config, next)
   } catch (error) {
-    problems.push(`the next build failed: ${brief(error)}`)
+    problems.push(`the next ${op.name} failed: ${brief(error)}`)
   }
   problems.push(...(await leaks(f.sim, f.host, [next])).map((p) => `after the next build: ${p}`))
 }
 
-async function runCell(config: Config, site: Site, errno: Errno): Promise<Cell> {
+async function runCell(config: Config, site: Site, errno: Errno, op: Operation = BUILD): Promise<Cell> {
   const f = await fixture(config)
   const domid = await f.domain()
   f.log.length = 0
@@ -217,7 +267,7 @@ async function runCell(config: Config, site: Site, errno: Errno): Promise<Cell> 
   }
   let outcome: string
   try {
-    await build(f, config, domid)
+    await op.run(f, config, domid)
     outcome = 'built'
     if (!tolerated(site, errno, config)) problems.push(`built, though ${errno} at ${site.method}#${site.nth} is not tolerated there`)
   } catch (error) {
@@ -232,7 +282,7 @@ async function runCell(config: Config, site: Site, errno: Errno): Promise<Cell> 
         problems.push(`operation ${String(error.operation)}, expected ${operation}`)
     }
   }
-  await afterCell(f, config, [domid], problems)
+  await afterCell(f, config, [domid], problems, op)
   return { config: config.label, site: `${site.method}#${site.nth}@${site.step}`, errno, outcome, problems }
 }
 
@@ -381,6 +431,88 @@ describe('fault matrix: a fault that does not go away', () => {
       const problems: string[] = []
       await afterCell(f, config, [domid], problems)
       expect(problems).toEqual([])
+    })
+  }
+})
+
+// ------------------------------------------------------------------ restore
+
+/**
+ * A suspend image of a running guest of `type`, made by suspendDomain on a
+ * host of its own: what the restore cells restore.
+ */
+async function makeImage(type: 'pv' | 'pvh', vm: VmConfig): Promise<string> {
+  const sim = simulateHost({ preset: 'two-socket-4-node' })
+  const xen = sim.hypervisor()
+  const host = await BuildHost.create(xen)
+  const xenguest = new SimulatedXenguest(sim, { builderMs: 0 })
+  const domid = await createDomain(xen, host.xenstore, { type, maxVcpus: vm.vcpus, name: `image-${type}` })
+  await buildDomain(host, domid, vm, { xenguest, image: 'kernel' })
+  await xen.unpauseDomain(domid)
+  const guest = new SimulatedGuest(sim, host.xenstore, domid, { reactionMs: 1 })
+  const path = join(imageDir, `${type}.img`)
+  try {
+    await suspendDomain(xen, host.xenstore, domid, path, { xenguest, vm })
+  } finally {
+    await guest.stop()
+  }
+  return path
+}
+
+const images = new Map<string, Promise<string>>()
+function imageOf(kind: Kind): Promise<string> {
+  const type = kind.domain === 'pv' ? 'pv' : 'pvh'
+  let image = images.get(type)
+  if (image === undefined) {
+    image = makeImage(type, kind.vm)
+    images.set(type, image)
+  }
+  return image
+}
+
+const RESTORE: Operation = {
+  name: 'restore',
+  run: async (f, config, domid, onEvent) =>
+    restoreDomain(f.host, domid, config.kind.vm, await imageOf(config.kind), { xenguest: f.xenguest, onEvent }),
+}
+/** The kinds a restore restores: PV and PVH (an HVM guest's device model is the toolstack's). */
+const RESTORE_CONFIGS = CONFIGS.filter((c) => c.kind.name === 'PV' || c.kind.name === 'PVH')
+const restoreSitesOf = new Map<string, Site[]>()
+
+describe('fault matrix: restore, every call site × errno × kind', () => {
+  it('finds the call sites of each kind of restore', async () => {
+    for (const config of RESTORE_CONFIGS) {
+      // The image is read before anything else: made outside the recording.
+      await imageOf(config.kind)
+      const sites = await discover(config, RESTORE)
+      restoreSitesOf.set(config.label, sites)
+      for (const site of sites) expect(OPERATION[site.method], `${config.label}: ${site.method}`).toBeDefined()
+      // A restore reaches the hypervisor in a build's steps, its builder populating as a build's.
+      expect([...new Set(sites.map((s) => s.step))], config.label).toEqual(
+        expect.arrayContaining(['domain_info', 'wait_for_memory', 'max_vcpus', 'numa_placement', 'event_channels', 'xenguest']),
+      )
+      expect(sites.some((s) => s.method === 'populate' && s.step === 'xenguest')).toBe(true)
+    }
+  })
+
+  for (const config of RESTORE_CONFIGS) {
+    it(`${config.label}: each site × ${ERRNOS.join(', ')}: its code, the claim released, the domain destroyable`, async () => {
+      await imageOf(config.kind)
+      const sites = restoreSitesOf.get(config.label) ?? (await discover(config, RESTORE))
+      const bad: Cell[] = []
+      for (const site of sites) {
+        for (const errno of ERRNOS) {
+          const cell = await runCell(config, site, errno, RESTORE)
+          summary.cells++
+          if (cell.outcome === 'built') summary.built++
+          if (cell.problems.length > 0) {
+            summary.bad++
+            bad.push(cell)
+          }
+        }
+      }
+      badCells.push(...bad)
+      expect(bad.map((c) => `${c.site} ${c.errno} → ${c.outcome}: ${c.problems.join('; ')}`)).toEqual([])
     })
   }
 })

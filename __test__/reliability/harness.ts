@@ -29,6 +29,8 @@ export const OPERATION: Readonly<Record<string, string>> = {
   destroyDomain: 'xc_domain_destroy',
   unpauseDomain: 'xc_domain_unpause',
   populate: 'xc_domain_populate_physmap_exact',
+  resumeDomain: 'xc_domain_resume',
+  shutdownDomain: 'xc_domain_shutdown',
 }
 
 /** Methods that only read host state (allowed before an input refusal). */
@@ -63,6 +65,8 @@ export interface Trap {
   nth: number
   /** Called just before the trapped call reaches the simulator. */
   arm: () => void
+  /** Called once the trapped call settles: whether it failed (the fault may have gone to a concurrent caller). */
+  settled?: (failed: boolean) => void
 }
 
 /**
@@ -81,8 +85,17 @@ export function instrument<T extends object>(target: T, log: Recorded[], counts:
         counts.set(property, nth + 1)
         log.push({ method: property, nth, args })
         const t = trap?.()
-        if (t !== undefined && t.method === property && t.nth === nth) t.arm()
-        return (value as (...a: unknown[]) => unknown).apply(object, args)
+        const trapped = t !== undefined && t.method === property && t.nth === nth
+        if (trapped) t.arm()
+        const result = (value as (...a: unknown[]) => unknown).apply(object, args)
+        if (trapped && t.settled !== undefined && result instanceof Promise) {
+          const settled = t.settled
+          result.then(
+            () => settled(false),
+            () => settled(true),
+          )
+        }
+        return result
       }
     },
   })
