@@ -58,6 +58,8 @@ export interface Recorded {
   /** The how-many-th call of this method (0-based), through this proxy. */
   nth: number
   args: unknown[]
+  /** Who made it, as `instrument` was told (the builder's calls, where a suite tells them apart). */
+  by?: string
 }
 
 export interface Trap {
@@ -73,7 +75,13 @@ export interface Trap {
  * A proxy of `target` that records every call (reads included) into `log`,
  * and runs `trap.arm()` right before the `trap.nth`-th call of `trap.method`.
  */
-export function instrument<T extends object>(target: T, log: Recorded[], counts: Map<string, number>, trap?: () => Trap | undefined): T {
+export function instrument<T extends object>(
+  target: T,
+  log: Recorded[],
+  counts: Map<string, number>,
+  trap?: () => Trap | undefined,
+  by?: string,
+): T {
   return new Proxy(target, {
     get(object, property) {
       const value = Reflect.get(object, property, object)
@@ -83,7 +91,7 @@ export function instrument<T extends object>(target: T, log: Recorded[], counts:
       return (...args: unknown[]) => {
         const nth = counts.get(property) ?? 0
         counts.set(property, nth + 1)
-        log.push({ method: property, nth, args })
+        log.push({ method: property, nth, args, ...(by === undefined ? {} : { by }) })
         const t = trap?.()
         const trapped = t !== undefined && t.method === property && t.nth === nth
         if (trapped) t.arm()
