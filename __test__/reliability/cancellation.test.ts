@@ -23,6 +23,7 @@ import { SimulatedGuest } from '../../ts/sim-guest.js'
 import { SimulatedXenguest } from '../../ts/sim-xenguest.js'
 import { suspendDomain } from '../../ts/suspend.js'
 import { SpawnedXenguest } from '../../ts/xenguest.js'
+import type { XenguestRunner } from '../../ts/xenguest-protocol.js'
 import { InMemoryXenstore } from '../../ts/xenstore-memory.js'
 import { alive } from '../helpers.js'
 import { brief, leaks, seeded } from './harness.js'
@@ -189,6 +190,79 @@ describe('cancellation kills the whole builder', () => {
       await new Promise((r) => setTimeout(r, 20))
     }
     return !alive(pid)
+  }
+
+  for (const operation of ['restore', 'suspend'] as const) {
+    it(`a cancelled ${operation}: its builder and the processes it started are killed${operation === 'restore' ? ', the claim released' : ', the guest resumed'}`, async () => {
+      const sim = simulateHost({ preset: 'two-socket-4-node' })
+      const xen = sim.hypervisor()
+      const xenstore = new InMemoryXenstore()
+      const host = await BuildHost.create(xen, { xenstore })
+      const simulated = new SimulatedXenguest(sim, { builderMs: 0 })
+      const vm: VmConfig = { type: 'pv', staticMaxKib: 256 * MIB_KIB, targetKib: 256 * MIB_KIB, vcpus: 1 }
+      const dir = mkdtempSync(join(tmpdir(), 'xdb-cancel-spawned-'))
+      const pidfile = join(dir, 'helper.pid')
+      const spawned = new SpawnedXenguest(FORKING_XENGUEST, { exitGraceMs: 200 })
+      // The save is the forking builder's (it hangs); a resume, the simulated one's.
+      const xenguest: XenguestRunner = {
+        supports: (feature) => simulated.supports(feature),
+        run: (args, options) => (args.includes('resume') ? simulated.run(args, options) : spawned.run(args, options)),
+      }
+      const controller = new AbortController()
+      let xenguestPid = 0
+      let helperPid = 0
+      const onEvent = (e: { type: string; pid?: number; line?: string }) => {
+        if (e.type === 'xenguest.spawn') xenguestPid = e.pid ?? 0
+        if (e.type === 'xenguest.log' && e.line?.startsWith('helper ')) {
+          helperPid = Number(e.line.slice(7))
+          controller.abort()
+        }
+      }
+      const domid = await createDomain(xen, xenstore, { type: 'pv', maxVcpus: 1, name: 'spawned' })
+      await buildDomain(host, domid, vm, { xenguest: simulated, image: 'vmlinuz' })
+      await xen.unpauseDomain(domid)
+      const guest = new SimulatedGuest(sim, xenstore, domid, { reactionMs: 1 })
+      try {
+        let work: Promise<unknown>
+        let target = domid
+        if (operation === 'restore') {
+          const image = join(dir, 'image')
+          await suspendDomain(xen, xenstore, domid, image, { xenguest: simulated, vm })
+          target = await createDomain(xen, xenstore, { type: 'pv', maxVcpus: 1, name: 'restored' })
+          work = restoreDomain(host, target, vm, image, {
+            xenguest,
+            extraArgs: ['-helper-pidfile', pidfile],
+            signal: controller.signal,
+            onEvent,
+          })
+        } else {
+          work = suspendDomain(xen, xenstore, domid, join(dir, 'image'), {
+            xenguest,
+            vm,
+            extraArgs: ['-helper-pidfile', pidfile],
+            signal: controller.signal,
+            onEvent,
+          })
+        }
+        const error = await work.then(
+          () => undefined,
+          (e: unknown) => e,
+        )
+        expect(error, brief(error)).toMatchObject({ code: 'ABORTED', name: 'AbortError' })
+        expect(xenguestPid).toBeGreaterThan(0)
+        expect(helperPid).toBeGreaterThan(0)
+        expect(await gone(xenguestPid, 2000), 'the builder is dead').toBe(true)
+        expect(await gone(helperPid, 2000), `the helper the builder started (pid ${helperPid}) is dead`).toBe(true)
+        expect((await xen.physinfo()).outstandingPages).toBe(0)
+        expect(await leaks(sim, host, [target])).toEqual([])
+        if (operation === 'suspend') expect((await xen.domainInfo(domid)).shutdownReason).toBeUndefined()
+      } finally {
+        await guest.stop()
+        if (existsSync(pidfile)) helperPid = Number(readFileSync(pidfile, 'utf8'))
+        for (const pid of [helperPid, xenguestPid]) if (pid > 0 && alive(pid)) process.kill(pid, 'SIGKILL')
+        rmSync(dir, { recursive: true, force: true })
+      }
+    })
   }
 
   for (const how of ['abort', 'timeout'] as const) {
