@@ -6,6 +6,11 @@
  * Every aborted build rejects with ABORTED (an AbortError) or completes;
  * nothing leaks; and a build queued behind a slow placement rejects soon
  * after its abort (goal under 20 ms; asserted only against a generous bound).
+ *
+ * Suspends and restores too: many at once on one host, each aborted at a
+ * seeded random time: ABORTED or done, every aborted guest running again
+ * (resumed if it had suspended), no claim left; and with a spawned builder
+ * that forks, nothing of it left running.
  */
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'

@@ -13,7 +13,10 @@
  * - the suspend image reader, over random bytes, mutated images and Xenops
  *   records of S-expression junk, from a Buffer and from a file: a record its
  *   own checks take back, or INVALID_SUSPEND_IMAGE at a byte of the input,
- *   and it settles (never hangs); valid records round-trip byte for byte.
+ *   and it settles (never hangs); valid records round-trip byte for byte;
+ * - restoreDomain over a real image made by suspendDomain, damaged: restored,
+ *   or INVALID_SUSPEND_IMAGE, XENGUEST_FAILED or INVALID_ARGUMENT; it settles,
+ *   leaves no claim, and the domain can be destroyed.
  *
  * Each property runs over all its inputs and records what went wrong (fast-check
  * is told every input passed), so that the counts cover every input; the
