@@ -171,6 +171,41 @@ describe('suspendDomain and restoreDomain on the simulated host', () => {
     expect((await xen.domainInfo(domid)).shutdownReason).toBeUndefined()
   })
 
+  it('a cancellation just after the guest took the request, unseen: the guest suspends by itself, and is resumed', async () => {
+    const { sim, xen, host, xenguest, domid, guest } = await setup({ acknowledges: false })
+    await guest.stop()
+    const key = `/local/domain/${domid}/control/shutdown`
+    const controller = new AbortController()
+    let taken = false
+    // The toolstack's look sees the request still there; the guest then takes it and the caller cancels, before the next look.
+    const xenstore = new Proxy(host.xenstore, {
+      get(store, property) {
+        if (property !== 'read') {
+          const value = Reflect.get(store, property, store)
+          return typeof value === 'function' ? value.bind(store) : value
+        }
+        return async (path: string) => {
+          const value = await store.read(path)
+          if (path === key && value === 'suspend' && !taken) {
+            taken = true
+            await store.write(key, '')
+            controller.abort(new Error('operator'))
+            await sim.shutdownDomain(domid, 'suspend')
+          }
+          return value
+        }
+      },
+    })
+    const events: SuspendEvent[] = []
+    const error = await rejected(
+      suspendDomain(xen, xenstore, domid, imagePath(), { xenguest, vm: vm(0), signal: controller.signal, onEvent: (e) => events.push(e) }),
+    )
+    expect(taken).toBe(true)
+    expect(error.code).toBe('ABORTED')
+    expect(events.at(-1)).toMatchObject({ type: 'suspend.failed', resumed: true })
+    expect((await xen.domainInfo(domid)).shutdownReason).toBeUndefined()
+  })
+
   it('refuses bad input before it asks the guest anything', async () => {
     const { xen, host, xenguest, domid } = await setup()
     for (const [output, options] of [

@@ -169,7 +169,13 @@ export class SimulatedXenguest implements XenguestRunner {
     }
     if (onSuspend === undefined) throw protocolError('unexpected suspend request during a build: ""')
     await onSuspend()
-    const now = await this.#sim.hypervisor().domainInfo(domid)
+    // The builder's own check, as libxenguest's: a failure is the builder's (XENGUEST_FAILED), as its first check's is.
+    const now = await this.#sim
+      .hypervisor()
+      .domainInfo(domid)
+      .catch((error: XenDomainBuildError) => {
+        throw xenguestFailed(`xc_domain_save ${error.errno ?? 3} ${error.message}`)
+      })
     if (now.shutdownReason !== 'suspend') throw xenguestFailed(`xc_domain_save 22 domain ${domid} did not suspend`)
     await delay(totalMs / 4, signal, 'xenguest (killed)')
     await writeSimulatedStream(imageFd, { pages: now.totPages, hvm: now.hvm })

@@ -307,7 +307,25 @@ export async function suspendDomain(
     // suspended guest resumed (libxenguest's cooperative resume, through the
     // builder). Neither may hide the first error.
     let resumed = false
-    if (requested) await xenstore.write(shutdownKey, '').catch(() => undefined)
+    if (requested) {
+      // Withdraw the request, unless the guest took it (cleared the key) since
+      // the last look: then it suspends, and is resumed below. One
+      // transaction, so that it cannot take it between the look and the withdrawal.
+      const taken = await xenstore
+        .transaction(async (tx) => {
+          const value = await tx.read(shutdownKey)
+          if (value === null || value === '') return true
+          await tx.write(shutdownKey, '')
+          return false
+        })
+        .catch(() =>
+          xenstore.write(shutdownKey, '').then(
+            () => false,
+            () => false,
+          ),
+        )
+      if (taken) acknowledged = true
+    }
     // A guest that took the request suspends itself soon after: wait for it, to resume it.
     if (acknowledged && !suspended) {
       suspended = await waitSuspended(

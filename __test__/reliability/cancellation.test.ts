@@ -6,18 +6,29 @@
  * Every aborted build rejects with ABORTED (an AbortError) or completes;
  * nothing leaks; and a build queued behind a slow placement rejects soon
  * after its abort (goal under 20 ms; asserted only against a generous bound).
+ *
+ * Suspends and restores too: many at once on one host, each aborted at a
+ * seeded random time: ABORTED or done, every aborted guest running again
+ * (resumed if it had suspended), no claim left; and with a spawned builder
+ * that forks, nothing of it left running.
  */
-import { existsSync, readFileSync, rmSync } from 'node:fs'
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { describe, expect, it } from 'vitest'
 import { buildDomain } from '../../ts/build.js'
+import type { VmConfig } from '../../ts/build-pre.js'
+import { createDomain } from '../../ts/domain.js'
 import { XenDomainBuildError } from '../../ts/errors.js'
 import { BuildHost } from '../../ts/host.js'
 import { simulateHost } from '../../ts/index.js'
+import { restoreDomain } from '../../ts/restore.js'
+import { SimulatedGuest } from '../../ts/sim-guest.js'
 import { SimulatedXenguest } from '../../ts/sim-xenguest.js'
+import { suspendDomain } from '../../ts/suspend.js'
 import { SpawnedXenguest } from '../../ts/xenguest.js'
+import type { XenguestRunner } from '../../ts/xenguest-protocol.js'
 import { InMemoryXenstore } from '../../ts/xenstore-memory.js'
 import { alive } from '../helpers.js'
 import { brief, leaks, seeded } from './harness.js'
@@ -186,6 +197,79 @@ describe('cancellation kills the whole builder', () => {
     return !alive(pid)
   }
 
+  for (const operation of ['restore', 'suspend'] as const) {
+    it(`a cancelled ${operation}: its builder and the processes it started are killed${operation === 'restore' ? ', the claim released' : ', the guest resumed'}`, async () => {
+      const sim = simulateHost({ preset: 'two-socket-4-node' })
+      const xen = sim.hypervisor()
+      const xenstore = new InMemoryXenstore()
+      const host = await BuildHost.create(xen, { xenstore })
+      const simulated = new SimulatedXenguest(sim, { builderMs: 0 })
+      const vm: VmConfig = { type: 'pv', staticMaxKib: 256 * MIB_KIB, targetKib: 256 * MIB_KIB, vcpus: 1 }
+      const dir = mkdtempSync(join(tmpdir(), 'xdb-cancel-spawned-'))
+      const pidfile = join(dir, 'helper.pid')
+      const spawned = new SpawnedXenguest(FORKING_XENGUEST, { exitGraceMs: 200 })
+      // The save is the forking builder's (it hangs); a resume, the simulated one's.
+      const xenguest: XenguestRunner = {
+        supports: (feature) => simulated.supports(feature),
+        run: (args, options) => (args.includes('resume') ? simulated.run(args, options) : spawned.run(args, options)),
+      }
+      const controller = new AbortController()
+      let xenguestPid = 0
+      let helperPid = 0
+      const onEvent = (e: { type: string; pid?: number; line?: string }) => {
+        if (e.type === 'xenguest.spawn') xenguestPid = e.pid ?? 0
+        if (e.type === 'xenguest.log' && e.line?.startsWith('helper ')) {
+          helperPid = Number(e.line.slice(7))
+          controller.abort()
+        }
+      }
+      const domid = await createDomain(xen, xenstore, { type: 'pv', maxVcpus: 1, name: 'spawned' })
+      await buildDomain(host, domid, vm, { xenguest: simulated, image: 'vmlinuz' })
+      await xen.unpauseDomain(domid)
+      const guest = new SimulatedGuest(sim, xenstore, domid, { reactionMs: 1 })
+      try {
+        let work: Promise<unknown>
+        let target = domid
+        if (operation === 'restore') {
+          const image = join(dir, 'image')
+          await suspendDomain(xen, xenstore, domid, image, { xenguest: simulated, vm })
+          target = await createDomain(xen, xenstore, { type: 'pv', maxVcpus: 1, name: 'restored' })
+          work = restoreDomain(host, target, vm, image, {
+            xenguest,
+            extraArgs: ['-helper-pidfile', pidfile],
+            signal: controller.signal,
+            onEvent,
+          })
+        } else {
+          work = suspendDomain(xen, xenstore, domid, join(dir, 'image'), {
+            xenguest,
+            vm,
+            extraArgs: ['-helper-pidfile', pidfile],
+            signal: controller.signal,
+            onEvent,
+          })
+        }
+        const error = await work.then(
+          () => undefined,
+          (e: unknown) => e,
+        )
+        expect(error, brief(error)).toMatchObject({ code: 'ABORTED', name: 'AbortError' })
+        expect(xenguestPid).toBeGreaterThan(0)
+        expect(helperPid).toBeGreaterThan(0)
+        expect(await gone(xenguestPid, 2000), 'the builder is dead').toBe(true)
+        expect(await gone(helperPid, 2000), `the helper the builder started (pid ${helperPid}) is dead`).toBe(true)
+        expect((await xen.physinfo()).outstandingPages).toBe(0)
+        expect(await leaks(sim, host, [target])).toEqual([])
+        if (operation === 'suspend') expect((await xen.domainInfo(domid)).shutdownReason).toBeUndefined()
+      } finally {
+        await guest.stop()
+        if (existsSync(pidfile)) helperPid = Number(readFileSync(pidfile, 'utf8'))
+        for (const pid of [helperPid, xenguestPid]) if (pid > 0 && alive(pid)) process.kill(pid, 'SIGKILL')
+        rmSync(dir, { recursive: true, force: true })
+      }
+    })
+  }
+
   for (const how of ['abort', 'timeout'] as const) {
     it(`${how}: xenguest and the processes it started are killed, and the claim released`, async () => {
       const sim = simulateHost({ preset: 'two-socket-4-node' })
@@ -235,6 +319,152 @@ describe('cancellation kills the whole builder', () => {
           rmSync(pidfile)
         }
         for (const pid of [helperPid, xenguestPid]) if (pid > 0 && alive(pid)) process.kill(pid, 'SIGKILL')
+      }
+    })
+  }
+})
+
+describe('cancellation of concurrent suspends and restores', () => {
+  const PV: VmConfig = { type: 'pv', staticMaxKib: 256 * MIB_KIB, targetKib: 256 * MIB_KIB, vcpus: 1 }
+
+  interface Run {
+    kind: 'suspend' | 'restore'
+    domid: number
+    abortAtMs: number
+    abortedAt?: number
+    /** Whether Xen had reported the guest suspended when abort() was called. */
+    suspendedAtAbort: boolean
+    settled: boolean
+    result: 'done' | 'rejected'
+    error?: unknown
+  }
+
+  for (const seed of [3, 11]) {
+    it(`seed ${seed}: 40 suspends and 40 restores at once, each aborted at a random time`, { timeout: 60_000 }, async () => {
+      const random = seeded(seed)
+      const sim = simulateHost({ preset: 'amd-opteron-6272' })
+      const xen = sim.hypervisor()
+      const xenstore = new InMemoryXenstore()
+      const host = await BuildHost.create(xen, { xenstore })
+      const quick = new SimulatedXenguest(sim, { builderMs: 0 })
+      const xenguest = new SimulatedXenguest(sim, { builderMs: () => 10 + Math.floor(random() * 41) })
+      const dir = mkdtempSync(join(tmpdir(), 'xdb-cancel-'))
+      const guests: SimulatedGuest[] = []
+      try {
+        // Running guests to suspend, and an image (of one more) to restore from.
+        const running: number[] = []
+        for (let i = 0; i <= 40; i++) {
+          const domid = await createDomain(xen, xenstore, { type: 'pv', maxVcpus: 1, name: `guest-${i}` })
+          await buildDomain(host, domid, PV, { xenguest: quick, image: 'vmlinuz' })
+          await xen.unpauseDomain(domid)
+          guests.push(new SimulatedGuest(sim, xenstore, domid, { reactionMs: 1 + Math.floor(random() * 10) }))
+          running.push(domid)
+        }
+        const image = join(dir, 'source.img')
+        const source = running.pop() as number
+        await suspendDomain(xen, xenstore, source, image, { xenguest: quick, vm: PV })
+        await xen.destroyDomain(source)
+        const targets: number[] = []
+        for (let i = 0; i < 40; i++) targets.push(await createDomain(xen, xenstore, { type: 'pv', maxVcpus: 1, name: `restored-${i}` }))
+
+        const runs: Run[] = []
+        const eventsOf = new Map<number, string[]>()
+        const timers: NodeJS.Timeout[] = []
+        const start = (kind: Run['kind'], domid: number, work: (signal: AbortSignal, onSuspended: () => void) => Promise<unknown>) => {
+          const controller = new AbortController()
+          const run: Run = { kind, domid, abortAtMs: Math.floor(random() * 150), suspendedAtAbort: false, settled: false, result: 'done' }
+          runs.push(run)
+          let suspended = false
+          timers.push(
+            setTimeout(() => {
+              if (run.settled) return
+              run.suspendedAtAbort = suspended
+              run.abortedAt = performance.now()
+              controller.abort(new Error('operator'))
+            }, run.abortAtMs),
+          )
+          return work(controller.signal, () => {
+            suspended = true
+          })
+            .catch((error: unknown) => {
+              run.result = 'rejected'
+              run.error = error
+            })
+            .finally(() => {
+              run.settled = true
+            })
+        }
+        await Promise.all([
+          ...running.map((domid) =>
+            start('suspend', domid, (signal, onSuspended) =>
+              suspendDomain(xen, xenstore, domid, join(dir, `${domid}.img`), {
+                xenguest,
+                vm: PV,
+                live: random() < 0.5,
+                signal,
+                onEvent: (e) => {
+                  if (e.type.startsWith('suspend.')) (eventsOf.get(domid) ?? eventsOf.set(domid, []).get(domid))?.push(e.type)
+                  if (e.type === 'suspend.suspended') onSuspended()
+                },
+              }),
+            ),
+          ),
+          ...targets.map((domid) => start('restore', domid, (signal) => restoreDomain(host, domid, PV, image, { xenguest, signal }))),
+        ])
+        for (const timer of timers) clearTimeout(timer)
+
+        // Every one rejects with ABORTED (an AbortError), after its abort, or completes.
+        const wrong = runs
+          .filter((r) => r.result === 'rejected')
+          .filter(
+            (r) =>
+              !(r.error instanceof XenDomainBuildError) ||
+              r.error.code !== 'ABORTED' ||
+              r.error.name !== 'AbortError' ||
+              r.abortedAt === undefined,
+          )
+          .map((r) => `${r.kind} of domain ${r.domid} (abort at ${r.abortAtMs} ms): ${brief(r.error)}`)
+        expect(wrong).toEqual([])
+        // A completed suspend leaves its guest suspended; an aborted one, running, the request withdrawn.
+        const states: string[] = []
+        for (const r of runs.filter((r) => r.kind === 'suspend')) {
+          const reason = (await xen.domainInfo(r.domid)).shutdownReason
+          const request = await xenstore.read(`/local/domain/${r.domid}/control/shutdown`)
+          if (r.result === 'done' && reason !== 'suspend') states.push(`domain ${r.domid} suspended, but shutdownReason ${String(reason)}`)
+          if (r.result === 'rejected' && reason !== undefined)
+            states.push(
+              `domain ${r.domid} aborted${r.suspendedAtAbort ? ' once suspended' : ''}, but shutdownReason ${reason} (${eventsOf.get(r.domid)?.join(', ')})`,
+            )
+          if (r.result === 'rejected' && request === 'suspend') states.push(`domain ${r.domid}: the request left in the store`)
+        }
+        // A guest that took the request after the suspend had given up would suspend a moment later: look again.
+        await new Promise((r) => setTimeout(r, 50))
+        for (const r of runs.filter((r) => r.kind === 'suspend' && r.result === 'rejected')) {
+          const reason = (await xen.domainInfo(r.domid)).shutdownReason
+          if (reason !== undefined) states.push(`domain ${r.domid} aborted, then suspended by itself (${reason}), never resumed`)
+        }
+        expect(states).toEqual([])
+        // No claim anywhere once all settle, and every restored or failed domain can go.
+        expect((await xen.physinfo()).outstandingPages).toBe(0)
+        expect(await leaks(sim, host, targets)).toEqual([])
+        const count = (kind: Run['kind'], result: Run['result']) => runs.filter((r) => r.kind === kind && r.result === result).length
+        const resumedAfterSuspend = runs.filter((r) => r.kind === 'suspend' && r.result === 'rejected' && r.suspendedAtAbort).length
+        console.log(
+          `cancellation of suspends and restores (seed ${seed}): suspends ${count('suspend', 'done')} done, ${count('suspend', 'rejected')} aborted (${resumedAfterSuspend} once suspended, resumed); restores ${count('restore', 'done')} done, ${count('restore', 'rejected')} aborted`,
+        )
+        // The storm did what it is for: aborts before and after the guests suspended, and restores aborted.
+        expect(resumedAfterSuspend).toBeGreaterThan(0)
+        expect(count('suspend', 'rejected') - resumedAfterSuspend).toBeGreaterThan(0)
+        expect(count('restore', 'rejected')).toBeGreaterThan(0)
+        for (const domid of targets) await xen.destroyDomain(domid)
+        expect(await leaks(sim, host)).toEqual([])
+        // The host is usable afterwards: a restore of the same image.
+        const next = await createDomain(xen, xenstore, { type: 'pv', maxVcpus: 1, name: 'after' })
+        await restoreDomain(host, next, PV, image, { xenguest: quick })
+        expect(await leaks(sim, host, [next])).toEqual([])
+      } finally {
+        for (const guest of guests) await guest.stop()
+        rmSync(dir, { recursive: true, force: true })
       }
     })
   }

@@ -13,23 +13,29 @@
  * - the suspend image reader, over random bytes, mutated images and Xenops
  *   records of S-expression junk, from a Buffer and from a file: a record its
  *   own checks take back, or INVALID_SUSPEND_IMAGE at a byte of the input,
- *   and it settles (never hangs); valid records round-trip byte for byte.
+ *   and it settles (never hangs); valid records round-trip byte for byte;
+ * - restoreDomain over a real image made by suspendDomain, damaged: restored,
+ *   or INVALID_SUSPEND_IMAGE, XENGUEST_FAILED or INVALID_ARGUMENT; it settles,
+ *   leaves no claim, and the domain can be destroyed.
  *
  * Each property runs over all its inputs and records what went wrong (fast-check
  * is told every input passed), so that the counts cover every input; the
  * assertions at the end list one example per kind of failure.
  */
 import { spawnSync } from 'node:child_process'
-import { closeSync, mkdtempSync, openSync, rmSync, writeFileSync } from 'node:fs'
+import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import fc from 'fast-check'
 import { afterAll, describe, expect, it } from 'vitest'
 import { buildDomain, type BuildDomainOptions } from '../../ts/build.js'
 import { buildPre, type VmConfig } from '../../ts/build-pre.js'
+import { createDomain } from '../../ts/domain.js'
 import { XenDomainBuildError } from '../../ts/errors.js'
 import { BuildHost } from '../../ts/host.js'
 import { NumaPlanner, memoryModel, simulateHost } from '../../ts/index.js'
+import { restoreDomain } from '../../ts/restore.js'
+import { SimulatedGuest } from '../../ts/sim-guest.js'
 import { SimulatedXenguest } from '../../ts/sim-xenguest.js'
 import {
   decodeImageEnd,
@@ -42,6 +48,7 @@ import {
   type XenopsRecordInput,
   xenopsRecord,
 } from '../../ts/suspend-image.js'
+import { suspendDomain } from '../../ts/suspend.js'
 import { InMemoryXenstore } from '../../ts/xenstore-memory.js'
 import { recording, ROOT } from '../helpers.js'
 import { brief, leaks } from './harness.js'
@@ -942,6 +949,113 @@ describe('fuzz: the suspend image reader', () => {
       }),
       { seed: SEED, numRuns: 500 },
     )
+    expect(report(t)).toEqual([])
+  })
+})
+
+// ------------------------------------------------- restoreDomain over images
+
+describe('fuzz: restoreDomain over mutated suspend images', () => {
+  /** What a restore from a damaged image may fail with. */
+  const EXPECTED = new Set(['INVALID_SUSPEND_IMAGE', 'XENGUEST_FAILED', 'INVALID_ARGUMENT'])
+  const vm: VmConfig = { type: 'pv', staticMaxKib: 256 * MIB_KIB, targetKib: 256 * MIB_KIB, vcpus: 1 }
+
+  it('a real image with bytes changed, inserted or cut: done, or one of the expected codes; never a hang, nothing leaked', {
+    timeout: 120_000,
+  }, async () => {
+    const t = tally('restoreDomain (mutated images)')
+    const sim = simulateHost({ preset: 'two-socket-4-node' })
+    const xen = sim.hypervisor()
+    const host = await BuildHost.create(xen)
+    const xenguest = new SimulatedXenguest(sim, { builderMs: 0 })
+    const dir = mkdtempSync(join(tmpdir(), 'xdb-restore-fuzz-'))
+    try {
+      // A real image: a running guest suspended by suspendDomain.
+      const source = await createDomain(xen, host.xenstore, { type: 'pv', maxVcpus: 1, name: 'source' })
+      await buildDomain(host, source, vm, { xenguest, image: 'vmlinuz' })
+      await xen.unpauseDomain(source)
+      const guest = new SimulatedGuest(sim, host.xenstore, source, { reactionMs: 1 })
+      const original = join(dir, 'original')
+      await suspendDomain(xen, host.xenstore, source, original, { xenguest, vm })
+      await guest.stop()
+      await xen.destroyDomain(source)
+      const image = readFileSync(original)
+      const change = fc.oneof(
+        fc.record({ at: fc.nat(image.length - 1), byte: fc.integer({ min: 0, max: 255 }), how: fc.constant('set' as const) }),
+        fc.record({ at: fc.nat(image.length - 1), byte: fc.integer({ min: 0, max: 255 }), how: fc.constant('insert' as const) }),
+        fc.record({ at: fc.nat(image.length - 1), byte: fc.constant(0), how: fc.constant('delete' as const) }),
+      )
+      // The memory the image says the guest held: its digits changed, the record's length kept.
+      const memory = /memoryTotalSourceKib\\?":(\d+)/.exec(image.toString('latin1'))
+      expect(memory, 'the image records memoryTotalSourceKib').not.toBeNull()
+      const memoryAt = (memory?.index ?? 0) + (memory?.[0].length ?? 0) - (memory?.[1]?.length ?? 0)
+      const damaged = fc.oneof(
+        fc.nat(image.length - 1).map((length) => image.subarray(0, length)),
+        fc
+          .array(fc.integer({ min: 0x30, max: 0x39 }), { minLength: memory?.[1]?.length ?? 1, maxLength: memory?.[1]?.length ?? 1 })
+          .map((digits) => {
+            const bytes = Buffer.from(image)
+            bytes.set(digits, memoryAt)
+            return bytes
+          }),
+        fc.array(change, { minLength: 1, maxLength: 4 }).map((changes) => {
+          let bytes = Buffer.from(image)
+          for (const { at, byte, how } of changes) {
+            const i = Math.min(at, bytes.length)
+            if (how === 'set' && i < bytes.length) bytes[i] = byte
+            else if (how === 'insert') bytes = Buffer.concat([bytes.subarray(0, i), Buffer.from([byte]), bytes.subarray(i)])
+            else bytes = Buffer.concat([bytes.subarray(0, i), bytes.subarray(i + 1)])
+          }
+          return bytes
+        }),
+        fc
+          .tuple(fc.nat(image.length - 1), fc.uint8Array({ minLength: 1, maxLength: 64 }))
+          .map(([length, tail]) => Buffer.concat([image.subarray(0, length), Buffer.from(tail)])),
+      )
+      let n = 0
+      const counts = { done: 0, refused: new Map<string, number>() }
+      await fc.assert(
+        fc.asyncProperty(damaged, async (bytes) => {
+          t.tried++
+          const input = showBytes(bytes)
+          const path = join(dir, `image-${n++}`)
+          writeFileSync(path, bytes)
+          const domid = await createDomain(xen, host.xenstore, { type: 'pv', maxVcpus: 1, name: `restored-${n}` })
+          const outcome = await settle(restoreDomain(host, domid, vm, path, { xenguest, memoryTimeoutMs: 500 }))
+          if ('hung' in outcome) problem(t, 'restoreDomain: did not settle within 5 s', input)
+          else if (outcome.ok) counts.done++
+          else {
+            const error = outcome.error
+            if (!(error instanceof XenDomainBuildError)) {
+              t.foreign++
+              problem(t, `not a XenDomainBuildError: ${brief(error).slice(0, 60)}`, input)
+            } else {
+              counts.refused.set(error.code, (counts.refused.get(error.code) ?? 0) + 1)
+              if (!EXPECTED.has(error.code)) problem(t, `code ${error.code}`, `${input} → ${brief(error)}`)
+              if (error.domid !== domid) problem(t, 'an error without the domid', `${input} → ${brief(error)}`)
+            }
+          }
+          for (const found of await leaks(sim, host, [domid])) problem(t, `leaked: ${found.replace(/\d+/g, 'N')}`, `${input}: ${found}`)
+          if (!('hung' in outcome)) {
+            await xen
+              .destroyDomain(domid)
+              .catch((error: unknown) => problem(t, 'the domain cannot be destroyed', `${input} → ${brief(error)}`))
+            for (const found of await leaks(sim, host)) problem(t, `leaked after destroying it: ${found.replace(/\d+/g, 'N')}`, input)
+          }
+          rmSync(path)
+          return true
+        }),
+        { seed: SEED, numRuns: 400 },
+      )
+      console.log(
+        `restoreDomain over ${t.tried} damaged images: ${counts.done} restored, refused ${[...counts.refused].map(([c, k]) => `${c} ×${k}`).join(', ')}`,
+      )
+      // The fuzzing reached past the header: the builder saw damaged streams too.
+      expect(counts.refused.get('INVALID_SUSPEND_IMAGE') ?? 0).toBeGreaterThan(0)
+      expect(counts.refused.get('XENGUEST_FAILED') ?? 0).toBeGreaterThan(0)
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
     expect(report(t)).toEqual([])
   })
 })

@@ -29,6 +29,8 @@ export const OPERATION: Readonly<Record<string, string>> = {
   destroyDomain: 'xc_domain_destroy',
   unpauseDomain: 'xc_domain_unpause',
   populate: 'xc_domain_populate_physmap_exact',
+  resumeDomain: 'xc_domain_resume',
+  shutdownDomain: 'xc_domain_shutdown',
 }
 
 /** Methods that only read host state (allowed before an input refusal). */
@@ -56,6 +58,8 @@ export interface Recorded {
   /** The how-many-th call of this method (0-based), through this proxy. */
   nth: number
   args: unknown[]
+  /** Who made it, as `instrument` was told (the builder's calls, where a suite tells them apart). */
+  by?: string
 }
 
 export interface Trap {
@@ -63,13 +67,21 @@ export interface Trap {
   nth: number
   /** Called just before the trapped call reaches the simulator. */
   arm: () => void
+  /** Called once the trapped call settles: whether it failed (the fault may have gone to a concurrent caller). */
+  settled?: (failed: boolean) => void
 }
 
 /**
  * A proxy of `target` that records every call (reads included) into `log`,
  * and runs `trap.arm()` right before the `trap.nth`-th call of `trap.method`.
  */
-export function instrument<T extends object>(target: T, log: Recorded[], counts: Map<string, number>, trap?: () => Trap | undefined): T {
+export function instrument<T extends object>(
+  target: T,
+  log: Recorded[],
+  counts: Map<string, number>,
+  trap?: () => Trap | undefined,
+  by?: string,
+): T {
   return new Proxy(target, {
     get(object, property) {
       const value = Reflect.get(object, property, object)
@@ -79,10 +91,19 @@ export function instrument<T extends object>(target: T, log: Recorded[], counts:
       return (...args: unknown[]) => {
         const nth = counts.get(property) ?? 0
         counts.set(property, nth + 1)
-        log.push({ method: property, nth, args })
+        log.push({ method: property, nth, args, ...(by === undefined ? {} : { by }) })
         const t = trap?.()
-        if (t !== undefined && t.method === property && t.nth === nth) t.arm()
-        return (value as (...a: unknown[]) => unknown).apply(object, args)
+        const trapped = t !== undefined && t.method === property && t.nth === nth
+        if (trapped) t.arm()
+        const result = (value as (...a: unknown[]) => unknown).apply(object, args)
+        if (trapped && t.settled !== undefined && result instanceof Promise) {
+          const settled = t.settled
+          result.then(
+            () => settled(false),
+            () => settled(true),
+          )
+        }
+        return result
       }
     },
   })
