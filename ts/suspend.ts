@@ -214,16 +214,18 @@ export async function suspendDomain(
     }
   }
   try {
-    // A live save tracks the pages the guest dirties: a PV guest's log-dirty
-    // mode is shadow paging's, which some Xens lack (Debian's): libxenguest
-    // would fail with EINVAL after the first round.
-    if (options.live && vm.type === 'pv' && !(await xen.physinfo()).capabilities.includes('shadow')) {
-      throw invalidArgument(
-        'options.live',
-        'a live save of a PV guest needs shadow paging (log-dirty mode), which this Xen has not: save it suspended (live: false), or make it PVH',
-      )
-    }
-    const info = await timed('domain_info', () => xen.domainInfo(domid))
+    const info = await timed('domain_info', async () => {
+      // A live save tracks the pages the guest dirties: a PV guest's log-dirty
+      // mode is shadow paging's, which some Xens lack (Debian's): libxenguest
+      // would fail with EINVAL after the first round.
+      if (options.live && vm.type === 'pv' && !(await xen.physinfo()).capabilities.includes('shadow')) {
+        throw invalidArgument(
+          'options.live',
+          'a live save of a PV guest needs shadow paging (log-dirty mode), which this Xen has not: save it suspended (live: false), or make it PVH',
+        )
+      }
+      return xen.domainInfo(domid)
+    })
     if (info.dying) throw invalidArgument('domid', `domain ${domid} is dying`)
     if (info.shutdownReason !== undefined) throw invalidArgument('domid', `domain ${domid} has shut down (${info.shutdownReason})`)
     if (info.hvm !== (vm.type !== 'pv'))

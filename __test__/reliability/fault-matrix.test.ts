@@ -579,7 +579,8 @@ interface SuspendFixture {
 }
 
 async function suspendFixture(config: SuspendConfig): Promise<SuspendFixture> {
-  const sim = simulateHost({ preset: 'qemu-2-node' })
+  // Shadow paging, which a PV guest's live save needs (the preset, as Debian's Xen, has none).
+  const sim = simulateHost({ preset: 'qemu-2-node', shadowPaging: true })
   const raw = sim.hypervisor()
   const log: Recorded[] = []
   const counts = new Map<string, number>()
