@@ -16,7 +16,7 @@ import { guestDomid, optionsObject } from './checks.js'
 import { invalidArgument, XenDomainBuildError } from './errors.js'
 import type { BuildHost } from './host.js'
 import { restoreDomain, type RestoreDomainOptions } from './restore.js'
-import { suspendDomain, type SuspendDomainOptions, type SuspendEvent, type SuspendedDomain } from './suspend.js'
+import { RESUME_TIMEOUT_MS, suspendDomain, type SuspendDomainOptions, type SuspendEvent, type SuspendedDomain } from './suspend.js'
 import { destroyDomain } from './domain.js'
 import { xenguestResumeArgs } from './xenguest-protocol.js'
 
@@ -88,7 +88,9 @@ export async function migrateDomain(
     if (suspendOutcome.status === 'rejected') throw suspendOutcome.reason
     if (restoreOutcome.status === 'rejected') {
       // The source suspended for nothing: it runs on.
-      await options.xenguest.run(xenguestResumeArgs(sourceDomid), { timeoutMs: options.xenguestTimeoutMs }).catch(() => undefined)
+      await options.xenguest
+        .run(xenguestResumeArgs(sourceDomid), { timeoutMs: options.xenguestTimeoutMs ?? RESUME_TIMEOUT_MS })
+        .catch(() => undefined)
       throw restoreOutcome.reason
     }
     const target = restoreOutcome.value

@@ -31,6 +31,8 @@ import { domainPath, type Xenstore } from './xenstore.js'
 export const DEFAULT_ACK_TIMEOUT_MS = 30_000
 /** How long Xen has to report the guest suspended once it acknowledged: 60 s. */
 export const DEFAULT_SUSPENDED_TIMEOUT_MS = 60_000
+/** How long the resume after a failure may take (a builder that hangs must not hang the failure): 60 s. */
+export const RESUME_TIMEOUT_MS = 60_000
 /** After a failure, how long a guest that acknowledged has to suspend, to be resumed: 10 s. */
 const SUSPEND_AFTER_FAILURE_MS = 10_000
 
@@ -67,7 +69,7 @@ export interface SuspendDomainOptions {
   ackTimeoutMs?: number
   /** How long Xen has to report it suspended after that (`DEFAULT_SUSPENDED_TIMEOUT_MS`), then TIMEOUT. */
   suspendedTimeoutMs?: number
-  /** Per builder run; none by default. */
+  /** Per builder run; none by default for the save, 60 s for the resume after a failure. */
   xenguestTimeoutMs?: number
   /** Cancels the suspend: the builder is killed and the guest resumed; it rejects with ABORTED. */
   signal?: AbortSignal
@@ -342,7 +344,10 @@ export async function suspendDomain(
     }
     if (suspended) {
       resumed = await options.xenguest
-        .run(xenguestResumeArgs(domid), { timeoutMs: options.xenguestTimeoutMs, onEvent: (event) => onEvent?.({ ...event, domid }) })
+        .run(xenguestResumeArgs(domid), {
+          timeoutMs: options.xenguestTimeoutMs ?? RESUME_TIMEOUT_MS,
+          onEvent: (event) => onEvent?.({ ...event, domid }),
+        })
         .then(
           () => true,
           () => false,
