@@ -575,6 +575,8 @@ interface SuspendFixture {
   trap: { current?: Trap }
   xenguest: SimulatedXenguest
   domid: number
+  /** Whether a fault is armed for the call under test (the guest's polls wait). */
+  armed: { value: boolean }
   stop(): Promise<void>
 }
 
@@ -598,9 +600,14 @@ async function suspendFixture(config: SuspendConfig): Promise<SuspendFixture> {
   const domid = await createDomain(raw, xenstore, { type: config.type, maxVcpus: 1, name: 'suspended' })
   await buildDomain(host, domid, vm, { xenguest, image: 'kernel' })
   await raw.unpauseDomain(domid)
+  // The guest's kernel polls too: it holds off while a fault is armed for
+  // the call under test, so that the fault goes there (a poll already in
+  // flight can still take it: the cell then runs again).
+  const armed = { value: false }
   const guestHost = {
     hypervisor: () => ({
       domainInfo: async (id: number) => {
+        while (armed.value) await new Promise((r) => setTimeout(r, 1))
         for (let i = 0; ; i++) {
           try {
             return await raw.domainInfo(id)
@@ -615,7 +622,7 @@ async function suspendFixture(config: SuspendConfig): Promise<SuspendFixture> {
   const guest = new SimulatedGuest(guestHost, xenstore, domid, { reactionMs: 1 })
   log.length = 0
   counts.clear()
-  return { sim, xen, xenstore, log, counts, trap, xenguest, domid, stop: () => guest.stop() }
+  return { sim, xen, xenstore, log, counts, trap, armed, xenguest, domid, stop: () => guest.stop() }
 }
 
 let imageCount = 0
@@ -646,15 +653,19 @@ async function runSuspendCell(config: SuspendConfig, site: Site, errno: Errno, r
   const label = `${site.by === undefined ? '' : `${site.by}'s `}${site.method}#${site.nth}@${site.step}${resumeErrno === undefined ? '' : ` + resume ${resumeErrno}`}`
   const operation = OPERATION[site.method] ?? site.method
   let lost = ''
-  for (let attempt = 0; attempt < 3; attempt++) {
+  for (let attempt = 0; attempt < 6; attempt++) {
     const f = await suspendFixture(config)
     const problems: string[] = []
     let failed: boolean | undefined
     f.trap.current = {
       method: site.method,
       nth: site.nth,
-      arm: () => f.sim.injectFault({ operation, errno, mode: 'once' }),
+      arm: () => {
+        f.armed.value = true
+        f.sim.injectFault({ operation, errno, mode: 'once' })
+      },
       settled: (x) => {
+        f.armed.value = false
         failed = x
       },
     }
@@ -712,7 +723,7 @@ async function runSuspendCell(config: SuspendConfig, site: Site, errno: Errno, r
     await f.stop()
     return { config: config.label, site: label, errno, outcome, problems }
   }
-  return { config: config.label, site: label, errno, outcome: 'not run', problems: [`three times: ${lost}`] }
+  return { config: config.label, site: label, errno, outcome: 'not run', problems: [`six times: ${lost}`] }
 }
 
 const suspendSitesOf = new Map<string, Site[]>()
