@@ -619,7 +619,8 @@ async function suspendFixture(config: SuspendConfig): Promise<SuspendFixture> {
     }),
     shutdownDomain: (id: number, reason: 'suspend') => sim.shutdownDomain(id, reason),
   } as unknown as SimulatedHost
-  const guest = new SimulatedGuest(guestHost, xenstore, domid, { reactionMs: 1 })
+  // Every 5 ms: a poll in flight when the fault is armed can take it (the cell then runs again).
+  const guest = new SimulatedGuest(guestHost, xenstore, domid, { reactionMs: 5 })
   log.length = 0
   counts.clear()
   return { sim, xen, xenstore, log, counts, trap, armed, xenguest, domid, stop: () => guest.stop() }
