@@ -13,6 +13,7 @@ import { buildPost } from './build-post.js'
 import {
   cString,
   MAX_PV_CMDLINE_BYTES,
+  optionalArguments,
   optionalBoolean,
   optionalCString,
   optionalDomid,
@@ -20,6 +21,7 @@ import {
   optionalMilliseconds,
   optionalSignal,
   optionsObject,
+  xenguestRunner,
 } from './checks.js'
 import { describe, inStep, invalidArgument } from './errors.js'
 import type { BuildHost } from './host.js'
@@ -238,18 +240,8 @@ export function buildDomain(host: BuildHost, domid: number, vm: VmConfig, option
  */
 export function checkBuilderOptions<T extends DomainBuilderOptions>(given: T): T {
   const options = optionsObject('options', given)
-  const runner = options.xenguest as Partial<XenguestRunner> | undefined
-  if (runner === null || typeof runner !== 'object' || typeof runner.run !== 'function') {
-    throw invalidArgument(
-      'options.xenguest',
-      `expected a domain builder (SpawnedXenguest, SimulatedXenguest, ...), got ${describe(runner)}`,
-    )
-  }
-  if (options.extraArgs !== undefined) {
-    if (!Array.isArray(options.extraArgs))
-      throw invalidArgument('options.extraArgs', `expected an array, got ${describe(options.extraArgs)}`)
-    for (const [i, arg] of options.extraArgs.entries()) cString(`options.extraArgs[${i}]`, arg)
-  }
+  xenguestRunner('options.xenguest', options.xenguest)
+  optionalArguments('options.extraArgs', options.extraArgs)
   optionalSignal('options.signal', options.signal)
   optionalMilliseconds('options.xenguestTimeoutMs', options.xenguestTimeoutMs)
   optionalMilliseconds('options.memoryTimeoutMs', options.memoryTimeoutMs)

@@ -83,6 +83,31 @@ export function optionalMilliseconds(field: string, value: unknown): void {
   }
 }
 
+/** A domain builder (`SpawnedXenguest`, `SimulatedXenguest`, or any object with a `run` method). */
+export function xenguestRunner(field: string, value: unknown): void {
+  const runner = value as { run?: unknown } | null | undefined
+  if (runner === null || typeof runner !== 'object' || typeof runner.run !== 'function') {
+    throw invalidArgument(field, `expected a domain builder (SpawnedXenguest, SimulatedXenguest, ...), got ${describe(value)}`)
+  }
+}
+
+/** More arguments for a program: an array of C strings, or absent. */
+export function optionalArguments(field: string, value: unknown): void {
+  if (value === undefined) return
+  if (!Array.isArray(value)) throw invalidArgument(field, `expected an array, got ${describe(value)}`)
+  for (const [i, arg] of value.entries()) cString(`${field}[${i}]`, arg)
+}
+
+/** A file, by its path (a non-empty C string) or by an open descriptor. */
+export function pathOrFileDescriptor(field: string, value: unknown): void {
+  if (typeof value === 'number') {
+    fileDescriptor(field, value)
+    return
+  }
+  cString(field, value)
+  if (value === '') throw invalidArgument(field, 'is empty')
+}
+
 /** An open file descriptor's number: a whole number from 0 to 2^31 − 1. */
 export function fileDescriptor(field: string, value: unknown): number {
   if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0 || value > 0x7fff_ffff) {

@@ -16,9 +16,8 @@ import { guestDomid, optionsObject } from './checks.js'
 import { invalidArgument, XenDomainBuildError } from './errors.js'
 import type { BuildHost } from './host.js'
 import { restoreDomain, type RestoreDomainOptions } from './restore.js'
-import { RESUME_TIMEOUT_MS, suspendDomain, type SuspendDomainOptions, type SuspendEvent, type SuspendedDomain } from './suspend.js'
+import { resumeGuest, suspendDomain, type SuspendDomainOptions, type SuspendEvent, type SuspendedDomain } from './suspend.js'
 import { destroyDomain } from './domain.js'
-import { xenguestResumeArgs } from './xenguest-protocol.js'
 
 /** How `migrateDomain` migrates: the suspend's options (live by default) and the restore's. */
 export interface MigrateDomainOptions extends Omit<SuspendDomainOptions, 'onEvent'> {
@@ -88,9 +87,7 @@ export async function migrateDomain(
     if (suspendOutcome.status === 'rejected') throw suspendOutcome.reason
     if (restoreOutcome.status === 'rejected') {
       // The source suspended for nothing: it runs on.
-      await options.xenguest
-        .run(xenguestResumeArgs(sourceDomid), { timeoutMs: options.xenguestTimeoutMs ?? RESUME_TIMEOUT_MS })
-        .catch(() => undefined)
+      await resumeGuest(options.xenguest, sourceDomid, options.xenguestTimeoutMs)
       throw restoreOutcome.reason
     }
     const target = restoreOutcome.value

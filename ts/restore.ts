@@ -9,8 +9,8 @@ import { open } from 'node:fs/promises'
 import { tracingChannel } from 'node:diagnostics_channel'
 import type { VmConfig } from './build-pre.js'
 import { type BuiltDomain, buildEvents, checkBuilderOptions, type DomainBuilderOptions, runBuilder, runXenguest } from './build.js'
-import { cString, fileDescriptor, guestDomid } from './checks.js'
-import { invalidArgument, XenDomainBuildError } from './errors.js'
+import { guestDomid, pathOrFileDescriptor } from './checks.js'
+import { inStep, invalidArgument } from './errors.js'
 import type { BuildHost } from './host.js'
 import { readImageEnd, readImageHeader, type SuspendedVm } from './suspend-image.js'
 import { KIB_PER_PAGE } from './units.js'
@@ -58,45 +58,35 @@ async function restore(
   given: RestoreDomainOptions,
 ): Promise<BuiltDomain> {
   guestDomid('domid', domid)
-  if (typeof image === 'number') fileDescriptor('image', image)
-  else {
-    cString('image', image)
-    if (image === '') throw invalidArgument('image', 'is empty')
-  }
+  pathOrFileDescriptor('image', image)
   const options = checkBuilderOptions(given)
   const emit = buildEvents(options.onEvent)
   // xenopsd's restore: the build's memory model, without video memory.
   const restored: VmConfig = vm?.type === 'hvm' ? { ...vm, videoMib: 0 } : vm
   let file: Awaited<ReturnType<typeof open>> | undefined
   let fd = typeof image === 'number' ? image : -1
+  /** The image's header, up to the libxc stream: the claim is the memory it records. */
+  const readHeader = async () => {
+    if (typeof image === 'string') {
+      file = await open(image, 'r').catch((error: NodeJS.ErrnoException) => {
+        throw invalidArgument('image', `${image} cannot be opened (${error.code ?? 'unknown'})`)
+      })
+      fd = file.fd
+    }
+    const suspended: SuspendedVm = (await readImageHeader(fd)).record.vm
+    if (suspended.config.type !== vm.type) {
+      throw invalidArgument('vm.type', `${vm.type}, but the image holds a ${suspended.config.type} guest`)
+    }
+    return { claimPages: Math.ceil(suspended.memoryTotalSourceKib / KIB_PER_PAGE) }
+  }
   try {
     return await runBuilder(host, domid, restored, options, emit, {
       operation: 'restore',
-      prepare: async () => {
-        if (typeof image === 'string') {
-          file = await open(image, 'r').catch((error: NodeJS.ErrnoException) => {
-            throw Object.assign(invalidArgument('image', `${image} cannot be opened (${error.code ?? 'unknown'})`), {
-              step: 'image_header',
-              domid,
-            })
-          })
-          fd = file.fd
-        }
-        const suspended: SuspendedVm = await readImageHeader(fd).then(
-          (header) => header.record.vm,
-          (error: unknown) => {
-            if (error instanceof XenDomainBuildError && error.step === undefined) Object.assign(error, { step: 'image_header', domid })
-            throw error
-          },
-        )
-        if (suspended.config.type !== vm.type) {
-          throw Object.assign(invalidArgument('vm.type', `${vm.type}, but the image holds a ${suspended.config.type} guest`), {
-            step: 'image_header',
-            domid,
-          })
-        }
-        return { claimPages: Math.ceil(suspended.memoryTotalSourceKib / KIB_PER_PAGE) }
-      },
+      // Before build_pre, as a build's file checks: its failures are the image_header step's.
+      prepare: () =>
+        readHeader().catch((error: unknown) => {
+          throw inStep(error, 'image_header', domid)
+        }),
       run: (built, steps) =>
         runXenguest(
           steps,

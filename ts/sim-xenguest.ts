@@ -61,6 +61,11 @@ export interface SimulatedXenguestOptions {
   pinsNode?: boolean
 }
 
+/** The rings' frames a simulated build or restore answers: store and console pages at the top of a simulated guest physmap. */
+function ringFrames(domid: number): XenguestResult {
+  return { storeMfn: BigInt(0xfeffc + 2 * domid), consoleMfn: BigInt(0xfeffd + 2 * domid) }
+}
+
 /** How many populate calls a simulated build makes: Xen counts its memory as it grows. */
 const POPULATE_BATCHES = 8
 
@@ -118,8 +123,7 @@ export class SimulatedXenguest implements XenguestRunner {
     await delay(totalMs * (1 - share), options.signal, 'xenguest (killed)')
     const lower = this.#options.lowerShadowToMib
     if (lower !== undefined && mode !== 'linux_build') await this.#sim.hypervisor().setShadowAllocationMib(domid, lower)
-    // Store and console pages at the top of a (simulated) guest physmap.
-    return { storeMfn: BigInt(0xfeffc + 2 * domid), consoleMfn: BigInt(0xfeffd + 2 * domid) }
+    return ringFrames(domid)
   }
 
   /** Populates `pages` of the domain in batches, as a builder's populate_physmap calls go, from `-mem_pnode`'s node if given. */
@@ -193,7 +197,7 @@ export class SimulatedXenguest implements XenguestRunner {
     await delay(totalMs / 2, signal, 'xenguest (killed)')
     await this.#populate(domid, stream.pages, argument(args, '-mem_pnode'), 'xc_domain_restore')
     await delay(totalMs / 2, signal, 'xenguest (killed)')
-    return { storeMfn: BigInt(0xfeffc + 2 * domid), consoleMfn: BigInt(0xfeffd + 2 * domid) }
+    return ringFrames(domid)
   }
 
   async supports(feature: string): Promise<boolean> {

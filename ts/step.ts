@@ -13,21 +13,29 @@ export class StepRunner {
   readonly timingsMs: Record<string, number>
   readonly #signal: AbortSignal | undefined
   readonly #onEvent: ((event: StepEvent) => void) | undefined
+  /** What the steps are of, for a cancellation's message: `build` (a restore's are a build's), `suspend`. */
+  readonly #operation: string
 
   constructor(
     domid: number,
-    options: { signal?: AbortSignal; onEvent?: (event: StepEvent) => void; timingsMs?: Record<string, number> } = {},
+    options: {
+      signal?: AbortSignal
+      onEvent?: (event: StepEvent) => void
+      timingsMs?: Record<string, number>
+      operation?: string
+    } = {},
   ) {
     this.domid = domid
     this.#signal = options.signal
     this.#onEvent = options.onEvent
     this.timingsMs = options.timingsMs ?? {}
+    this.#operation = options.operation ?? 'build'
   }
 
   async run<T>(step: string, work: () => Promise<T>): Promise<T> {
     const started = performance.now()
     try {
-      if (this.#signal?.aborted) throw aborted(`the build of domain ${this.domid}`, this.#signal.reason)
+      if (this.#signal?.aborted) throw aborted(`the ${this.#operation} of domain ${this.domid}`, this.#signal.reason)
       return await work()
     } catch (error) {
       throw inStep(error, step, this.domid)

@@ -9,22 +9,30 @@
 import { open } from 'node:fs/promises'
 import type { DomainInfo, Hypervisor } from '../native/binding.js'
 import {
-  cString,
-  fileDescriptor,
   guestDomid,
   optionalBoolean,
   optionalFunction,
   optionalMilliseconds,
   optionalSignal,
+  optionalArguments,
   optionsObject,
+  pathOrFileDescriptor,
+  xenguestRunner,
 } from './checks.js'
 import { aborted, describe, invalidArgument, XenDomainBuildError } from './errors.js'
 import { isolated } from './listener.js'
+import { StepRunner } from './step.js'
 import { delay } from './timers.js'
 import type { VmConfig } from './build-pre.js'
 import { writeImageEnd, writeImageHeader } from './suspend-image.js'
 import { kibOfPages } from './units.js'
-import { xenguestResumeArgs, xenguestSaveArgs, type XenguestLog, type XenguestRunner } from './xenguest-protocol.js'
+import {
+  xenguestResumeArgs,
+  xenguestSaveArgs,
+  type XenguestLog,
+  type XenguestRunner,
+  type XenguestRunOptions,
+} from './xenguest-protocol.js'
 import { domainPath, type Xenstore } from './xenstore.js'
 
 /** How long a guest has to acknowledge the request to suspend: 30 s. */
@@ -32,7 +40,7 @@ export const DEFAULT_ACK_TIMEOUT_MS = 30_000
 /** How long Xen has to report the guest suspended once it acknowledged: 60 s. */
 export const DEFAULT_SUSPENDED_TIMEOUT_MS = 60_000
 /** How long the resume after a failure may take (a builder that hangs must not hang the failure): 60 s. */
-export const RESUME_TIMEOUT_MS = 60_000
+const RESUME_TIMEOUT_MS = 60_000
 /** After a failure, how long a guest that acknowledged has to suspend, to be resumed: 10 s. */
 const SUSPEND_AFTER_FAILURE_MS = 10_000
 
@@ -110,6 +118,22 @@ async function poll<T>(
   }
 }
 
+/**
+ * Lets a suspended guest run on (libxenguest's cooperative resume, through
+ * the builder), within `timeoutMs` (60 s when absent): whether it did.
+ */
+export function resumeGuest(
+  xenguest: XenguestRunner,
+  domid: number,
+  timeoutMs: number | undefined,
+  onEvent?: XenguestRunOptions['onEvent'],
+): Promise<boolean> {
+  return xenguest.run(xenguestResumeArgs(domid), { timeoutMs: timeoutMs ?? RESUME_TIMEOUT_MS, onEvent }).then(
+    () => true,
+    () => false,
+  )
+}
+
 /** Until Xen reports the domain shut down for suspend; TIMEOUT after `timeoutMs`, INTERNAL if it shut down otherwise. */
 function waitSuspended(xen: Hypervisor, domid: number, timeoutMs: number, signal: AbortSignal | undefined): Promise<true> {
   return poll(
@@ -137,19 +161,9 @@ function waitSuspended(xen: Hypervisor, domid: number, timeoutMs: number, signal
 
 function checkOptions(domid: number, output: unknown, given: SuspendDomainOptions): SuspendDomainOptions {
   guestDomid('domid', domid)
-  if (typeof output === 'number') fileDescriptor('output', output)
-  else {
-    cString('output', output)
-    if (output === '') throw invalidArgument('output', 'is empty')
-  }
+  pathOrFileDescriptor('output', output)
   const options = optionsObject('options', given)
-  const runner = options.xenguest as Partial<XenguestRunner> | undefined
-  if (runner === null || typeof runner !== 'object' || typeof runner.run !== 'function') {
-    throw invalidArgument(
-      'options.xenguest',
-      `expected a domain builder (SpawnedXenguest, SimulatedXenguest, ...), got ${describe(runner)}`,
-    )
-  }
+  xenguestRunner('options.xenguest', options.xenguest)
   const vm = optionsObject('options.vm', options.vm)
   if (vm.type !== 'pv' && vm.type !== 'pvh' && vm.type !== 'hvm')
     throw invalidArgument('options.vm.type', `${describe(vm.type)} is not pv, pvh or hvm`)
@@ -159,11 +173,7 @@ function checkOptions(domid: number, output: unknown, given: SuspendDomainOption
   optionalMilliseconds('options.xenguestTimeoutMs', options.xenguestTimeoutMs)
   optionalSignal('options.signal', options.signal)
   optionalFunction('options.onEvent', options.onEvent)
-  if (options.extraArgs !== undefined) {
-    if (!Array.isArray(options.extraArgs))
-      throw invalidArgument('options.extraArgs', `expected an array, got ${describe(options.extraArgs)}`)
-    for (const [i, arg] of options.extraArgs.entries()) cString(`options.extraArgs[${i}]`, arg)
-  }
+  optionalArguments('options.extraArgs', options.extraArgs)
   return options as SuspendDomainOptions
 }
 
@@ -203,18 +213,9 @@ export async function suspendDomain(
   let suspendedAt = 0
   let fd: number | undefined
   let file: Awaited<ReturnType<typeof open>> | undefined
-  const timed = async <T>(step: string, work: () => Promise<T>): Promise<T> => {
-    const at = performance.now()
-    try {
-      if (signal?.aborted) throw aborted(`the suspend of domain ${domid}`, signal.reason)
-      return await work()
-    } catch (error) {
-      if (error instanceof XenDomainBuildError && error.step === undefined) Object.assign(error, { step, domid })
-      throw error
-    } finally {
-      timingsMs[step] = performance.now() - at
-    }
-  }
+  // Each step timed into `timingsMs`, refused once cancelled, and its error naming it.
+  const steps = new StepRunner(domid, { signal, timingsMs, operation: 'suspend' })
+  const timed = <T>(step: string, work: () => Promise<T>): Promise<T> => steps.run(step, work)
   try {
     const info = await timed('domain_info', async () => {
       // A live save tracks the pages the guest dirties: a PV guest's log-dirty
@@ -343,15 +344,7 @@ export async function suspendDomain(
       )
     }
     if (suspended) {
-      resumed = await options.xenguest
-        .run(xenguestResumeArgs(domid), {
-          timeoutMs: options.xenguestTimeoutMs ?? RESUME_TIMEOUT_MS,
-          onEvent: (event) => onEvent?.({ ...event, domid }),
-        })
-        .then(
-          () => true,
-          () => false,
-        )
+      resumed = await resumeGuest(options.xenguest, domid, options.xenguestTimeoutMs, (event) => onEvent?.({ ...event, domid }))
       if (resumed) onEvent?.({ type: 'suspend.resumed', domid })
     }
     await file?.close().catch(() => undefined)

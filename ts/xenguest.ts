@@ -7,8 +7,8 @@
 import { spawn, type ChildProcess, type StdioOptions } from 'node:child_process'
 import type { Readable, Writable } from 'node:stream'
 import { abortable } from './abort.js'
-import { optionalMilliseconds } from './checks.js'
-import { aborted, describe, invalidArgument, XenDomainBuildError } from './errors.js'
+import { fileDescriptor, optionalMilliseconds } from './checks.js'
+import { aborted, XenDomainBuildError } from './errors.js'
 import { requireDefaultXenguestPath } from './xenguest-discovery.js'
 import {
   CONTROL_IN_FD,
@@ -108,9 +108,7 @@ export class SpawnedXenguest implements XenguestRunner {
     // A bad time limit or image descriptor is refused before an aborted signal is.
     try {
       optionalMilliseconds('timeoutMs', timeoutMs)
-      if (imageFd !== undefined && !(Number.isSafeInteger(imageFd) && imageFd >= 0)) {
-        throw invalidArgument('imageFd', `expected a file descriptor, got ${describe(imageFd)}`)
-      }
+      if (imageFd !== undefined) fileDescriptor('imageFd', imageFd)
     } catch (error) {
       return Promise.reject(error)
     }
